@@ -1,0 +1,31 @@
+"""djtasks: background tasks for Django, Celery's power with the database as the record.
+
+Names are imported on first use so that `INSTALLED_APPS = ["djtasks"]` loads no models early.
+"""
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "task": "djtasks.declaration",
+    "Task": "djtasks.declaration",
+    "AsyncResult": "djtasks.result",
+    "states": "djtasks.states",
+    "TaskFailed": "djtasks.exceptions",
+    "TaskRevoked": "djtasks.exceptions",
+    "TimeoutError": "djtasks.exceptions",
+    "ImproperlyDeclared": "djtasks.exceptions",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'djtasks' has no attribute {name!r}")
+    value = getattr(import_module(module), name) if name != "states" else import_module(module)
+    globals()[name] = value
+    return value

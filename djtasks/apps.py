@@ -1,0 +1,20 @@
+from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
+from django.utils.translation import gettext_lazy as _
+
+
+class DjtasksConfig(AppConfig):
+    name = "djtasks"
+    verbose_name = _("Tasks")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_save
+
+        from . import checks  # noqa: F401 - registers the system checks
+        from .models import TaskRecord
+        from .publisher import on_task_saved
+
+        post_save.connect(on_task_saved, sender=TaskRecord, dispatch_uid="djtasks.publish_on_commit")
+        # Every installed app's tasks.py, in the web process and the worker alike.
+        autodiscover_modules("tasks")

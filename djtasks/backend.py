@@ -1,0 +1,69 @@
+"""djtasks as a backend of Django's own Tasks framework (django.tasks)."""
+
+from __future__ import annotations
+
+
+from typing import Any
+
+from django.db import router
+from django.tasks import TaskResult
+from django.tasks.backends.base import BaseTaskBackend
+from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
+from django.utils.inspect import is_module_level_function
+
+from . import registry
+from .client import enqueue
+from .convert import to_task_result
+from .exceptions import NotRegistered
+from .models import TaskRecord
+from .options import ExecutionOptions
+from .declaration import Task
+
+
+class RedisBackend(BaseTaskBackend):
+    """Rows in the database, messages in Redis, execution in `manage.py taskworker`."""
+
+    task_class = Task
+    supports_defer = True  # run_after waits in a Redis sorted set until due
+    supports_async_task = True  # coroutine functions run to completion in the worker
+    supports_get_result = True  # results live in the database, readable from any process
+    supports_priority = True  # higher priority starts first within a queue
+
+    def __init__(self, alias: str, params: dict[str, Any]):
+        super().__init__(alias, params)
+        # Unlike Django's default of {"default"}, any queue name is valid unless QUEUES is given.
+        self.queues = set(params.get("QUEUES", []))
+
+    def validate_task(self, task: Any) -> None:
+        if not is_module_level_function(task.func):
+            raise InvalidTask(
+                f"Task function {task.func.__qualname__!r} must be defined at module level (not a lambda, "
+                "nested function or method): move it to the top level of the app's tasks.py."
+            )
+        super().validate_task(task)
+
+    def enqueue(self, task: Any, args: Any, kwargs: Any) -> TaskResult:
+        self.validate_task(task)
+        if not isinstance(task, Task):
+            raise InvalidTask(f"{task!r} was not built by the djtasks backend; declare it with TASKS pointing here.")
+        options = ExecutionOptions(queue=task.queue_name, priority=task.priority, eta=task.run_after)
+        record = enqueue(task, list(args), dict(kwargs), options)
+        return to_task_result(record, task)
+
+    def get_result(self, result_id: str) -> TaskResult:
+        record = TaskRecord.objects.using(router.db_for_read(TaskRecord)).filter(pk=result_id).first()
+        if record is None:
+            raise TaskResultDoesNotExist(result_id)
+        try:
+            task = registry.lookup(record.task_name)
+        except NotRegistered:
+            raise TaskResultDoesNotExist(f"{result_id} belongs to unregistered task {record.task_name!r}") from None
+        return to_task_result(record, task)
+
+    def check(self, **kwargs: Any) -> list[Any]:
+        from .checks import check_backend  # noqa: PLC0415 - checks imports backend
+
+        return check_backend(self)
+
+
+

@@ -1,0 +1,274 @@
+"""The Redis transport: the only module that imports redis. Redis errors become BrokerUnavailable here."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import wraps
+from importlib import resources
+from typing import ParamSpec, TypeVar
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from .conf import Settings, get_settings
+from .exceptions import BrokerUnavailable
+from .message import Message
+
+P = ParamSpec("P")
+R = TypeVar("R")
+PROMOTE_LIMIT = 100
+WAKE_TOKEN_LIMIT = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A reserved message: owned by this worker until acked, released, or its lease expires."""
+
+    id: str
+    envelope: bytes
+    deliveries: int
+    token: str
+    queue: str
+
+
+def _converted(method: Callable[P, R]) -> Callable[P, R]:
+    @wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"Redis: {exc.__class__.__name__}: {exc}") from exc
+
+    return wrapper
+
+
+def _script_source(name: str) -> str:
+    return resources.files("djtasks").joinpath("lua", f"{name}.lua").read_text()
+
+
+class Broker:
+    def __init__(self, config: Settings):
+        self.prefix = "{%s}" % config.PREFIX
+        self.client = redis.Redis.from_url(
+            config.REDIS_URL,
+            socket_timeout=config.SOCKET_TIMEOUT,
+            socket_connect_timeout=config.SOCKET_CONNECT_TIMEOUT,
+            health_check_interval=30,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._publish = self.client.register_script(_script_source("publish"))
+        self._claim = self.client.register_script(_script_source("claim"))
+        self._ack = self.client.register_script(_script_source("ack"))
+        self._extend = self.client.register_script(_script_source("extend"))
+        self._release = self.client.register_script(_script_source("release"))
+        self._reap = self.client.register_script(_script_source("reap"))
+
+    # Key names: one hash tag, so a Redis Cluster serves every key from one slot. --------------
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def queue_keys(self, queue: str) -> tuple[str, str, str, str]:
+        """Return (ready, scheduled, inflight, wake) for a queue."""
+        return (self.key("q", queue), self.key("s", queue), self.key("i", queue), self.key("w", queue))
+
+    def done_channel(self, task_id: str) -> str:
+        return self.key("done", task_id)
+
+    # Publishing -------------------------------------------------------------------------------
+
+    @_converted
+    def publish(self, messages: Iterable[tuple[Message, int]]) -> int:
+        """Publish (message, due_ms) pairs in one round trip; ids Redis already knows are skipped."""
+        by_queue: dict[str, list[str]] = defaultdict(list)
+        for message, due_ms in messages:
+            by_queue[message.queue] += [message.id, message.encode(), str(message.priority), str(due_ms)]
+        if not by_queue:
+            return 0
+        pipe = self.client.pipeline(transaction=False)
+        for queue, argv in by_queue.items():
+            ready, scheduled, _, wake = self.queue_keys(queue)
+            keys = [self.key("m"), ready, scheduled, wake, self.key("seq")]
+            self._publish(keys=keys, args=[len(argv) // 4, *argv], client=pipe)
+            pipe.sadd(self.key("queues"), queue)
+        return sum(pipe.execute()[::2])
+
+    @_converted
+    def known(self, ids: list[str]) -> list[bool]:
+        """Tell, for each id, whether Redis holds its message (queued, scheduled or reserved)."""
+        if not ids:
+            return []
+        return [value is not None for value in self.client.hmget(self.key("m"), ids)]
+
+    # Consuming --------------------------------------------------------------------------------
+
+    @_converted
+    def claim(self, queues: list[str], token_prefix: str, lease_ms: int) -> Claim | None:
+        keys = [self.key("m"), self.key("o"), self.key("d"), self.key("seq")]
+        for queue in queues:
+            ready, scheduled, inflight, _ = self.queue_keys(queue)
+            keys += [ready, scheduled, inflight]
+        reply = self._claim(keys=keys, args=[lease_ms, token_prefix, PROMOTE_LIMIT])
+        if reply is None:
+            return None
+        task_id, envelope, deliveries, token, index = reply
+        return Claim(
+            id=task_id.decode(),
+            envelope=envelope,
+            deliveries=int(deliveries),
+            token=token.decode(),
+            queue=queues[int(index)],
+        )
+
+    @_converted
+    def wait_for_work(self, queues: list[str], timeout: float) -> bool:
+        """Block until a wake token arrives on one of the queues, or the timeout passes."""
+        wake_keys = [self.queue_keys(q)[3] for q in queues]
+        return self.client.blpop(wake_keys, timeout=timeout) is not None
+
+    @_converted
+    def ack(self, claim: Claim, *, notify: bool = True) -> bool:
+        _, _, inflight, _ = self.queue_keys(claim.queue)
+        keys = [inflight, self.key("m"), self.key("o"), self.key("d")]
+        channel = self.done_channel(claim.id) if notify else ""
+        return bool(self._ack(keys=keys, args=[claim.id, claim.token, channel]))
+
+    @_converted
+    def release(self, claim: Claim, *, priority: int, delay_ms: int = 0, forgive: bool = False) -> bool:
+        ready, scheduled, inflight, wake = self.queue_keys(claim.queue)
+        keys = [inflight, ready, scheduled, self.key("o"), self.key("d"), self.key("seq"), wake]
+        args = [claim.id, claim.token, delay_ms, priority, "1" if forgive else "0"]
+        return bool(self._release(keys=keys, args=args))
+
+    @_converted
+    def extend(self, claims: Iterable[Claim], lease_ms: int) -> list[str]:
+        """Extend the leases of claims still owned; return the ids whose lease was lost."""
+        by_queue: dict[str, list[str]] = defaultdict(list)
+        for claim in claims:
+            by_queue[claim.queue] += [claim.id, claim.token]
+        if not by_queue:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for queue, argv in by_queue.items():
+            self._extend(keys=[self.queue_keys(queue)[2], self.key("o")], args=[lease_ms, *argv], client=pipe)
+        return [task_id.decode() for lost in pipe.execute() for task_id in lost]
+
+    @_converted
+    def reap(self, queues: Iterable[str], limit: int = 500) -> list[str]:
+        """Return expired reservations of these queues to their ready sets; return their ids."""
+        pipe = self.client.pipeline(transaction=False)
+        for queue in queues:
+            ready, _, inflight, wake = self.queue_keys(queue)
+            keys = [inflight, ready, self.key("m"), self.key("o"), self.key("seq"), wake]
+            self._reap(keys=keys, args=[limit], client=pipe)
+        return [task_id.decode() for moved in pipe.execute() for task_id in moved]
+
+    # Coordination and observation ---------------------------------------------------------------
+
+    @_converted
+    def acquire(self, name: str, owner: str, ttl_ms: int) -> bool:
+        """Take a short-lived lock (or keep it, if this owner holds it)."""
+        key = self.key("lock", name)
+        if self.client.set(key, owner, nx=True, px=ttl_ms):
+            return True
+        if self.client.get(key) == owner.encode():
+            self.client.pexpire(key, ttl_ms)
+            return True
+        return False
+
+    @_converted
+    def ensure_epoch(self, token: str) -> bool:
+        """Create the epoch marker if missing; True means Redis lost its data (or is new)."""
+        return bool(self.client.set(self.key("epoch"), token, nx=True))
+
+    @_converted
+    def heartbeat(self, worker_id: str, info: str, ttl_s: int) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self.key("worker", worker_id), info, ex=ttl_s)
+        pipe.sadd(self.key("workers"), worker_id)
+        pipe.execute()
+
+    @_converted
+    def forget_worker(self, worker_id: str) -> None:
+        self.client.delete(self.key("worker", worker_id))
+        self.client.srem(self.key("workers"), worker_id)
+
+    @_converted
+    def workers(self) -> dict[str, bytes]:
+        ids = sorted(w.decode() for w in self.client.smembers(self.key("workers")))
+        infos = self.client.mget([self.key("worker", w) for w in ids]) if ids else []
+        alive = {w: info for w, info in zip(ids, infos, strict=True) if info is not None}
+        gone = set(ids) - set(alive)
+        if gone:
+            self.client.srem(self.key("workers"), *gone)
+        return alive
+
+    @_converted
+    def queue_stats(self) -> dict[str, dict[str, int]]:
+        queues = sorted(q.decode() for q in self.client.smembers(self.key("queues")))
+        pipe = self.client.pipeline(transaction=False)
+        for queue in queues:
+            ready, scheduled, inflight, _ = self.queue_keys(queue)
+            pipe.zcard(ready)
+            pipe.zcard(scheduled)
+            pipe.zcard(inflight)
+        counts = pipe.execute()
+        return {
+            q: {"ready": counts[i * 3], "scheduled": counts[i * 3 + 1], "reserved": counts[i * 3 + 2]}
+            for i, q in enumerate(queues)
+        }
+
+    @contextmanager
+    def subscription(self, task_ids: list[str]) -> Iterator[Callable[[float], bool]]:
+        """Subscribe to the done channels of tasks; yield wait(timeout) -> True when one finished."""
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        try:
+            try:
+                pubsub.subscribe(*[self.done_channel(t) for t in task_ids])
+            except redis.RedisError as exc:
+                raise BrokerUnavailable(str(exc)) from exc
+
+            def wait(timeout: float) -> bool:
+                try:
+                    return pubsub.get_message(timeout=timeout) is not None
+                except redis.RedisError as exc:
+                    raise BrokerUnavailable(str(exc)) from exc
+
+            yield wait
+        finally:
+            try:
+                pubsub.close()
+            except redis.RedisError:
+                pass
+
+    @_converted
+    def ping(self) -> bool:
+        return bool(self.client.ping())
+
+    def close(self) -> None:
+        self.client.close()
+
+
+_brokers: dict[tuple[int, Settings], Broker] = {}
+
+
+def get_broker() -> Broker:
+    """Return this process's broker for the current settings (a forked child builds its own)."""
+    config = get_settings()
+    key = (os.getpid(), config)
+    broker = _brokers.get(key)
+    if broker is None:
+        _brokers.clear()
+        broker = _brokers[key] = Broker(config)
+    return broker
+
+
+def close_broker() -> None:
+    for broker in _brokers.values():
+        broker.close()
+    _brokers.clear()

@@ -1,0 +1,105 @@
+"""System checks: bad djtasks settings fail with an exact message and a hint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+from django.db import connections, router
+
+from .conf import Settings, raw_settings
+from .declaration import BACKEND_PATH
+
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "REDIS_URL": str,
+    "PREFIX": str,
+    "DEFAULT_QUEUE": str,
+    "WORKER_NAME": str,
+    "TRACK_STARTED": bool,
+    "MAX_DELIVERIES": int,
+    "CONCURRENCY": int,
+}
+
+
+@checks.register("djtasks")
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    raw = getattr(settings, "DJTASKS", {})
+    if not isinstance(raw, dict):
+        return [checks.Error("DJTASKS must be a dict.", hint="DJTASKS = {'REDIS_URL': ...}", id="djtasks.E001")]
+    known = Settings.names()
+    for key in sorted(set(raw) - known):
+        errors.append(
+            checks.Error(
+                f"DJTASKS has an unknown key {key!r}.",
+                hint=f"Known keys: {', '.join(sorted(known))}.",
+                id="djtasks.E002",
+            )
+        )
+    for key, value in raw_settings().items():
+        expected = _TYPES.get(key, (int, float) if key in known else None)
+        if expected is not None and (not isinstance(value, expected) or (expected is int and isinstance(value, bool))):
+            errors.append(
+                checks.Error(
+                    f"DJTASKS[{key!r}] must be of type {_names(expected)}, not {type(value).__name__}.",
+                    hint=f"Default: {getattr(Settings(), key)!r}.",
+                    id="djtasks.E003",
+                )
+            )
+    url = raw.get("REDIS_URL", Settings.REDIS_URL)
+    if isinstance(url, str) and not url.startswith(("redis://", "rediss://", "unix://")):
+        errors.append(
+            checks.Error(
+                f"DJTASKS['REDIS_URL'] {url!r} is not a Redis URL.",
+                hint="Use redis://host:port/db, rediss:// for TLS, or unix:///path/to/socket.",
+                id="djtasks.E004",
+            )
+        )
+    for key in ("LEASE_SECONDS", "REAP_INTERVAL", "SWEEP_INTERVAL", "SOCKET_TIMEOUT", "SHUTDOWN_GRACE"):
+        value = raw.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
+            errors.append(checks.Error(f"DJTASKS[{key!r}] must be positive.", id="djtasks.E005"))
+    lease = raw.get("LEASE_SECONDS", Settings.LEASE_SECONDS)
+    if isinstance(lease, int | float) and not 5 <= lease <= 55:
+        errors.append(
+            checks.Error(
+                f"DJTASKS['LEASE_SECONDS'] is {lease}; it must be between 5 and 55.",
+                hint="Dead workers' tasks return after LEASE_SECONDS + REAP_INTERVAL, promised under 60 s.",
+                id="djtasks.E006",
+            )
+        )
+    if not any(p.get("BACKEND") == BACKEND_PATH for p in getattr(settings, "TASKS", {}).values()):
+        errors.append(
+            checks.Warning(
+                "No TASKS backend uses djtasks.",
+                hint=f'Set TASKS = {{"default": {{"BACKEND": "{BACKEND_PATH}"}}}}.',
+                id="djtasks.W001",
+            )
+        )
+    return errors
+
+
+def check_backend(backend: Any) -> list[checks.CheckMessage]:
+    from .models import TaskRecord  # noqa: PLC0415 - checks run after the registry is ready
+
+    alias = router.db_for_write(TaskRecord)
+    conn = connections[alias]
+    if conn.vendor == "sqlite" and (conn.settings_dict.get("OPTIONS", {}).get("transaction_mode") or "").upper() != (
+        "IMMEDIATE"
+    ):
+        return [
+            checks.Warning(
+                f"Database {alias!r} is SQLite without transaction_mode IMMEDIATE: "
+                "several worker processes writing at once will hit 'database is locked'.",
+                hint='OPTIONS = {"transaction_mode": "IMMEDIATE", "timeout": 30, '
+                '"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}',
+                id="djtasks.W002",
+            )
+        ]
+    return []
+
+
+def _names(expected: type | tuple[type, ...]) -> str:
+    types = expected if isinstance(expected, tuple) else (expected,)
+    return " or ".join(t.__name__ for t in types)

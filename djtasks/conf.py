@@ -1,0 +1,63 @@
+"""djtasks settings: the DJTASKS dict, read lazily, reset when settings change."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    REDIS_URL: str = "redis://127.0.0.1:6379/0"
+    # Every key lives under "{PREFIX}:" with PREFIX as a Redis Cluster hash tag.
+    PREFIX: str = "djtasks"
+    SOCKET_TIMEOUT: float = 5.0
+    SOCKET_CONNECT_TIMEOUT: float = 2.0
+    # After a failed publish, enqueues skip Redis for this long and leave rows to the sweeper.
+    PUBLISH_BACKOFF: float = 2.0
+    DEFAULT_QUEUE: str = "default"
+    TRACK_STARTED: bool = False
+    # Redis lease of a reserved task; the worker extends it while the task runs.
+    LEASE_SECONDS: float = 30.0
+    # How often workers return expired leases to their queues and sweep the outbox.
+    REAP_INTERVAL: float = 5.0
+    SWEEP_INTERVAL: float = 2.0
+    # Rows this old and still unpublished are published by the sweeper.
+    SWEEP_GRACE: float = 2.0
+    # A message delivered more often than this without finishing is dead-lettered.
+    MAX_DELIVERIES: int = 5
+    SHUTDOWN_GRACE: float = 30.0
+    # How long a finished task keeps retrying its database write while the database is down.
+    DB_RETRY_WINDOW: float = 300.0
+    WORKER_NAME: str = field(default_factory=lambda: f"djtasks@{socket.gethostname()}")
+    CONCURRENCY: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+    @classmethod
+    def names(cls) -> frozenset[str]:
+        return frozenset(f.name for f in dataclasses.fields(cls))
+
+
+def raw_settings() -> dict[str, Any]:
+    value = getattr(settings, "DJTASKS", {})
+    return value if isinstance(value, dict) else {}
+
+
+@cache
+def get_settings() -> Settings:
+    """Return the effective settings; unknown keys are reported by the system checks."""
+    known = Settings.names()
+    return Settings(**{k: v for k, v in raw_settings().items() if k in known})
+
+
+@receiver(setting_changed)
+def _reset(*, setting: str, **kwargs: Any) -> None:
+    if setting in {"DJTASKS", "TASKS"}:
+        get_settings.cache_clear()

@@ -1,0 +1,26 @@
+-- Hand a reservation back to its queue (shutdown, or its child process died).
+-- KEYS[1] inflight   ZSET of the task's queue
+-- KEYS[2] ready      ZSET of the task's queue
+-- KEYS[3] scheduled  ZSET of the task's queue
+-- KEYS[4] owners     HASH id -> owner token
+-- KEYS[5] deliveries HASH id -> count
+-- KEYS[6] sequence   STRING arrival counter
+-- KEYS[7] wake       LIST of the task's queue
+-- ARGV[1] id, ARGV[2] owner token, ARGV[3] delay_ms, ARGV[4] priority,
+-- ARGV[5] '1' when this delivery should not count towards the poison limit (it never started)
+-- Returns 1 if released, 0 if the caller no longer owned the id.
+if redis.call('HGET', KEYS[4], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+if ARGV[5] == '1' then redis.call('HINCRBY', KEYS[5], ARGV[1], -1) end
+local delay = tonumber(ARGV[3])
+if delay > 0 then
+  local t = redis.call('TIME')
+  redis.call('ZADD', KEYS[3], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + delay, ARGV[1])
+else
+  local seq = redis.call('INCR', KEYS[6])
+  redis.call('ZADD', KEYS[2], (100 - tonumber(ARGV[4])) * 1e13 + seq, ARGV[1])
+  redis.call('LPUSH', KEYS[7], '1')
+  redis.call('LTRIM', KEYS[7], 0, 63)
+end
+return 1

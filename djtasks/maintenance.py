@@ -1,0 +1,57 @@
+"""Duties every worker parent runs, acting once per tick cluster-wide where it matters.
+
+- reap: return reservations whose lease expired (dead or hung workers) to their queues;
+- sweep: publish rows that Redis does not know (publish never happened, or Redis lost its data).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from itertools import batched
+
+from django.db import router
+from django.utils import timezone
+
+from .broker import Broker
+from .conf import Settings
+from .message import Message
+from .models import TaskRecord
+from .publisher import due_ms, publish
+
+logger = logging.getLogger("djtasks")
+SWEEP_BATCH = 1000
+RECENT_WINDOW = timedelta(minutes=10)
+
+
+def reap(broker: Broker, queues: list[str]) -> list[str]:
+    moved = broker.reap(queues)
+    if moved:
+        logger.warning("Returned %d task(s) with expired leases to their queues: %s", len(moved), moved[:10])
+    return moved
+
+
+def sweep(broker: Broker, config: Settings, *, full: bool) -> int:
+    """Publish unclaimed unready rows older than the grace that Redis does not hold.
+
+    A regular sweep looks at rows enqueued in the last ten minutes (where failed publishes are);
+    a full sweep, after Redis lost its data or at start, looks at every unready row.
+    """
+    now = timezone.now()
+    rows = TaskRecord.objects.using(router.db_for_read(TaskRecord)).unclaimed()
+    rows = rows.filter(enqueued_at__lt=now - timedelta(seconds=config.SWEEP_GRACE))
+    if not full:
+        rows = rows.filter(enqueued_at__gte=now - RECENT_WINDOW)
+    values = rows.order_by("enqueued_at").values_list("id", "queue", "priority", "eta")
+    published = 0
+    for chunk in batched(values.iterator(chunk_size=SWEEP_BATCH), SWEEP_BATCH):
+        known = broker.known([row[0] for row in chunk])
+        missing = [row for row, present in zip(chunk, known, strict=True) if not present]
+        items = [
+            (Message(id=task_id, queue=queue, priority=priority), due_ms(eta))
+            for task_id, queue, priority, eta in missing
+        ]
+        published += publish(items, from_sweeper=True)
+    if published:
+        logger.warning("Outbox sweep published %d task(s) that Redis did not hold", published)
+    return published

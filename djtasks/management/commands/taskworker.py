@@ -1,0 +1,43 @@
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from djtasks.conf import get_settings
+from djtasks.worker import Worker
+
+
+class Command(BaseCommand):
+    help = "Run a djtasks worker: a parent process supervising N child processes."
+    requires_system_checks = ["djtasks"]
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("-c", "--concurrency", type=int, help="child processes (default: number of CPUs)")
+        parser.add_argument("-Q", "--queues", default="", help="comma-separated queues to consume, in order")
+        parser.add_argument("--max-tasks-per-child", type=int, help="replace a child after this many tasks")
+        parser.add_argument("--shutdown-grace", type=float, help="seconds running tasks get on SIGTERM")
+        parser.add_argument("-l", "--loglevel", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        import logging
+
+        level = str(options["loglevel"]).upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise CommandError(f"Unknown log level {options['loglevel']!r}.")
+        logger = logging.getLogger("djtasks")
+        logger.setLevel(level)
+        if not logger.handlers and not logging.getLogger().handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("[%(asctime)s %(levelname)s %(process)d] %(message)s"))
+            logger.addHandler(handler)
+        concurrency = options["concurrency"]
+        if concurrency is not None and concurrency < 1:
+            raise CommandError("--concurrency must be at least 1.")
+        queues = [q.strip() for q in options["queues"].split(",") if q.strip()] or [get_settings().DEFAULT_QUEUE]
+        worker = Worker(
+            queues=queues,
+            concurrency=concurrency,
+            max_tasks_per_child=options["max_tasks_per_child"],
+            shutdown_grace=options["shutdown_grace"],
+        )
+        raise SystemExit(worker.run())

@@ -1,0 +1,275 @@
+"""The worker process model: a parent that supervises N forked children.
+
+The parent spawns and replaces children, keeps the leases of their running tasks alive, hands
+back the tasks of children that die, runs the maintenance duties, and turns signals into warm
+(first SIGTERM/SIGINT) or cold (second signal, or the grace period running out) shutdowns.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from django.db import DatabaseError, connections, router
+from django.utils import timezone
+
+from . import maintenance
+from .broker import Claim, close_broker, get_broker
+from .child import child_main, decode_claim
+from .conf import get_settings
+from .exceptions import BrokerUnavailable
+from .executor import db_lease, hand_back
+from .models import TaskRecord
+
+logger = logging.getLogger("djtasks")
+TICK_SECONDS = 0.5
+
+
+@dataclass
+class Slot:
+    index: int
+    process: BaseProcess
+    reader: Connection
+    running: dict[str, Claim] = field(default_factory=dict)
+    processed: int = 0
+
+
+@dataclass
+class Timers:
+    heartbeat: float = 0.0
+    reap: float = 0.0
+    sweep: float = 0.0
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        queues: list[str],
+        concurrency: int | None = None,
+        max_tasks_per_child: int | None = None,
+        shutdown_grace: float | None = None,
+    ):
+        self.config = get_settings()
+        self.queues = queues or [self.config.DEFAULT_QUEUE]
+        self.concurrency = concurrency or self.config.CONCURRENCY
+        self.max_tasks_per_child = max_tasks_per_child
+        self.grace = self.config.SHUTDOWN_GRACE if shutdown_grace is None else shutdown_grace
+        self.worker_id = f"{self.config.WORKER_NAME}.{os.getpid()}"
+        self.slots: dict[int, Slot] = {}
+        self.context = multiprocessing.get_context("fork")
+        self.stop_requested_at: float | None = None
+        self.cold = False
+        self.timers = Timers()
+        self.started_at = timezone.now()
+        self.db = router.db_for_write(TaskRecord)
+        self.full_sweep_pending = True
+
+    # Lifecycle ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self._install_signals()
+        logger.info(
+            "Worker %s starting: queues=%s concurrency=%d", self.worker_id, ",".join(self.queues), self.concurrency
+        )
+        for index in range(self.concurrency):
+            self._spawn(index)
+        while True:
+            self._supervise()
+            if self.stop_requested_at is not None:
+                if not self._alive():
+                    break
+                if self.cold or time.monotonic() - self.stop_requested_at > self.grace:
+                    self._terminate_children()
+                    break
+            self._duties()
+        self._finish()
+        logger.info("Worker %s stopped (%s shutdown)", self.worker_id, "cold" if self.cold else "warm")
+        return 1 if self.cold else 0
+
+    def _install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGQUIT, self._on_cold_signal)
+
+    def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        if self.stop_requested_at is None:
+            self.stop_requested_at = time.monotonic()
+            logger.info("Warm shutdown: finishing running tasks (grace %.0fs); signal again to stop now", self.grace)
+            for slot in self.slots.values():
+                _signal(slot.process, signal.SIGTERM)
+        else:
+            self._on_cold_signal(signum, frame)
+
+    def _on_cold_signal(self, signum: int, frame: Any) -> None:
+        if self.stop_requested_at is None:
+            self.stop_requested_at = time.monotonic()
+        self.cold = True
+
+    # Children -----------------------------------------------------------------------------
+
+    def _spawn(self, index: int) -> None:
+        # A forked child must not share the parent's database or Redis sockets.
+        connections.close_all()
+        close_broker()
+        reader, writer = self.context.Pipe(duplex=False)
+        process = self.context.Process(
+            target=_child_entry,
+            args=(index, self.worker_id, self.queues, writer, self.max_tasks_per_child),
+            name=f"djtasks-child-{index}",
+        )
+        process.start()
+        writer.close()
+        self.slots[index] = Slot(index=index, process=process, reader=reader)
+
+    def _alive(self) -> bool:
+        return any(slot.process.is_alive() for slot in self.slots.values())
+
+    def _supervise(self) -> None:
+        readers = {slot.reader: slot for slot in self.slots.values() if not slot.reader.closed}
+        sentinels = {slot.process.sentinel: slot for slot in self.slots.values()}
+        for ready in wait([*readers, *sentinels], timeout=TICK_SECONDS):
+            if ready in readers:
+                self._read(readers[ready])
+        for slot in list(self.slots.values()):
+            if not slot.process.is_alive():
+                self._reap_child(slot)
+
+    def _read(self, slot: Slot) -> None:
+        try:
+            while slot.reader.poll():
+                event = json.loads(slot.reader.recv_bytes())
+                if event["event"] == "start":
+                    claim = decode_claim(event["claim"])
+                    slot.running[claim.id] = claim
+                elif event["event"] == "done":
+                    slot.running.pop(event["id"], None)
+                    slot.processed += 1
+        except (EOFError, OSError):
+            slot.reader.close()
+
+    def _reap_child(self, slot: Slot) -> None:
+        if not slot.reader.closed:
+            self._read(slot)
+        slot.process.join(timeout=0)
+        code = slot.process.exitcode
+        lost = list(slot.running.values())
+        for claim in lost:
+            logger.error(
+                "Child %d (pid %s) died (exit code %s) while running task id=%s; handing it back",
+                slot.index, slot.process.pid, code, claim.id,
+            )
+            hand_back(self.db, get_broker(), claim, forgive=self.cold)
+        slot.reader.close()
+        del self.slots[slot.index]
+        if self.stop_requested_at is None:
+            if not lost and code != 0:
+                logger.warning("Child %d exited with code %s; replacing it", slot.index, code)
+            self._spawn(slot.index)
+
+    def _terminate_children(self) -> None:
+        for slot in self.slots.values():
+            _signal(slot.process, signal.SIGKILL)
+        for slot in list(self.slots.values()):
+            slot.process.join(timeout=5)
+            self._read(slot) if not slot.reader.closed else None
+            for claim in slot.running.values():
+                logger.warning("Cold shutdown: handing back task id=%s", claim.id)
+                hand_back(self.db, get_broker(), claim, forgive=True)
+            slot.running.clear()
+            slot.reader.close()
+        self.slots.clear()
+
+    # Duties -------------------------------------------------------------------------------
+
+    def _duties(self) -> None:
+        now = time.monotonic()
+        config = self.config
+        try:
+            if now >= self.timers.heartbeat:
+                self.timers.heartbeat = now + max(config.LEASE_SECONDS / 6, 0.2)
+                self._heartbeat()
+            if now >= self.timers.reap:
+                self.timers.reap = now + config.REAP_INTERVAL
+                maintenance.reap(get_broker(), self.queues)
+            if now >= self.timers.sweep and self.stop_requested_at is None:
+                self.timers.sweep = now + config.SWEEP_INTERVAL
+                self._sweep()
+        except BrokerUnavailable as exc:
+            logger.warning("Worker %s: Redis unavailable during maintenance (%s)", self.worker_id, exc)
+        except DatabaseError as exc:
+            logger.warning("Worker %s: database unavailable during maintenance (%s)", self.worker_id, exc)
+            connections[self.db].close_if_unusable_or_obsolete()
+
+    def _heartbeat(self) -> None:
+        broker = get_broker()
+        for slot in self.slots.values():
+            if not slot.reader.closed:
+                self._read(slot)  # settle "done" reports first, so finished tasks are not extended
+        running = [claim for slot in self.slots.values() for claim in slot.running.values()]
+        info = {
+            "id": self.worker_id,
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": self.queues,
+            "concurrency": self.concurrency,
+            "started_at": self.started_at.isoformat(),
+            "heartbeat_at": timezone.now().isoformat(),
+            "processed": sum(slot.processed for slot in self.slots.values()),
+            "active": [claim.id for claim in running],
+        }
+        broker.heartbeat(self.worker_id, json.dumps(info), ttl_s=int(self.config.LEASE_SECONDS))
+        if not running:
+            return
+        lost = broker.extend(running, int(self.config.LEASE_SECONDS * 1000))
+        if lost:
+            logger.info("Leases no longer held for task(s) %s; their results are fenced off", lost)
+        tokens = [claim.token for claim in running if claim.id not in lost]
+        TaskRecord.objects.using(self.db).filter(lease_token__in=tokens, lease_expires_at__isnull=False).update(
+            lease_expires_at=timezone.now() + db_lease(self.config)
+        )
+
+    def _sweep(self) -> None:
+        broker = get_broker()
+        if not broker.acquire("sweep", self.worker_id, int(self.config.SWEEP_INTERVAL * 3000)):
+            return
+        if broker.ensure_epoch(uuid.uuid4().hex):
+            self.full_sweep_pending = True
+        full, self.full_sweep_pending = self.full_sweep_pending, False
+        maintenance.sweep(broker, self.config, full=full)
+
+    def _finish(self) -> None:
+        try:
+            get_broker().forget_worker(self.worker_id)
+        except BrokerUnavailable:
+            pass
+        connections.close_all()
+
+
+def _signal(process: BaseProcess, signum: int) -> None:
+    if process.pid is not None:
+        try:
+            os.kill(process.pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+def _child_entry(index: int, worker_id: str, queues: list[str], writer: Connection, max_tasks: int | None) -> None:
+    try:
+        child_main(index, worker_id, queues, writer, max_tasks)
+    finally:
+        connections.close_all()
+
+
+

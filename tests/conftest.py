@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from djtasks.broker import close_broker
+from djtasks.conf import get_settings
+
+from .redisserver import RedisServer
+from .workers import WorkerProcess
+
+
+def point_djtasks_at(url: str) -> None:
+    settings.DJTASKS = {**settings.DJTASKS, "REDIS_URL": url}
+    get_settings.cache_clear()
+    close_broker()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    os.environ["REDIS_URL"] = server.url
+    point_djtasks_at(server.url)
+    yield server
+    close_broker()
+    server.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def clean_redis(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests that use Redis start with our private server empty and running."""
+    if "redis_server" not in request.fixturenames and "worker" not in request.fixturenames:
+        yield
+        return
+    server: RedisServer = request.getfixturevalue("redis_server")
+    if server.process is None or server.process.poll() is not None:
+        server.start()
+    point_djtasks_at(server.url)
+    server.client().flushall()
+    yield
+
+
+@pytest.fixture
+def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "ledger.txt"
+    path.touch()
+    monkeypatch.setenv("DJTASKS_LEDGER", str(path))
+    return path
+
+
+@pytest.fixture
+def worker(redis_server: RedisServer, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start taskworker subprocesses; every one is stopped (and its group killed) afterwards."""
+    started: list[WorkerProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> WorkerProcess:
+        process = WorkerProcess(redis_server.url, tmp_path, *args, env=env).start()
+        started.append(process)
+        return process
+
+    yield start
+    failed = request.node.rep_call.failed if hasattr(request.node, "rep_call") else False
+    for process in started:
+        process.stop()
+        if failed:
+            print(f"--- worker {process.pid} log ---\n{process.log()[-5000:]}")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -1,0 +1,99 @@
+"""The django.tasks contract: an app that uses only django.tasks runs unchanged on djtasks."""
+
+from datetime import timedelta
+
+import pytest
+from django.tasks import TaskResultStatus, default_task_backend, task_backends
+from django.tasks.exceptions import TaskResultDoesNotExist, TaskResultMismatch
+from django.utils import timezone
+
+from tests.djangoapp.tasks import async_double, broken, multiply, which_attempt
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+def wait_finished(result, timeout=20.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result.refresh()
+        if result.is_finished:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"{result.id} did not finish: {result.status}")
+
+
+def test_the_backend_states_its_capabilities_truthfully():
+    backend = task_backends["default"]
+    assert type(backend).__module__ == "djtasks.backend"
+    assert backend.supports_defer and backend.supports_get_result and backend.supports_priority
+    assert backend.supports_async_task
+
+
+def test_enqueue_returns_a_ready_result_that_refreshes_to_successful(worker):
+    worker()
+    result = multiply.enqueue(6, 7)
+    assert result.status == TaskResultStatus.READY
+    assert result.args == [6, 7] and result.backend == "default"
+    wait_finished(result)
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    assert result.return_value == 42
+    assert result.attempts == 1 and len(result.worker_ids) == 1
+    assert result.started_at and result.finished_at and result.last_attempted_at
+
+
+def test_get_result_by_id_and_mismatch(redis_server):
+    result = multiply.enqueue(1, 2)
+    fetched = multiply.get_result(result.id)
+    assert fetched.id == result.id and fetched.status == TaskResultStatus.READY
+    assert default_task_backend.get_result(result.id).args == [1, 2]
+    with pytest.raises(TaskResultMismatch):
+        broken.get_result(result.id)
+    with pytest.raises(TaskResultDoesNotExist):
+        multiply.get_result("missing")
+
+
+def test_failures_carry_errors_with_class_path_and_traceback(worker):
+    worker()
+    result = wait_finished(broken.enqueue())
+    assert result.status == TaskResultStatus.FAILED
+    assert result.errors[0].exception_class_path == "builtins.KeyError"
+    assert result.errors[0].exception_class is KeyError
+    assert "KeyError" in result.errors[0].traceback
+    with pytest.raises(ValueError, match="Task failed"):
+        result.return_value
+
+
+def test_takes_context_gets_its_task_result(worker):
+    worker()
+    result = wait_finished(which_attempt.enqueue("ctx"))
+    assert result.return_value == {"label": "ctx", "attempt": 1, "id": result.id}
+
+
+def test_async_functions_run(worker):
+    worker()
+    assert wait_finished(async_double.enqueue(21)).return_value == 42
+
+
+def test_using_priority_queue_and_run_after(worker):
+    from djtasks.models import TaskRecord
+
+    worker("-Q", "default,special")
+    later = timezone.now() + timedelta(seconds=1.5)
+    result = multiply.using(priority=20, queue_name="special", run_after=later).enqueue(2, 2)
+    row = TaskRecord.objects.get(pk=result.id)
+    assert (row.priority, row.queue) == (20, "special") and row.eta == later
+    wait_finished(result)
+    assert result.started_at >= later
+    assert result.return_value == 4
+
+
+def test_the_three_signals_are_sent(worker, tmp_path, monkeypatch):
+    ledger = tmp_path / "signals.txt"
+    monkeypatch.setenv("DJTASKS_SIGNAL_LEDGER", str(ledger))
+    worker(env={"DJTASKS_SIGNAL_LEDGER": str(ledger)})
+    result = wait_finished(multiply.enqueue(3, 3))
+    lines = [line.split() for line in ledger.read_text().splitlines() if result.id in line]
+    kinds = [(kind, status) for kind, _, status, _ in lines]
+    assert kinds == [("enqueued", "READY"), ("started", "RUNNING"), ("finished", "SUCCESSFUL")]

@@ -1,0 +1,67 @@
+"""The envelope decoder returns a Message or raises MessageRejected, whatever the bytes."""
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from djtasks.exceptions import MessageRejected
+from djtasks.message import Message
+
+
+def test_an_envelope_round_trips():
+    message = Message(id="abc", queue="default", priority=-5)
+    assert Message.decode(message.encode().encode()) == message
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"not json",
+        b"\xff\xfe",
+        b"[]",
+        b'{"v": 2, "id": "a", "q": "default", "p": 0}',
+        b'{"v": 1, "id": "", "q": "default", "p": 0}',
+        b'{"v": 1, "id": "a", "q": 7, "p": 0}',
+        b'{"v": 1, "id": "a", "q": "default", "p": 1000}',
+        b'{"v": 1, "id": "a", "q": "default", "p": true}',
+        b'{"v": 1, "id": "a", "q": "default", "p": NaN}',
+        b"[" * 100000,
+        b'{"v": 1, "id": "a", "q": "default", "p": 0, "x": "' + b"y" * 5000 + b'"}',
+    ],
+)
+def test_malformed_envelopes_are_rejected(raw):
+    with pytest.raises(MessageRejected):
+        Message.decode(raw)
+
+
+def test_an_envelope_for_another_id_is_rejected():
+    with pytest.raises(MessageRejected, match="does not match"):
+        Message.decode(Message(id="a", queue="q").encode(), expected_id="b")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3),
+    max_leaves=6,
+)
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_decode_or_are_rejected(raw):
+    try:
+        assert isinstance(Message.decode(raw), Message)
+    except MessageRejected:
+        pass
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(["v", "id", "q", "p", "x"]), json_values))
+def test_any_json_object_decodes_or_is_rejected(data):
+    try:
+        message = Message.decode(json.dumps(data))
+    except MessageRejected:
+        return
+    assert message.id == data["id"] and message.queue == data["q"]

@@ -1,0 +1,75 @@
+"""Tasks the suite runs in real worker processes. The ledger records every execution."""
+
+import os
+import time
+
+from djtasks import task
+
+from .models import Note
+
+
+def ledger(entry: str) -> None:
+    path = os.environ.get("DJTASKS_LEDGER")
+    if path:
+        with open(path, "a") as f:
+            f.write(f"{entry}\n")
+
+
+@task
+def add(x, y):
+    return x + y
+
+
+@task(name="custom.name", queue="other", priority=10, ignore_result=False)
+def renamed():
+    return "renamed"
+
+
+@task
+def fail(message="boom"):
+    raise ValueError(message)
+
+
+@task
+def record(key):
+    ledger(f"{key} {os.getpid()}")
+    return key
+
+
+@task
+def sleep_then_record(key, seconds):
+    ledger(f"start {key} {os.getpid()}")
+    time.sleep(seconds)
+    ledger(f"end {key} {os.getpid()}")
+    return key
+
+
+@task(track_started=True)
+def tracked_sleep(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+@task
+def unserializable():
+    return {1, 2, 3}
+
+
+@task
+def note_length(note_id):
+    return len(Note.objects.get(pk=note_id).text)
+
+
+@task
+def die(key):
+    """Kill this worker child the first time it runs for `key`, succeed afterwards."""
+    path = os.environ.get("DJTASKS_LEDGER", "") + f".{key}.died"
+    if not os.path.exists(path):
+        open(path, "w").close()
+        os._exit(9)
+    return "survived"
+
+
+@task(ignore_result=True)
+def quiet():
+    return "not stored"
