@@ -108,22 +108,29 @@ class Broker:
     # Consuming --------------------------------------------------------------------------------
 
     @_converted
-    def claim(self, queues: list[str], token_prefix: str, lease_ms: int) -> Claim | None:
+    def claim(
+        self, queues: list[str], token_prefix: str, lease_ms: int, *, limit: int = 1, deep: int = 0
+    ) -> list[Claim]:
+        """Reserve up to `limit` ids (more than one only while the queue stays deeper than `deep`)."""
         keys = [self.key("m"), self.key("o"), self.key("d"), self.key("seq")]
         for queue in queues:
             ready, scheduled, inflight, _ = self.queue_keys(queue)
             keys += [ready, scheduled, inflight]
-        reply = self._claim(keys=keys, args=[lease_ms, token_prefix, PROMOTE_LIMIT])
-        if reply is None:
-            return None
-        task_id, envelope, deliveries, token, index = reply
-        return Claim(
-            id=task_id.decode(),
-            envelope=envelope,
-            deliveries=int(deliveries),
-            token=token.decode(),
-            queue=queues[int(index)],
-        )
+        reply = self._claim(keys=keys, args=[lease_ms, token_prefix, PROMOTE_LIMIT, limit, deep])
+        return [
+            Claim(
+                id=reply[i].decode(),
+                envelope=reply[i + 1],
+                deliveries=int(reply[i + 2]),
+                token=reply[i + 3].decode(),
+                queue=queues[int(reply[i + 4])],
+            )
+            for i in range(0, len(reply), 5)
+        ]
+
+    def claim_one(self, queues: list[str], token_prefix: str, lease_ms: int) -> Claim | None:
+        claims = self.claim(queues, token_prefix, lease_ms)
+        return claims[0] if claims else None
 
     @_converted
     def wait_for_work(self, queues: list[str], timeout: float) -> bool:
@@ -133,10 +140,17 @@ class Broker:
 
     @_converted
     def ack(self, claim: Claim, *, notify: bool = True) -> bool:
-        _, _, inflight, _ = self.queue_keys(claim.queue)
-        keys = [inflight, self.key("m"), self.key("o"), self.key("d")]
-        channel = self.done_channel(claim.id) if notify else ""
-        return bool(self._ack(keys=keys, args=[claim.id, claim.token, channel]))
+        return self.ack_many([claim], notify=notify)[0]
+
+    @_converted
+    def ack_many(self, claims: list[Claim], *, notify: bool = True) -> list[bool]:
+        """Ack claims in one round trip; each result says whether the caller still owned it."""
+        pipe = self.client.pipeline(transaction=False)
+        for claim in claims:
+            keys = [self.queue_keys(claim.queue)[2], self.key("m"), self.key("o"), self.key("d")]
+            channel = self.done_channel(claim.id) if notify else ""
+            self._ack(keys=keys, args=[claim.id, claim.token, channel], client=pipe)
+        return [bool(owned) for owned in pipe.execute()]
 
     @_converted
     def release(self, claim: Claim, *, priority: int, delay_ms: int = 0, forgive: bool = False) -> bool:

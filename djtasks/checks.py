@@ -19,6 +19,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "TRACK_STARTED": bool,
     "MAX_DELIVERIES": int,
     "CONCURRENCY": int,
+    "PREFETCH": int,
 }
 
 

@@ -1,4 +1,11 @@
-"""A worker child process: reserve a message, run it, repeat. It reports to its parent over a pipe."""
+"""A worker child process: reserve messages, run them, record outcomes, repeat.
+
+A child claims a batch (a single message unless the queue is deep) and starts it in one
+transaction. Outcomes of fast tasks are held briefly and written in the transaction that starts
+the next batch, so a busy child pays about one commit per batch; they are flushed on their own
+before the child waits for work, when they have waited FLUSH_AFTER, or when tasks are slow.
+Until an outcome is committed and acked the parent keeps extending its lease.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +14,23 @@ import logging
 import os
 import random
 import signal
+import threading
 import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from django.db import connections
+from django.db import DatabaseError, connections
+from django.utils import timezone
 
 from .broker import Claim, get_broker
-from .conf import get_settings
+from .conf import Settings, get_settings
 from .exceptions import BrokerUnavailable
-from .executor import Executor
+from .executor import Executor, Outcome, Started, hand_back
 
 logger = logging.getLogger("djtasks")
 WAIT_SECONDS = 1.0
+# Outcomes wait at most this long for the next batch's transaction; slower tasks flush at once.
+FLUSH_AFTER = 0.02
 
 
 def encode_claim(claim: Claim) -> dict[str, Any]:
@@ -43,7 +54,7 @@ def decode_claim(data: dict[str, Any]) -> Claim:
 
 
 class Backoff:
-    """Capped exponential backoff with full jitter, for reconnecting to Redis."""
+    """Capped exponential backoff with full jitter, for reconnecting to Redis or the database."""
 
     def __init__(self, base: float = 0.1, cap: float = 5.0):
         self.base, self.cap, self.failures = base, cap, 0
@@ -56,54 +67,135 @@ class Backoff:
         self.failures = 0
 
 
-def child_main(
-    index: int, worker_id: str, queues: list[str], pipe: Connection, max_tasks: int | None
-) -> None:
-    """Entry point of a forked child; returns (and the process exits) when asked to stop."""
-    stopping = {"flag": False}
+class Reporter:
+    """Tell the parent which claims this child holds; safe to use from both threads."""
 
-    def request_stop(signum: int, frame: Any) -> None:
-        stopping["flag"] = True
+    def __init__(self, pipe: Connection):
+        self.pipe = pipe
+        self.lock = threading.Lock()
 
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
-    config = get_settings()
-    broker = get_broker()
-    executor = Executor(broker, config, worker_id)
-    lease_ms = int(config.LEASE_SECONDS * 1000)
-    prefix = f"{worker_id}.{index}.{os.getpid()}"
-    backoff = Backoff()
-    done = 0
-    while not stopping["flag"] and (max_tasks is None or done < max_tasks):
+    def send(self, event: dict[str, Any]) -> None:
+        data = json.dumps(event).encode()
+        with self.lock:
+            self.pipe.send_bytes(data)
+
+    def started(self, claims: list[Claim]) -> None:
+        self.send({"event": "start", "claims": [encode_claim(c) for c in claims]})
+
+    def done(self, ids: list[str]) -> None:
+        if ids:
+            self.send({"event": "done", "ids": ids})
+
+
+class Child:
+    def __init__(self, index: int, worker_id: str, queues: list[str], pipe: Connection, max_tasks: int | None):
+        self.index = index
+        self.worker_id = worker_id
+        self.queues = queues
+        self.max_tasks = max_tasks
+        self.config: Settings = get_settings()
+        self.broker = get_broker()
+        self.executor = Executor(self.broker, self.config, worker_id)
+        self.reporter = Reporter(pipe)
+        self.stopping = False
+        self.pending: list[tuple[Started, Outcome]] = []
+        self.prefix = f"{worker_id}.{index}.{os.getpid()}"
+        self.lease_ms = int(self.config.LEASE_SECONDS * 1000)
+
+    def request_stop(self, signum: int, frame: Any) -> None:
+        self.stopping = True
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+        backoff = Backoff()
+        executed = rounds = 0
         try:
-            claim = broker.claim(queues, f"{prefix}.{done}", lease_ms)
-            if claim is None:
-                broker.wait_for_work(queues, WAIT_SECONDS)
-                continue
-            backoff.reset()
-        except BrokerUnavailable as exc:
-            logger.warning("Worker %s child %d cannot reach Redis (%s); retrying", worker_id, index, exc)
-            backoff.sleep()
-            continue
-        pipe.send_bytes(json.dumps({"event": "start", "claim": encode_claim(claim)}).encode())
+            while not self.stopping and (self.max_tasks is None or executed < self.max_tasks):
+                rounds += 1
+                limit = self.config.PREFETCH
+                if self.max_tasks is not None:
+                    limit = min(limit, self.max_tasks - executed)
+                try:
+                    claims = self.broker.claim(
+                        self.queues, f"{self.prefix}.{rounds}", self.lease_ms, limit=limit, deep=self.config.PREFETCH
+                    )
+                except BrokerUnavailable as exc:
+                    self.flush()
+                    logger.warning("Worker %s child %d cannot reach Redis (%s); retrying", self.worker_id,
+                                   self.index, exc)
+                    backoff.sleep()
+                    continue
+                if not claims:
+                    self.flush()
+                    try:
+                        self.broker.wait_for_work(self.queues, WAIT_SECONDS)
+                    except BrokerUnavailable:
+                        backoff.sleep()
+                    continue
+                backoff.reset()
+                executed += self._run_batch(claims, backoff)
+        finally:
+            self.flush()
+
+    def flush(self) -> None:
+        """Record the held outcomes now (retrying while the database is down)."""
+        pending, self.pending = self.pending, []
+        if pending:
+            self.executor.finish(pending)
+            self.reporter.done([started.claim.id for started, _ in pending])
+
+    def _run_batch(self, claims: list[Claim], backoff: Backoff) -> int:
+        self.reporter.started(claims)
+        finished, self.pending = self.pending, []
         try:
-            executor.run(claim)
-        except Exception:
-            # The database failed beyond its retry window (or a bug): the lease lapses and
-            # the task runs again; this child carries on with a fresh connection.
-            logger.exception("Task id=%s could not be settled; it will be redelivered", claim.id)
+            started = self.executor.start(claims, finished)
+        except DatabaseError as exc:
+            logger.warning("Database unavailable when starting %d task(s) (%s); handing them back", len(claims), exc)
             for conn in connections.all(initialized_only=True):
                 conn.close_if_unusable_or_obsolete()
-        pipe.send_bytes(json.dumps({"event": "done", "id": claim.id}).encode())
-        done += 1
-        _close_broken_connections()
+            for claim in claims:
+                hand_back(self.executor.db, self.broker, claim, forgive=True)
+            self.reporter.done([c.id for c in claims])
+            self.pending = finished
+            self.flush()  # the outcomes are kept and written once the database answers
+            backoff.sleep()
+            return 0
+        self.reporter.done([started.claim.id for started, _ in finished])
+        running = {s.claim.id for s in started}
+        self.reporter.done([c.id for c in claims if c.id not in running])
+        executed = 0
+        for position, item in enumerate(started):
+            if self.stopping and position > 0:
+                # Warm shutdown: finish the task in hand, hand back the ones not begun.
+                for rest in started[position:]:
+                    hand_back(self.executor.db, self.broker, rest.claim, forgive=True)
+                self.reporter.done([rest.claim.id for rest in started[position:]])
+                break
+            began = time.monotonic()
+            outcome = self.executor.execute(item)
+            _reset_connections()
+            self.pending.append((item, outcome))
+            executed += 1
+            if time.monotonic() - began > FLUSH_AFTER or self._oldest_pending_age() > FLUSH_AFTER:
+                self.flush()
+        return executed
+
+    def _oldest_pending_age(self) -> float:
+        first = self.pending[0][1].finished_at if self.pending else None
+        return (timezone.now() - first).total_seconds() if first else 0.0
+
+
+def child_main(index: int, worker_id: str, queues: list[str], pipe: Connection, max_tasks: int | None) -> None:
+    """Entry point of a forked child; returns (and the process exits) when asked to stop."""
+    Child(index, worker_id, queues, pipe, max_tasks).run()
     pipe.close()
 
 
-def _close_broken_connections() -> None:
+def _reset_connections() -> None:
     for conn in connections.all(initialized_only=True):
-        if conn.errors_occurred and not conn.is_usable():
-            conn.close()
         if conn.in_atomic_block:  # a task left a transaction open: never carry it over
             conn.rollback()
             conn.set_autocommit(True)
+        if conn.errors_occurred and not conn.is_usable():
+            conn.close()

@@ -10,6 +10,7 @@ from django.db import router
 from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
 from django.tasks.signals import task_enqueued
 
+from . import sql
 from .convert import to_task_result
 from .exceptions import ImproperlyDeclared
 from .models import TaskRecord
@@ -53,7 +54,7 @@ def enqueue(task: Task, args: list[Any], kwargs: dict[str, Any], options: Execut
         ignore_result=task.ignore_result,
     )
     # post_save (publisher.on_task_saved) registers the publish on this database's commit.
-    record.save(force_insert=True, using=router.db_for_write(TaskRecord))
+    sql.insert(record, router.db_for_write(TaskRecord))
     if task_enqueued.has_listeners():
         task_enqueued.send(type(task.get_backend()), task_result=to_task_result(record, task))
     return record

@@ -34,6 +34,8 @@ class Settings:
     SWEEP_GRACE: float = 2.0
     # A message delivered more often than this without finishing is dead-lettered.
     MAX_DELIVERIES: int = 5
+    # Most messages a child reserves in one round trip; more than one only when the queue is deep.
+    PREFETCH: int = 8
     SHUTDOWN_GRACE: float = 30.0
     # How long a finished task keeps retrying its database write while the database is down.
     DB_RETRY_WINDOW: float = 300.0

@@ -1,6 +1,8 @@
-"""Run one reserved message: start the row by compare-and-set, call the task, record, ack.
+"""Settle reserved messages: start rows by compare-and-set, call tasks, record outcomes, ack.
 
-No Redis loop lives here: the worker hands in a Claim, the executor settles it.
+No Redis loop lives here: the worker hands in Claims. Work is batched where the guarantees
+allow it: one transaction starts a batch of claims, one transaction records a batch of
+outcomes (each row still fenced by its own lease token), one round trip acks them.
 """
 
 from __future__ import annotations
@@ -11,29 +13,27 @@ import logging
 import random
 import time
 import traceback as tb
-from dataclasses import dataclass, field
-from datetime import timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections, router, transaction
-from django.db.models import Q
 from django.tasks import TaskContext
 from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
 
-from . import registry
+from . import registry, sql
 from .broker import Broker, Claim
 from .conf import Settings
 from .convert import to_task_result
+from .declaration import Task
 from .exceptions import BrokerUnavailable, MessageRejected
 from .message import Message
 from .models import DeadLetter, TaskRecord
 from .states import FAILURE, RUNNABLE_STATES, STARTED, SUCCESS
-from .declaration import Task
 
 logger = logging.getLogger("djtasks")
-
-_START_FIELDS = ("task_name", "state", "args", "kwargs", "attempts", "worker_ids", "errors", "lease_expires_at")
 
 
 @dataclass
@@ -43,7 +43,17 @@ class Outcome:
     exception_type: str = ""
     message: str = ""
     traceback: str = ""
-    extra_errors: list[dict[str, Any]] = field(default_factory=list)
+    finished_at: datetime | None = None
+
+
+@dataclass
+class Started:
+    """A claim whose row this attempt now holds: the row as read at the start, and its task."""
+
+    claim: Claim
+    record: TaskRecord
+    task: Task
+    started_at: datetime
 
 
 def db_lease(config: Settings) -> timedelta:
@@ -61,6 +71,16 @@ def describe(exc: BaseException) -> Outcome:
     )
 
 
+def error_entry(attempt: int, outcome: Outcome, at: datetime) -> dict[str, Any]:
+    return {
+        "attempt": attempt,
+        "exception_type": outcome.exception_type,
+        "message": outcome.message,
+        "traceback": outcome.traceback,
+        "at": at.isoformat(),
+    }
+
+
 class Executor:
     def __init__(self, broker: Broker, config: Settings, worker_id: str):
         self.broker = broker
@@ -68,87 +88,109 @@ class Executor:
         self.worker_id = worker_id
         self.db = router.db_for_write(TaskRecord)
 
-    def run(self, claim: Claim) -> None:
-        """Settle a claim: run it, drop it as a duplicate, or set it aside. Never raises for bad input."""
-        try:
-            message = Message.decode(claim.envelope, expected_id=claim.id)
-        except MessageRejected as exc:
-            self.dead_letter(claim, str(exc), raw=claim.envelope)
-            return
-        if claim.deliveries > self.config.MAX_DELIVERIES:
-            reason = (
-                f"delivered {claim.deliveries} times without finishing (more than MAX_DELIVERIES="
-                f"{self.config.MAX_DELIVERIES}): its worker process died each time"
-            )
-            self.fail_unstarted(claim, "djtasks.exceptions.WorkerLost", reason)
-            self.dead_letter(claim, reason, raw=claim.envelope)
-            return
-        row = self.start(claim, message)
-        if row is None:
-            return
-        task = registry.get(row["task_name"])
-        assert task is not None  # start() fails unregistered tasks before returning a row
-        outcome = self.call(task, claim, row)
-        self.finish(claim, row, outcome)
-        self.settle(claim)
-
     # Starting -----------------------------------------------------------------------------
 
-    def start(self, claim: Claim, message: Message) -> dict[str, Any] | None:
-        """Compare-and-set the row to started under this claim's token; None if it must not run."""
+    def start(self, claims: list[Claim], finished: list[tuple[Started, Outcome]] | None = None) -> list[Started]:
+        """Compare-and-set the claims' rows to this attempt in one transaction.
+
+        Outcomes of tasks that finished since the last commit are written in the same
+        transaction (one commit for both). Claims that must not run are settled here: malformed
+        or poison messages are set aside, duplicates of finished tasks are dropped, and claims
+        whose row another live attempt holds are released until its lease lapses. Returns the
+        claims to execute, in order.
+        """
+        finished = finished or []
+        valid: list[tuple[Claim, Message]] = []
+        for claim in claims:
+            try:
+                valid.append((claim, Message.decode(claim.envelope, expected_id=claim.id)))
+            except MessageRejected as exc:
+                self.dead_letter(claim, str(exc), raw=claim.envelope)
+        drops: list[Claim] = []
+        started: list[Started] = []
         now = timezone.now()
         with transaction.atomic(using=self.db):
-            row = (
-                TaskRecord.objects.using(self.db)
-                .select_for_update()
-                .filter(pk=claim.id)
-                .values(*_START_FIELDS)
-                .first()
-            )
-            if row is None:
-                self.dead_letter(claim, "no task row has this id (forged, or its transaction rolled back)")
-                return None
-            if row["state"] not in RUNNABLE_STATES:
-                logger.info("Task id=%s is already %s: duplicate delivery dropped", claim.id, row["state"])
-                self.settle(claim, notify=False)
-                return None
-            lease = row["lease_expires_at"]
-            if lease is not None and lease > now:
-                # Another attempt holds a live lease: try again once it has lapsed.
-                delay = (lease - now).total_seconds() + 1.0
-                logger.info("Task id=%s is held by a live lease; redelivery in %.0fs", claim.id, delay)
-                self.release(claim, message.priority, delay_ms=int(delay * 1000), forgive=True)
-                return None
-            task = registry.get(row["task_name"])
-            if task is None:
-                reason = f"task {row['task_name']!r} is not registered in worker {self.worker_id}"
-                self._write_unstarted(claim.id, "djtasks.exceptions.NotRegistered", reason, row)
-                self.dead_letter(claim, reason, task_name=row["task_name"], settle=False)
-                transaction.on_commit(lambda: self.settle(claim), using=self.db)
-                return None
-            state = STARTED if isinstance(task, Task) and task.effective_track_started else row["state"]
-            TaskRecord.objects.using(self.db).filter(pk=claim.id).update(
-                state=state,
-                attempts=row["attempts"] + 1,
-                worker=self.worker_id,
-                worker_ids=[*row["worker_ids"], self.worker_id],
-                lease_token=claim.token,
-                lease_expires_at=now + db_lease(self.config),
-                started_at=now,
-            )
-        row.update(state=state, attempts=row["attempts"] + 1, started_at=now)
-        return row
+            written = self._write_outcomes(finished, now)
+            ids = [claim.id for claim, _ in valid]
+            rows = {r.pk: r for r in TaskRecord.objects.using(self.db).select_for_update().filter(pk__in=ids)}
+            for claim, message in valid:
+                record = rows.get(claim.id)
+                task = registry.get(record.task_name) if record else None
+                if record is None:
+                    self.dead_letter(claim, "no task row has this id (forged, or its transaction rolled back)")
+                elif record.state not in RUNNABLE_STATES:
+                    logger.info("Task id=%s is already %s: duplicate delivery dropped", claim.id, record.state)
+                    drops.append(claim)
+                elif record.lease_expires_at is not None and record.lease_expires_at > now:
+                    delay = (record.lease_expires_at - now).total_seconds() + 1.0
+                    logger.info("Task id=%s is held by a live lease; redelivery in %.0fs", claim.id, delay)
+                    self.release(claim, message.priority, delay_ms=int(delay * 1000), forgive=True)
+                elif claim.deliveries > self.config.MAX_DELIVERIES:
+                    reason = (
+                        f"delivered {claim.deliveries} times without finishing (more than MAX_DELIVERIES="
+                        f"{self.config.MAX_DELIVERIES}): its worker process died each time"
+                    )
+                    self._fail_unstarted(record, "djtasks.exceptions.WorkerLost", reason, now)
+                    self.dead_letter(claim, reason, raw=claim.envelope, task_name=record.task_name)
+                elif not isinstance(task, Task):
+                    reason = f"task {record.task_name!r} is not registered in worker {self.worker_id}"
+                    self._fail_unstarted(record, "djtasks.exceptions.NotRegistered", reason, now)
+                    self.dead_letter(claim, reason, task_name=record.task_name)
+                else:
+                    record.attempts += 1
+                    record.worker = self.worker_id
+                    record.worker_ids = [*record.worker_ids, self.worker_id]
+                    record.lease_token = claim.token
+                    record.lease_expires_at = now + db_lease(self.config)
+                    record.started_at = now
+                    started.append(Started(claim=claim, record=record, task=task, started_at=now))
+            for item in started:
+                record = item.record
+                sql.update(
+                    self.db,
+                    {
+                        "attempts": record.attempts,
+                        "worker": record.worker,
+                        "worker_ids": record.worker_ids,
+                        "lease_token": record.lease_token,
+                        "lease_expires_at": record.lease_expires_at,
+                        "started_at": record.started_at,
+                    },
+                    id=record.pk,
+                )
+        self._after_outcomes(finished, written)
+        self.settle(drops, notify=False)
+        return started
+
+    def _fail_unstarted(self, record: TaskRecord, exc_type: str, reason: str, now: datetime) -> None:
+        outcome = Outcome(state=FAILURE, exception_type=exc_type, message=reason)
+        TaskRecord.objects.using(self.db).filter(pk=record.pk, state__in=RUNNABLE_STATES).update(
+            state=FAILURE,
+            finished_at=now,
+            exception_type=exc_type,
+            exception_message=reason,
+            errors=[*record.errors, error_entry(record.attempts, outcome, now)],
+            lease_expires_at=None,
+        )
 
     # Calling ------------------------------------------------------------------------------
 
-    def call(self, task: Any, claim: Claim, row: dict[str, Any]) -> Outcome:
-        args, kwargs = row["args"], row["kwargs"]
-        record = TaskRecord.objects.using(self.db).get(pk=claim.id)
+    def execute(self, started: Started) -> Outcome:
+        """Run the task function; every error becomes an Outcome, none escapes."""
+        outcome = self._execute(started)
+        outcome.finished_at = timezone.now()
+        return outcome
+
+    def _execute(self, started: Started) -> Outcome:
+        task, record = started.task, started.record
+        started.started_at = record.started_at = timezone.now()
+        if task.effective_track_started:
+            self._write_started(started)
         task_result = to_task_result(record, task)
         task_started.send(type(task.get_backend()), task_result=task_result)
-        call_args = [TaskContext(task_result=task_result), *args] if task.takes_context else list(args)
+        args = [TaskContext(task_result=task_result), *record.args] if task.takes_context else list(record.args)
         try:
-            inspect.signature(task.func).bind(*call_args, **kwargs)
+            inspect.signature(task.func).bind(*args, **record.kwargs)
         except TypeError as exc:
             return Outcome(
                 state=FAILURE,
@@ -156,10 +198,8 @@ class Executor:
                 message=f"arguments do not match {task.name}{inspect.signature(task.func)}: {exc}",
             )
         try:
-            value = task.call(*call_args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - any task error is recorded, never fatal
-            return describe(exc)
-        except SystemExit as exc:
+            value = task.call(*args, **record.kwargs)
+        except (Exception, SystemExit) as exc:  # any task error is recorded, never fatal
             return describe(exc)
         try:
             json.dumps(value, allow_nan=False)
@@ -171,14 +211,63 @@ class Executor:
             )
         return Outcome(state=SUCCESS, result=None if task.ignore_result else value)
 
+    def _write_started(self, started: Started) -> None:
+        record = started.record
+        record.state = STARTED
+        self.with_db_retry(
+            lambda: sql.update(
+                self.db, {"state": STARTED, "started_at": record.started_at}, id=record.pk,
+                lease_token=started.claim.token,
+            )
+        )
+
     # Recording ----------------------------------------------------------------------------
 
-    def finish(self, claim: Claim, row: dict[str, Any], outcome: Outcome) -> None:
-        """Write the outcome, fenced by this attempt's token; keep trying while the database is down."""
+    def finish(self, done: list[tuple[Started, Outcome]]) -> None:
+        """Record outcomes in one transaction, each fenced by its attempt's token; then ack."""
+        if not done:
+            return
         now = timezone.now()
-        fields: dict[str, Any] = {
+
+        def write() -> list[bool]:
+            with transaction.atomic(using=self.db):
+                return self._write_outcomes(done, now)
+
+        self._after_outcomes(done, self.with_db_retry(write))
+
+    def _write_outcomes(self, done: list[tuple[Started, Outcome]], now: datetime) -> list[bool]:
+        return [self._write_outcome(started, outcome, now) for started, outcome in done]
+
+    def _after_outcomes(self, done: list[tuple[Started, Outcome]], written: list[bool]) -> None:
+        """After the commit: ack, wake waiting readers, send task_finished."""
+        if not done:
+            return
+        for (started, _), ok in zip(done, written, strict=True):
+            if not ok:
+                logger.warning(
+                    "Task id=%s lost its lease before finishing; this attempt's result is discarded",
+                    started.claim.id,
+                )
+        self.settle([started.claim for started, _ in done])
+        for (started, _), ok in zip(done, written, strict=True):
+            if ok:
+                backend = type(started.task.get_backend())
+                task_finished.send(backend, task_result=to_task_result(started.record, started.task))
+
+    def _write_outcome(self, started: Started, outcome: Outcome, now: datetime) -> bool:
+        record = started.record
+        now = outcome.finished_at or now
+        record.state = outcome.state
+        record.result = outcome.result
+        record.finished_at = now
+        record.lease_expires_at = None
+        record.exception_type = outcome.exception_type
+        record.exception_message = outcome.message
+        record.traceback = outcome.traceback
+        fields = {
             "state": outcome.state,
             "result": outcome.result,
+            "started_at": started.started_at,
             "finished_at": now,
             "lease_expires_at": None,
             "exception_type": outcome.exception_type,
@@ -186,89 +275,44 @@ class Executor:
             "traceback": outcome.traceback,
         }
         if outcome.state == FAILURE:
-            fields["errors"] = [*row["errors"], self._error_entry(row["attempts"], outcome, now)]
-        written = self._write_with_retry(
-            lambda: TaskRecord.objects.using(self.db)
-            .filter(pk=claim.id, lease_token=claim.token)
-            .update(**fields)
-        )
-        if not written:
-            logger.warning("Task id=%s lost its lease before finishing; this attempt's result is discarded", claim.id)
-            return
-        record = TaskRecord.objects.using(self.db).filter(pk=claim.id).first()
-        if record is not None:
-            task_finished.send(type(registry.lookup(record.task_name).get_backend()), task_result=to_task_result(record))
+            record.errors = fields["errors"] = [*record.errors, error_entry(record.attempts, outcome, now)]
+        return bool(sql.update(self.db, fields, id=record.pk, lease_token=started.claim.token))
 
-    def _write_with_retry(self, write: Any) -> int:
+    def with_db_retry(self, write: Callable[[], Any]) -> Any:
+        """Run a database write, retrying with backoff while the database is unavailable."""
         deadline = time.monotonic() + self.config.DB_RETRY_WINDOW
         delay = 0.1
         while True:
             try:
-                return int(write())
+                return write()
             except (OperationalError, InterfaceError) as exc:
                 if time.monotonic() > deadline:
                     raise
-                logger.warning("Database unavailable while recording a result (%s); retrying in %.1fs", exc, delay)
+                logger.warning("Database unavailable while recording (%s); retrying in %.1fs", exc, delay)
                 connections[self.db].close_if_unusable_or_obsolete()
                 time.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, 5.0)
 
-    @staticmethod
-    def _error_entry(attempt: int, outcome: Outcome, at: Any) -> dict[str, Any]:
-        return {
-            "attempt": attempt,
-            "exception_type": outcome.exception_type,
-            "message": outcome.message,
-            "traceback": outcome.traceback,
-            "at": at.isoformat(),
-        }
-
-    def _write_unstarted(self, task_id: str, exc_type: str, reason: str, row: dict[str, Any]) -> None:
-        now = timezone.now()
-        outcome = Outcome(state=FAILURE, exception_type=exc_type, message=reason)
-        TaskRecord.objects.using(self.db).filter(pk=task_id, state__in=RUNNABLE_STATES).update(
-            state=FAILURE,
-            finished_at=now,
-            exception_type=exc_type,
-            exception_message=reason,
-            errors=[*row["errors"], self._error_entry(row["attempts"], outcome, now)],
-            lease_expires_at=None,
-        )
-
-    def fail_unstarted(self, claim: Claim, exc_type: str, reason: str) -> None:
-        """Fail a row that must not start again (poison), unless a live attempt holds it."""
-        now = timezone.now()
-        live = Q(lease_expires_at__gt=now)
-        row = TaskRecord.objects.using(self.db).filter(pk=claim.id).exclude(live).values(*_START_FIELDS).first()
-        if row is not None:
-            self._write_unstarted(claim.id, exc_type, reason, row)
-
-    def dead_letter(
-        self,
-        claim: Claim,
-        reason: str,
-        *,
-        raw: bytes | str = b"",
-        task_name: str = "",
-        settle: bool = True,
-    ) -> None:
+    def dead_letter(self, claim: Claim, reason: str, *, raw: bytes | str = b"", task_name: str = "") -> None:
         """Set a message aside with its reason (visible in the admin) and take it off the queue."""
         text = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else raw
         logger.error("Message id=%r dead-lettered: %s", claim.id, reason)
         DeadLetter.objects.using(self.db).create(
             task_id=claim.id[:255], task_name=task_name[:255], queue=claim.queue, reason=reason, raw=text[:65536]
         )
-        if settle:
-            self.settle(claim)
+        # Ack only once the dead letter is committed, so the message is never just gone.
+        transaction.on_commit(lambda: self.settle([claim]), using=self.db, robust=True)
 
     # Redis --------------------------------------------------------------------------------
 
-    def settle(self, claim: Claim, *, notify: bool = True) -> None:
-        """Ack the claim. If Redis is unreachable, the lease lapses and the redelivery is dropped."""
+    def settle(self, claims: list[Claim], *, notify: bool = True) -> None:
+        """Ack claims. If Redis is unreachable their leases lapse and redeliveries are dropped."""
+        if not claims:
+            return
         try:
-            self.broker.ack(claim, notify=notify)
+            self.broker.ack_many(claims, notify=notify)
         except BrokerUnavailable as exc:
-            logger.warning("Ack of task id=%s failed (%s); its redelivery will be dropped", claim.id, exc)
+            logger.warning("Ack of %d task(s) failed (%s); redeliveries will be dropped", len(claims), exc)
 
     def release(self, claim: Claim, priority: int, *, delay_ms: int = 0, forgive: bool = False) -> None:
         try:

@@ -151,11 +151,13 @@ class Worker:
             while slot.reader.poll():
                 event = json.loads(slot.reader.recv_bytes())
                 if event["event"] == "start":
-                    claim = decode_claim(event["claim"])
-                    slot.running[claim.id] = claim
+                    for data in event["claims"]:
+                        claim = decode_claim(data)
+                        slot.running[claim.id] = claim
                 elif event["event"] == "done":
-                    slot.running.pop(event["id"], None)
-                    slot.processed += 1
+                    for task_id in event["ids"]:
+                        slot.running.pop(task_id, None)
+                    slot.processed += len(event["ids"])
         except (EOFError, OSError):
             slot.reader.close()
 
@@ -183,7 +185,8 @@ class Worker:
             _signal(slot.process, signal.SIGKILL)
         for slot in list(self.slots.values()):
             slot.process.join(timeout=5)
-            self._read(slot) if not slot.reader.closed else None
+            if not slot.reader.closed:
+                self._read(slot)
             for claim in slot.running.values():
                 logger.warning("Cold shutdown: handing back task id=%s", claim.id)
                 hand_back(self.db, get_broker(), claim, forgive=True)

@@ -25,16 +25,16 @@ def test_higher_priority_is_claimed_first_then_arrival_order():
     publish(Message("low", "default", -10), Message("a", "default", 0), Message("b", "default", 0),
             Message("high", "default", 50))
     broker = get_broker()
-    order = [broker.claim(["default"], f"w:{i}", 10_000).id for i in range(4)]
+    order = [broker.claim_one(["default"], f"w:{i}", 10_000).id for i in range(4)]
     assert order == ["high", "a", "b", "low"]
-    assert broker.claim(["default"], "w:5", 10_000) is None
+    assert broker.claim_one(["default"], "w:5", 10_000) is None
 
 
 def test_a_claim_is_owned_until_acked_and_only_the_owner_can_ack():
     publish(Message("t", "default"))
     broker = get_broker()
-    claim = broker.claim(["default"], "w1", 10_000)
-    assert claim.deliveries == 1 and claim.token == "w1:1"
+    claim = broker.claim_one(["default"], "w1", 10_000)
+    assert claim.deliveries == 1 and claim.token == "w1.0:1"
     assert broker.queue_stats()["default"] == {"ready": 0, "scheduled": 0, "reserved": 1}
     forged = type(claim)(id=claim.id, envelope=claim.envelope, deliveries=1, token="other:1", queue="default")
     assert broker.ack(forged) is False
@@ -45,19 +45,19 @@ def test_a_claim_is_owned_until_acked_and_only_the_owner_can_ack():
 def test_a_copy_of_a_reserved_id_is_dropped_not_run_twice():
     broker = get_broker()
     publish(Message("t", "default"))
-    first = broker.claim(["default"], "w1", 10_000)
+    first = broker.claim_one(["default"], "w1", 10_000)
     broker.client.zadd(broker.queue_keys("default")[0], {"t": 0})  # a forced duplicate
-    assert broker.claim(["default"], "w2", 10_000) is None
+    assert broker.claim_one(["default"], "w2", 10_000) is None
     assert broker.ack(first)
 
 
 def test_an_expired_lease_is_reaped_back_to_the_queue():
     broker = get_broker()
     publish(Message("t", "default"))
-    claim = broker.claim(["default"], "w1", 50)
+    claim = broker.claim_one(["default"], "w1", 50)
     time.sleep(0.1)
     assert broker.reap(["default"]) == ["t"]
-    again = broker.claim(["default"], "w2", 10_000)
+    again = broker.claim_one(["default"], "w2", 10_000)
     assert again.id == "t" and again.deliveries == 2
     assert broker.ack(claim) is False  # the first owner lost its lease
 
@@ -65,8 +65,8 @@ def test_an_expired_lease_is_reaped_back_to_the_queue():
 def test_extend_keeps_a_lease_alive_and_reports_lost_ones():
     broker = get_broker()
     publish(Message("t", "default"), Message("u", "default"))
-    t = broker.claim(["default"], "w1", 200)
-    u = broker.claim(["default"], "w1b", 200)
+    t = broker.claim_one(["default"], "w1", 200)
+    u = broker.claim_one(["default"], "w1b", 200)
     broker.client.hset(broker.key("o"), "u", "someone-else")
     assert broker.extend([t, u], 10_000) == ["u"]
     time.sleep(0.3)
@@ -78,24 +78,24 @@ def test_delayed_messages_wait_until_due():
     due = int(time.time() * 1000) + 300
     publish(Message("later", "default"), due_ms=due)
     assert broker.queue_stats()["default"]["scheduled"] == 1
-    assert broker.claim(["default"], "w", 10_000) is None
+    assert broker.claim_one(["default"], "w", 10_000) is None
     time.sleep(0.35)
-    assert broker.claim(["default"], "w", 10_000).id == "later"
+    assert broker.claim_one(["default"], "w", 10_000).id == "later"
 
 
 def test_release_returns_a_claim_and_can_forgive_the_delivery():
     broker = get_broker()
     publish(Message("t", "default", 3))
-    claim = broker.claim(["default"], "w1", 10_000)
+    claim = broker.claim_one(["default"], "w1", 10_000)
     assert broker.release(claim, priority=3, forgive=True)
-    again = broker.claim(["default"], "w2", 10_000)
+    again = broker.claim_one(["default"], "w2", 10_000)
     assert again.deliveries == 1
 
 
 def test_queues_are_consumed_in_the_order_given():
     publish(Message("a", "one"), Message("b", "two"))
     broker = get_broker()
-    assert broker.claim(["two", "one"], "w", 10_000).id == "b"
+    assert broker.claim_one(["two", "one"], "w", 10_000).id == "b"
 
 
 def test_wait_for_work_wakes_on_publish():
@@ -103,3 +103,14 @@ def test_wait_for_work_wakes_on_publish():
     assert broker.wait_for_work(["default"], 0.05) is False
     publish(Message("t", "default"))
     assert broker.wait_for_work(["default"], 1) is True
+
+
+def test_a_deep_queue_is_claimed_in_batches_and_a_shallow_one_one_at_a_time():
+    broker = get_broker()
+    publish(*[Message(f"t{i}", "default") for i in range(10)])
+    batch = broker.claim(["default"], "w", 10_000, limit=4, deep=3)
+    assert [c.id for c in batch] == ["t0", "t1", "t2", "t3"]
+    assert len({c.token for c in batch}) == 4
+    batch = broker.claim(["default"], "w2", 10_000, limit=4, deep=3)
+    assert [c.id for c in batch] == ["t4", "t5", "t6"]  # stops while 3 remain for others
+    assert len(broker.claim(["default"], "w3", 10_000, limit=4, deep=3)) == 1

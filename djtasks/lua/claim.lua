@@ -1,13 +1,16 @@
--- Promote due scheduled ids, then reserve the next ready id of the first queue that has one.
+-- Promote due scheduled ids, then reserve ready ids from the first queues that have them.
 -- The reservation (lease deadline, owner token, delivery count) is written in the same step
--- as the pop, so a reserved id is never only in a worker's memory.
+-- as the pop, so a reserved id is never only in a worker's memory. More than one id is taken
+-- only while the queue stays deeper than ARGV[5], so a deep queue costs one round trip per
+-- batch while a shallow one leaves work for idle workers.
 -- KEYS[1] messages   HASH id -> envelope
 -- KEYS[2] owners     HASH id -> owner token of the current lease
 -- KEYS[3] deliveries HASH id -> times reserved without being acked
 -- KEYS[4] sequence   STRING arrival counter
 -- KEYS[5..] three keys per queue, in the order to consume: ready ZSET, scheduled ZSET, inflight ZSET
--- ARGV[1] lease_ms, ARGV[2] owner token prefix, ARGV[3] promote limit per queue
--- Returns {id, envelope, deliveries, token, queue_index} or nil when every queue is empty.
+-- ARGV[1] lease_ms, ARGV[2] owner token prefix, ARGV[3] promote limit per queue,
+-- ARGV[4] most ids to reserve, ARGV[5] ready ids that must remain before taking another
+-- Returns a flat list of {id, envelope, deliveries, token, queue_index} groups (empty: nothing).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nq = (#KEYS - 4) / 3
@@ -31,23 +34,26 @@ for q = 0, nq - 1 do
   end
 end
 
-local skipped = 0
+local skipped, taken, want, deep = 0, {}, tonumber(ARGV[4]), tonumber(ARGV[5])
 for q = 0, nq - 1 do
   local ready, inflight = KEYS[5 + q * 3], KEYS[7 + q * 3]
-  while skipped < 1000 do
+  while skipped < 1000 and #taken < want * 5 do
+    if #taken > 0 and redis.call('ZCARD', ready) <= deep then break end
     local popped = redis.call('ZPOPMIN', ready)
     if #popped == 0 then break end
     local id = popped[1]
     local envelope = redis.call('HGET', KEYS[1], id)
     if envelope and not redis.call('ZSCORE', inflight, id) then
       local deliveries = redis.call('HINCRBY', KEYS[3], id, 1)
-      local token = ARGV[2] .. ':' .. deliveries
+      local token = ARGV[2] .. '.' .. (#taken / 5) .. ':' .. deliveries
       redis.call('ZADD', inflight, now + tonumber(ARGV[1]), id)
       redis.call('HSET', KEYS[2], id, token)
-      return {id, envelope, deliveries, token, q}
+      for _, v in ipairs({id, envelope, deliveries, token, q}) do table.insert(taken, v) end
+    else
+      -- Already acked (no envelope) or already reserved (a duplicate): drop this copy.
+      skipped = skipped + 1
     end
-    -- Already acked (no envelope) or already reserved (a duplicate): drop this copy.
-    skipped = skipped + 1
   end
+  if #taken > 0 then break end
 end
-return nil
+return taken
