@@ -11,6 +11,7 @@ from datetime import timedelta
 from itertools import batched
 
 from django.db import router
+from django.db.models import Q
 from django.utils import timezone
 
 from .broker import Broker
@@ -34,14 +35,16 @@ def reap(broker: Broker, queues: list[str]) -> list[str]:
 def sweep(broker: Broker, config: Settings, *, full: bool) -> int:
     """Publish unclaimed unready rows older than the grace that Redis does not hold.
 
-    A regular sweep looks at rows enqueued in the last ten minutes (where failed publishes are);
-    a full sweep, after Redis lost its data or at start, looks at every unready row.
+    A regular sweep looks at rows enqueued in the last ten minutes (where failed publishes are)
+    and at rows whose lease lapsed without an outcome; a full sweep, after Redis lost its data
+    or at start, looks at every unready row.
     """
     now = timezone.now()
     rows = TaskRecord.objects.using(router.db_for_read(TaskRecord)).unclaimed()
     rows = rows.filter(enqueued_at__lt=now - timedelta(seconds=config.SWEEP_GRACE))
     if not full:
-        rows = rows.filter(enqueued_at__gte=now - RECENT_WINDOW)
+        # Recent rows (where failed publishes are) and rows of any age whose lease lapsed.
+        rows = rows.filter(Q(enqueued_at__gte=now - RECENT_WINDOW) | Q(lease_expires_at__lt=now))
     values = rows.order_by("enqueued_at").values_list("id", "queue", "priority", "eta")
     published = 0
     for chunk in batched(values.iterator(chunk_size=SWEEP_BATCH), SWEEP_BATCH):

@@ -1,5 +1,6 @@
 """The django.tasks contract: an app that uses only django.tasks runs unchanged on djtasks."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -13,8 +14,6 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 def wait_finished(result, timeout=20.0):
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result.refresh()
@@ -94,6 +93,13 @@ def test_the_three_signals_are_sent(worker, tmp_path, monkeypatch):
     monkeypatch.setenv("DJTASKS_SIGNAL_LEDGER", str(ledger))
     worker(env={"DJTASKS_SIGNAL_LEDGER": str(ledger)})
     result = wait_finished(multiply.enqueue(3, 3))
-    lines = [line.split() for line in ledger.read_text().splitlines() if result.id in line]
-    kinds = [(kind, status) for kind, _, status, _ in lines]
-    assert kinds == [("enqueued", "READY"), ("started", "RUNNING"), ("finished", "SUCCESSFUL")]
+
+    def kinds():
+        lines = [line.split() for line in ledger.read_text().splitlines() if result.id in line]
+        return [(kind, status) for kind, _, status, _ in lines]
+
+    # task_finished is sent after the outcome is committed and acked: wait for it.
+    deadline = time.monotonic() + 10
+    while len(kinds()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert kinds() == [("enqueued", "READY"), ("started", "RUNNING"), ("finished", "SUCCESSFUL")]
