@@ -17,6 +17,8 @@ _EXPORTS = {
     "TaskRevoked": "djtasks.exceptions",
     "TimeoutError": "djtasks.exceptions",
     "ImproperlyDeclared": "djtasks.exceptions",
+    "report_progress": "djtasks.progress",
+    "current_task": "djtasks.context",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -26,6 +28,7 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'djtasks' has no attribute {name!r}")
-    value = getattr(import_module(module), name) if name != "states" else import_module(module)
+    attribute = {"current_task": "current"}.get(name, name)
+    value = getattr(import_module(module), attribute) if name != "states" else import_module(module)
     globals()[name] = value
     return value

@@ -26,6 +26,7 @@ from django.utils import timezone
 from . import registry, sql
 from .broker import Broker, Claim
 from .conf import Settings
+from .context import Current, activate, deactivate
 from .convert import to_task_result
 from .declaration import Task
 from .exceptions import BrokerUnavailable, MessageRejected
@@ -197,10 +198,17 @@ class Executor:
                 exception_type="builtins.TypeError",
                 message=f"arguments do not match {task.name}{inspect.signature(task.func)}: {exc}",
             )
+        running = Current(
+            id=record.pk, token=started.claim.token, task_name=task.name, attempt=record.attempts,
+            worker_id=self.worker_id, queue=started.claim.queue, db=self.db,
+        )
+        token = activate(running)
         try:
             value = task.call(*args, **record.kwargs)
         except (Exception, SystemExit) as exc:  # any task error is recorded, never fatal
             return describe(exc)
+        finally:
+            deactivate(token)
         try:
             json.dumps(value, allow_nan=False)
         except (TypeError, ValueError, RecursionError) as exc:

@@ -40,6 +40,8 @@ class TaskRecord(models.Model):
     traceback = models.TextField(_("traceback"), blank=True)
     # One entry per failed attempt: {"attempt", "exception_type", "message", "traceback", "at"}.
     errors = models.JSONField(_("errors of every attempt"), default=list, blank=True)
+    # What a running task last reported: {"current", "total", "percent", "message", "at"}.
+    progress = models.JSONField(_("progress"), null=True, blank=True)
     enqueued_at = models.DateTimeField(_("enqueued at"), default=timezone.now)
     eta = models.DateTimeField(_("run after"), null=True, blank=True)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)

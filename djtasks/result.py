@@ -93,6 +93,12 @@ class AsyncResult:
     info = result
 
     @property
+    def progress(self) -> dict[str, Any] | None:
+        """What the task last reported with djtasks.report_progress(), or None."""
+        record = self._record()
+        return record.progress if record else None
+
+    @property
     def traceback(self) -> str | None:
         record = self._record()
         return (record.traceback or None) if record else None

@@ -12,7 +12,7 @@ from djtasks import AsyncResult
 from djtasks.exceptions import NotRegistered
 from djtasks.exceptions import TimeoutError as ResultTimeout
 from djtasks.models import TaskRecord
-from tests.testapp.tasks import add, die, fail, quiet, record, sleep_then_record, tracked_sleep, unserializable
+from tests.testapp.tasks import add, die, progressing, fail, quiet, record, sleep_then_record, tracked_sleep, unserializable
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -152,3 +152,17 @@ def test_an_idle_worker_starts_a_new_task_promptly(worker):
         timings.append(time.perf_counter() - started)
     # Not a speed assertion: a task must not wait for a polling interval (1 s) to be noticed.
     assert sorted(timings)[10] < 0.5
+
+
+def test_a_task_reports_progress_and_sees_its_own_attempt(worker):
+    worker()
+    result = progressing.delay(4)
+    assert result.get(timeout=20) == {"attempt": 1, "id": result.id}
+    assert result.progress["current"] == 4 and result.progress["percent"] == 100.0
+    assert result.progress["message"] == "step 4"
+
+
+def test_report_progress_outside_a_task_does_nothing():
+    from djtasks import report_progress
+
+    assert report_progress(1, 2) is False

@@ -3,7 +3,7 @@
 import os
 import time
 
-from djtasks import task
+from djtasks import current_task, report_progress, task
 
 from .models import Note
 
@@ -73,3 +73,11 @@ def die(key):
 @task(ignore_result=True)
 def quiet():
     return "not stored"
+
+
+@task
+def progressing(steps):
+    for step in range(1, steps + 1):
+        report_progress(step, steps, f"step {step}")
+    running = current_task()
+    return {"attempt": running.attempt, "id": running.id}
