@@ -18,6 +18,9 @@ _EXPORTS = {
     "TimeoutError": "djtasks.exceptions",
     "ImproperlyDeclared": "djtasks.exceptions",
     "report_progress": "djtasks.progress",
+    "revoke": "djtasks.revoke",
+    "SoftTimeLimitExceeded": "djtasks.exceptions",
+    "TimeLimitExceeded": "djtasks.exceptions",
     "current_task": "djtasks.context",
 }
 

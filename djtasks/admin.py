@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from .deadletters import requeue
 from .models import DeadLetter, TaskRecord
 from .states import FAILURE, RETRY, REVOKED, STARTED, SUCCESS
 
@@ -91,10 +92,16 @@ class TaskRecordAdmin(ReadOnlyAdmin):
 
 @admin.register(DeadLetter)
 class DeadLetterAdmin(ReadOnlyAdmin):
+    actions = ["requeue"]
     list_display = ("created_at", "task_id", "task_name", "queue", "reason")
     list_filter = ("queue", "created_at")
     search_fields = ("=task_id", "task_name", "reason")
     readonly_fields = ("created_at", "task_id", "task_name", "queue", "reason", "raw")
+
+    @admin.action(description=_("Requeue the selected messages' tasks"), permissions=["delete"])
+    def requeue(self, request: HttpRequest, queryset: Any) -> None:
+        for letter in queryset:
+            self.message_user(request, requeue(letter))
 
 
 

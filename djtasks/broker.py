@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -194,6 +195,40 @@ class Broker:
             self.client.pexpire(key, ttl_ms)
             return True
         return False
+
+    @_converted
+    def forget(self, task_id: str, queue: str) -> None:
+        """Take a waiting (queued or scheduled) id out of Redis, and wake its readers."""
+        ready, scheduled, _, _ = self.queue_keys(queue)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrem(ready, task_id)
+        pipe.zrem(scheduled, task_id)
+        pipe.hdel(self.key("m"), task_id)
+        pipe.hdel(self.key("d"), task_id)
+        pipe.publish(self.done_channel(task_id), "done")
+        pipe.execute()
+
+    @_converted
+    def send_control(self, worker_id: str, command: dict[str, object]) -> None:
+        """Queue a command for one worker; it sits there until that worker's parent reads it."""
+        key = self.key("ctl", worker_id)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.rpush(key, json.dumps(command))
+        pipe.expire(key, 86400)
+        pipe.execute()
+
+    @_converted
+    def pop_control(self, worker_id: str) -> list[dict[str, object]]:
+        raw = self.client.lpop(self.key("ctl", worker_id), 100) or []
+        commands = []
+        for item in raw:
+            try:
+                command = json.loads(item)
+            except ValueError:
+                continue
+            if isinstance(command, dict):
+                commands.append(command)
+        return commands
 
     @_converted
     def ensure_epoch(self, token: str) -> bool:

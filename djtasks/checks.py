@@ -20,6 +20,10 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "MAX_DELIVERIES": int,
     "CONCURRENCY": int,
     "PREFETCH": int,
+    "SOFT_TIME_LIMIT": (int, float, type(None)),
+    "TIME_LIMIT": (int, float, type(None)),
+    "MAX_TASKS_PER_CHILD": (int, type(None)),
+    "MAX_MEMORY_PER_CHILD": (int, type(None)),
 }
 
 

@@ -16,6 +16,7 @@ import random
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -26,6 +27,7 @@ from .broker import Claim, get_broker
 from .conf import Settings, get_settings
 from .exceptions import BrokerUnavailable
 from .executor import Executor, Outcome, Started, hand_back
+from .limits import resident_kib
 
 logger = logging.getLogger("djtasks")
 WAIT_SECONDS = 1.0
@@ -86,16 +88,30 @@ class Reporter:
         if ids:
             self.send({"event": "done", "ids": ids})
 
+    def executing(self, task_id: str, hard_limit: float | None) -> None:
+        self.send({"event": "exec", "id": task_id, "hard": hard_limit})
+
+    def orders(self) -> set[str]:
+        """Read the ids the parent says to skip (revoked while reserved by this child)."""
+        skip: set[str] = set()
+        while self.pipe.poll():
+            skip.update(json.loads(self.pipe.recv_bytes()).get("skip", []))
+        return skip
+
 
 class Child:
-    def __init__(self, index: int, worker_id: str, queues: list[str], pipe: Connection, max_tasks: int | None):
+    def __init__(self, index: int, worker_id: str, queues: list[str], pipe: Connection, limits: ChildLimits):
         self.index = index
         self.worker_id = worker_id
         self.queues = queues
-        self.max_tasks = max_tasks
+        self.max_tasks = limits.max_tasks
+        self.max_memory = limits.max_memory_kib
         self.config: Settings = get_settings()
         self.broker = get_broker()
         self.executor = Executor(self.broker, self.config, worker_id)
+        self.executor.soft_time_limit = limits.soft_time_limit
+        self.executor.time_limit = limits.time_limit
+        self.skip: set[str] = set()
         self.reporter = Reporter(pipe)
         self.stopping = False
         self.pending: list[tuple[Started, Outcome]] = []
@@ -166,12 +182,19 @@ class Child:
         self.reporter.done([c.id for c in claims if c.id not in running])
         executed = 0
         for position, item in enumerate(started):
-            if self.stopping and position > 0:
-                # Warm shutdown: finish the task in hand, hand back the ones not begun.
+            if position > 0 and (self.stopping or self._over_memory()):
+                # Warm shutdown or recycling: finish the task in hand, hand back the ones not begun.
                 for rest in started[position:]:
                     hand_back(self.executor.db, self.broker, rest.claim, forgive=True)
                 self.reporter.done([rest.claim.id for rest in started[position:]])
                 break
+            self.skip |= self.reporter.orders()
+            if item.claim.id in self.skip:
+                self.skip.discard(item.claim.id)
+                self.executor.drop_revoked(item)
+                self.reporter.done([item.claim.id])
+                continue
+            self.reporter.executing(item.claim.id, self.executor.hard_limit(item.task))
             began = time.monotonic()
             outcome = self.executor.execute(item)
             _reset_connections()
@@ -179,16 +202,31 @@ class Child:
             executed += 1
             if time.monotonic() - began > FLUSH_AFTER or self._oldest_pending_age() > FLUSH_AFTER:
                 self.flush()
+        if self._over_memory():
+            logger.info("Child %d uses %d KiB, over --max-memory-per-child; recycling it", self.index,
+                        resident_kib())
+            self.stopping = True
         return executed
+
+    def _over_memory(self) -> bool:
+        return bool(self.max_memory) and resident_kib() > (self.max_memory or 0)
 
     def _oldest_pending_age(self) -> float:
         first = self.pending[0][1].finished_at if self.pending else None
         return (timezone.now() - first).total_seconds() if first else 0.0
 
 
-def child_main(index: int, worker_id: str, queues: list[str], pipe: Connection, max_tasks: int | None) -> None:
+@dataclass(frozen=True)
+class ChildLimits:
+    max_tasks: int | None = None
+    max_memory_kib: int | None = None
+    soft_time_limit: float | None = None
+    time_limit: float | None = None
+
+
+def child_main(index: int, worker_id: str, queues: list[str], pipe: Connection, limits: ChildLimits) -> None:
     """Entry point of a forked child; returns (and the process exits) when asked to stop."""
-    Child(index, worker_id, queues, pipe, max_tasks).run()
+    Child(index, worker_id, queues, pipe, limits).run()
     pipe.close()
 
 

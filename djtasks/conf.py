@@ -37,6 +37,12 @@ class Settings:
     # Most messages a child reserves in one round trip; more than one only when the queue is deep.
     PREFETCH: int = 8
     SHUTDOWN_GRACE: float = 30.0
+    # Defaults for tasks that declare no limits of their own (seconds; None for no limit).
+    SOFT_TIME_LIMIT: float | None = None
+    TIME_LIMIT: float | None = None
+    # Replace a child after it ran this many tasks / once its resident memory exceeds this (KiB).
+    MAX_TASKS_PER_CHILD: int | None = None
+    MAX_MEMORY_PER_CHILD: int | None = None
     # How long a finished task keeps retrying its database write while the database is down.
     DB_RETRY_WINDOW: float = 300.0
     WORKER_NAME: str = field(default_factory=lambda: f"djtasks@{socket.gethostname()}")

@@ -34,6 +34,9 @@ class Task(DjangoTask):
     name: str = ""  # The registered name; defaults to "module.function" as in Celery.
     ignore_result: bool = False
     track_started: bool | None = None  # None: the TRACK_STARTED setting decides.
+    # Seconds; None: the worker's --soft-time-limit / --time-limit (or no limit).
+    soft_time_limit: float | None = None
+    time_limit: float | None = None
 
     def __init__(self, **kwargs: Any) -> None:
         known = {f.name: f for f in fields(Task) if f.init}
@@ -55,6 +58,10 @@ class Task(DjangoTask):
         self.__post_init__()
 
     def __post_init__(self) -> None:
+        for option in ("soft_time_limit", "time_limit"):
+            value = getattr(self, option)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
+                raise ImproperlyDeclared(f"{option} must be a positive number of seconds, not {value!r}.")
         if not self.name:
             object.__setattr__(self, "name", f"{self.func.__module__}.{self.func.__qualname__}")
         DjangoTask.__post_init__(self)

@@ -40,3 +40,19 @@ class TaskRevoked(DjtasksError):
 
 class NotRegistered(DjtasksError, KeyError):
     """No task of that name is registered in this process."""
+
+
+class SoftTimeLimitExceeded(DjtasksError):
+    """Raised inside a task that ran past its soft time limit; it may clean up and return."""
+
+
+class TimeLimitExceeded(DjtasksError):
+    """A task ran past its hard time limit; its child process was killed and replaced."""
+
+
+class WorkerLost(DjtasksError):
+    """The process running a task died before the task finished."""
+
+
+class Terminated(DjtasksError):
+    """A running task was revoked with terminate=True; its child process was killed."""

@@ -30,9 +30,10 @@ from .context import Current, activate, deactivate
 from .convert import to_task_result
 from .declaration import Task
 from .exceptions import BrokerUnavailable, MessageRejected
+from .limits import soft_time_limit
 from .message import Message
 from .models import DeadLetter, TaskRecord
-from .states import FAILURE, RUNNABLE_STATES, STARTED, SUCCESS
+from .states import FAILURE, RUNNABLE, RUNNABLE_STATES, STARTED, SUCCESS
 
 logger = logging.getLogger("djtasks")
 
@@ -88,6 +89,8 @@ class Executor:
         self.config = config
         self.worker_id = worker_id
         self.db = router.db_for_write(TaskRecord)
+        self.soft_time_limit = config.SOFT_TIME_LIMIT
+        self.time_limit = config.TIME_LIMIT
 
     # Starting -----------------------------------------------------------------------------
 
@@ -193,18 +196,20 @@ class Executor:
         try:
             inspect.signature(task.func).bind(*args, **record.kwargs)
         except TypeError as exc:
-            return Outcome(
-                state=FAILURE,
-                exception_type="builtins.TypeError",
-                message=f"arguments do not match {task.name}{inspect.signature(task.func)}: {exc}",
+            reason = f"arguments do not match {task.name}{inspect.signature(task.func)}: {exc}"
+            DeadLetter.objects.using(self.db).create(
+                task_id=record.pk, task_name=task.name, queue=started.claim.queue, reason=reason,
+                raw=json.dumps({"args": record.args, "kwargs": record.kwargs})[:65536],
             )
+            return Outcome(state=FAILURE, exception_type="builtins.TypeError", message=reason)
         running = Current(
             id=record.pk, token=started.claim.token, task_name=task.name, attempt=record.attempts,
             worker_id=self.worker_id, queue=started.claim.queue, db=self.db,
         )
         token = activate(running)
         try:
-            value = task.call(*args, **record.kwargs)
+            with soft_time_limit(self.soft_limit(task)):
+                value = task.call(*args, **record.kwargs)
         except (Exception, SystemExit) as exc:  # any task error is recorded, never fatal
             return describe(exc)
         finally:
@@ -219,13 +224,27 @@ class Executor:
             )
         return Outcome(state=SUCCESS, result=None if task.ignore_result else value)
 
+    def soft_limit(self, task: Task) -> float | None:
+        return task.soft_time_limit or self.soft_time_limit
+
+    def hard_limit(self, task: Task) -> float | None:
+        return task.time_limit or self.time_limit
+
+    def drop_revoked(self, started: Started) -> None:
+        """Settle a reserved claim whose row was revoked before it began: write nothing, ack."""
+        logger.info("Task id=%s was revoked while reserved; it does not run", started.claim.id)
+        self.with_db_retry(
+            lambda: sql.update(self.db, {"lease_expires_at": None}, id=started.claim.id, lease_token=started.claim.token)
+        )
+        self.settle([started.claim])
+
     def _write_started(self, started: Started) -> None:
         record = started.record
         record.state = STARTED
         self.with_db_retry(
             lambda: sql.update(
                 self.db, {"state": STARTED, "started_at": record.started_at}, id=record.pk,
-                lease_token=started.claim.token,
+                lease_token=started.claim.token, state=RUNNABLE,
             )
         )
 
@@ -284,7 +303,8 @@ class Executor:
         }
         if outcome.state == FAILURE:
             record.errors = fields["errors"] = [*record.errors, error_entry(record.attempts, outcome, now)]
-        return bool(sql.update(self.db, fields, id=record.pk, lease_token=started.claim.token))
+        # The fence: this attempt's token, and a row nobody revoked meanwhile.
+        return bool(sql.update(self.db, fields, id=record.pk, lease_token=started.claim.token, state=RUNNABLE))
 
     def with_db_retry(self, write: Callable[[], Any]) -> Any:
         """Run a database write, retrying with backoff while the database is unavailable."""
@@ -327,6 +347,29 @@ class Executor:
             self.broker.release(claim, priority=priority, delay_ms=delay_ms, forgive=forgive)
         except BrokerUnavailable as exc:
             logger.warning("Release of task id=%s failed (%s); its lease will lapse", claim.id, exc)
+
+
+def settle_killed(db: str, broker: Broker, claim: Claim, exc_type: str, message: str) -> None:
+    """Record the end of an attempt whose child the parent killed (hard time limit, terminate)."""
+    now = timezone.now()
+    outcome = Outcome(state=FAILURE, exception_type=exc_type, message=message, finished_at=now)
+    try:
+        record = TaskRecord.objects.using(db).filter(pk=claim.id, lease_token=claim.token).first()
+        if record is not None:
+            values: dict[str, Any] = {
+                "finished_at": now, "lease_expires_at": None, "exception_type": exc_type,
+                "exception_message": message, "errors": [*record.errors, error_entry(record.attempts, outcome, now)],
+            }
+            if record.state in RUNNABLE_STATES:
+                values["state"] = FAILURE
+            sql.update(db, values, id=claim.id, lease_token=claim.token)
+    except DatabaseError as exc:
+        logger.warning("Could not record the end of task id=%s (%s); it reruns once its lease lapses", claim.id, exc)
+        return
+    try:
+        broker.ack(claim)
+    except BrokerUnavailable as exc:
+        logger.warning("Ack of task id=%s failed (%s); its redelivery will be dropped", claim.id, exc)
 
 
 def hand_back(db: str, broker: Broker, claim: Claim, *, forgive: bool) -> None:

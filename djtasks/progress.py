@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from . import sql
 from .context import current
+from .states import RUNNABLE
 
 
 def report_progress(current_step: int | float, total: int | float | None = None, message: str = "") -> bool:
@@ -19,4 +20,6 @@ def report_progress(current_step: int | float, total: int | float | None = None,
                              "at": timezone.now().isoformat()}
     if total:
         value["percent"] = round(100.0 * float(current_step) / float(total), 1)
-    return bool(sql.update(running.db, {"progress": value}, id=running.id, lease_token=running.token))
+    return bool(
+        sql.update(running.db, {"progress": value}, id=running.id, lease_token=running.token, state=RUNNABLE)
+    )

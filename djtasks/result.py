@@ -14,6 +14,7 @@ from .broker import get_broker
 from .exceptions import BrokerUnavailable, TaskFailed, TaskRevoked
 from .exceptions import TimeoutError as ResultTimeout
 from .models import TaskRecord
+from .revoke import revoke
 from .states import FAILURE, PENDING, READY_STATES, REVOKED, SUCCESS
 
 # While waiting, re-read the row at least this often in case a wake-up was missed.
@@ -119,6 +120,10 @@ class AsyncResult:
             return self._wait(lambda seconds: bool(time.sleep(seconds)), deadline, propagate)
 
     wait = get
+
+    def revoke(self, terminate: bool = False) -> str:
+        """Revoke the task (see djtasks.revoke.revoke); a waiting task will never start."""
+        return revoke(self.id, terminate=terminate)
 
     def _wait(self, wait: Any, deadline: float | None, propagate: bool) -> Any:
         while True:

@@ -19,10 +19,14 @@ _FIELDS = {f.name: f for f in TaskRecord._meta.concrete_fields}
 
 
 @cache
-def _update_sql(vendor: str, quote: Any, assigned: tuple[str, ...], matched: tuple[str, ...]) -> str:
+def _update_sql(vendor: str, quote: Any, assigned: tuple[str, ...], matched: tuple[tuple[str, int], ...]) -> str:
     table = quote(TaskRecord._meta.db_table)
     sets = ", ".join(f"{quote(_FIELDS[name].column)} = %s" for name in assigned)
-    where = " AND ".join(f"{quote(_FIELDS[name].column)} = %s" for name in matched)
+    where = " AND ".join(
+        f"{quote(_FIELDS[name].column)} = %s" if count < 0
+        else f"{quote(_FIELDS[name].column)} IN ({', '.join(['%s'] * count)})"
+        for name, count in matched
+    )
     return f"UPDATE {table} SET {sets} WHERE {where}"
 
 
@@ -34,11 +38,17 @@ def _insert_sql(vendor: str, quote: Any) -> str:
 
 
 def update(using: str, values: dict[str, Any], **match: Any) -> int:
-    """UPDATE the task table SET values WHERE every match field equals its value; return the row count."""
+    """UPDATE the task table SET values WHERE each match field equals its value (or is IN a tuple)."""
     connection = connections[using]
-    sql = _update_sql(connection.vendor, connection.ops.quote_name, tuple(values), tuple(match))
+    shape = tuple((name, len(value) if isinstance(value, tuple) else -1) for name, value in match.items())
+    sql = _update_sql(connection.vendor, connection.ops.quote_name, tuple(values), shape)
     params = [_FIELDS[name].get_db_prep_save(value, connection) for name, value in values.items()]
-    params += [_FIELDS[name].get_db_prep_save(value, connection) for name, value in match.items()]
+    for name, value in match.items():
+        field = _FIELDS[name]
+        if isinstance(value, tuple):
+            params += [field.get_db_prep_save(item, connection) for item in value]
+        else:
+            params.append(field.get_db_prep_save(value, connection))
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount

@@ -24,8 +24,9 @@ class State(models.TextChoices):
 READY_STATES = frozenset({SUCCESS, FAILURE, REVOKED})
 UNREADY_STATES = frozenset({PENDING, STARTED, RETRY})
 EXCEPTION_STATES = frozenset({FAILURE, REVOKED, RETRY})
-# States from which a delivered message may start the task.
+# States from which a delivered message may start the task, and in which an attempt may write.
 RUNNABLE_STATES = UNREADY_STATES
+RUNNABLE = (PENDING, STARTED, RETRY)
 
 _TO_DJANGO = {
     PENDING: TaskResultStatus.READY,

@@ -26,10 +26,10 @@ from django.utils import timezone
 
 from . import maintenance
 from .broker import Claim, close_broker, get_broker
-from .child import child_main, decode_claim
+from .child import ChildLimits, child_main, decode_claim
 from .conf import get_settings
 from .exceptions import BrokerUnavailable
-from .executor import db_lease, hand_back
+from .executor import db_lease, hand_back, settle_killed
 from .models import TaskRecord
 
 logger = logging.getLogger("djtasks")
@@ -43,6 +43,10 @@ class Slot:
     reader: Connection
     running: dict[str, Claim] = field(default_factory=dict)
     processed: int = 0
+    # The task the child is executing now: (id, monotonic start, hard time limit or None).
+    executing: tuple[str, float, float | None] | None = None
+    # Why the parent killed this child: (task id, exception class path, message).
+    killed: tuple[str, str, str] | None = None
 
 
 @dataclass
@@ -59,12 +63,20 @@ class Worker:
         queues: list[str],
         concurrency: int | None = None,
         max_tasks_per_child: int | None = None,
+        max_memory_per_child: int | None = None,
+        soft_time_limit: float | None = None,
+        time_limit: float | None = None,
         shutdown_grace: float | None = None,
     ):
         self.config = get_settings()
         self.queues = queues or [self.config.DEFAULT_QUEUE]
         self.concurrency = concurrency or self.config.CONCURRENCY
-        self.max_tasks_per_child = max_tasks_per_child
+        self.limits = ChildLimits(
+            max_tasks=max_tasks_per_child or self.config.MAX_TASKS_PER_CHILD,
+            max_memory_kib=max_memory_per_child or self.config.MAX_MEMORY_PER_CHILD,
+            soft_time_limit=soft_time_limit or self.config.SOFT_TIME_LIMIT,
+            time_limit=time_limit or self.config.TIME_LIMIT,
+        )
         self.grace = self.config.SHUTDOWN_GRACE if shutdown_grace is None else shutdown_grace
         self.worker_id = f"{self.config.WORKER_NAME}.{os.getpid()}"
         self.slots: dict[int, Slot] = {}
@@ -123,15 +135,15 @@ class Worker:
         # A forked child must not share the parent's database or Redis sockets.
         connections.close_all()
         close_broker()
-        reader, writer = self.context.Pipe(duplex=False)
+        ours, theirs = self.context.Pipe(duplex=True)
         process = self.context.Process(
             target=_child_entry,
-            args=(index, self.worker_id, self.queues, writer, self.max_tasks_per_child),
+            args=(index, self.worker_id, self.queues, theirs, self.limits),
             name=f"djtasks-child-{index}",
         )
         process.start()
-        writer.close()
-        self.slots[index] = Slot(index=index, process=process, reader=reader)
+        theirs.close()
+        self.slots[index] = Slot(index=index, process=process, reader=ours)
 
     def _alive(self) -> bool:
         return any(slot.process.is_alive() for slot in self.slots.values())
@@ -154,9 +166,13 @@ class Worker:
                     for data in event["claims"]:
                         claim = decode_claim(data)
                         slot.running[claim.id] = claim
+                elif event["event"] == "exec":
+                    slot.executing = (event["id"], time.monotonic(), event["hard"])
                 elif event["event"] == "done":
                     for task_id in event["ids"]:
                         slot.running.pop(task_id, None)
+                        if slot.executing and slot.executing[0] == task_id:
+                            slot.executing = None
                     slot.processed += len(event["ids"])
         except (EOFError, OSError):
             slot.reader.close()
@@ -166,19 +182,58 @@ class Worker:
             self._read(slot)
         slot.process.join(timeout=0)
         code = slot.process.exitcode
-        lost = list(slot.running.values())
-        for claim in lost:
-            logger.error(
-                "Child %d (pid %s) died (exit code %s) while running task id=%s; handing it back",
-                slot.index, slot.process.pid, code, claim.id,
-            )
-            hand_back(self.db, get_broker(), claim, forgive=self.cold)
+        executing = slot.executing[0] if slot.executing else None
+        for claim in list(slot.running.values()):
+            if slot.killed and claim.id == slot.killed[0]:
+                settle_killed(self.db, get_broker(), claim, slot.killed[1], slot.killed[2])
+            elif claim.id == executing:
+                # The task in hand may be what killed its child: this delivery counts towards
+                # MAX_DELIVERIES, after which the message is dead-lettered as poison.
+                logger.error(
+                    "Child %d (pid %s) died (exit code %s) while running task id=%s; handing it back",
+                    slot.index, slot.process.pid, code, claim.id,
+                )
+                hand_back(self.db, get_broker(), claim, forgive=self.cold)
+            else:
+                hand_back(self.db, get_broker(), claim, forgive=True)
         slot.reader.close()
         del self.slots[slot.index]
         if self.stop_requested_at is None:
-            if not lost and code != 0:
+            if not slot.running and code != 0 and not slot.killed:
                 logger.warning("Child %d exited with code %s; replacing it", slot.index, code)
             self._spawn(slot.index)
+
+    def _enforce_time_limits(self) -> None:
+        now = time.monotonic()
+        for slot in self.slots.values():
+            if slot.executing is None or slot.killed is not None:
+                continue
+            task_id, began, hard = slot.executing
+            if hard is not None and now - began > hard:
+                message = f"hard time limit ({hard:g} s) exceeded; its child process was killed and replaced"
+                logger.error("Task id=%s: %s", task_id, message)
+                slot.killed = (task_id, "djtasks.exceptions.TimeLimitExceeded", message)
+                _signal(slot.process, signal.SIGKILL)
+
+    def _obey(self, command: dict[str, object]) -> None:
+        """Act on a control command addressed to this worker."""
+        if command.get("cmd") != "revoke":
+            logger.warning("Worker %s ignored an unknown control command %r", self.worker_id, command.get("cmd"))
+            return
+        task_id = str(command.get("id"))
+        for slot in self.slots.values():
+            if task_id not in slot.running:
+                continue
+            if slot.executing and slot.executing[0] == task_id:
+                if command.get("terminate") and slot.killed is None:
+                    logger.warning("Task id=%s revoked with terminate: killing child %d", task_id, slot.index)
+                    slot.killed = (task_id, "djtasks.exceptions.Terminated", "revoked with terminate=True")
+                    _signal(slot.process, signal.SIGKILL)
+            else:
+                try:
+                    slot.reader.send_bytes(json.dumps({"skip": [task_id]}).encode())
+                except OSError:
+                    pass
 
     def _terminate_children(self) -> None:
         for slot in self.slots.values():
@@ -199,7 +254,10 @@ class Worker:
     def _duties(self) -> None:
         now = time.monotonic()
         config = self.config
+        self._enforce_time_limits()
         try:
+            for command in get_broker().pop_control(self.worker_id):
+                self._obey(command)
             if now >= self.timers.heartbeat:
                 self.timers.heartbeat = now + max(config.LEASE_SECONDS / 6, 0.2)
                 self._heartbeat()
@@ -268,9 +326,9 @@ def _signal(process: BaseProcess, signum: int) -> None:
             pass
 
 
-def _child_entry(index: int, worker_id: str, queues: list[str], writer: Connection, max_tasks: int | None) -> None:
+def _child_entry(index: int, worker_id: str, queues: list[str], pipe: Connection, limits: ChildLimits) -> None:
     try:
-        child_main(index, worker_id, queues, writer, max_tasks)
+        child_main(index, worker_id, queues, pipe, limits)
     finally:
         connections.close_all()
 

@@ -15,6 +15,11 @@ class Command(BaseCommand):
         parser.add_argument("-c", "--concurrency", type=int, help="child processes (default: number of CPUs)")
         parser.add_argument("-Q", "--queues", default="", help="comma-separated queues to consume, in order")
         parser.add_argument("--max-tasks-per-child", type=int, help="replace a child after this many tasks")
+        parser.add_argument(
+            "--max-memory-per-child", type=int, help="replace a child after a task leaves it above this many KiB"
+        )
+        parser.add_argument("--soft-time-limit", type=float, help="seconds before SoftTimeLimitExceeded is raised")
+        parser.add_argument("--time-limit", type=float, help="seconds before a task's child is killed")
         parser.add_argument("--shutdown-grace", type=float, help="seconds running tasks get on SIGTERM")
         parser.add_argument("-l", "--loglevel", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
 
@@ -38,6 +43,9 @@ class Command(BaseCommand):
             queues=queues,
             concurrency=concurrency,
             max_tasks_per_child=options["max_tasks_per_child"],
+            max_memory_per_child=options["max_memory_per_child"],
+            soft_time_limit=options["soft_time_limit"],
+            time_limit=options["time_limit"],
             shutdown_grace=options["shutdown_grace"],
         )
         raise SystemExit(worker.run())

@@ -1,0 +1,58 @@
+"""Durable revoke: a revoked task never starts, whether or not any worker is online."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import router, transaction
+from django.utils import timezone
+
+from .broker import get_broker
+from .exceptions import BrokerUnavailable
+from .models import TaskRecord
+from .states import READY_STATES, REVOKED
+
+logger = logging.getLogger("djtasks")
+
+
+def revoke(task_id: str, terminate: bool = False, reason: str = "revoked") -> str:
+    """Revoke a task and say what happened.
+
+    A queued, delayed or reserved task becomes REVOKED at once in the database; the workers'
+    compare-and-set refuses to start it, so it never runs, even if every worker was offline.
+    A running task keeps running unless terminate=True kills its child process; either way
+    its outcome is discarded and the row stays REVOKED.
+    """
+    db = router.db_for_write(TaskRecord)
+    now = timezone.now()
+    with transaction.atomic(using=db):
+        record = TaskRecord.objects.using(db).select_for_update().filter(pk=task_id).first()
+        if record is None:
+            return "unknown"
+        if record.state in READY_STATES:
+            return f"already {record.state}"
+        held = record.lease_expires_at is not None and record.lease_expires_at > now
+        TaskRecord.objects.using(db).filter(pk=task_id).update(
+            state=REVOKED,
+            finished_at=now,
+            exception_type="djtasks.exceptions.TaskRevoked",
+            exception_message=reason + (" (terminate requested)" if held and terminate else ""),
+        )
+        queue, worker = record.queue, record.worker
+        transaction.on_commit(lambda: _tell_redis(task_id, queue, worker if held else "", terminate), using=db)
+    logger.info("Task id=%s revoked (%s)", task_id, "held by worker " + worker if held else "waiting")
+    if not held:
+        return "revoked"
+    return "revoked; terminating it" if terminate else "revoked; it is running and its result will be discarded"
+
+
+def _tell_redis(task_id: str, queue: str, worker: str, terminate: bool) -> None:
+    """Take a waiting message out of Redis, or tell the worker holding it; the row decides anyway."""
+    try:
+        if worker:
+            get_broker().send_control(worker, {"cmd": "revoke", "id": task_id, "terminate": terminate})
+        else:
+            get_broker().forget(task_id, queue)
+    except BrokerUnavailable as exc:
+        logger.warning("Revoke of task id=%s not sent to Redis (%s); the row alone keeps it from running",
+                       task_id, exc)
