@@ -18,7 +18,7 @@ _EXPORTS = {
     "TimeoutError": "djtasks.exceptions",
     "ImproperlyDeclared": "djtasks.exceptions",
     "report_progress": "djtasks.progress",
-    "revoke": "djtasks.revoke",
+    "revoke": "djtasks.revocation",
     "SoftTimeLimitExceeded": "djtasks.exceptions",
     "TimeLimitExceeded": "djtasks.exceptions",
     "current_task": "djtasks.context",

@@ -14,7 +14,7 @@ from .broker import get_broker
 from .exceptions import BrokerUnavailable, TaskFailed, TaskRevoked
 from .exceptions import TimeoutError as ResultTimeout
 from .models import TaskRecord
-from .revoke import revoke
+from .revocation import revoke
 from .states import FAILURE, PENDING, READY_STATES, REVOKED, SUCCESS
 
 # While waiting, re-read the row at least this often in case a wake-up was missed.
@@ -122,7 +122,7 @@ class AsyncResult:
     wait = get
 
     def revoke(self, terminate: bool = False) -> str:
-        """Revoke the task (see djtasks.revoke.revoke); a waiting task will never start."""
+        """Revoke the task (see djtasks.revocation.revoke); a waiting task will never start."""
         return revoke(self.id, terminate=terminate)
 
     def _wait(self, wait: Any, deadline: float | None, propagate: bool) -> Any:

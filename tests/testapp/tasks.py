@@ -81,3 +81,51 @@ def progressing(steps):
         report_progress(step, steps, f"step {step}")
     running = current_task()
     return {"attempt": running.attempt, "id": running.id}
+
+
+@task(soft_time_limit=0.5)
+def soft_limited():
+    from djtasks import SoftTimeLimitExceeded
+
+    try:
+        time.sleep(10)
+    except SoftTimeLimitExceeded:
+        return "cleaned up"
+    return "not interrupted"
+
+
+@task(time_limit=1)
+def hang(key):
+    ledger(f"start {key} {os.getpid()}")
+    while True:
+        time.sleep(0.1)
+
+
+_leak: list[bytes] = []
+
+
+@task
+def leak(key, mib):
+    _leak.append(b"x" * (mib * 1024 * 1024))
+    ledger(f"end {key} {os.getpid()}")
+    return os.getpid()
+
+
+@task
+def always_die():
+    os._exit(13)
+
+
+@task
+def pid():
+    return os.getpid()
+
+
+@task
+def work(key, seconds=0.0):
+    """The fault suite's task: the ledger gets a line when it starts and when it ends."""
+    ledger(f"start {key} {os.getpid()} {time.time():.3f}")
+    if seconds:
+        time.sleep(seconds)
+    ledger(f"end {key} {os.getpid()} {time.time():.3f}")
+    return key
