@@ -76,3 +76,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+FAULT_ROWS: list[dict[str, object]] = []
+
+
+@pytest.fixture
+def fault_report(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """Record one row of the fault table printed at the end of the run."""
+
+    def add(**row: object) -> None:
+        FAULT_ROWS.append({"test": request.node.name, **row})
+
+    return add
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
+    if not FAULT_ROWS:
+        return
+    db = os.environ.get("DJTASKS_TEST_DB", "sqlite")
+    terminalreporter.section(f"fault suite ({db})")
+    header = f"{'fault':<46} {'enqueued':>8} {'lost':>5} {'ran twice':>9} {'recovery':>9}  notes"
+    terminalreporter.write_line(header)
+    for row in FAULT_ROWS:
+        recovery = row.get("recovery_s")
+        terminalreporter.write_line(
+            f"{str(row['fault']):<46} {row['enqueued']:>8} {row['lost']:>5} {row['ran_twice']:>9} "
+            f"{(f'{recovery:.1f} s' if isinstance(recovery, float) else '-'):>9}  {row.get('notes', '')}"
+        )
