@@ -87,7 +87,7 @@ class TaskRecordAdmin(ReadOnlyAdmin):
         return pretty_json(obj.errors)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f for fieldset in self.fieldsets for f in fieldset[1]["fields"]]
+        return [str(f) for fieldset in self.fieldsets for f in fieldset[1]["fields"]]
 
 
 @admin.register(DeadLetter)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from typing import Any
 
 from django.db import router
@@ -14,10 +13,10 @@ from django.utils.inspect import is_module_level_function
 from . import registry
 from .client import enqueue
 from .convert import to_task_result
+from .declaration import Task
 from .exceptions import NotRegistered
 from .models import TaskRecord
 from .options import ExecutionOptions
-from .declaration import Task
 
 
 class RedisBackend(BaseTaskBackend):

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import wraps
 from importlib import resources
-from typing import ParamSpec, TypeVar
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -20,8 +20,6 @@ from .conf import Settings, get_settings
 from .exceptions import BrokerUnavailable
 from .message import Message
 
-P = ParamSpec("P")
-R = TypeVar("R")
 PROMOTE_LIMIT = 100
 WAKE_TOKEN_LIMIT = 64
 
@@ -37,7 +35,7 @@ class Claim:
     queue: str
 
 
-def _converted(method: Callable[P, R]) -> Callable[P, R]:
+def _converted[**P, R](method: Callable[P, R]) -> Callable[P, R]:
     @wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
@@ -54,7 +52,7 @@ def _script_source(name: str) -> str:
 
 class Broker:
     def __init__(self, config: Settings):
-        self.prefix = "{%s}" % config.PREFIX
+        self.prefix = "{" + config.PREFIX + "}"
         self.client = redis.Redis.from_url(
             config.REDIS_URL,
             socket_timeout=config.SOCKET_TIMEOUT,
@@ -86,7 +84,7 @@ class Broker:
     @_converted
     def publish(self, messages: Iterable[tuple[Message, int]]) -> int:
         """Publish (message, due_ms) pairs in one round trip; ids Redis already knows are skipped."""
-        by_queue: dict[str, list[str]] = defaultdict(list)
+        by_queue: dict[str, list[Any]] = defaultdict(list)
         for message, due_ms in messages:
             by_queue[message.queue] += [message.id, message.encode(), str(message.priority), str(due_ms)]
         if not by_queue:
@@ -157,7 +155,7 @@ class Broker:
     def release(self, claim: Claim, *, priority: int, delay_ms: int = 0, forgive: bool = False) -> bool:
         ready, scheduled, inflight, wake = self.queue_keys(claim.queue)
         keys = [inflight, ready, scheduled, self.key("o"), self.key("d"), self.key("seq"), wake]
-        args = [claim.id, claim.token, delay_ms, priority, "1" if forgive else "0"]
+        args: list[str | int] = [claim.id, claim.token, delay_ms, priority, "1" if forgive else "0"]
         return bool(self._release(keys=keys, args=args))
 
     @_converted
@@ -219,7 +217,7 @@ class Broker:
 
     @_converted
     def pop_control(self, worker_id: str) -> list[dict[str, object]]:
-        raw = self.client.lpop(self.key("ctl", worker_id), 100) or []
+        raw: list[bytes] = self.client.lpop(self.key("ctl", worker_id), 100) or []  # type: ignore[assignment]
         commands = []
         for item in raw:
             try:
@@ -249,8 +247,8 @@ class Broker:
 
     @_converted
     def workers(self) -> dict[str, bytes]:
-        ids = sorted(w.decode() for w in self.client.smembers(self.key("workers")))
-        infos = self.client.mget([self.key("worker", w) for w in ids]) if ids else []
+        ids = sorted(w.decode() for w in self.client.smembers(self.key("workers")))  # type: ignore[union-attr]
+        infos: list[bytes | None] = self.client.mget([self.key("worker", w) for w in ids]) if ids else []  # type: ignore[assignment]
         alive = {w: info for w, info in zip(ids, infos, strict=True) if info is not None}
         gone = set(ids) - set(alive)
         if gone:
@@ -259,7 +257,7 @@ class Broker:
 
     @_converted
     def queue_stats(self) -> dict[str, dict[str, int]]:
-        queues = sorted(q.decode() for q in self.client.smembers(self.key("queues")))
+        queues = sorted(q.decode() for q in self.client.smembers(self.key("queues")))  # type: ignore[union-attr]
         pipe = self.client.pipeline(transaction=False)
         for queue in queues:
             ready, scheduled, inflight, _ = self.queue_keys(queue)

@@ -52,7 +52,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                     id="djtasks.E003",
                 )
             )
-    url = raw.get("REDIS_URL", Settings.REDIS_URL)
+    defaults = Settings()
+    url = raw.get("REDIS_URL", defaults.REDIS_URL)
     if isinstance(url, str) and not url.startswith(("redis://", "rediss://", "unix://")):
         errors.append(
             checks.Error(
@@ -65,7 +66,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         value = raw.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
             errors.append(checks.Error(f"DJTASKS[{key!r}] must be positive.", id="djtasks.E005"))
-    lease = raw.get("LEASE_SECONDS", Settings.LEASE_SECONDS)
+    lease = raw.get("LEASE_SECONDS", defaults.LEASE_SECONDS)
     if isinstance(lease, int | float) and not 5 <= lease <= 55:
         errors.append(
             checks.Error(

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def to_task_result(record: TaskRecord, task: Task | None = None) -> TaskResult:
     task = task or registry.lookup(record.task_name)
-    result = TaskResult(
+    result: TaskResult = TaskResult(
         task=task,
         id=record.id,
         status=to_django_status(record.state, running=record.is_running),

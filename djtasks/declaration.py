@@ -53,7 +53,7 @@ class Task(DjangoTask):
             elif f.default is not MISSING:
                 value = f.default
             else:
-                value = f.default_factory()  # type: ignore[misc]
+                value = f.default_factory()  # type: ignore[misc,operator]
             object.__setattr__(self, name, value)
         self.__post_init__()
 

@@ -1,5 +1,7 @@
 """The djtasks exception tree. Errors from Redis and the database are converted once, at the edge."""
 
+import builtins
+
 
 class DjtasksError(Exception):
     """Base class of every djtasks error."""
@@ -17,8 +19,11 @@ class MessageRejected(DjtasksError):
     """A message read from Redis is malformed; it is set aside, never run."""
 
 
-class TimeoutError(DjtasksError, TimeoutError):  # noqa: A001 - Celery's name, also a builtin subclass
-    """AsyncResult.get() waited longer than its timeout."""
+class ResultTimeout(DjtasksError, builtins.TimeoutError):
+    """AsyncResult.get() waited longer than its timeout (exported as djtasks.TimeoutError, Celery's name)."""
+
+
+TimeoutError = ResultTimeout  # noqa: A001 - Celery's name; still an instance of the builtin TimeoutError
 
 
 class TaskFailed(DjtasksError):

@@ -233,8 +233,9 @@ class Executor:
     def drop_revoked(self, started: Started) -> None:
         """Settle a reserved claim whose row was revoked before it began: write nothing, ack."""
         logger.info("Task id=%s was revoked while reserved; it does not run", started.claim.id)
+        claim = started.claim
         self.with_db_retry(
-            lambda: sql.update(self.db, {"lease_expires_at": None}, id=started.claim.id, lease_token=started.claim.token)
+            lambda: sql.update(self.db, {"lease_expires_at": None}, id=claim.id, lease_token=claim.token)
         )
         self.settle([started.claim])
 

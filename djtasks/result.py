@@ -46,6 +46,11 @@ def rebuild_exception(exc_type: str, message: str, traceback: str) -> BaseExcept
     return exc
 
 
+def _sleep_then_recheck(seconds: float) -> bool:
+    time.sleep(seconds)
+    return False
+
+
 class AsyncResult:
     """The result of a task invocation, read from its row."""
 
@@ -117,7 +122,7 @@ class AsyncResult:
                 return self._wait(wait, deadline, propagate)
         except BrokerUnavailable:
             # Without Redis there is no wake-up: read the row once a second instead.
-            return self._wait(lambda seconds: bool(time.sleep(seconds)), deadline, propagate)
+            return self._wait(_sleep_then_recheck, deadline, propagate)
 
     wait = get
 

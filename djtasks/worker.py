@@ -16,7 +16,6 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
-
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any

@@ -5,8 +5,7 @@ from django.tasks import Task as DjangoTask
 from django.tasks import task as django_task
 from django.tasks.exceptions import InvalidTask
 
-from djtasks import ImproperlyDeclared, task
-from djtasks import registry
+from djtasks import ImproperlyDeclared, registry, task
 from tests.testapp import tasks as app_tasks
 
 
@@ -60,7 +59,8 @@ def test_an_unknown_option_names_the_closest_known_one():
         return 1
 
     work.__qualname__ = "work_unknown_option"
-    with pytest.raises(ImproperlyDeclared, match=r"Unknown task option 'ignore_results' \(did you mean 'ignore_result'\?\)"):
+    expected = r"Unknown task option 'ignore_results' \(did you mean 'ignore_result'\?\)"
+    with pytest.raises(ImproperlyDeclared, match=expected):
         task(ignore_results=True)(work)
 
 

@@ -61,7 +61,7 @@ def test_failures_carry_errors_with_class_path_and_traceback(worker):
     assert result.errors[0].exception_class is KeyError
     assert "KeyError" in result.errors[0].traceback
     with pytest.raises(ValueError, match="Task failed"):
-        result.return_value
+        _ = result.return_value
 
 
 def test_takes_context_gets_its_task_result(worker):

@@ -12,7 +12,17 @@ from djtasks import AsyncResult
 from djtasks.exceptions import NotRegistered
 from djtasks.exceptions import TimeoutError as ResultTimeout
 from djtasks.models import TaskRecord
-from tests.testapp.tasks import add, die, progressing, fail, quiet, record, sleep_then_record, tracked_sleep, unserializable
+from tests.testapp.tasks import (
+    add,
+    die,
+    fail,
+    progressing,
+    quiet,
+    record,
+    sleep_then_record,
+    tracked_sleep,
+    unserializable,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
