@@ -105,11 +105,12 @@ class Executor:
         """
         finished = finished or []
         valid: list[tuple[Claim, Message]] = []
+        letters: list[tuple[Claim, DeadLetter]] = []
         for claim in claims:
             try:
                 valid.append((claim, Message.decode(claim.envelope, expected_id=claim.id)))
             except MessageRejected as exc:
-                self.dead_letter(claim, str(exc), raw=claim.envelope)
+                letters.append((claim, self.letter(claim, str(exc), raw=claim.envelope)))
         drops: list[Claim] = []
         started: list[Started] = []
         now = timezone.now()
@@ -121,7 +122,8 @@ class Executor:
                 record = rows.get(claim.id)
                 task = registry.get(record.task_name) if record else None
                 if record is None:
-                    self.dead_letter(claim, "no task row has this id (forged, or its transaction rolled back)")
+                    reason = "no task row has this id (forged, or its transaction rolled back)"
+                    letters.append((claim, self.letter(claim, reason)))
                 elif record.state not in RUNNABLE_STATES:
                     logger.info("Task id=%s is already %s: duplicate delivery dropped", claim.id, record.state)
                     drops.append(claim)
@@ -135,11 +137,11 @@ class Executor:
                         f"{self.config.MAX_DELIVERIES}): its worker process died each time"
                     )
                     self._fail_unstarted(record, "djtasks.exceptions.WorkerLost", reason, now)
-                    self.dead_letter(claim, reason, raw=claim.envelope, task_name=record.task_name)
+                    letters.append((claim, self.letter(claim, reason, raw=claim.envelope, task_name=record.task_name)))
                 elif not isinstance(task, Task):
                     reason = f"task {record.task_name!r} is not registered in worker {self.worker_id}"
                     self._fail_unstarted(record, "djtasks.exceptions.NotRegistered", reason, now)
-                    self.dead_letter(claim, reason, task_name=record.task_name)
+                    letters.append((claim, self.letter(claim, reason, task_name=record.task_name)))
                 else:
                     record.attempts += 1
                     record.worker = self.worker_id
@@ -162,8 +164,11 @@ class Executor:
                     },
                     id=record.pk,
                 )
+            # Set aside in the same commit; their messages are acked only after it.
+            DeadLetter.objects.using(self.db).bulk_create([letter for _, letter in letters])
         self._after_outcomes(finished, written)
         self.settle(drops, notify=False)
+        self.settle([claim for claim, _ in letters])
         return started
 
     def _fail_unstarted(self, record: TaskRecord, exc_type: str, reason: str, now: datetime) -> None:
@@ -322,15 +327,13 @@ class Executor:
                 time.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, 5.0)
 
-    def dead_letter(self, claim: Claim, reason: str, *, raw: bytes | str = b"", task_name: str = "") -> None:
-        """Set a message aside with its reason (visible in the admin) and take it off the queue."""
+    def letter(self, claim: Claim, reason: str, *, raw: bytes | str = b"", task_name: str = "") -> DeadLetter:
+        """Build the dead letter of a message that cannot run, with its reason."""
         text = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else raw
         logger.error("Message id=%r dead-lettered: %s", claim.id, reason)
-        DeadLetter.objects.using(self.db).create(
+        return DeadLetter(
             task_id=claim.id[:255], task_name=task_name[:255], queue=claim.queue, reason=reason, raw=text[:65536]
         )
-        # Ack only once the dead letter is committed, so the message is never just gone.
-        transaction.on_commit(lambda: self.settle([claim]), using=self.db, robust=True)
 
     # Redis --------------------------------------------------------------------------------
 

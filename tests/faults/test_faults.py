@@ -44,6 +44,7 @@ def report(fault_report, fault, verdict, notes=""):
     )
 
 
+@pytest.mark.timeout(300)
 def test_sigkill_of_the_whole_worker_mid_task(worker, ledger, fault_report):
     keys, ids = enqueue(200, seconds=0.05)
     first = worker("-c", "2")
@@ -99,6 +100,7 @@ def test_sigterm_with_tasks_longer_than_the_grace_period(worker, ledger, fault_r
            f"worker exited 0 in {stopped_in:.1f} s; the 2 running were handed back")
 
 
+@pytest.mark.timeout(300)
 def test_redis_down_for_30_seconds_during_enqueues_and_work(worker, ledger, fault_report, redis_server):
     keys, ids = enqueue(100, seconds=0.05, prefix="before")
     worker("-c", "2")
@@ -225,6 +227,7 @@ def maintenance_cursor():
     return conn.cursor()
 
 
+@pytest.mark.timeout(600)
 def test_ten_thousand_malformed_messages_mixed_with_valid_ones(worker, ledger, fault_report):
     rng = random.Random(20261121)
     broker = get_broker()
