@@ -1,23 +1,15 @@
 """Limits on child processes: soft and hard time limits, tasks and memory per child."""
 
-import time
 
 import psutil
 import pytest
 
 from djtasks.models import TaskRecord
 from tests.testapp.tasks import add, hang, leak, pid, soft_limited
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_the_soft_limit_raises_inside_the_task(worker):

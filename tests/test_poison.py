@@ -2,7 +2,6 @@
 
 import json
 import random
-import time
 
 import pytest
 from django.contrib.admin.sites import site
@@ -11,17 +10,10 @@ from django.test import RequestFactory
 from djtasks.broker import get_broker
 from djtasks.models import DeadLetter, TaskRecord
 from tests.testapp.tasks import add, always_die, die
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def push_raw(task_id, envelope, queue="default"):

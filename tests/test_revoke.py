@@ -9,17 +9,10 @@ from djtasks.broker import get_broker
 from djtasks.exceptions import TaskRevoked
 from djtasks.models import TaskRecord
 from tests.testapp.tasks import add, record, sleep_then_record
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_task_revoked_while_no_worker_is_online_never_runs(worker, ledger):

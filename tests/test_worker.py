@@ -23,17 +23,10 @@ from tests.testapp.tasks import (
     tracked_sleep,
     unserializable,
 )
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
-
-def wait_for(predicate, timeout=20.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def test_a_view_enqueues_in_its_transaction_and_the_worker_runs_it(worker):

@@ -72,12 +72,3 @@ def wait_all_done(ids: list[str], timeout: float) -> bool:
             return True
         time.sleep(0.2)
     return False
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False

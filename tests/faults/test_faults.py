@@ -20,8 +20,9 @@ from django.db import connection, connections, transaction
 from djtasks.broker import get_broker
 from djtasks.models import DeadLetter, TaskRecord
 from tests.testapp.tasks import hang, leak, work
+from tests.waiting import wait_for
 
-from .ledger import check, read, wait_all_done, wait_for
+from .ledger import check, read, wait_all_done
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
