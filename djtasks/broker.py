@@ -142,14 +142,26 @@ class Broker:
         return self.ack_many([claim], notify=notify)[0]
 
     @_converted
-    def ack_many(self, claims: list[Claim], *, notify: bool = True) -> list[bool]:
-        """Ack claims in one round trip; each result says whether the caller still owned it."""
+    def ack_many(
+        self, claims: list[Claim], *, notify: bool = True, extra: Callable[[Any], None] | None = None
+    ) -> list[bool]:
+        """Ack claims in one round trip; each result says whether the caller still owned it.
+
+        `extra(pipeline)` may queue more commands (events, counters) into the same round trip.
+        """
         pipe = self.client.pipeline(transaction=False)
         for claim in claims:
             keys = [self.queue_keys(claim.queue)[2], self.key("m"), self.key("o"), self.key("d")]
             channel = self.done_channel(claim.id) if notify else ""
             self._ack(keys=keys, args=[claim.id, claim.token, channel], client=pipe)
-        return [bool(owned) for owned in pipe.execute()]
+        if extra is not None:
+            extra(pipe)
+        return [bool(owned) for owned in pipe.execute()[: len(claims)]]
+
+    @_converted
+    def call[R](self, operation: Callable[[redis.Redis], R]) -> R:
+        """Run an operation of a sibling module (events, metrics, overrides) with errors converted."""
+        return operation(self.client)
 
     @_converted
     def release(self, claim: Claim, *, priority: int, delay_ms: int = 0, forgive: bool = False) -> bool:
@@ -214,6 +226,46 @@ class Broker:
         pipe.rpush(key, json.dumps(command))
         pipe.expire(key, 86400)
         pipe.execute()
+
+    @_converted
+    def send_controls(self, worker_ids: list[str], command: dict[str, object], ttl_s: int) -> None:
+        """Queue one command for several workers in one round trip; unread commands expire after ttl_s."""
+        pipe = self.client.pipeline(transaction=False)
+        for worker_id in worker_ids:
+            key = self.key("ctl", worker_id)
+            pipe.rpush(key, json.dumps(command))
+            pipe.expire(key, ttl_s)
+        pipe.execute()
+
+    @_converted
+    def reply(self, request_id: str, payload: dict[str, object], ttl_s: int = 60) -> None:
+        """Push a worker's reply to a control request onto the request's reply list."""
+        key = self.key("reply", request_id)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.rpush(key, json.dumps(payload, default=str))
+        pipe.expire(key, ttl_s)
+        pipe.execute()
+
+    @_converted
+    def wait_reply(self, request_id: str, timeout: float) -> dict[str, object] | None:
+        """Block until a reply to the request arrives (its decoded JSON) or the timeout passes (None)."""
+        got = self.client.blpop([self.key("reply", request_id)], timeout=max(timeout, 0.01))
+        if got is None:
+            return None
+        reply = json.loads(got[1])  # type: ignore[index]
+        return reply if isinstance(reply, dict) else None
+
+    @_converted
+    def forget_replies(self, request_id: str) -> None:
+        self.client.delete(self.key("reply", request_id))
+
+    @_converted
+    def scheduled(self, queue: str, limit: int = 100) -> list[tuple[str, float]]:
+        """Return (id, due unix time) of the queue's delayed tasks, soonest first."""
+        rows: list[tuple[bytes, float]] = self.client.zrange(  # type: ignore[assignment]
+            self.queue_keys(queue)[1], 0, limit - 1, withscores=True
+        )
+        return [(task_id.decode(), score / 1000.0) for task_id, score in rows]
 
     @_converted
     def pop_control(self, worker_id: str) -> list[dict[str, object]]:

@@ -17,6 +17,9 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "DEFAULT_QUEUE": str,
     "WORKER_NAME": str,
     "TRACK_STARTED": bool,
+    "ENABLE_EVENTS": bool,
+    "EVENTS_MAXLEN": int,
+    "METRICS_TOKEN": (str, type(None)),
     "MAX_DELIVERIES": int,
     "CONCURRENCY": int,
     "PREFETCH": int,
@@ -66,6 +69,24 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         value = raw.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
             errors.append(checks.Error(f"DJTASKS[{key!r}] must be positive.", id="djtasks.E005"))
+    maxlen = raw.get("EVENTS_MAXLEN")
+    if isinstance(maxlen, int) and not isinstance(maxlen, bool) and maxlen < 100:
+        errors.append(
+            checks.Error(
+                f"DJTASKS['EVENTS_MAXLEN'] is {maxlen}; it must be at least 100.",
+                hint="The events stream keeps about this many entries; 10000 is the default.",
+                id="djtasks.E081",
+            )
+        )
+    token = raw.get("METRICS_TOKEN")
+    if isinstance(token, str) and len(token) < 16:
+        errors.append(
+            checks.Error(
+                "DJTASKS['METRICS_TOKEN'] is shorter than 16 characters.",
+                hint="Use a long random secret, e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'.",
+                id="djtasks.E082",
+            )
+        )
     lease = raw.get("LEASE_SECONDS", defaults.LEASE_SECONDS)
     if isinstance(lease, int | float) and not 5 <= lease <= 55:
         errors.append(

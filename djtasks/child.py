@@ -75,6 +75,8 @@ class Reporter:
     def __init__(self, pipe: Connection):
         self.pipe = pipe
         self.lock = threading.Lock()
+        # The queue list the parent last ordered (add_consumer / cancel_consumer), until read.
+        self.queues: list[str] | None = None
 
     def send(self, event: dict[str, Any]) -> None:
         data = json.dumps(event).encode()
@@ -92,10 +94,13 @@ class Reporter:
         self.send({"event": "exec", "id": task_id, "hard": hard_limit})
 
     def orders(self) -> set[str]:
-        """Read the ids the parent says to skip (revoked while reserved by this child)."""
+        """Read the parent's orders: ids to skip (revoked while reserved), and a new queue list."""
         skip: set[str] = set()
         while self.pipe.poll():
-            skip.update(json.loads(self.pipe.recv_bytes()).get("skip", []))
+            order = json.loads(self.pipe.recv_bytes())
+            skip.update(order.get("skip", []))
+            if "queues" in order:
+                self.queues = list(order["queues"])
         return skip
 
 
@@ -129,6 +134,7 @@ class Child:
         try:
             while not self.stopping and (self.max_tasks is None or executed < self.max_tasks):
                 rounds += 1
+                self._read_orders()
                 limit = self.config.PREFETCH
                 if self.max_tasks is not None:
                     limit = min(limit, self.max_tasks - executed)
@@ -153,6 +159,14 @@ class Child:
                 executed += self._run_batch(claims, backoff)
         finally:
             self.flush()
+            self.executor.recorder.flush()
+
+    def _read_orders(self) -> None:
+        self.skip |= self.reporter.orders()
+        if self.reporter.queues is not None:
+            logger.info("Worker %s child %d now consumes %s", self.worker_id, self.index,
+                        ",".join(self.reporter.queues))
+            self.queues, self.reporter.queues = self.reporter.queues, None
 
     def flush(self) -> None:
         """Record the held outcomes now (retrying while the database is down)."""
@@ -188,7 +202,7 @@ class Child:
                     hand_back(self.executor.db, self.broker, rest.claim, forgive=True)
                 self.reporter.done([rest.claim.id for rest in started[position:]])
                 break
-            self.skip |= self.reporter.orders()
+            self._read_orders()
             if item.claim.id in self.skip:
                 self.skip.discard(item.claim.id)
                 self.executor.drop_revoked(item)
@@ -196,7 +210,7 @@ class Child:
                 continue
             self.reporter.executing(item.claim.id, self.executor.hard_limit(item.task))
             began = time.monotonic()
-            outcome = self.executor.execute(item)
+            outcome = self.executor.execute(item, hold_events=bool(self.pending))
             _reset_connections()
             self.pending.append((item, outcome))
             executed += 1

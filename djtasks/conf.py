@@ -45,6 +45,11 @@ class Settings:
     MAX_MEMORY_PER_CHILD: int | None = None
     # How long a finished task keeps retrying its database write while the database is down.
     DB_RETRY_WINDOW: float = 300.0
+    # Task and worker events go to a Redis stream trimmed to about EVENTS_MAXLEN entries.
+    ENABLE_EVENTS: bool = True
+    EVENTS_MAXLEN: int = 10000
+    # A bearer token that may read the metrics view (besides staff users); None: staff only.
+    METRICS_TOKEN: str | None = None
     WORKER_NAME: str = field(default_factory=lambda: f"djtasks@{socket.gethostname()}")
     CONCURRENCY: int = field(default_factory=lambda: os.cpu_count() or 1)
 

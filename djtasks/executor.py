@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from . import registry, sql
 from .broker import Broker, Claim
-from .conf import Settings
+from .conf import Settings, get_settings
 from .context import Current, activate, deactivate
 from .convert import to_task_result
 from .declaration import Task
@@ -33,7 +33,9 @@ from .exceptions import BrokerUnavailable, MessageRejected
 from .limits import soft_time_limit
 from .message import Message
 from .models import DeadLetter, TaskRecord
+from .overrides import TimeLimitOverrides
 from .states import FAILURE, RUNNABLE, RUNNABLE_STATES, STARTED, SUCCESS
+from .telemetry import Recorder
 
 logger = logging.getLogger("djtasks")
 
@@ -91,6 +93,9 @@ class Executor:
         self.db = router.db_for_write(TaskRecord)
         self.soft_time_limit = config.SOFT_TIME_LIMIT
         self.time_limit = config.TIME_LIMIT
+        self.overrides = TimeLimitOverrides(broker)
+        # Events and counters ride along with the next ack (see settle).
+        self.recorder = Recorder(broker, config, worker_id)
 
     # Starting -----------------------------------------------------------------------------
 
@@ -166,6 +171,7 @@ class Executor:
                 )
             # Set aside in the same commit; their messages are acked only after it.
             DeadLetter.objects.using(self.db).bulk_create([letter for _, letter in letters])
+        self.recorder.received(started)
         self._after_outcomes(finished, written)
         self.settle(drops, notify=False)
         self.settle([claim for claim, _ in letters])
@@ -184,15 +190,21 @@ class Executor:
 
     # Calling ------------------------------------------------------------------------------
 
-    def execute(self, started: Started) -> Outcome:
-        """Run the task function; every error becomes an Outcome, none escapes."""
+    def execute(self, started: Started, *, hold_events: bool = False) -> Outcome:
+        """Run the task function; every error becomes an Outcome, none escapes.
+
+        The started event is written before the call unless hold_events says a write is due soon.
+        """
+        started.started_at = started.record.started_at = timezone.now()
+        self.recorder.started(started)
+        if not hold_events:
+            self.recorder.flush()
         outcome = self._execute(started)
         outcome.finished_at = timezone.now()
         return outcome
 
     def _execute(self, started: Started) -> Outcome:
         task, record = started.task, started.record
-        started.started_at = record.started_at = timezone.now()
         if task.effective_track_started:
             self._write_started(started)
         task_result = to_task_result(record, task)
@@ -230,10 +242,12 @@ class Executor:
         return Outcome(state=SUCCESS, result=None if task.ignore_result else value)
 
     def soft_limit(self, task: Task) -> float | None:
-        return task.soft_time_limit or self.soft_time_limit
+        override = self.overrides.get(task.name)
+        return override[0] if override else task.soft_time_limit or self.soft_time_limit
 
     def hard_limit(self, task: Task) -> float | None:
-        return task.time_limit or self.time_limit
+        override = self.overrides.get(task.name)
+        return override[1] if override else task.time_limit or self.time_limit
 
     def drop_revoked(self, started: Started) -> None:
         """Settle a reserved claim whose row was revoked before it began: write nothing, ack."""
@@ -275,8 +289,10 @@ class Executor:
         """After the commit: ack, wake waiting readers, send task_finished."""
         if not done:
             return
-        for (started, _), ok in zip(done, written, strict=True):
-            if not ok:
+        for (started, outcome), ok in zip(done, written, strict=True):
+            if ok:
+                self.recorder.finished(started, outcome)
+            else:
                 logger.warning(
                     "Task id=%s lost its lease before finishing; this attempt's result is discarded",
                     started.claim.id,
@@ -342,7 +358,7 @@ class Executor:
         if not claims:
             return
         try:
-            self.broker.ack_many(claims, notify=notify)
+            self.broker.ack_many(claims, notify=notify, extra=self.recorder.write if self.recorder else None)
         except BrokerUnavailable as exc:
             logger.warning("Ack of %d task(s) failed (%s); redeliveries will be dropped", len(claims), exc)
 
@@ -374,6 +390,12 @@ def settle_killed(db: str, broker: Broker, claim: Claim, exc_type: str, message:
         broker.ack(claim)
     except BrokerUnavailable as exc:
         logger.warning("Ack of task id=%s failed (%s); its redelivery will be dropped", claim.id, exc)
+    if record is not None and record.state in RUNNABLE_STATES:  # a revoke made its own event
+        recorder = Recorder(broker, get_settings(), record.worker)
+        recorder.done[(record.task_name, claim.queue, FAILURE)] += 1
+        recorder.event("task-failed", id=claim.id, name=record.task_name, queue=claim.queue,
+                       exception=f"{exc_type}: {message}")
+        recorder.flush()
 
 
 def hand_back(db: str, broker: Broker, claim: Claim, *, forgive: bool) -> None:

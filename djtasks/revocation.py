@@ -8,9 +8,11 @@ from django.db import router, transaction
 from django.utils import timezone
 
 from .broker import get_broker
+from .conf import get_settings
 from .exceptions import BrokerUnavailable
 from .models import TaskRecord
 from .states import READY_STATES, REVOKED
+from .telemetry import Recorder
 
 logger = logging.getLogger("djtasks")
 
@@ -38,8 +40,9 @@ def revoke(task_id: str, terminate: bool = False, reason: str = "revoked") -> st
             exception_type="djtasks.exceptions.TaskRevoked",
             exception_message=reason + (" (terminate requested)" if held and terminate else ""),
         )
-        queue, worker = record.queue, record.worker
+        queue, worker, name = record.queue, record.worker, record.task_name
         transaction.on_commit(lambda: _tell_redis(task_id, queue, worker if held else "", terminate), using=db)
+        transaction.on_commit(lambda: _record_event(task_id, name, queue, worker if held else "", reason), using=db)
     logger.info("Task id=%s revoked (%s)", task_id, "held by worker " + worker if held else "waiting")
     if not held:
         return "revoked"
@@ -56,3 +59,9 @@ def _tell_redis(task_id: str, queue: str, worker: str, terminate: bool) -> None:
     except BrokerUnavailable as exc:
         logger.warning("Revoke of task id=%s not sent to Redis (%s); the row alone keeps it from running",
                        task_id, exc)
+
+
+def _record_event(task_id: str, name: str, queue: str, worker: str, reason: str) -> None:
+    recorder = Recorder(get_broker(), get_settings(), worker)
+    recorder.revoked(task_id, name, queue, reason)
+    recorder.flush()

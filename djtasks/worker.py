@@ -30,6 +30,7 @@ from .conf import get_settings
 from .exceptions import BrokerUnavailable
 from .executor import db_lease, hand_back, settle_killed
 from .models import TaskRecord
+from .remote import Remote
 
 logger = logging.getLogger("djtasks")
 TICK_SECONDS = 0.5
@@ -86,6 +87,7 @@ class Worker:
         self.started_at = timezone.now()
         self.db = router.db_for_write(TaskRecord)
         self.full_sweep_pending = True
+        self.remote = Remote(self)
 
     # Lifecycle ----------------------------------------------------------------------------
 
@@ -96,6 +98,7 @@ class Worker:
         )
         for index in range(self.concurrency):
             self._spawn(index)
+        self.remote.online()
         while True:
             self._supervise()
             if self.stop_requested_at is not None:
@@ -197,7 +200,10 @@ class Worker:
                 hand_back(self.db, get_broker(), claim, forgive=True)
         slot.reader.close()
         del self.slots[slot.index]
-        if self.stop_requested_at is None:
+        if slot.index in self.remote.retiring:
+            self.remote.retiring.discard(slot.index)
+            logger.info("Child %d stopped (pool_shrink)", slot.index)
+        elif self.stop_requested_at is None:
             if not slot.running and code != 0 and not slot.killed:
                 logger.warning("Child %d exited with code %s; replacing it", slot.index, code)
             self._spawn(slot.index)
@@ -217,7 +223,7 @@ class Worker:
     def _obey(self, command: dict[str, object]) -> None:
         """Act on a control command addressed to this worker."""
         if command.get("cmd") != "revoke":
-            logger.warning("Worker %s ignored an unknown control command %r", self.worker_id, command.get("cmd"))
+            self.remote.answer(command)
             return
         task_id = str(command.get("id"))
         for slot in self.slots.values():
@@ -290,6 +296,7 @@ class Worker:
             "active": [claim.id for claim in running],
         }
         broker.heartbeat(self.worker_id, json.dumps(info), ttl_s=int(self.config.LEASE_SECONDS))
+        self.remote.beat(info)
         if not running:
             return
         lost = broker.extend(running, int(self.config.LEASE_SECONDS * 1000))
@@ -314,6 +321,7 @@ class Worker:
             get_broker().forget_worker(self.worker_id)
         except BrokerUnavailable:
             pass
+        self.remote.offline()
         connections.close_all()
 
 

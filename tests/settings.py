@@ -87,6 +87,9 @@ DJTASKS = {
     "SOCKET_CONNECT_TIMEOUT": 1.0,
     "PUBLISH_BACKOFF": 0.2,
     "DB_RETRY_WINDOW": 60.0,
+    # Worker subprocesses of a test may be started with these switched.
+    "ENABLE_EVENTS": os.environ.get("DJTASKS_ENABLE_EVENTS", "1") == "1",
+    "EVENTS_MAXLEN": int(os.environ.get("DJTASKS_EVENTS_MAXLEN", "10000")),
 }
 LOGGING = {
     "version": 1,

@@ -1,0 +1,76 @@
+"""Task and worker events go to a bounded Redis stream, in order per task; taskevents prints them."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from djtasks import events, revoke
+from djtasks.broker import get_broker
+from djtasks.telemetry import events_key
+from tests.testapp.tasks import add, fail, sleep_then_record
+from tests.waiting import wait_for
+from tests.workers import ROOT
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+def kinds_of(task_id: str) -> list[str]:
+    return [event["type"] for _, event in events.read(get_broker(), "0", count=100_000) if event.get("id") == task_id]
+
+
+def test_events_arrive_in_order_per_task(worker):
+    worker()
+    results = [add.delay(i, i) for i in range(20)] + [fail.delay("bad")]
+    for result in results[:-1]:
+        result.get(timeout=30)
+    assert wait_for(lambda: "task-failed" in kinds_of(results[-1].id), timeout=30)
+    for result in results[:-1]:
+        assert wait_for(lambda r=result: kinds_of(r.id) == ["task-received", "task-started", "task-succeeded"],
+                        timeout=10), kinds_of(result.id)
+    assert kinds_of(results[-1].id) == ["task-received", "task-started", "task-failed"]
+    failed = [e for _, e in events.read(get_broker(), "0") if e.get("id") == results[-1].id][-1]
+    assert failed["exception"] == "builtins.ValueError: bad" and failed["name"] == "tests.testapp.tasks.fail"
+
+
+def test_revoked_tasks_and_worker_lifecycle_make_events(worker):
+    process = worker()
+    waiting = sleep_then_record.apply_async(("x", 0), countdown=60)
+    revoke(waiting.id)
+    assert kinds_of(waiting.id) == ["task-revoked"]
+    assert add.delay(1, 1).get(timeout=20) == 2
+    assert wait_for(lambda: any(e["type"] == "worker-heartbeat" for _, e in events.read(get_broker(), "0")))
+    process.stop()
+    kinds = [e["type"] for _, e in events.read(get_broker(), "0") if e["type"].startswith("worker-")]
+    assert kinds[0] == "worker-online" and kinds[-1] == "worker-offline"
+
+
+def test_the_stream_is_trimmed_to_about_events_maxlen(worker):
+    worker(env={"DJTASKS_EVENTS_MAXLEN": "100"})
+    results = [add.delay(i, 1) for i in range(300)]
+    for result in results:
+        result.get(timeout=60)
+    assert get_broker().client.xlen(events_key(get_broker())) < 400  # 900+ events were written
+
+
+def test_no_events_are_written_when_events_are_disabled(worker):
+    worker(env={"DJTASKS_ENABLE_EVENTS": "0"})
+    assert add.delay(2, 2).get(timeout=20) == 4
+    assert [e for _, e in events.read(get_broker(), "0") if e["type"].startswith("task-")] == []
+
+
+def test_taskevents_prints_one_line_per_event_and_json(worker, redis_server):
+    worker()
+    result = add.delay(5, 5)
+    result.get(timeout=20)
+    assert wait_for(lambda: "task-succeeded" in kinds_of(result.id))
+    env = {**os.environ, "REDIS_URL": redis_server.url}
+    base = [sys.executable, str(ROOT / "manage.py"), "taskevents", "--settings=tests.settings", "--no-follow"]
+    out = subprocess.run([*base, "--task-id", result.id], env=env, capture_output=True, text=True, timeout=60)
+    lines = out.stdout.splitlines()
+    assert [line.split()[1] for line in lines] == ["task-received", "task-started", "task-succeeded"], out.stderr
+    assert f"tests.testapp.tasks.add[{result.id}]" in lines[2] and "runtime=" in lines[2]
+    out = subprocess.run([*base, "--json"], env=env, capture_output=True, text=True, timeout=60)
+    assert any(json.loads(line).get("id") == result.id for line in out.stdout.splitlines())
