@@ -210,7 +210,7 @@ class Child:
                 continue
             self.reporter.executing(item.claim.id, self.executor.hard_limit(item.task))
             began = time.monotonic()
-            outcome = self.executor.execute(item, hold_events=bool(self.pending))
+            outcome = self.executor.execute(item)
             _reset_connections()
             self.pending.append((item, outcome))
             executed += 1

@@ -14,7 +14,10 @@ from .telemetry import events_key
 def read(broker: Broker, after: str = "0", *, block_ms: int | None = None, count: int = 500) -> list[
     tuple[str, dict[str, Any]]
 ]:
-    """Return (stream id, event) pairs after the given stream id ("$": only newer; "0": all kept)."""
+    """Return (stream entry id, event) pairs after the given entry id ("0": all kept), in order.
+
+    An entry holds the events one worker wrote in one round trip, so several events share its id.
+    """
     key = events_key(broker)
 
     def xread(client: Any) -> Any:
@@ -25,10 +28,10 @@ def read(broker: Broker, after: str = "0", *, block_ms: int | None = None, count
     for _, entries in reply:
         for entry_id, fields in entries:
             try:
-                event = json.loads(fields[b"e"])
+                batch = json.loads(fields[b"e"])
             except (KeyError, ValueError):
                 continue
-            events.append((entry_id.decode(), event))
+            events += [(entry_id.decode(), event) for event in batch if isinstance(event, dict)]
     return events
 
 

@@ -38,6 +38,8 @@ from .states import FAILURE, RUNNABLE, RUNNABLE_STATES, STARTED, SUCCESS
 from .telemetry import Recorder
 
 logger = logging.getLogger("djtasks")
+# A task whose last run took longer (seconds) has its started event written before it runs.
+SLOW_TASK = 0.05
 
 
 @dataclass
@@ -96,6 +98,7 @@ class Executor:
         self.overrides = TimeLimitOverrides(broker)
         # Events and counters ride along with the next ack (see settle).
         self.recorder = Recorder(broker, config, worker_id)
+        self.last_runtimes: dict[str, float] = {}
 
     # Starting -----------------------------------------------------------------------------
 
@@ -190,17 +193,17 @@ class Executor:
 
     # Calling ------------------------------------------------------------------------------
 
-    def execute(self, started: Started, *, hold_events: bool = False) -> Outcome:
-        """Run the task function; every error becomes an Outcome, none escapes.
-
-        The started event is written before the call unless hold_events says a write is due soon.
-        """
+    def execute(self, started: Started) -> Outcome:
+        """Run the task function; every error becomes an Outcome, none escapes."""
         started.started_at = started.record.started_at = timezone.now()
         self.recorder.started(started)
-        if not hold_events:
+        name = started.task.name
+        if self.last_runtimes.get(name, SLOW_TASK) >= SLOW_TASK:
+            # Worth a round trip so a watcher sees it begin; a fast task's event rides with its ack.
             self.recorder.flush()
         outcome = self._execute(started)
         outcome.finished_at = timezone.now()
+        self.last_runtimes[name] = (outcome.finished_at - started.started_at).total_seconds()
         return outcome
 
     def _execute(self, started: Started) -> Outcome:

@@ -1,7 +1,8 @@
 """Task and worker events (a bounded Redis stream) and the counters behind the metrics view.
 
 Workers buffer what happened and write it in the round trip that acks the outcomes, so events
-and counters cost no extra round trip on the hot path. Counters live in Redis hashes because
+and counters cost no extra round trip on the hot path; the events of one write share one stream
+entry, so the stream's length (EVENTS_MAXLEN) counts writes, each of one or more events. Counters live in Redis hashes because
 workers are separate processes: the metrics view reads them at scrape time.
 """
 
@@ -115,9 +116,12 @@ class Recorder:
         self.event("task-revoked", id=task_id, name=name, queue=queue, reason=reason)
 
     def write(self, pipe: Any) -> None:
-        """Queue everything collected into a pipeline, and forget it."""
-        for event in self.events:
-            pipe.xadd(events_key(self.broker), {"e": json.dumps(event, default=str)}, maxlen=self.maxlen,
+        """Queue everything collected into a pipeline, and forget it.
+
+        The events of one write share one stream entry (a JSON list): one XADD per round trip.
+        """
+        if self.events:
+            pipe.xadd(events_key(self.broker), {"e": json.dumps(self.events, default=str)}, maxlen=self.maxlen,
                       approximate=True)
         for (name, queue, state), count in self.done.items():
             pipe.hincrby(stats_key(self.broker, "done"), json.dumps([name, queue, state]), count)

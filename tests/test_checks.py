@@ -46,3 +46,8 @@ def test_no_djtasks_backend_is_a_warning():
 def test_the_checks_run_with_manage_py_check():
     messages = checks.run_checks(tags=["djtasks"])
     assert [m for m in messages if m.level >= checks.ERROR] == []
+
+
+@override_settings(DJTASKS={"EVENTS_MAXLEN": 10, "METRICS_TOKEN": "short", "ENABLE_EVENTS": "yes"})
+def test_a_tiny_events_stream_a_short_metrics_token_and_a_non_boolean_switch_are_errors():
+    assert sorted(ids(check_settings())) == ["djtasks.E003", "djtasks.E081", "djtasks.E082"]

@@ -1,0 +1,65 @@
+"""Start two workers and run every taskctl command against them, printing each command and its output.
+
+    .venv/bin/python benchmarks/taskctl_demo.py
+"""
+
+from __future__ import annotations
+
+import time
+
+from harness import Installation
+
+
+def main() -> None:
+    with Installation() as site:
+        first, second = site.worker("-c", "2"), site.worker("-c", "2", "-Q", "default,hipri")
+        from django.db import transaction
+
+        from djtasks import control
+        from djtasks.conf import get_settings
+        from tests.testapp.tasks import add, sleep_then_record
+
+        name = get_settings().WORKER_NAME
+        ids = [f"{name}.{first.pid}", f"{name}.{second.pid}"]
+        deadline = time.monotonic() + 60
+        while set(control.workers()) != set(ids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        add.apply_async((1, 2), countdown=600)
+        with transaction.atomic():
+            long = [sleep_then_record.delay(f"long-{i}", 60) for i in range(4)]
+            for i in range(12):
+                add.delay(i, i)
+        time.sleep(2)
+
+        def run(*args: str) -> None:
+            print(f"$ python manage.py taskctl {' '.join(args)}")
+            out = site.manage("taskctl", *args, check=False)
+            print((out.stdout + out.stderr).rstrip() or "(no output)")
+            print()
+
+        run("status")
+        run("ping")
+        for what in ("active", "reserved", "scheduled", "registered", "stats", "queues"):
+            run("inspect", what)
+        run("rate_limit", "tests.testapp.tasks.add", "100/s")
+        run("time_limit", "tests.testapp.tasks.sleep_then_record", "20", "30")
+        run("add_consumer", "reports")
+        run("inspect", "queues")
+        run("cancel_consumer", "reports")
+        run("pool_grow", "2", "--destination", ids[0])
+        run("pool_shrink", "1", "--destination", ids[0])
+        run("inspect", "stats", "--destination", ids[0])
+        run("revoke", long[0].id, long[1].id, "--terminate")
+        run("ping", "--destination", f"{ids[0]},djtasks@gone.1", "--timeout", "1")
+        run("ping", "--json", "--destination", ids[1])
+        run("shutdown", "--destination", ids[0])
+        first.wait(timeout=60)
+        run("status")
+        run("revoke", long[2].id, long[3].id)
+        run("shutdown")
+        second.wait(timeout=90)
+        run("status")
+
+
+if __name__ == "__main__":
+    main()
