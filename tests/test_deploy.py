@@ -1,7 +1,8 @@
 """The deployment as a user runs it: deploy/supervisord.conf with Redis, gunicorn and two workers.
 
-Everything runs in a temporary folder on free ports: its own redis-server, SQLite database,
-logs, media and mail. The test drives the demo site over HTTP as a browser would.
+Everything runs in a temporary folder on free ports: its own redis-server, logs, media and
+mail, and a database of its own (SQLite in that folder; on the PostgreSQL pass, a database
+made for the test on bin/test's cluster). The test drives the site over HTTP as a browser would.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import http.cookiejar
 import os
 import re
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -19,11 +19,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+import psycopg
 import pytest
 
 from .redisserver import free_port
@@ -70,12 +73,20 @@ class Stack:
     var: Path
     url: str
     env: dict[str, str]
+    postgres_url: str | None
 
     def rows(self, task_name: str) -> list[tuple[str, str]]:
         """(id, state) of every task row with this name, read straight from the demo's database."""
-        with sqlite3.connect(self.var / "db.sqlite3", timeout=30) as db:
-            query = "SELECT id, state FROM djtasks_task WHERE task_name = ? ORDER BY enqueued_at"
-            return db.execute(query, [f"demo_site.social.tasks.{task_name}"]).fetchall()
+        query = "SELECT id, state FROM djtasks_task WHERE task_name = {} ORDER BY enqueued_at"
+        params = [f"demo_site.social.tasks.{task_name}"]
+        if self.postgres_url:
+            with psycopg.connect(self.postgres_url) as db:
+                return db.execute(query.format("%s"), params).fetchall()
+        db = sqlite3.connect(self.var / "db.sqlite3", timeout=30)
+        try:
+            return db.execute(query.format("?"), params).fetchall()
+        finally:
+            db.close()
 
     def wait_for(self, task_name: str, count: int = 1, timeout: float = 90) -> list[tuple[str, str]]:
         deadline = time.monotonic() + timeout
@@ -127,10 +138,33 @@ def wait_until_up(stack: Stack, timeout: float = 90) -> None:
         time.sleep(0.3)
 
 
+@contextmanager
+def own_database(var: Path) -> Iterator[tuple[str, str | None]]:
+    """Yield (DATABASE_URL for the demo, PostgreSQL URL or None): a fresh database, dropped afterwards."""
+    if os.environ.get("DJTASKS_TEST_DB") != "postgres":
+        yield f"sqlite:///{var / 'db.sqlite3'}", None
+        return
+    server_url = os.environ["DATABASE_URL"]
+    name = f"djtasks_deploy_{uuid.uuid4().hex[:12]}"
+    url = urllib.parse.urlsplit(server_url)._replace(path=f"/{name}").geturl()
+    with psycopg.connect(server_url, autocommit=True) as db:
+        db.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url, url
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as db:
+            db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def stack() -> Iterator[Stack]:
-    tmp = Path(tempfile.mkdtemp(prefix="djtasks-deploy-"))
-    var = tmp / "var"
+    with tempfile.TemporaryDirectory(prefix="djtasks-deploy-", ignore_cleanup_errors=True) as folder:
+        var = Path(folder) / "var"
+        with own_database(var) as (database_url, postgres_url):
+            yield from run_stack(Path(folder), var, database_url, postgres_url)
+
+
+def run_stack(tmp: Path, var: Path, database_url: str, postgres_url: str | None) -> Iterator[Stack]:
     for folder in ("log", "redis", "mail", "media"):
         (var / folder).mkdir(parents=True)
     redis_port, web_port = free_port(), free_port()
@@ -142,7 +176,7 @@ def stack() -> Iterator[Stack]:
         "REDIS_PORT": str(redis_port),
         "WEB_PORT": str(web_port),
         "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "DATABASE_URL": f"sqlite:///{var / 'db.sqlite3'}",
+        "DATABASE_URL": database_url,
         "DJANGO_SETTINGS_MODULE": "demo_site.settings",
         "SECRET_KEY": "test-deploy-not-secret",
         "DEBUG": "True",
@@ -163,7 +197,7 @@ def stack() -> Iterator[Stack]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    stack = Stack(process, tmp, var, f"http://127.0.0.1:{web_port}", env)
+    stack = Stack(process, tmp, var, f"http://127.0.0.1:{web_port}", env, postgres_url)
     try:
         yield stack
     finally:
@@ -175,7 +209,6 @@ def stack() -> Iterator[Stack]:
                 process.kill()
         for leftover in processes_of(tmp):
             leftover.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def stop(stack: Stack) -> int:
@@ -187,6 +220,8 @@ def stop(stack: Stack) -> int:
 @pytest.mark.timeout(400)
 def test_a_post_made_through_the_web_site_reaches_a_followers_timeline_and_the_stack_stops_cleanly(stack):
     wait_until_up(stack)
+    # The demo runs on the database of this pass: its SQLite file exists only on the SQLite pass.
+    assert (stack.var / "db.sqlite3").exists() == (stack.postgres_url is None)
     reader, writer = Browser(stack.url), Browser(stack.url)
     password = "a-long-Password-42"
     for browser, name in ((reader, "reader"), (writer, "writer")):
