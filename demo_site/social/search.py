@@ -4,7 +4,7 @@ Migration 0003 creates social_post_search (rowid = post id). Only the reindex_po
 writes it, so the index is eventually consistent with the posts.
 """
 
-from django.db import connection
+from django.db import connection, transaction
 
 TABLE = "social_post_search"
 
@@ -15,7 +15,7 @@ def uses_fts5() -> bool:
 
 def index_post(post_id: int, body: str) -> None:
     """Insert or replace the indexed text of one post."""
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {TABLE} WHERE rowid = %s", [post_id])
         cursor.execute(f"INSERT INTO {TABLE} (rowid, body) VALUES (%s, %s)", [post_id, body])
 
