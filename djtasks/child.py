@@ -124,6 +124,7 @@ class Child:
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+        self.stopping = self.stopping or _early_stop["requested"]
         backoff = Backoff()
         executed = rounds = 0
         try:
@@ -214,6 +215,14 @@ class Child:
     def _oldest_pending_age(self) -> float:
         first = self.pending[0][1].finished_at if self.pending else None
         return (timezone.now() - first).total_seconds() if first else 0.0
+
+
+_early_stop = {"requested": False}
+
+
+def request_early_stop(signum: int, frame: Any) -> None:
+    """SIGTERM handler of a child that has not built its Child yet."""
+    _early_stop["requested"] = True
 
 
 @dataclass(frozen=True)
