@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.utils import timezone
 
 from .broker import Claim, get_broker
@@ -168,11 +168,14 @@ class Child:
         try:
             started = self.executor.start(claims, finished)
         except DatabaseError as exc:
-            logger.warning("Database unavailable when starting %d task(s) (%s); handing them back", len(claims), exc)
+            # An outage is nobody's fault; any other database error counts towards the poison
+            # limit, so a message that always breaks the transaction ends up dead-lettered.
+            outage = isinstance(exc, OperationalError | InterfaceError)
+            logger.warning("Database error when starting %d task(s) (%s); handing them back", len(claims), exc)
             for conn in connections.all(initialized_only=True):
                 conn.close_if_unusable_or_obsolete()
             for claim in claims:
-                hand_back(self.executor.db, self.broker, claim, forgive=True)
+                hand_back(self.executor.db, self.broker, claim, forgive=outage)
             self.reporter.done([c.id for c in claims])
             self.pending = finished
             self.flush()  # the outcomes are kept and written once the database answers
