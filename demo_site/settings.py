@@ -5,11 +5,16 @@ django-environ; a `.env` file at the repository root (bin/demo writes one) fills
 in what the environment does not set. Variables already in the environment win
 over the file.
 
-    SECRET_KEY     default: an insecure development key
-    DEBUG          default: True
-    ALLOWED_HOSTS  comma-separated; default: * when DEBUG, else none
-    REDIS_URL      default: redis://127.0.0.1:6379/0
-    DATABASE_URL   default: sqlite:///<repo>/var/db.sqlite3
+    SECRET_KEY       default: an insecure development key
+    DEBUG            default: True
+    ALLOWED_HOSTS    comma-separated; default: * when DEBUG, else none
+    VAR_DIR          runtime files (database, media, mail, logs); default: <repo>/var
+    REDIS_URL        default: redis://127.0.0.1:6379/0
+    DATABASE_URL     default: sqlite:///<VAR_DIR>/db.sqlite3
+    SHUTDOWN_GRACE   seconds a stopping worker lets tasks in flight finish; default: 30
+                     (deploy/supervisord.conf's stopwaitsecs must stay above it)
+    SITE_URL         the site's address in emails; default: http://127.0.0.1:8000
+    FANOUT_CHUNK_SIZE  followers per timeline delivery task; default: 500
 """
 
 from pathlib import Path
@@ -17,15 +22,14 @@ from pathlib import Path
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
 if (BASE_DIR / ".env").is_file():
     environ.Env.read_env(BASE_DIR / ".env")
 
-SECRET_KEY = env.str(
-    "SECRET_KEY", default="django-insecure-djtasks-demo-only-never-use-in-production"
-)
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
+
+SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-djtasks-demo-only-never-use-in-production")
 DEBUG = env.bool("DEBUG", default=True)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"] if DEBUG else [])
 
@@ -90,14 +94,30 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         **DATABASES["default"].get("OPTIONS", {}),
     }
     if Path(DATABASES["default"]["NAME"]) == _default_sqlite:
-        VAR_DIR.mkdir(exist_ok=True)
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- djtasks --------------------------------------------------------------------
 
 TASKS = {"default": {"BACKEND": "djtasks.backend.RedisBackend"}}
-DJTASKS = {"REDIS_URL": REDIS_URL}
+DJTASKS = {
+    "REDIS_URL": REDIS_URL,
+    "SHUTDOWN_GRACE": env.float("SHUTDOWN_GRACE", default=30.0),
+}
+
+# --- Media (avatars) and email ------------------------------------------------------
+
+MEDIA_URL = "media/"
+MEDIA_ROOT = VAR_DIR / "media"
+# Follow notifications are written as files, one per message, instead of being sent.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = VAR_DIR / "mail"
+DEFAULT_FROM_EMAIL = "djtasks demo <demo@example.com>"
+DEMO_SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+# Readers per deliver_post task: a post by someone with 10,000 followers becomes 20 tasks
+# that several workers run side by side, each one short.
+DEMO_FANOUT_CHUNK_SIZE = env.int("FANOUT_CHUNK_SIZE", default=500)
 
 # --- Auth ---------------------------------------------------------------------
 
@@ -107,8 +127,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+LOGIN_URL = "social:login"
 LOGIN_REDIRECT_URL = "social:home"
+LOGOUT_REDIRECT_URL = "social:home"
 
 # --- Internationalization -----------------------------------------------------
 

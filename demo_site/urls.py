@@ -1,3 +1,5 @@
+from django.conf import settings
+from django.conf.urls.static import static
 from django.contrib import admin
 from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
@@ -7,6 +9,8 @@ urlpatterns = [
     path("", include("demo_site.social.urls")),
 ]
 
-# gunicorn does not serve static files; with DEBUG=True let Django serve them
-# (the admin's CSS) so the demo looks right. Adds nothing when DEBUG is False.
+# gunicorn does not serve files; with DEBUG=True let Django serve the static files
+# (the admin's CSS) and the uploaded avatars so the demo looks right. Both helpers
+# add nothing when DEBUG is False.
 urlpatterns += staticfiles_urlpatterns()
+urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.utils import timezone
 
 from .broker import Claim, get_broker
@@ -129,6 +129,7 @@ class Child:
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+        self.stopping = self.stopping or _early_stop["requested"]
         backoff = Backoff()
         executed = rounds = 0
         try:
@@ -181,11 +182,14 @@ class Child:
         try:
             started = self.executor.start(claims, finished)
         except DatabaseError as exc:
-            logger.warning("Database unavailable when starting %d task(s) (%s); handing them back", len(claims), exc)
+            # An outage is nobody's fault; any other database error counts towards the poison
+            # limit, so a message that always breaks the transaction ends up dead-lettered.
+            outage = isinstance(exc, OperationalError | InterfaceError)
+            logger.warning("Database error when starting %d task(s) (%s); handing them back", len(claims), exc)
             for conn in connections.all(initialized_only=True):
                 conn.close_if_unusable_or_obsolete()
             for claim in claims:
-                hand_back(self.executor.db, self.broker, claim, forgive=True)
+                hand_back(self.executor.db, self.broker, claim, forgive=outage)
             self.reporter.done([c.id for c in claims])
             self.pending = finished
             self.flush()  # the outcomes are kept and written once the database answers
@@ -228,6 +232,14 @@ class Child:
     def _oldest_pending_age(self) -> float:
         first = self.pending[0][1].finished_at if self.pending else None
         return (timezone.now() - first).total_seconds() if first else 0.0
+
+
+_early_stop = {"requested": False}
+
+
+def request_early_stop(signum: int, frame: Any) -> None:
+    """SIGTERM handler of a child that has not built its Child yet."""
+    _early_stop["requested"] = True
 
 
 @dataclass(frozen=True)

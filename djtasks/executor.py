@@ -72,9 +72,14 @@ def describe(exc: BaseException) -> Outcome:
     return Outcome(
         state=FAILURE,
         exception_type=f"{cls.__module__}.{cls.__qualname__}",
-        message=str(exc),
-        traceback="".join(tb.format_exception(exc)),
+        message=storable(str(exc)),
+        traceback=storable("".join(tb.format_exception(exc))),
     )
+
+
+def storable(text: str) -> str:
+    """Make untrusted text storable in any database: PostgreSQL refuses NUL characters."""
+    return text.replace("\x00", "\\x00")
 
 
 def error_entry(attempt: int, outcome: Outcome, at: datetime) -> dict[str, Any]:
@@ -351,7 +356,8 @@ class Executor:
         text = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else raw
         logger.error("Message id=%r dead-lettered: %s", claim.id, reason)
         return DeadLetter(
-            task_id=claim.id[:255], task_name=task_name[:255], queue=claim.queue, reason=reason, raw=text[:65536]
+            task_id=storable(claim.id)[:255], task_name=storable(task_name)[:255], queue=storable(claim.queue)[:100],
+            reason=storable(reason), raw=storable(text)[:65536],
         )
 
     # Redis --------------------------------------------------------------------------------

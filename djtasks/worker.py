@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from . import maintenance
 from .broker import Claim, close_broker, get_broker
-from .child import ChildLimits, child_main, decode_claim
+from .child import ChildLimits, child_main, decode_claim, request_early_stop
 from .conf import get_settings
 from .exceptions import BrokerUnavailable
 from .executor import db_lease, hand_back, settle_killed
@@ -97,6 +97,8 @@ class Worker:
             "Worker %s starting: queues=%s concurrency=%d", self.worker_id, ",".join(self.queues), self.concurrency
         )
         for index in range(self.concurrency):
+            if self.stop_requested_at is not None:
+                break  # a stop during start-up: spawn no more
             self._spawn(index)
         self.remote.online()
         while True:
@@ -104,6 +106,10 @@ class Worker:
             if self.stop_requested_at is not None:
                 if not self._alive():
                     break
+                # A child forked after the signal, or caught before its handler was installed,
+                # hears it again; asking twice is harmless (it only sets a flag).
+                for slot in self.slots.values():
+                    _signal(slot.process, signal.SIGTERM)
                 if self.cold or time.monotonic() - self.stop_requested_at > self.grace:
                     self._terminate_children()
                     break
@@ -334,6 +340,10 @@ def _signal(process: BaseProcess, signum: int) -> None:
 
 
 def _child_entry(index: int, worker_id: str, queues: list[str], pipe: Connection, limits: ChildLimits) -> None:
+    # The fork copied the parent's handlers; a child must never run them (they signal "children").
+    signal.signal(signal.SIGTERM, request_early_stop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
     try:
         child_main(index, worker_id, queues, pipe, limits)
     finally:

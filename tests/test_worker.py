@@ -169,3 +169,12 @@ def test_report_progress_outside_a_task_does_nothing():
     from djtasks import report_progress
 
     assert report_progress(1, 2) is False
+
+
+def test_sigterm_while_children_are_being_spawned_stops_promptly(worker):
+    proc = worker("-c", "2")
+    assert wait_for(lambda: "starting" in proc.log(), timeout=30, interval=0.002)
+    started = time.monotonic()
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    assert time.monotonic() - started < 8  # not the 10 s shutdown grace of the test settings

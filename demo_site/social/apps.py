@@ -6,3 +6,6 @@ class SocialConfig(AppConfig):
     label = "social"
     verbose_name = "Social (demo)"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from . import signals  # noqa: F401 - connects the receivers
