@@ -4,8 +4,12 @@ from django.contrib import admin
 from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
+import djtasks.metrics
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Prometheus metrics: staff users, or DJTASKS["METRICS_TOKEN"] as a bearer token.
+    path("metrics/", djtasks.metrics.view),
     path("", include("demo_site.social.urls")),
 ]
 

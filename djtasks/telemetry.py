@@ -2,14 +2,16 @@
 
 Workers buffer what happened and write it in the round trip that acks the outcomes, so events
 and counters cost no extra round trip on the hot path; the events of one write share one stream
-entry, so the stream's length (EVENTS_MAXLEN) counts writes, each of one or more events. Counters live in Redis hashes because
-workers are separate processes: the metrics view reads them at scrape time.
+entry, so the stream's length (EVENTS_MAXLEN) counts writes, each of one or more events.
+Counters live in Redis hashes because workers are separate processes: the metrics view reads
+them at scrape time.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from bisect import bisect_left
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -43,10 +45,8 @@ def stats_key(broker: Broker, name: str) -> str:
 
 
 def bucket_index(seconds: float) -> int:
-    for index, bound in enumerate(BUCKETS):
-        if seconds <= bound:
-            return index
-    return len(BUCKETS)
+    """Return the index of the first bucket whose upper bound is >= seconds (len(BUCKETS): +Inf)."""
+    return bisect_left(BUCKETS, seconds)
 
 
 @dataclass
