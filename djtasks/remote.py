@@ -78,6 +78,10 @@ class Remote:
             payload: dict[str, Any] = {"worker": self.worker.worker_id, "ok": True, "data": data}
         except (CommandError, TypeError, ValueError) as exc:
             after, payload = None, {"worker": self.worker.worker_id, "ok": False, "error": str(exc)}
+        except Exception as exc:  # a command must not take the parent down (database or Redis errors)
+            logger.exception("Worker %s failed to carry out control command %r", self.worker.worker_id, name)
+            error = f"{type(exc).__name__}: {exc}"
+            after, payload = None, {"worker": self.worker.worker_id, "ok": False, "error": error}
         logger.info("Worker %s control %r: %s", self.worker.worker_id, name,
                     "ok" if payload["ok"] else payload["error"])
         if isinstance(request_id, str):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-from bisect import bisect_left
 import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
