@@ -41,6 +41,7 @@ def main() -> None:
         run("ping")
         for what in ("active", "reserved", "scheduled", "registered", "stats", "queues"):
             run("inspect", what)
+        run("revoke", long[0].id, long[1].id, "--terminate")
         run("rate_limit", "tests.testapp.tasks.add", "100/s")
         run("time_limit", "tests.testapp.tasks.sleep_then_record", "20", "30")
         run("add_consumer", "reports")
@@ -49,7 +50,6 @@ def main() -> None:
         run("pool_grow", "2", "--destination", ids[0])
         run("pool_shrink", "1", "--destination", ids[0])
         run("inspect", "stats", "--destination", ids[0])
-        run("revoke", long[0].id, long[1].id, "--terminate")
         run("ping", "--destination", f"{ids[0]},djtasks@gone.1", "--timeout", "1")
         run("ping", "--json", "--destination", ids[1])
         run("shutdown", "--destination", ids[0])

@@ -53,7 +53,8 @@ def status() -> list[dict[str, Any]]:
             "queues": info.get("queues"),
             "concurrency": info.get("concurrency"),
             "processed": info.get("processed"),
-            "active": len(info.get("active", [])),
+            # Tasks the worker holds: running, and reserved by its children but not begun.
+            "held": len(info.get("active", [])),
             "started_at": info.get("started_at"),
             "heartbeat_at": info.get("heartbeat_at"),
         })

@@ -86,9 +86,9 @@ class Command(BaseCommand):
             return
         now = timezone.now()
         self._table(
-            ["worker", "pid", "queues", "concurrency", "processed", "active", "up", "last heartbeat"],
+            ["worker", "pid", "queues", "concurrency", "processed", "held", "up", "last heartbeat"],
             [[r["worker"], str(r["pid"]), ",".join(r["queues"] or []), str(r["concurrency"]), str(r["processed"]),
-              str(r["active"]), _ago(now, r["started_at"]), _ago(now, r["heartbeat_at"]) + " ago"] for r in rows],
+              str(r["held"]), _ago(now, r["started_at"]), _ago(now, r["heartbeat_at"]) + " ago"] for r in rows],
         )
         self.stdout.write(f"{len(rows)} worker(s) online")
 
