@@ -2,7 +2,8 @@
 
 Pure logic, no database and no Redis. Every schedule answers two questions about absolute time:
 the first slot strictly after a moment (`next_after`), and the latest slot in a window
-(`latest_between`, used by the catch-up policy). Slots are aware datetimes.
+(`latest_between`, used by the catch-up policy). Slots are aware datetimes; crontab slots are
+given in UTC (Python compares datetimes that share a tzinfo by wall time, blind to the DST fold).
 
 Daylight saving, for crontab schedules in a zone that has it:
 - a wall-clock time skipped by the spring-forward gap runs once, at the first valid time after
@@ -37,6 +38,7 @@ _FIELD_PROBES = {
 }
 # Search for the latest missed slot from this far back first; further only for sparse schedules.
 _LOOKBACK = timedelta(days=1)
+_DST_MARGIN = timedelta(hours=3)
 ENTRY_KEYS = frozenset({"task", "schedule", "args", "kwargs", "options", "enabled", "description"})
 OPTION_KEYS = frozenset({"queue", "priority"})
 
@@ -160,16 +162,19 @@ class crontab(Schedule):  # noqa: N801 - Celery's name
     def next_after(self, moment: datetime) -> datetime:
         zone = self.zone
         once_per_day = str(self.hour).strip() != "*"
-        cursor = moment.astimezone(zone)
-        iterator = croniter(self.expression, cursor)
+        # croniter iterates a repeated hour correctly only when it walks into it: near a transition,
+        # start a few hours back and walk forward past the moment.
+        start = moment - _DST_MARGIN if _near_transition(moment, zone) else moment
+        iterator = croniter(self.expression, start.astimezone(zone))
         while True:
-            slot = _normalise(iterator.get_next(datetime), zone)
-            if slot <= moment:
+            instant = iterator.get_next(datetime).astimezone(UTC)
+            if instant <= moment:
                 continue
             # The second pass of a repeated (fall-back) hour: a crontab that names hours ran in the first.
-            if once_per_day and slot.fold == 1:
+            if once_per_day and instant.astimezone(zone).fold == 1:
                 continue
-            return slot
+            # In UTC: Python compares datetimes sharing one tzinfo by wall time, blind to the fold.
+            return instant
 
     def describe(self) -> str:
         return f"{self.expression} ({self.zone.key})"
@@ -211,9 +216,9 @@ _FIELD_HINTS = {
 }
 
 
-def _normalise(slot: datetime, zone: zoneinfo.ZoneInfo) -> datetime:
-    """Round-trip through UTC so that fold and offset are those of the real instant."""
-    return slot.astimezone(UTC).astimezone(zone)
+def _near_transition(moment: datetime, zone: zoneinfo.ZoneInfo) -> bool:
+    before, after = (moment - _DST_MARGIN).astimezone(zone), (moment + _DST_MARGIN).astimezone(zone)
+    return before.utcoffset() != after.utcoffset()
 
 
 def to_schedule(value: Any) -> Schedule:
