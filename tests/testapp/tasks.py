@@ -81,3 +81,9 @@ def progressing(steps):
         report_progress(step, steps, f"step {step}")
     running = current_task()
     return {"attempt": running.attempt, "id": running.id}
+
+
+@task
+def stamp():
+    """Write this run's task id to the ledger: the periodic-task tests count executions per run."""
+    ledger(f"stamp {current_task().id} {os.getpid()}")
