@@ -191,3 +191,31 @@ def test_a_changed_entry_is_updated_a_removed_one_disabled_and_admin_rows_kept()
         sync_settings("default", T0 + timedelta(seconds=20))
     cleanup = PeriodicTask.objects.get(name="cleanup")
     assert cleanup.source == Source.SETTINGS and cleanup.enabled  # back in settings, back on
+
+
+def walk_night(beat, clock, start, hours=6, step_minutes=5):
+    clock.now = start
+    fired = 0
+    for _ in range(hours * 60 // step_minutes):
+        clock.advance(minutes=step_minutes)
+        fired += beat.tick()
+    return fired
+
+
+@pytest.mark.parametrize(
+    ("night", "expected"),
+    [
+        # Spring forward, 29 March 2026: 02:30 does not exist; the run happens at 03:00 CEST (01:00 UTC).
+        (datetime(2026, 3, 28, 23, 0, tzinfo=UTC), datetime(2026, 3, 29, 1, 0, tzinfo=UTC)),
+        # Fall back, 25 October 2026: 02:30 happens twice; the run happens at the first, 02:30 CEST (00:30 UTC).
+        (datetime(2026, 10, 24, 22, 0, tzinfo=UTC), datetime(2026, 10, 25, 0, 30, tzinfo=UTC)),
+    ],
+)
+def test_the_beat_fires_a_paris_crontab_once_through_a_dst_night(redis_server, night, expected):
+    row = PeriodicTask(name="nightly", task=ADD, crontab="30 2 * * *", timezone="Europe/Paris")
+    row.plan_first_run(night)
+    row.save()
+    clock = Clock()
+    assert walk_night(Beat("w1", "default", clock), clock, night) == 1
+    [run] = runs("nightly")
+    assert run.scheduled_for == expected
