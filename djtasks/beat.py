@@ -17,9 +17,11 @@ that, the missed slots collapse into one run for the latest of them, never a bur
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, cast
 
 from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import F
@@ -34,10 +36,15 @@ from .options import ExecutionOptions
 from .periodic import PeriodicRun, PeriodicTask, Source
 from .schedules import Entry, Schedule, ScheduleError, once, parse_entry
 
+if TYPE_CHECKING:
+    from .declaration import Task
+
 logger = logging.getLogger("djtasks")
 RUN_NAMESPACE = uuid.UUID("6f4c1e0a-5b2d-4c0e-9a7e-2d1f3b9c8a10")
 # How long a worker owns a run key; after it, a worker that died holding one is replaced.
 CLAIM_TTL_MS = 10_000
+# The parent's loop may come round many times a second when children are busy; look at most this often.
+MIN_TICK_SECONDS = 0.25
 # Most runs one tick fires, so a schedule faster than the tick cannot keep the parent busy.
 MAX_RUNS_PER_TICK = 100
 
@@ -54,14 +61,25 @@ def plan(schedule: Schedule, due: datetime, now: datetime, grace: timedelta) -> 
 
 
 class Beat:
-    def __init__(self, worker_id: str, db: str, clock: Callable[[], datetime] = timezone.now):
+    def __init__(
+        self,
+        worker_id: str,
+        db: str,
+        clock: Callable[[], datetime] = timezone.now,
+        min_interval: float = MIN_TICK_SECONDS,
+    ):
         self.worker_id = worker_id
+        self.min_interval = min_interval
         self.db = db
         self.clock = clock
         self.synced = False
+        self.next_look = 0.0
 
     def tick(self) -> int:
         """Fire due runs; a database outage is logged and retried at the next tick."""
+        if time.monotonic() < self.next_look:
+            return 0
+        self.next_look = time.monotonic() + self.min_interval
         try:
             return self._tick()
         except DatabaseError as exc:
@@ -104,7 +122,7 @@ class Beat:
                 return False
         except BrokerUnavailable:
             pass  # the database fence below still lets only one worker fire it
-        task = registry.get(row.task)
+        task = cast("Task | None", registry.get(row.task))
         try:
             with transaction.atomic(using=self.db):
                 advanced = (
@@ -148,7 +166,7 @@ class Beat:
 
 def run_now(row: PeriodicTask, worker: str = "admin") -> str:
     """Enqueue one run of a periodic task now, outside its schedule; return the task id."""
-    task = registry.lookup(row.task)
+    task = cast("Task", registry.lookup(row.task))
     db = row._state.db or "default"
     with transaction.atomic(using=db):
         record = enqueue(task, list(row.args), dict(row.kwargs),

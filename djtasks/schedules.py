@@ -71,8 +71,9 @@ class Schedule:
         return latest or first
 
     def _walk(self, start: datetime, end: datetime) -> datetime | None:
-        latest, cursor = None, start - timedelta(microseconds=1)
-        while (cursor := self.next_after(cursor)) is not None and cursor <= end:
+        latest: datetime | None = None
+        cursor: datetime | None = start - timedelta(microseconds=1)
+        while cursor is not None and (cursor := self.next_after(cursor)) is not None and cursor <= end:
             latest = cursor
         return latest
 

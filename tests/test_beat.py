@@ -41,7 +41,7 @@ def runs(name="tick"):
 def test_a_due_run_fires_once_and_writes_the_task_row(redis_server):
     row = every(10)
     clock = Clock()
-    beat = Beat("w1", "default", clock)
+    beat = Beat("w1", "default", clock, min_interval=0)
     assert beat.tick() == 0
     clock.advance(seconds=10)
     assert beat.tick() == 1 and beat.tick() == 0
@@ -57,7 +57,7 @@ def test_a_due_run_fires_once_and_writes_the_task_row(redis_server):
 def test_two_workers_ticking_the_same_moment_fire_once(redis_server):
     every(5)
     clock = Clock(T0 + timedelta(seconds=5))
-    first, second = Beat("w1", "default", clock), Beat("w2", "default", clock)
+    first, second = Beat("w1", "default", clock, min_interval=0), Beat("w2", "default", clock, min_interval=0)
     assert first.tick() + second.tick() == 1
     assert len(runs()) == 1 and TaskRecord.objects.count() == 1
 
@@ -67,9 +67,9 @@ def test_a_worker_that_lost_the_race_for_the_row_changes_nothing(redis_server):
     every(5)
     clock = Clock(T0 + timedelta(seconds=5))
     stale = list(PeriodicTask.objects.all())  # what a slow second worker read before the first fired
-    assert Beat("w1", "default", clock).tick() == 1
+    assert Beat("w1", "default", clock, min_interval=0).tick() == 1
     get_broker().client.flushall()
-    late = Beat("w2", "default", clock)
+    late = Beat("w2", "default", clock, min_interval=0)
     late.synced = True
     assert late.fire(stale[0], clock(), timedelta(seconds=5)) is False
     assert len(runs()) == 1 and TaskRecord.objects.count() == 1
@@ -80,7 +80,7 @@ def test_a_run_key_held_by_a_dead_worker_delays_the_run_but_does_not_lose_it(red
     due_ms = int(row.next_run_at.timestamp() * 1000)
     get_broker().acquire(f"beat:{row.pk}:{due_ms}", "dead-worker", 300)  # it died right after claiming
     clock = Clock(T0 + timedelta(seconds=5))
-    beat = Beat("w2", "default", clock)
+    beat = Beat("w2", "default", clock, min_interval=0)
     assert beat.tick() == 0
     get_broker().client.delete(get_broker().key("lock", f"beat:{row.pk}:{due_ms}"))  # the key's TTL ran out
     assert beat.tick() == 1 and len(runs()) == 1
@@ -91,7 +91,7 @@ def test_with_redis_down_the_database_alone_fires_each_run_once(redis_server):
     clock = Clock(T0 + timedelta(seconds=5))
     redis_server.stop()
     try:
-        assert Beat("w1", "default", clock).tick() + Beat("w2", "default", clock).tick() == 1
+        assert Beat("w1", "default", clock, min_interval=0).tick() + Beat("w2", "default", clock, min_interval=0).tick() == 1
     finally:
         redis_server.start()
     assert len(runs()) == 1
@@ -100,7 +100,7 @@ def test_with_redis_down_the_database_alone_fires_each_run_once(redis_server):
 def test_after_downtime_one_run_fires_for_the_latest_missed_slot(redis_server):
     every(60)
     clock = Clock(T0 + timedelta(hours=3, seconds=30))
-    beat = Beat("w1", "default", clock)
+    beat = Beat("w1", "default", clock, min_interval=0)
     assert beat.tick() == 1 and beat.tick() == 0
     [run] = runs()
     assert run.scheduled_for == T0 + timedelta(hours=3)
@@ -110,14 +110,14 @@ def test_after_downtime_one_run_fires_for_the_latest_missed_slot(redis_server):
 def test_a_run_late_within_the_grace_keeps_every_slot(redis_server):
     every(1)
     clock = Clock(T0 + timedelta(seconds=3.5))  # a busy parent ticked 2.5 s late
-    assert Beat("w1", "default", clock).tick() == 3
+    assert Beat("w1", "default", clock, min_interval=0).tick() == 3
     assert [r.scheduled_for - T0 for r in runs()] == [timedelta(seconds=s) for s in (1, 2, 3)]
 
 
 def test_a_disabled_task_does_not_fire_and_re_enabling_it_replans(redis_server):
     row = every(5, enabled=False)
     clock = Clock(T0 + timedelta(minutes=10))
-    beat = Beat("w1", "default", clock)
+    beat = Beat("w1", "default", clock, min_interval=0)
     assert beat.tick() == 0
     row.enabled = True
     row.plan_first_run(clock())
@@ -132,7 +132,7 @@ def test_a_one_off_fires_once_then_disables_itself(redis_server):
     row.plan_first_run(T0)
     row.save()
     clock = Clock(T0 + timedelta(minutes=5))
-    beat = Beat("w1", "default", clock)
+    beat = Beat("w1", "default", clock, min_interval=0)
     assert beat.tick() == 1 and beat.tick() == 0
     row.refresh_from_db()
     assert not row.enabled and row.next_run_at is None and row.last_run_at == T0 + timedelta(minutes=1)
@@ -140,7 +140,7 @@ def test_a_one_off_fires_once_then_disables_itself(redis_server):
 
 def test_an_unregistered_task_is_skipped_and_the_schedule_moves_on(redis_server, caplog):
     PeriodicTask.objects.create(name="ghost", task="no.such.task", interval=5, next_run_at=T0)
-    assert Beat("w1", "default", Clock()).tick() == 0
+    assert Beat("w1", "default", Clock(), min_interval=0).tick() == 0
     assert "names unregistered task no.such.task" in caplog.text
     assert PeriodicTask.objects.get().next_run_at == T0 + timedelta(seconds=5)
 
@@ -216,6 +216,6 @@ def test_the_beat_fires_a_paris_crontab_once_through_a_dst_night(redis_server, n
     row.plan_first_run(night)
     row.save()
     clock = Clock()
-    assert walk_night(Beat("w1", "default", clock), clock, night) == 1
+    assert walk_night(Beat("w1", "default", clock, min_interval=0), clock, night) == 1
     [run] = runs("nightly")
     assert run.scheduled_for == expected

@@ -68,7 +68,7 @@ def test_a_schedule_edit_replans_and_the_next_tick_follows_it(admin_client, redi
     assert response.status_code == 302
     row.refresh_from_db()
     assert row.interval == 2.0 and row.next_run_at <= timezone.now() + timedelta(seconds=2)
-    beat = Beat("w1", "default", clock=lambda: timezone.now() + timedelta(seconds=3))
+    beat = Beat("w1", "default", clock=lambda: timezone.now() + timedelta(seconds=3), min_interval=0)
     beat.synced = True
     assert beat.tick() == 1  # the same beat object, no restart: it reads the table every tick
 
@@ -76,7 +76,7 @@ def test_a_schedule_edit_replans_and_the_next_tick_follows_it(admin_client, redi
 def test_disabling_in_the_admin_stops_the_beat_and_enabling_resumes_it(admin_client, redis_server):
     admin_client.post(f"{URL}add/", form(crontab="", interval="1"))
     row = PeriodicTask.objects.get()
-    beat = Beat("w1", "default", clock=lambda: timezone.now() + timedelta(seconds=2))
+    beat = Beat("w1", "default", clock=lambda: timezone.now() + timedelta(seconds=2), min_interval=0)
     beat.synced = True
     admin_client.post(URL, {"action": "disable", "_selected_action": [row.pk]})
     assert beat.tick() == 0
