@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
@@ -28,6 +29,18 @@ class BeatFigures:
             f"fire lateness p50/p99: {pct(self.fire_lateness_ms, 50):.0f}/{pct(self.fire_lateness_ms, 99):.0f} ms, "
             f"start lateness p50/p99: {pct(self.start_lateness_ms, 50):.0f}/{pct(self.start_lateness_ms, 99):.0f} ms"
         )
+
+
+def drain(name: str, ledger: Path, timeout: float = 60.0) -> bool:
+    """Disable the periodic task (as the admin does) and wait until every run it fired has executed."""
+    PeriodicTask.objects.filter(name=name).update(enabled=False)
+    time.sleep(1.0)  # a worker already past its query may still fire the slot it was on
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if figures(name, ledger).executed == PeriodicRun.objects.filter(periodic_task__name=name).count():
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def pct(values: list[float], q: int) -> float:

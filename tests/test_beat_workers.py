@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from djtasks.models import PeriodicRun, PeriodicTask, TaskRecord
 
-from .beatstats import figures
+from .beatstats import drain, figures
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 STAMP = "tests.testapp.tasks.stamp"
@@ -30,18 +30,20 @@ def fired(name="tick"):
     return PeriodicRun.objects.filter(periodic_task__name=name).count()
 
 
-def settle(ledger, name="tick"):
-    """Wait until every fired run has executed, so the figures count what happened."""
-    assert wait_for(lambda: figures(name, ledger).executed == fired(name), timeout=60)
-    return figures(name, ledger)
+def settle(ledger, workers, name="tick"):
+    """Disable the task, let every fired run execute, stop the workers warmly; return the figures."""
+    assert drain(name, ledger)
+    for process in workers:
+        assert process.stop() == 0
+    result = figures(name, ledger)
+    assert result.executed == result.fired, result.line()
+    return result
 
 
 def test_two_workers_fire_each_run_of_a_one_second_schedule_once(worker, ledger):
     workers = [worker("-c", "1", env=EVERY_SECOND) for _ in range(2)]
     assert wait_for(lambda: fired() >= 8, timeout=90)
-    for process in workers:
-        assert process.stop() == 0
-    result = settle(ledger)
+    result = settle(ledger, workers)
     assert result.fired >= 8 and result.duplicates == 0 and result.missed == 0, result.line()
     assert TaskRecord.objects.filter(task_name=STAMP).count() == result.fired
     assert set(TaskRecord.objects.filter(task_name=STAMP).values_list("state", flat=True)) == {"SUCCESS"}
@@ -55,9 +57,7 @@ def test_three_workers_one_killed_and_one_started_late_never_fire_twice_or_skip(
     os.killpg(first.pid, signal.SIGKILL)  # dies without a word, maybe holding a run key
     third = worker("-c", "1", env=EVERY_SECOND)
     assert wait_for(lambda: fired() >= 14, timeout=90)
-    for process in (second, third):
-        assert process.stop() == 0
-    result = settle(ledger)
+    result = settle(ledger, [second, third])
     assert result.duplicates == 0 and result.missed == 0, result.line()
     workers = set(PeriodicRun.objects.values_list("worker", flat=True))
     assert len(workers) >= 2, workers
@@ -85,8 +85,6 @@ def test_an_admin_edit_reaches_running_workers_without_restart(worker, ledger):
 def test_three_workers_over_twenty_ticks_fire_every_slot_once(worker, ledger):
     workers = [worker("-c", "1", env=EVERY_SECOND) for _ in range(3)]
     assert wait_for(lambda: fired() >= 20, timeout=120)
-    for process in workers:
-        assert process.stop() == 0
-    result = settle(ledger)
+    result = settle(ledger, workers)
     print(result.line())
     assert result.fired >= 20 and result.duplicates == 0 and result.missed == 0, result.line()
