@@ -114,7 +114,9 @@ class Beat:
         try:
             schedule = row.schedule
         except ScheduleError as exc:
-            logger.error("Periodic task %s has a bad schedule and is skipped: %s", row.name, exc)
+            # Only a hand-edited database row gets here (the admin and the checks validate): stop it once.
+            logger.error("Periodic task %s has a bad schedule and is disabled: %s", row.name, exc)
+            PeriodicTask.objects.using(self.db).filter(pk=row.pk, next_run_at=due).update(enabled=False)
             return False
         slot, following = plan(schedule, due, now, grace)
         try:
@@ -141,21 +143,21 @@ class Beat:
                     logger.error("Periodic task %s names unregistered task %s; run at %s skipped",
                                  row.name, row.task, slot.isoformat())
                     return False
-                record = enqueue(
-                    task,
-                    list(row.args),
-                    dict(row.kwargs),
-                    ExecutionOptions(task_id=run_task_id(row.name, slot), queue=row.queue or None,
-                                     priority=row.priority),
+                options = ExecutionOptions(
+                    task_id=run_task_id(row.name, slot), queue=row.queue or None, priority=row.priority
                 )
-                PeriodicRun.objects.using(self.db).create(
-                    periodic_task_id=row.pk, scheduled_for=slot, task_id=record.id, worker=self.worker_id
-                )
+                try:
+                    with transaction.atomic(using=self.db):
+                        record = enqueue(task, list(row.args), dict(row.kwargs), options)
+                        PeriodicRun.objects.using(self.db).create(
+                            periodic_task_id=row.pk, scheduled_for=slot, task_id=record.id, worker=self.worker_id
+                        )
+                except (ImproperlyDeclared, TypeError) as exc:
+                    # Bad arguments or options: skip this run (the schedule moves on) rather than retry forever.
+                    logger.error("Periodic task %s run at %s skipped: %s", row.name, slot.isoformat(), exc)
+                    return False
         except IntegrityError:
             logger.info("Periodic task %s run at %s was already fired", row.name, slot.isoformat())
-            return False
-        except (ImproperlyDeclared, TypeError) as exc:
-            logger.error("Periodic task %s cannot be enqueued: %s", row.name, exc)
             return False
         if slot != due:
             logger.warning("Periodic task %s missed runs since %s; caught up with one run for %s",

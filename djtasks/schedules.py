@@ -17,6 +17,7 @@ Interval schedules count elapsed seconds and never see DST.
 from __future__ import annotations
 
 import difflib
+import json
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from typing import Any
 
 from croniter import croniter
 from django.conf import settings
+from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
 
 from .exceptions import ImproperlyDeclared
 
@@ -288,6 +290,19 @@ def parse_entry(name: Any, raw: Any) -> Entry:
             f"{where}['options'] has unknown key(s) {', '.join(map(repr, sorted(set(options) - OPTION_KEYS)))}.",
             hint="Periodic runs accept the options 'queue' and 'priority'.",
         )
+    priority = options.get("priority")
+    if priority is not None and (type(priority) is not int or not TASK_MIN_PRIORITY <= priority <= TASK_MAX_PRIORITY):
+        raise ScheduleError(
+            f"{where}['options']['priority'] must be a whole number between {TASK_MIN_PRIORITY} and "
+            f"{TASK_MAX_PRIORITY}."
+        )
+    try:
+        json.dumps([list(args), kwargs], allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ScheduleError(
+            f"{where}: 'args' and 'kwargs' must be JSON-serializable ({exc}).",
+            hint="Pass plain data such as ids, strings and numbers.",
+        ) from None
     return Entry(
         name=name,
         task=raw["task"],
@@ -295,7 +310,7 @@ def parse_entry(name: Any, raw: Any) -> Entry:
         args=list(args),
         kwargs=dict(kwargs),
         queue=str(options.get("queue") or ""),
-        priority=options.get("priority"),
+        priority=priority,
         enabled=bool(raw.get("enabled", True)),
         description=str(raw.get("description", "")),
     )

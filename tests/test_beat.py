@@ -91,7 +91,8 @@ def test_with_redis_down_the_database_alone_fires_each_run_once(redis_server):
     clock = Clock(T0 + timedelta(seconds=5))
     redis_server.stop()
     try:
-        assert Beat("w1", "default", clock, min_interval=0).tick() + Beat("w2", "default", clock, min_interval=0).tick() == 1
+        first, second = Beat("w1", "default", clock, min_interval=0), Beat("w2", "default", clock, min_interval=0)
+        assert first.tick() + second.tick() == 1
     finally:
         redis_server.start()
     assert len(runs()) == 1
@@ -219,3 +220,21 @@ def test_the_beat_fires_a_paris_crontab_once_through_a_dst_night(redis_server, n
     assert walk_night(Beat("w1", "default", clock, min_interval=0), clock, night) == 1
     [run] = runs("nightly")
     assert run.scheduled_for == expected
+
+
+def test_a_run_that_cannot_be_enqueued_is_skipped_once_and_the_schedule_moves_on(redis_server, caplog):
+    PeriodicTask.objects.create(name="bad", task=ADD, interval=5, priority=1000, next_run_at=T0)
+    beat = Beat("w1", "default", Clock(), min_interval=0)
+    assert beat.tick() == 0 and beat.tick() == 0
+    assert caplog.text.count("run at 2026-06-01T12:00:00+00:00 skipped") == 1
+    row = PeriodicTask.objects.get()
+    assert row.next_run_at == T0 + timedelta(seconds=5) and not PeriodicRun.objects.exists()
+    assert not TaskRecord.objects.exists()
+
+
+def test_a_hand_edited_row_with_no_schedule_is_disabled_once(redis_server, caplog):
+    PeriodicTask.objects.create(name="broken", task=ADD, next_run_at=T0)
+    beat = Beat("w1", "default", Clock(), min_interval=0)
+    assert beat.tick() == 0 and beat.tick() == 0
+    assert caplog.text.count("has a bad schedule and is disabled") == 1
+    assert not PeriodicTask.objects.get().enabled

@@ -148,6 +148,13 @@ def test_an_entry_in_celerys_shape_is_parsed():
         parse_entry("x", {"task": "app.report", "shedule": 30})
 
 
+def test_an_entry_with_arguments_json_cannot_carry_is_refused():
+    with pytest.raises(ScheduleError, match=r"'args' and 'kwargs' must be JSON-serializable"):
+        parse_entry("x", {"task": "app.report", "schedule": 30, "args": ({1, 2},)})
+    with pytest.raises(ScheduleError, match=r"priority'\] must be a whole number between -100 and 100"):
+        parse_entry("x", {"task": "app.report", "schedule": 30, "options": {"priority": 1000}})
+
+
 def test_the_task_id_of_a_run_is_the_same_for_every_worker_and_differs_per_slot():
     slot = datetime(2026, 1, 1, 12, tzinfo=UTC)
     assert run_task_id("tick", slot) == run_task_id("tick", slot.astimezone(PARIS))
