@@ -83,7 +83,7 @@ class Beat:
         try:
             return self._tick()
         except DatabaseError as exc:
-            logger.warning("Beat %s: database unavailable (%s)", self.worker_id, exc)
+            logger.warning("Beat %s: database error, retried next tick (%s)", self.worker_id, exc)
             connections[self.db].close_if_unusable_or_obsolete()
             return 0
 
@@ -133,7 +133,7 @@ class Beat:
                     .update(
                         last_run_at=slot,
                         next_run_at=following,
-                        total_run_count=F("total_run_count") + (task is not None),
+                        total_run_count=F("total_run_count") + int(task is not None),
                         enabled=not isinstance(schedule, once),
                     )
                 )
