@@ -105,3 +105,7 @@ class DeadLetterAdmin(ReadOnlyAdmin):
 
 
 
+
+
+# Periodic tasks have their own admin module; importing it registers it.
+from . import periodic_admin  # noqa: E402, F401

@@ -102,3 +102,7 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_name or '?'}[{self.task_id or '-'}]: {self.reason[:60]}"
+
+
+# Periodic tasks live in their own module; importing them here registers them with the app.
+from .periodic import PeriodicRun, PeriodicTask  # noqa: E402, F401

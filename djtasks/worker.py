@@ -24,6 +24,7 @@ from django.db import DatabaseError, connections, router
 from django.utils import timezone
 
 from . import maintenance
+from .beat import Beat
 from .broker import Claim, close_broker, get_broker
 from .child import ChildLimits, child_main, decode_claim, request_early_stop
 from .conf import get_settings
@@ -86,6 +87,7 @@ class Worker:
         self.started_at = timezone.now()
         self.db = router.db_for_write(TaskRecord)
         self.full_sweep_pending = True
+        self.beat = Beat(self.worker_id, self.db)
 
     # Lifecycle ----------------------------------------------------------------------------
 
@@ -277,6 +279,8 @@ class Worker:
         except DatabaseError as exc:
             logger.warning("Worker %s: database unavailable during maintenance (%s)", self.worker_id, exc)
             connections[self.db].close_if_unusable_or_obsolete()
+        if self.stop_requested_at is None:
+            self.beat.tick()  # periodic tasks; handles its own Redis and database errors
 
     def _heartbeat(self) -> None:
         broker = get_broker()

@@ -94,3 +94,15 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"djtasks": {"handlers": ["console"], "level": "INFO"}},
 }
+
+# Worker subprocesses of the periodic-task tests get their BEAT_SCHEDULE from the environment:
+# {"name": {"task": ..., "schedule": seconds or a five-field crontab line, "args": [...]}}.
+if os.environ.get("DJTASKS_TEST_BEAT"):
+    import json
+
+    from djtasks.schedules import crontab
+
+    DJTASKS["BEAT_SCHEDULE"] = {
+        name: {**entry, "schedule": crontab.parse(s) if isinstance(s := entry["schedule"], str) else s}
+        for name, entry in json.loads(os.environ["DJTASKS_TEST_BEAT"]).items()
+    }

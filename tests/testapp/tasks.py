@@ -129,3 +129,9 @@ def work(key, seconds=0.0):
         time.sleep(seconds)
     ledger(f"end {key} {os.getpid()} {time.time():.3f}")
     return key
+
+
+@task
+def stamp():
+    """Write this run's task id to the ledger: the periodic-task tests count executions per run."""
+    ledger(f"stamp {current_task().id} {os.getpid()}")
