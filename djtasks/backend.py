@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from typing import Any
 
 from django.db import router
@@ -14,10 +13,10 @@ from django.utils.inspect import is_module_level_function
 from . import registry
 from .client import enqueue
 from .convert import to_task_result
+from .declaration import Task
 from .exceptions import NotRegistered
 from .models import TaskRecord
 from .options import ExecutionOptions
-from .declaration import Task
 
 
 class RedisBackend(BaseTaskBackend):
@@ -46,8 +45,8 @@ class RedisBackend(BaseTaskBackend):
         self.validate_task(task)
         if not isinstance(task, Task):
             raise InvalidTask(f"{task!r} was not built by the djtasks backend; declare it with TASKS pointing here.")
-        options = ExecutionOptions(queue=task.queue_name, priority=task.priority, eta=task.run_after)
-        record = enqueue(task, list(args), dict(kwargs), options)
+        # The task's queue, priority and run_after are its defaults; ROUTES may re-route it.
+        record = enqueue(task, list(args), dict(kwargs), ExecutionOptions())
         return to_task_result(record, task)
 
     def get_result(self, result_id: str) -> TaskResult:

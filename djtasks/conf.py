@@ -39,6 +39,10 @@ class Settings:
     SHUTDOWN_GRACE: float = 30.0
     # How long a finished task keeps retrying its database write while the database is down.
     DB_RETRY_WINDOW: float = 300.0
+    # Task name (or glob pattern) -> queue, consulted when apply_async names no queue.
+    ROUTES: dict[str, Any] = field(default_factory=dict, compare=False)
+    # Finished rows older than this many seconds are deleted by the workers (None: keep forever).
+    RESULT_EXPIRES: float | None = 86400.0
     WORKER_NAME: str = field(default_factory=lambda: f"djtasks@{socket.gethostname()}")
     CONCURRENCY: int = field(default_factory=lambda: os.cpu_count() or 1)
 

@@ -40,3 +40,20 @@ class TaskRevoked(DjtasksError):
 
 class NotRegistered(DjtasksError, KeyError):
     """No task of that name is registered in this process."""
+
+
+class Retry(DjtasksError):
+    """Raised by task.retry(): the executor records RETRY and runs the task again at `when`."""
+
+    def __init__(self, exc: BaseException | None = None, when: object = None):
+        super().__init__(f"Retry at {when}" + (f": {exc!r}" if exc is not None else ""))
+        self.exc = exc
+        self.when = when
+
+
+class MaxRetriesExceededError(DjtasksError):
+    """task.retry() was called after max_retries retries."""
+
+
+class ChordError(DjtasksError):
+    """A member of a chord failed, so its callback cannot run."""

@@ -19,11 +19,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections, router, transaction
-from django.tasks import TaskContext
 from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
 
-from . import registry, sql
+from . import registry, retry, sql, workflow
 from .broker import Broker, Claim
 from .conf import Settings
 from .context import Current, activate, deactivate
@@ -32,7 +31,8 @@ from .declaration import Task
 from .exceptions import BrokerUnavailable, MessageRejected
 from .message import Message
 from .models import DeadLetter, TaskRecord
-from .states import FAILURE, RUNNABLE_STATES, STARTED, SUCCESS
+from .ratelimit import Limiter
+from .states import FAILURE, READY_STATES, RETRY, REVOKED, RUNNABLE_STATES, STARTED, SUCCESS
 
 logger = logging.getLogger("djtasks")
 
@@ -45,6 +45,7 @@ class Outcome:
     message: str = ""
     traceback: str = ""
     finished_at: datetime | None = None
+    eta: datetime | None = None  # when a RETRY outcome runs again
 
 
 @dataclass
@@ -88,6 +89,7 @@ class Executor:
         self.config = config
         self.worker_id = worker_id
         self.db = router.db_for_write(TaskRecord)
+        self.limiter = Limiter(broker)
 
     # Starting -----------------------------------------------------------------------------
 
@@ -108,6 +110,7 @@ class Executor:
             except MessageRejected as exc:
                 self.dead_letter(claim, str(exc), raw=claim.envelope)
         drops: list[Claim] = []
+        expired: list[Claim] = []
         started: list[Started] = []
         now = timezone.now()
         with transaction.atomic(using=self.db):
@@ -126,6 +129,13 @@ class Executor:
                     delay = (record.lease_expires_at - now).total_seconds() + 1.0
                     logger.info("Task id=%s is held by a live lease; redelivery in %.0fs", claim.id, delay)
                     self.release(claim, message.priority, delay_ms=int(delay * 1000), forgive=True)
+                elif record.expires_at is not None and record.expires_at <= now:
+                    self._revoke_expired(record, now)
+                    expired.append(claim)
+                elif record.eta is not None and (record.eta - now).total_seconds() > 0.5:
+                    # Reaped or swept before its time (a retry whose worker died): back to waiting.
+                    delay_ms = int((record.eta - now).total_seconds() * 1000)
+                    self.release(claim, message.priority, delay_ms=delay_ms, forgive=True)
                 elif claim.deliveries > self.config.MAX_DELIVERIES:
                     reason = (
                         f"delivered {claim.deliveries} times without finishing (more than MAX_DELIVERIES="
@@ -137,6 +147,9 @@ class Executor:
                     reason = f"task {record.task_name!r} is not registered in worker {self.worker_id}"
                     self._fail_unstarted(record, "djtasks.exceptions.NotRegistered", reason, now)
                     self.dead_letter(claim, reason, task_name=record.task_name)
+                elif wait_ms := self.limiter.delay_ms(task.name, task.rate_limit):
+                    # Over its rate limit: wait in the scheduled set, not in this child.
+                    self.release(claim, message.priority, delay_ms=wait_ms, forgive=True)
                 else:
                     record.attempts += 1
                     record.worker = self.worker_id
@@ -161,18 +174,29 @@ class Executor:
                 )
         self._after_outcomes(finished, written)
         self.settle(drops, notify=False)
+        self.settle(expired)
         return started
+
+    def _revoke_expired(self, record: TaskRecord, now: datetime) -> None:
+        reason = f"expired at {record.expires_at.isoformat()} before a worker started it"
+        logger.info("Task id=%s %s: revoked", record.pk, reason)
+        TaskRecord.objects.using(self.db).filter(pk=record.pk, state__in=RUNNABLE_STATES).update(
+            state=REVOKED, finished_at=now, exception_type="djtasks.exceptions.TaskRevoked",
+            exception_message=reason, lease_expires_at=None,
+        )
+        workflow.after_final(self.db, record, REVOKED, None, ("djtasks.exceptions.TaskRevoked", reason, ""))
 
     def _fail_unstarted(self, record: TaskRecord, exc_type: str, reason: str, now: datetime) -> None:
         outcome = Outcome(state=FAILURE, exception_type=exc_type, message=reason)
-        TaskRecord.objects.using(self.db).filter(pk=record.pk, state__in=RUNNABLE_STATES).update(
+        if TaskRecord.objects.using(self.db).filter(pk=record.pk, state__in=RUNNABLE_STATES).update(
             state=FAILURE,
             finished_at=now,
             exception_type=exc_type,
             exception_message=reason,
             errors=[*record.errors, error_entry(record.attempts, outcome, now)],
             lease_expires_at=None,
-        )
+        ):
+            workflow.after_final(self.db, record, FAILURE, None, (exc_type, reason, ""))
 
     # Calling ------------------------------------------------------------------------------
 
@@ -189,7 +213,11 @@ class Executor:
             self._write_started(started)
         task_result = to_task_result(record, task)
         task_started.send(type(task.get_backend()), task_result=task_result)
-        args = [TaskContext(task_result=task_result), *record.args] if task.takes_context else list(record.args)
+        args = list(record.args)
+        if task.takes_context:
+            args.insert(0, retry.Context(task_result=task_result, task=task))
+        if task.bind:
+            args.insert(0, task)
         try:
             inspect.signature(task.func).bind(*args, **record.kwargs)
         except TypeError as exc:
@@ -200,13 +228,13 @@ class Executor:
             )
         running = Current(
             id=record.pk, token=started.claim.token, task_name=task.name, attempt=record.attempts,
-            worker_id=self.worker_id, queue=started.claim.queue, db=self.db,
+            worker_id=self.worker_id, queue=started.claim.queue, db=self.db, record=record,
         )
         token = activate(running)
         try:
             value = task.call(*args, **record.kwargs)
         except (Exception, SystemExit) as exc:  # any task error is recorded, never fatal
-            return describe(exc)
+            return self._failed(task, record, exc)
         finally:
             deactivate(token)
         try:
@@ -217,7 +245,21 @@ class Executor:
                 exception_type="builtins.TypeError",
                 message=f"return value of {task.name} is not JSON-serializable: {exc}",
             )
-        return Outcome(state=SUCCESS, result=None if task.ignore_result else value)
+        return Outcome(state=SUCCESS, result=None if task.ignore_result or record.ignore_result else value)
+
+    @staticmethod
+    def _failed(task: Task, record: TaskRecord, exc: BaseException) -> Outcome:
+        """Describe a task's error: a RETRY outcome if it asked for (or is set to) retry."""
+        try:
+            planned = retry.plan(task, record.retries, exc)
+        except Exception as error:  # noqa: BLE001 - a bad retry request is the task's failure
+            return describe(error)
+        if planned is None:
+            return describe(exc)
+        eta, error = planned
+        outcome = describe(error)
+        outcome.state, outcome.eta = RETRY, eta
+        return outcome
 
     def _write_started(self, started: Started) -> None:
         record = started.record
@@ -256,9 +298,16 @@ class Executor:
                     "Task id=%s lost its lease before finishing; this attempt's result is discarded",
                     started.claim.id,
                 )
-        self.settle([started.claim for started, _ in done])
+        # A retry goes back to the scheduled set only after its RETRY row committed; if this
+        # process dies first, the lease lapses, the reaper requeues it, and start() sees the eta.
+        retrying = [(s, o) for (s, o), ok in zip(done, written, strict=True) if ok and o.state == RETRY]
+        for started, outcome in retrying:
+            delay_ms = max(int(((outcome.eta or timezone.now()) - timezone.now()).total_seconds() * 1000), 1)
+            self.release(started.claim, started.record.priority, delay_ms=delay_ms, forgive=True)
+        released = {id(started) for started, _ in retrying}
+        self.settle([started.claim for started, _ in done if id(started) not in released])
         for (started, _), ok in zip(done, written, strict=True):
-            if ok:
+            if ok and started.record.state != RETRY:
                 backend = type(started.task.get_backend())
                 task_finished.send(backend, task_result=to_task_result(started.record, started.task))
 
@@ -282,9 +331,17 @@ class Executor:
             "exception_message": outcome.message,
             "traceback": outcome.traceback,
         }
-        if outcome.state == FAILURE:
+        if outcome.state in (FAILURE, RETRY):
             record.errors = fields["errors"] = [*record.errors, error_entry(record.attempts, outcome, now)]
-        return bool(sql.update(self.db, fields, id=record.pk, lease_token=started.claim.token))
+        if outcome.state == RETRY:
+            record.retries += 1
+            record.eta, record.finished_at = outcome.eta, None
+            fields.update(eta=outcome.eta, retries=record.retries, finished_at=None)
+        written = bool(sql.update(self.db, fields, id=record.pk, lease_token=started.claim.token))
+        if written and outcome.state in READY_STATES:
+            error = (outcome.exception_type, outcome.message, outcome.traceback)
+            workflow.after_final(self.db, record, outcome.state, outcome.result, error)
+        return written
 
     def with_db_retry(self, write: Callable[[], Any]) -> Any:
         """Run a database write, retrying with backoff while the database is unavailable."""
