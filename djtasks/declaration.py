@@ -93,7 +93,7 @@ class Task(DjangoTask):
         try:
             execution = ExecutionOptions.build(**options)
         except TypeError as exc:
-            raise TypeError(f"{self.name}.apply_async(): {exc}") from None
+            raise type(exc)(f"{self.name}.apply_async(): {exc}") from None
         record = enqueue(self, list(args or ()), dict(kwargs or {}), execution)
         return AsyncResult(record.id, task_name=self.name)
 

@@ -139,3 +139,25 @@ def record_error(task_id):
     """An errback: receives the failed task's id."""
     ledger(f"errback {task_id}")
     return task_id
+
+
+@task
+def routed_glob():
+    return "glob"
+
+
+@task
+def routed_exact():
+    return "exact"
+
+
+@task(queue="declared")
+def declared_queue():
+    return "declared"
+
+
+@task(bind=True)
+def show_request(self):
+    request = self.request
+    return {"headers": request.headers, "eta": request.eta.isoformat() if request.eta else None,
+            "queue": request.queue, "root_id": request.root_id, "parent_id": request.parent_id}
