@@ -161,3 +161,10 @@ def show_request(self):
     request = self.request
     return {"headers": request.headers, "eta": request.eta.isoformat() if request.eta else None,
             "queue": request.queue, "root_id": request.root_id, "parent_id": request.parent_id}
+
+
+@task
+def fail_if(value, bad):
+    if value == bad:
+        raise ValueError(f"bad value {value}")
+    return value
