@@ -14,7 +14,14 @@ from djtasks.maintenance import expire_results
 from djtasks.models import TaskRecord
 from djtasks.options import ExecutionOptions, from_celery_priority
 from tests.testapp.tasks import (
-    add, declared_queue, quiet, record, routed_exact, routed_glob, short_lived, show_request,
+    add,
+    declared_queue,
+    quiet,
+    record,
+    routed_exact,
+    routed_glob,
+    short_lived,
+    show_request,
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True)]

@@ -5,7 +5,9 @@ import time
 import pytest
 
 from djtasks import ChordError, GroupResult, Signature, chain, chord, chunks, group, signature
+from djtasks.broker import get_broker
 from djtasks.canvas import from_dict
+from djtasks.message import Message
 from djtasks.models import Chord, TaskRecord
 from tests.testapp.tasks import add, fail, fail_if, mul, record, record_error, xsum
 
@@ -95,9 +97,6 @@ def test_a_redelivered_member_does_not_count_twice(worker, redis_server):
     worker()
     assert res.get(timeout=30) == 6
     # Deliver the finished member again: its row is final, so it is dropped before counting.
-    from djtasks.broker import get_broker
-    from djtasks.message import Message
-
     get_broker().publish([(Message(id=member.id, queue="default"), 0)])
     assert add.delay(0, 0).get(timeout=20) == 0
     time.sleep(0.5)
@@ -121,7 +120,7 @@ def test_map_starmap_and_chunks(worker):
     assert TaskRecord.objects.count() == 0
     assert xsum.map([[1, 2], [3]]).delay().get(timeout=20) == [3, 3]
     assert add.starmap([(1, 2), (3, 4)]).delay().get(timeout=20) == [3, 7]
-    pairs = list(zip(range(10), range(10)))
+    pairs = [(i, i) for i in range(10)]
     assert add.chunks(pairs, 4)().get(timeout=30) == [[0, 2, 4, 6], [8, 10, 12, 14], [16, 18]]
     assert chunks(add, pairs, 5).group().apply_async().get(timeout=30) == [[0, 2, 4, 6, 8], [10, 12, 14, 16, 18]]
 

@@ -34,7 +34,7 @@ def test_the_limit_holds_across_workers_and_others_are_not_blocked(worker, ledge
     assert add.delay(1, 1).get(timeout=10) == 2  # an unlimited task is not held up behind them
     assert [r.get(timeout=60) for r in results] == [f"l{i}" for i in range(5)]
     times = starts(ledger, "l")
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert min(gaps) >= 0.4  # 500 ms apart, less scheduling jitter
     assert all(r.state == "SUCCESS" for r in results)
     deliveries = get_broker().client.hgetall(get_broker().key("d"))
@@ -49,7 +49,7 @@ def test_a_rate_limit_changes_at_runtime_without_restart(worker, ledger):
         results = [record.delay(f"r{i}") for i in range(3)]
         assert [r.get(timeout=60) for r in results] == ["r0", "r1", "r2"]
         times = sorted(TaskRecord.objects.filter(pk__in=[r.id for r in results]).values_list("started_at", flat=True))
-        assert min((b - a).total_seconds() for a, b in zip(times, times[1:])) >= 0.9
+        assert min((b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)) >= 0.9
         assert get_broker().rate_overrides() == {"tests.testapp.tasks.record"}
     finally:
         set_rate_limit("tests.testapp.tasks.record", None)

@@ -1,12 +1,17 @@
 """Retries: bind=True, self.request, self.retry(), autoretry_for with backoff, takes_context."""
 
+import datetime as dt
 import time
 
 import pytest
+from django.utils import timezone
 
+from djtasks import AsyncResult, task
+from djtasks.broker import get_broker
 from djtasks.exceptions import ImproperlyDeclared, MaxRetriesExceededError
+from djtasks.message import Message
 from djtasks.models import TaskRecord
-from djtasks import task
+from djtasks.retry import backoff_seconds
 from tests.testapp.tasks import always_retry, autoretried, context_retry, flaky
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -68,8 +73,6 @@ def test_autoretry_for_retries_with_exponential_backoff(worker, ledger):
 
 
 def test_backoff_delays_grow_and_are_capped():
-    from djtasks.retry import backoff_seconds
-
     assert [backoff_seconds(autoretried, n) for n in range(4)] == [0.2, 0.4, 0.4, 0.4]
     jittered = task(retry_backoff=True, retry_backoff_max=5)(_plain)
     assert all(0 <= backoff_seconds(jittered, 10) <= 5 for _ in range(20))
@@ -86,21 +89,13 @@ def test_a_takes_context_task_retries_through_its_context(worker, ledger):
 
 
 def test_a_retry_whose_worker_dies_before_requeueing_still_runs_at_its_eta(worker, redis_server):
-    """The row is RETRY with an eta; the message is still in flight: the reaper returns it, start() waits for the eta."""
-    from django.utils import timezone
-    import datetime as dt
-
+    """A RETRY row whose message the reaper returned early still waits for its eta."""
     row = TaskRecord.objects.create(id="r-orphan", task_name="tests.testapp.tasks.add", args=[1, 2],
                                     state="RETRY", retries=1, eta=timezone.now() + dt.timedelta(seconds=2))
     # Publish it as ready now, as the reaper would after the worker died: it must still wait for its eta.
-    from djtasks.broker import get_broker
-    from djtasks.message import Message
-
     get_broker().client.hdel(get_broker().key("m"), row.id)
     get_broker().publish([(Message(id=row.id, queue="default"), 0)])
     worker()
-    from djtasks import AsyncResult
-
     assert AsyncResult(row.id).get(timeout=30) == 3
     row.refresh_from_db()
     assert row.started_at >= row.eta - dt.timedelta(seconds=0.5)
