@@ -180,6 +180,15 @@ class chain:  # noqa: N801 - Celery's name
 
     def apply_async(self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any) -> Any:
         result = self.freeze()
+        # As in Celery: link follows the last step, link_error watches every step.
+        links = {key: options.pop(key) for key in ("link", "link_error") if key in options}
+        for position, step in enumerate(self.tasks):
+            target = step.body if isinstance(step, chord) else step
+            if isinstance(target, Signature):
+                if "link_error" in links:
+                    target.set(link_error=links["link_error"])
+                if "link" in links and position == len(self.tasks) - 1:
+                    target.set(link=links["link"])
         first, rest = self.tasks[0], self.tasks[1:]
         root_id = options.pop("root_id", "") or _result_id(first)
         db = router.db_for_write(TaskRecord)

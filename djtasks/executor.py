@@ -46,6 +46,7 @@ class Outcome:
     traceback: str = ""
     finished_at: datetime | None = None
     eta: datetime | None = None  # when a RETRY outcome runs again
+    returned: Any = None  # the return value even under ignore_result, for links and chains
 
 
 @dataclass
@@ -245,7 +246,8 @@ class Executor:
                 exception_type="builtins.TypeError",
                 message=f"return value of {task.name} is not JSON-serializable: {exc}",
             )
-        return Outcome(state=SUCCESS, result=None if task.ignore_result or record.ignore_result else value)
+        ignored = task.ignore_result or record.ignore_result
+        return Outcome(state=SUCCESS, result=None if ignored else value, returned=value)
 
     @staticmethod
     def _failed(task: Task, record: TaskRecord, exc: BaseException) -> Outcome:
@@ -340,7 +342,7 @@ class Executor:
         written = bool(sql.update(self.db, fields, id=record.pk, lease_token=started.claim.token))
         if written and outcome.state in READY_STATES:
             error = (outcome.exception_type, outcome.message, outcome.traceback)
-            workflow.after_final(self.db, record, outcome.state, outcome.result, error)
+            workflow.after_final(self.db, record, outcome.state, outcome.returned, error)
         return written
 
     def with_db_retry(self, write: Callable[[], Any]) -> Any:

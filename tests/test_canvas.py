@@ -136,3 +136,22 @@ def test_signatures_are_what_group_members_must_be():
         group([chain(add.s(1, 1), add.s(2))])
     assert isinstance(add.s(1) | add.s(2), chain) and isinstance(group(add.s(1)) | xsum.s(), chord)
     assert isinstance(Signature("x"), Signature)
+
+
+def test_a_chain_links_its_last_step_and_watches_every_step_for_errors(worker, ledger):
+    worker()
+    res = chain(add.s(1, 1), add.s(1)).apply_async(link=record.s(), link_error=record_error.s())
+    assert res.get(timeout=20) == 3
+    assert wait_for(lambda: TaskRecord.objects.filter(task_name="tests.testapp.tasks.record", state="SUCCESS").exists())
+    assert TaskRecord.objects.get(task_name="tests.testapp.tasks.record").args == [3]
+    failing = chain(add.s(1, 1), fail_if.s(2), add.s(1)).apply_async(link_error=record_error.s())
+    with pytest.raises(ValueError):
+        failing.get(timeout=20)
+    assert wait_for(lambda: f"errback {failing.parent.id}" in ledger.read_text())
+
+
+def test_ignore_result_still_feeds_the_next_step_of_a_chain(worker):
+    worker()
+    res = chain(add.s(2, 3).set(ignore_result=True), mul.s(10))()
+    assert res.get(timeout=20) == 50
+    assert res.parent.get(timeout=5) is None
