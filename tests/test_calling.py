@@ -89,11 +89,11 @@ def test_expires_accepts_a_datetime(worker):
 
 def test_task_id_queue_and_headers_reach_the_row_and_the_request(worker):
     worker("-Q", "default,special")
-    result = show_request.apply_async(task_id="my-id", queue="special", headers={"trace": "t-1"})
+    result = show_request.apply_async(task_id="my-id", queue="special", headers={"trace": "t-1"}, countdown=0.2)
     assert result.id == "my-id"
     value = result.get(timeout=20)
     assert value["headers"] == {"trace": "t-1"} and value["queue"] == "special"
-    assert value["root_id"] == "my-id" and value["parent_id"] == ""
+    assert value["root_id"] == "my-id" and value["parent_id"] == "" and value["eta"] is not None
     assert TaskRecord.objects.get(pk="my-id").queue == "special"
 
 

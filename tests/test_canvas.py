@@ -155,3 +155,17 @@ def test_ignore_result_still_feeds_the_next_step_of_a_chain(worker):
     res = chain(add.s(2, 3).set(ignore_result=True), mul.s(10))()
     assert res.get(timeout=20) == 50
     assert res.parent.get(timeout=5) is None
+
+
+def test_a_workflow_sent_while_redis_is_down_runs_when_it_is_back(worker, redis_server):
+    worker()
+    assert add.delay(0, 0).get(timeout=20) == 0
+    redis_server.stop()
+    try:
+        res = (group(add.s(i, i) for i in range(4)) | xsum.s())()
+        chained = chain(add.s(1, 1), mul.s(3)).apply_async(countdown=0.5)
+    finally:
+        time.sleep(1.0)
+        redis_server.start()
+    assert res.get(timeout=60) == 12
+    assert chained.get(timeout=60) == 6
