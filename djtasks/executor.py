@@ -32,7 +32,7 @@ from .exceptions import BrokerUnavailable, MessageRejected
 from .message import Message
 from .models import DeadLetter, TaskRecord
 from .ratelimit import Limiter
-from .states import FAILURE, READY_STATES, RETRY, REVOKED, RUNNABLE_STATES, STARTED, SUCCESS
+from .states import FAILURE, READY_STATES, RETRY, RUNNABLE_STATES, STARTED, SUCCESS
 
 logger = logging.getLogger("djtasks")
 
@@ -131,7 +131,7 @@ class Executor:
                     logger.info("Task id=%s is held by a live lease; redelivery in %.0fs", claim.id, delay)
                     self.release(claim, message.priority, delay_ms=int(delay * 1000), forgive=True)
                 elif record.expires_at is not None and record.expires_at <= now:
-                    self._revoke_expired(record, now)
+                    workflow.revoke_expired(self.db, record, now)
                     expired.append(claim)
                 elif record.eta is not None and (record.eta - now).total_seconds() > 0.5:
                     # Reaped or swept before its time (a retry whose worker died): back to waiting.
@@ -177,15 +177,6 @@ class Executor:
         self.settle(drops, notify=False)
         self.settle(expired)
         return started
-
-    def _revoke_expired(self, record: TaskRecord, now: datetime) -> None:
-        reason = f"expired at {record.expires_at.isoformat()} before a worker started it"
-        logger.info("Task id=%s %s: revoked", record.pk, reason)
-        TaskRecord.objects.using(self.db).filter(pk=record.pk, state__in=RUNNABLE_STATES).update(
-            state=REVOKED, finished_at=now, exception_type="djtasks.exceptions.TaskRevoked",
-            exception_message=reason, lease_expires_at=None,
-        )
-        workflow.after_final(self.db, record, REVOKED, None, ("djtasks.exceptions.TaskRevoked", reason, ""))
 
     def _fail_unstarted(self, record: TaskRecord, exc_type: str, reason: str, now: datetime) -> None:
         outcome = Outcome(state=FAILURE, exception_type=exc_type, message=reason)

@@ -9,6 +9,7 @@ final, so its redelivery never reaches here).
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -17,10 +18,11 @@ from django.utils import timezone
 
 from .canvas import Signature, chord, from_dict
 from .models import Chord, TaskRecord
-from .states import FAILURE, SUCCESS
+from .states import FAILURE, REVOKED, RUNNABLE_STATES, SUCCESS
 
 logger = logging.getLogger("djtasks")
 CHORD_ERROR = "djtasks.exceptions.ChordError"
+REVOKED_TYPE = "djtasks.exceptions.TaskRevoked"
 
 
 def after_final(db: str, record: TaskRecord, state: str, result: Any, error: tuple[str, str, str]) -> None:
@@ -41,6 +43,16 @@ def after_final(db: str, record: TaskRecord, state: str, result: Any, error: tup
         fail_downstream(db, canvas.get("chain") or [], record, error)
     if canvas.get("chord"):
         count_chord(db, canvas["chord"], record, state, error)
+
+
+def revoke_expired(db: str, record: TaskRecord, now: datetime) -> None:
+    """Record a task picked up after its expiry as REVOKED with the reason; it does not run."""
+    reason = f"expired at {record.expires_at.isoformat() if record.expires_at else '?'} before a worker started it"
+    logger.info("Task id=%s %s: revoked", record.pk, reason)
+    if TaskRecord.objects.using(db).filter(pk=record.pk, state__in=RUNNABLE_STATES).update(
+        state=REVOKED, finished_at=now, exception_type=REVOKED_TYPE, exception_message=reason, lease_expires_at=None,
+    ):
+        after_final(db, record, REVOKED, None, (REVOKED_TYPE, reason, ""))
 
 
 def count_chord(db: str, chord_id: str, record: TaskRecord, state: str, error: tuple[str, str, str]) -> None:

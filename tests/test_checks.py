@@ -46,3 +46,14 @@ def test_no_djtasks_backend_is_a_warning():
 def test_the_checks_run_with_manage_py_check():
     messages = checks.run_checks(tags=["djtasks"])
     assert [m for m in messages if m.level >= checks.ERROR] == []
+
+
+@override_settings(DJTASKS={"ROUTES": {"app.tasks.*": {"queues": "x"}, "app.tasks.b": "b"}})
+def test_a_route_without_a_queue_is_an_error():
+    [error] = check_settings()
+    assert error.id == "djtasks.E007" and "app.tasks.*" in error.msg and "ROUTES" in error.hint
+
+
+@override_settings(DJTASKS={"ROUTES": ["app.tasks.*"], "RESULT_EXPIRES": "1d"})
+def test_routes_and_result_expires_have_types():
+    assert ids(check_settings()) == ["djtasks.E003", "djtasks.E003"]
