@@ -28,6 +28,8 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "MAX_TASKS_PER_CHILD": (int, type(None)),
     "MAX_MEMORY_PER_CHILD": (int, type(None)),
     "BEAT_SCHEDULE": dict,
+    "ROUTES": dict,
+    "RESULT_EXPIRES": (int, float, type(None)),
 }
 
 
@@ -71,6 +73,17 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         value = raw.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
             errors.append(checks.Error(f"DJTASKS[{key!r}] must be positive.", id="djtasks.E005"))
+    routes = raw.get("ROUTES", {})
+    for pattern, target in routes.items() if isinstance(routes, dict) else ():
+        queue = target.get("queue") if isinstance(target, dict) else target
+        if not isinstance(pattern, str) or not isinstance(queue, str) or not queue:
+            errors.append(
+                checks.Error(
+                    f"DJTASKS['ROUTES'][{pattern!r}] must map a task name or glob to a queue name, not {target!r}.",
+                    hint='ROUTES = {"myapp.tasks.send_*": "mail", "myapp.tasks.resize": {"queue": "images"}}',
+                    id="djtasks.E007",
+                )
+            )
     lease = raw.get("LEASE_SECONDS", defaults.LEASE_SECONDS)
     if isinstance(lease, int | float) and not 5 <= lease <= 55:
         errors.append(

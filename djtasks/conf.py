@@ -50,6 +50,10 @@ class Settings:
     BEAT_SCHEDULE: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     # A periodic run this late (seconds) is a missed one: missed runs collapse into one, for the latest slot.
     BEAT_MISFIRE_GRACE: float = 5.0
+    # Task name (or glob pattern) -> queue, consulted when apply_async names no queue.
+    ROUTES: dict[str, Any] = field(default_factory=dict, compare=False)
+    # Finished rows older than this many seconds are deleted by the workers (None: keep forever).
+    RESULT_EXPIRES: float | None = 86400.0
     WORKER_NAME: str = field(default_factory=lambda: f"djtasks@{socket.gethostname()}")
     CONCURRENCY: int = field(default_factory=lambda: os.cpu_count() or 1)
 

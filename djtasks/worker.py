@@ -54,6 +54,7 @@ class Timers:
     heartbeat: float = 0.0
     reap: float = 0.0
     sweep: float = 0.0
+    expire: float = 0.0
 
 
 class Worker:
@@ -274,6 +275,12 @@ class Worker:
             if now >= self.timers.sweep and self.stop_requested_at is None:
                 self.timers.sweep = now + config.SWEEP_INTERVAL
                 self._sweep()
+            if now >= self.timers.expire and self.stop_requested_at is None and config.RESULT_EXPIRES:
+                # result_expires: one worker per interval deletes old finished rows.
+                interval = min(60.0, max(1.0, config.RESULT_EXPIRES / 4))
+                self.timers.expire = now + interval
+                if get_broker().acquire("expire", self.worker_id, int(interval * 1000)):
+                    maintenance.expire_results(config)
         except BrokerUnavailable as exc:
             logger.warning("Worker %s: Redis unavailable during maintenance (%s)", self.worker_id, exc)
         except DatabaseError as exc:

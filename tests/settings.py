@@ -87,6 +87,8 @@ DJTASKS = {
     "SOCKET_CONNECT_TIMEOUT": 1.0,
     "PUBLISH_BACKOFF": 0.2,
     "DB_RETRY_WINDOW": 60.0,
+    "RESULT_EXPIRES": float(os.environ.get("DJTASKS_RESULT_EXPIRES", 86400)),
+    "ROUTES": {"tests.testapp.tasks.routed_*": "routed", "tests.testapp.tasks.routed_exact": {"queue": "exact"}},
 }
 LOGGING = {
     "version": 1,

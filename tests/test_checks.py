@@ -102,3 +102,14 @@ def test_a_bad_beat_schedule_entry_is_an_error(entry, check_id, message, hint):
 def test_a_beat_schedule_that_is_not_a_dict_is_an_error():
     [error] = check_settings()
     assert error.id == "djtasks.E003" and "BEAT_SCHEDULE" in error.msg and "dict" in error.msg
+
+
+@override_settings(DJTASKS={"ROUTES": {"app.tasks.*": {"queues": "x"}, "app.tasks.b": "b"}})
+def test_a_route_without_a_queue_is_an_error():
+    [error] = check_settings()
+    assert error.id == "djtasks.E007" and "app.tasks.*" in error.msg and "ROUTES" in error.hint
+
+
+@override_settings(DJTASKS={"ROUTES": ["app.tasks.*"], "RESULT_EXPIRES": "1d"})
+def test_routes_and_result_expires_have_types():
+    assert ids(check_settings()) == ["djtasks.E003", "djtasks.E003"]

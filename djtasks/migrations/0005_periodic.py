@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('djtasks', '0002_progress'),
+        ('djtasks', '0003_canvas'),
     ]
 
     operations = [
