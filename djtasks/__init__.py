@@ -22,6 +22,18 @@ _EXPORTS = {
     "SoftTimeLimitExceeded": "djtasks.exceptions",
     "TimeLimitExceeded": "djtasks.exceptions",
     "current_task": "djtasks.context",
+    "signature": "djtasks.canvas",
+    "Signature": "djtasks.canvas",
+    "chain": "djtasks.canvas",
+    "group": "djtasks.canvas",
+    "chord": "djtasks.canvas",
+    "chunks": "djtasks.canvas",
+    "send_task": "djtasks.canvas",
+    "GroupResult": "djtasks.result",
+    "Retry": "djtasks.exceptions",
+    "MaxRetriesExceededError": "djtasks.exceptions",
+    "ChordError": "djtasks.exceptions",
+    "set_rate_limit": "djtasks.ratelimit",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -31,7 +43,7 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'djtasks' has no attribute {name!r}")
-    attribute = {"current_task": "current"}.get(name, name)
+    attribute = {"current_task": "current", "chunks": "Chunks"}.get(name, name)
     value = getattr(import_module(module), attribute) if name != "states" else import_module(module)
     globals()[name] = value
     return value

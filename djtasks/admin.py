@@ -40,7 +40,7 @@ class TaskRecordAdmin(ReadOnlyAdmin):
     list_display = ("id", "state_badge", "task_name", "queue", "worker", "enqueued_at", "started_at",
                     "finished_at", "run_time", "attempts")
     list_filter = ("state", "queue", "task_name", "enqueued_at")
-    search_fields = ("=id", "task_name")
+    search_fields = ("=id", "task_name", "=root_id", "=group_id", "=parent_id")
     date_hierarchy = None
     show_full_result_count = False
     list_per_page = 50
@@ -51,7 +51,8 @@ class TaskRecordAdmin(ReadOnlyAdmin):
         (_("Call"), {"fields": ("args_pretty", "kwargs_pretty")}),
         (_("Outcome"), {"fields": ("result_pretty", "exception_type", "exception_message", "traceback_pretty",
                                    "errors_pretty")}),
-        (_("Workflow"), {"fields": ("parent_id", "root_id", "group_id"), "classes": ("collapse",)}),
+        (_("Workflow"), {"fields": ("parent_id", "root_id", "group_id", "retries", "expires_at", "headers",
+                                    "canvas"), "classes": ("collapse",)}),
     )
 
     @admin.display(description=_("state"), ordering="state")
@@ -105,3 +106,7 @@ class DeadLetterAdmin(ReadOnlyAdmin):
 
 
 
+
+
+# Periodic tasks have their own admin module; importing it registers it.
+from . import periodic_admin  # noqa: E402, F401

@@ -11,7 +11,7 @@ class DjtasksConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_save
 
-        from . import checks  # noqa: F401 - registers the system checks
+        from . import builtins, checks  # noqa: F401 - registers the system checks and djtasks.map/starmap
         from .models import TaskRecord
         from .publisher import on_task_saved
 

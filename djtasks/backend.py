@@ -45,8 +45,8 @@ class RedisBackend(BaseTaskBackend):
         self.validate_task(task)
         if not isinstance(task, Task):
             raise InvalidTask(f"{task!r} was not built by the djtasks backend; declare it with TASKS pointing here.")
-        options = ExecutionOptions(queue=task.queue_name, priority=task.priority, eta=task.run_after)
-        record = enqueue(task, list(args), dict(kwargs), options)
+        # The task's queue, priority and run_after are its defaults; ROUTES may re-route it.
+        record = enqueue(task, list(args), dict(kwargs), ExecutionOptions())
         return to_task_result(record, task)
 
     def get_result(self, result_id: str) -> TaskResult:

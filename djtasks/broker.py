@@ -66,6 +66,7 @@ class Broker:
         self._extend = self.client.register_script(_script_source("extend"))
         self._release = self.client.register_script(_script_source("release"))
         self._reap = self.client.register_script(_script_source("reap"))
+        self._ratelimit = self.client.register_script(_script_source("ratelimit"))
 
     # Key names: one hash tag, so a Redis Cluster serves every key from one slot. --------------
 
@@ -192,6 +193,25 @@ class Broker:
             keys = [inflight, ready, self.key("m"), self.key("o"), self.key("seq"), wake]
             self._reap(keys=keys, args=[limit], client=pipe)
         return [task_id.decode() for moved in pipe.execute() for task_id in moved]
+
+    # Rate limits ------------------------------------------------------------------------------
+
+    @_converted
+    def take_rate_slot(self, task_name: str, interval_ms: float) -> int:
+        keys = [self.key("rl", task_name), self.key("rl-overrides")]
+        return int(self._ratelimit(keys=keys, args=[task_name, interval_ms]))
+
+    @_converted
+    def rate_overrides(self) -> set[str]:
+        return {name.decode() for name in self.client.hkeys(self.key("rl-overrides"))}
+
+    @_converted
+    def set_rate_override(self, task_name: str, interval_ms: float) -> None:
+        self.client.hset(self.key("rl-overrides"), task_name, interval_ms)
+
+    @_converted
+    def clear_rate_override(self, task_name: str) -> None:
+        self.client.hdel(self.key("rl-overrides"), task_name)
 
     # Coordination and observation ---------------------------------------------------------------
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from django.conf import settings
 from django.core import checks
 from django.db import connections, router
 
+from . import registry
 from .conf import Settings, raw_settings
 from .declaration import BACKEND_PATH
+from .schedules import ScheduleError, parse_entry
 
 _TYPES: dict[str, type | tuple[type, ...]] = {
     "REDIS_URL": str,
@@ -27,6 +30,9 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "TIME_LIMIT": (int, float, type(None)),
     "MAX_TASKS_PER_CHILD": (int, type(None)),
     "MAX_MEMORY_PER_CHILD": (int, type(None)),
+    "BEAT_SCHEDULE": dict,
+    "ROUTES": dict,
+    "RESULT_EXPIRES": (int, float, type(None)),
 }
 
 
@@ -65,10 +71,22 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="djtasks.E004",
             )
         )
-    for key in ("LEASE_SECONDS", "REAP_INTERVAL", "SWEEP_INTERVAL", "SOCKET_TIMEOUT", "SHUTDOWN_GRACE"):
+    for key in ("LEASE_SECONDS", "REAP_INTERVAL", "SWEEP_INTERVAL", "SOCKET_TIMEOUT", "SHUTDOWN_GRACE",
+                "BEAT_MISFIRE_GRACE"):
         value = raw.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
             errors.append(checks.Error(f"DJTASKS[{key!r}] must be positive.", id="djtasks.E005"))
+    routes = raw.get("ROUTES", {})
+    for pattern, target in routes.items() if isinstance(routes, dict) else ():
+        queue = target.get("queue") if isinstance(target, dict) else target
+        if not isinstance(pattern, str) or not isinstance(queue, str) or not queue:
+            errors.append(
+                checks.Error(
+                    f"DJTASKS['ROUTES'][{pattern!r}] must map a task name or glob to a queue name, not {target!r}.",
+                    hint='ROUTES = {"myapp.tasks.send_*": "mail", "myapp.tasks.resize": {"queue": "images"}}',
+                    id="djtasks.E007",
+                )
+            )
     maxlen = raw.get("EVENTS_MAXLEN")
     if isinstance(maxlen, int) and not isinstance(maxlen, bool) and maxlen < 100:
         errors.append(
@@ -96,6 +114,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="djtasks.E006",
             )
         )
+    if isinstance(raw.get("BEAT_SCHEDULE"), dict):
+        errors += check_beat_schedule(raw["BEAT_SCHEDULE"])
     if not any(p.get("BACKEND") == BACKEND_PATH for p in getattr(settings, "TASKS", {}).values()):
         errors.append(
             checks.Warning(
@@ -104,6 +124,27 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="djtasks.W001",
             )
         )
+    return errors
+
+
+def check_beat_schedule(entries: dict[Any, Any]) -> list[checks.CheckMessage]:
+    """Report BEAT_SCHEDULE entries of the wrong shape, with a bad schedule, or naming an unknown task."""
+    errors: list[checks.CheckMessage] = []
+    for name, raw in entries.items():
+        try:
+            entry = parse_entry(name, raw)
+        except ScheduleError as exc:
+            errors.append(checks.Error(str(exc), hint=exc.hint or None, id=exc.check_id))
+            continue
+        if registry.get(entry.task) is None:
+            close = difflib.get_close_matches(entry.task, registry.names(), n=1)
+            errors.append(
+                checks.Error(
+                    f"DJTASKS['BEAT_SCHEDULE'][{name!r}] names task {entry.task!r}, which is not registered.",
+                    hint=f"Did you mean {close[0]!r}?" if close else "Declare it with @task in an app's tasks.py.",
+                    id="djtasks.E072",
+                )
+            )
     return errors
 
 

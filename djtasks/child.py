@@ -151,6 +151,7 @@ class Child:
                     continue
                 if not claims:
                     self.flush()
+                    self.executor.recorder.flush()  # e.g. retry events, whose claims are released, not acked
                     try:
                         self.broker.wait_for_work(self.queues, WAIT_SECONDS)
                     except BrokerUnavailable:

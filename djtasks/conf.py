@@ -45,6 +45,15 @@ class Settings:
     MAX_MEMORY_PER_CHILD: int | None = None
     # How long a finished task keeps retrying its database write while the database is down.
     DB_RETRY_WINDOW: float = 300.0
+    # Periodic tasks in Celery's shape: {"name": {"task": ..., "schedule": 30.0 | crontab(...), ...}}.
+    # Not part of equality or the hash: a dict is neither, and Settings serves as a cache key.
+    BEAT_SCHEDULE: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # A periodic run this late (seconds) is a missed one: missed runs collapse into one, for the latest slot.
+    BEAT_MISFIRE_GRACE: float = 5.0
+    # Task name (or glob pattern) -> queue, consulted when apply_async names no queue.
+    ROUTES: dict[str, Any] = field(default_factory=dict, compare=False)
+    # Finished rows older than this many seconds are deleted by the workers (None: keep forever).
+    RESULT_EXPIRES: float | None = 86400.0
     # Task and worker events go to a Redis stream trimmed to about EVENTS_MAXLEN entries.
     ENABLE_EVENTS: bool = True
     EVENTS_MAXLEN: int = 10000

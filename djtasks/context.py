@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +18,7 @@ class Current:
     worker_id: str
     queue: str
     db: str
+    record: Any = None  # the TaskRecord as read at the start (for Celery's task.request)
 
 
 _current: ContextVar[Current | None] = ContextVar("djtasks_current", default=None)

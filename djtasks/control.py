@@ -19,6 +19,7 @@ from .broker import get_broker
 from .conf import get_settings
 from .exceptions import NotRegistered
 from .overrides import set_time_limit
+from .ratelimit import set_rate_limit
 from .remote import INSPECTIONS
 from .revocation import revoke as revoke_task
 
@@ -116,12 +117,12 @@ def rate_limit(
     task_name: str, rate: str, *, destination: list[str] | None = None, timeout: float = DEFAULT_TIMEOUT
 ) -> list[Reply]:
     """Change a task's rate limit ("10/m"; "" or "none" for the declared one) for every worker."""
-    try:
-        from .ratelimit import set_rate_limit  # noqa: PLC0415 - until the rate-limit module is merged
-    except ImportError:
-        raise ValueError("rate limits need djtasks.ratelimit, which this installation lacks") from None
     _known(task_name)
-    set_rate_limit(task_name, None if rate.strip().lower() in {"", "none"} else rate)
+    rate = rate.strip()
+    if rate.lower() in {"", "none"}:
+        set_rate_limit(task_name, None)
+    else:
+        set_rate_limit(task_name, rate)  # a bad rate raises ValueError before anything changes
     return broadcast("rate_limit", {"task": task_name, "rate": rate}, destination=destination, timeout=timeout)
 
 

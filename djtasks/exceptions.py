@@ -61,3 +61,20 @@ class WorkerLost(DjtasksError):
 
 class Terminated(DjtasksError):
     """A running task was revoked with terminate=True; its child process was killed."""
+
+
+class Retry(DjtasksError):
+    """Raised by task.retry(): the executor records RETRY and runs the task again at `when`."""
+
+    def __init__(self, exc: BaseException | None = None, when: object = None):
+        super().__init__(f"Retry at {when}" + (f": {exc!r}" if exc is not None else ""))
+        self.exc = exc
+        self.when = when
+
+
+class MaxRetriesExceededError(DjtasksError):
+    """task.retry() was called after max_retries retries."""
+
+
+class ChordError(DjtasksError):
+    """A member of a chord failed, so its callback cannot run."""

@@ -19,11 +19,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections, router, transaction
-from django.tasks import TaskContext
 from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
 
-from . import registry, sql
+from . import registry, retry, sql, workflow
 from .broker import Broker, Claim
 from .conf import Settings, get_settings
 from .context import Current, activate, deactivate
@@ -34,7 +33,8 @@ from .limits import soft_time_limit
 from .message import Message
 from .models import DeadLetter, TaskRecord
 from .overrides import TimeLimitOverrides
-from .states import FAILURE, RUNNABLE, RUNNABLE_STATES, STARTED, SUCCESS
+from .ratelimit import Limiter
+from .states import FAILURE, READY_STATES, RETRY, RUNNABLE, RUNNABLE_STATES, STARTED, SUCCESS
 from .telemetry import Recorder
 
 logger = logging.getLogger("djtasks")
@@ -50,6 +50,8 @@ class Outcome:
     message: str = ""
     traceback: str = ""
     finished_at: datetime | None = None
+    eta: datetime | None = None  # when a RETRY outcome runs again
+    returned: Any = None  # the return value even under ignore_result, for links and chains
 
 
 @dataclass
@@ -104,6 +106,7 @@ class Executor:
         # Events and counters ride along with the next ack (see settle).
         self.recorder = Recorder(broker, config, worker_id)
         self.last_runtimes: dict[str, float] = {}
+        self.limiter = Limiter(broker)
 
     # Starting -----------------------------------------------------------------------------
 
@@ -125,6 +128,7 @@ class Executor:
             except MessageRejected as exc:
                 letters.append((claim, self.letter(claim, str(exc), raw=claim.envelope)))
         drops: list[Claim] = []
+        expired: list[Claim] = []
         started: list[Started] = []
         now = timezone.now()
         with transaction.atomic(using=self.db):
@@ -144,6 +148,14 @@ class Executor:
                     delay = (record.lease_expires_at - now).total_seconds() + 1.0
                     logger.info("Task id=%s is held by a live lease; redelivery in %.0fs", claim.id, delay)
                     self.release(claim, message.priority, delay_ms=int(delay * 1000), forgive=True)
+                elif record.expires_at is not None and record.expires_at <= now:
+                    workflow.revoke_expired(self.db, record, now)
+                    expired.append(claim)
+                    self.recorder.revoked(claim.id, record.task_name, claim.queue, "expired before it started")
+                elif record.eta is not None and (record.eta - now).total_seconds() > 0.5:
+                    # Reaped or swept before its time (a retry whose worker died): back to waiting.
+                    delay_ms = int((record.eta - now).total_seconds() * 1000)
+                    self.release(claim, message.priority, delay_ms=delay_ms, forgive=True)
                 elif claim.deliveries > self.config.MAX_DELIVERIES:
                     reason = (
                         f"delivered {claim.deliveries} times without finishing (more than MAX_DELIVERIES="
@@ -155,6 +167,9 @@ class Executor:
                     reason = f"task {record.task_name!r} is not registered in worker {self.worker_id}"
                     self._fail_unstarted(record, "djtasks.exceptions.NotRegistered", reason, now)
                     letters.append((claim, self.letter(claim, reason, task_name=record.task_name)))
+                elif wait_ms := self.limiter.delay_ms(task.name, task.rate_limit):
+                    # Over its rate limit: wait in the scheduled set, not in this child.
+                    self.release(claim, message.priority, delay_ms=wait_ms, forgive=True)
                 else:
                     record.attempts += 1
                     record.worker = self.worker_id
@@ -183,18 +198,20 @@ class Executor:
         self._after_outcomes(finished, written)
         self.settle(drops, notify=False)
         self.settle([claim for claim, _ in letters])
+        self.settle(expired)
         return started
 
     def _fail_unstarted(self, record: TaskRecord, exc_type: str, reason: str, now: datetime) -> None:
         outcome = Outcome(state=FAILURE, exception_type=exc_type, message=reason)
-        TaskRecord.objects.using(self.db).filter(pk=record.pk, state__in=RUNNABLE_STATES).update(
+        if TaskRecord.objects.using(self.db).filter(pk=record.pk, state__in=RUNNABLE_STATES).update(
             state=FAILURE,
             finished_at=now,
             exception_type=exc_type,
             exception_message=reason,
             errors=[*record.errors, error_entry(record.attempts, outcome, now)],
             lease_expires_at=None,
-        )
+        ):
+            workflow.after_final(self.db, record, FAILURE, None, (exc_type, reason, ""))
 
     # Calling ------------------------------------------------------------------------------
 
@@ -217,7 +234,11 @@ class Executor:
             self._write_started(started)
         task_result = to_task_result(record, task)
         task_started.send(type(task.get_backend()), task_result=task_result)
-        args = [TaskContext(task_result=task_result), *record.args] if task.takes_context else list(record.args)
+        args = list(record.args)
+        if task.takes_context:
+            args.insert(0, retry.Context(task_result=task_result, task=task))
+        if task.bind:
+            args.insert(0, task)
         try:
             inspect.signature(task.func).bind(*args, **record.kwargs)
         except TypeError as exc:
@@ -229,14 +250,14 @@ class Executor:
             return Outcome(state=FAILURE, exception_type="builtins.TypeError", message=reason)
         running = Current(
             id=record.pk, token=started.claim.token, task_name=task.name, attempt=record.attempts,
-            worker_id=self.worker_id, queue=started.claim.queue, db=self.db,
+            worker_id=self.worker_id, queue=started.claim.queue, db=self.db, record=record,
         )
         token = activate(running)
         try:
             with soft_time_limit(self.soft_limit(task)):
                 value = task.call(*args, **record.kwargs)
         except (Exception, SystemExit) as exc:  # any task error is recorded, never fatal
-            return describe(exc)
+            return self._failed(task, record, exc)
         finally:
             deactivate(token)
         try:
@@ -247,7 +268,22 @@ class Executor:
                 exception_type="builtins.TypeError",
                 message=f"return value of {task.name} is not JSON-serializable: {exc}",
             )
-        return Outcome(state=SUCCESS, result=None if task.ignore_result else value)
+        ignored = task.ignore_result or record.ignore_result
+        return Outcome(state=SUCCESS, result=None if ignored else value, returned=value)
+
+    @staticmethod
+    def _failed(task: Task, record: TaskRecord, exc: BaseException) -> Outcome:
+        """Describe a task's error: a RETRY outcome if it asked for (or is set to) retry."""
+        try:
+            planned = retry.plan(task, record.retries, exc)
+        except Exception as bad:  # noqa: BLE001 - a bad retry request is the task's failure
+            return describe(bad)
+        if planned is None:
+            return describe(exc)
+        eta, error = planned
+        outcome = describe(error)
+        outcome.state, outcome.eta = RETRY, eta
+        return outcome
 
     def soft_limit(self, task: Task) -> float | None:
         override = self.overrides.get(task.name)
@@ -305,9 +341,16 @@ class Executor:
                     "Task id=%s lost its lease before finishing; this attempt's result is discarded",
                     started.claim.id,
                 )
-        self.settle([started.claim for started, _ in done])
+        # A retry goes back to the scheduled set only after its RETRY row committed; if this
+        # process dies first, the lease lapses, the reaper requeues it, and start() sees the eta.
+        retrying = [(s, o) for (s, o), ok in zip(done, written, strict=True) if ok and o.state == RETRY]
+        for started, outcome in retrying:
+            delay_ms = max(int(((outcome.eta or timezone.now()) - timezone.now()).total_seconds() * 1000), 1)
+            self.release(started.claim, started.record.priority, delay_ms=delay_ms, forgive=True)
+        released = {id(started) for started, _ in retrying}
+        self.settle([started.claim for started, _ in done if id(started) not in released])
         for (started, _), ok in zip(done, written, strict=True):
-            if ok:
+            if ok and started.record.state != RETRY:
                 backend = type(started.task.get_backend())
                 task_finished.send(backend, task_result=to_task_result(started.record, started.task))
 
@@ -331,10 +374,18 @@ class Executor:
             "exception_message": outcome.message,
             "traceback": outcome.traceback,
         }
-        if outcome.state == FAILURE:
+        if outcome.state in (FAILURE, RETRY):
             record.errors = fields["errors"] = [*record.errors, error_entry(record.attempts, outcome, now)]
+        if outcome.state == RETRY:
+            record.retries += 1
+            record.eta, record.finished_at = outcome.eta, None
+            fields.update(eta=outcome.eta, retries=record.retries, finished_at=None)
         # The fence: this attempt's token, and a row nobody revoked meanwhile.
-        return bool(sql.update(self.db, fields, id=record.pk, lease_token=started.claim.token, state=RUNNABLE))
+        written = bool(sql.update(self.db, fields, id=record.pk, lease_token=started.claim.token, state=RUNNABLE))
+        if written and outcome.state in READY_STATES:
+            error = (outcome.exception_type, outcome.message, outcome.traceback)
+            workflow.after_final(self.db, record, outcome.state, outcome.returned, error)
+        return written
 
     def with_db_retry(self, write: Callable[[], Any]) -> Any:
         """Run a database write, retrying with backoff while the database is unavailable."""

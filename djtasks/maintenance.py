@@ -1,7 +1,8 @@
 """Duties every worker parent runs, acting once per tick cluster-wide where it matters.
 
 - reap: return reservations whose lease expired (dead or hung workers) to their queues;
-- sweep: publish rows that Redis does not know (publish never happened, or Redis lost its data).
+- sweep: publish rows that Redis does not know (publish never happened, or Redis lost its data);
+- expire: delete finished rows older than RESULT_EXPIRES, in small batches.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from django.utils import timezone
 from .broker import Broker
 from .conf import Settings
 from .message import Message
-from .models import TaskRecord
+from .models import Chord, TaskRecord
 from .publisher import due_ms, publish
 
 logger = logging.getLogger("djtasks")
 SWEEP_BATCH = 1000
 RECENT_WINDOW = timedelta(minutes=10)
+EXPIRE_BATCH = 500
 
 
 def reap(broker: Broker, queues: list[str]) -> list[str]:
@@ -58,3 +60,26 @@ def sweep(broker: Broker, config: Settings, *, full: bool) -> int:
     if published:
         logger.warning("Outbox sweep published %d task(s) that Redis did not hold", published)
     return published
+
+
+def expire_results(config: Settings, *, batches: int = 10) -> int:
+    """Delete finished rows (and fired chords) older than RESULT_EXPIRES; a few small batches per call."""
+    if not config.RESULT_EXPIRES:
+        return 0
+    db = router.db_for_write(TaskRecord)
+    cutoff = timezone.now() - timedelta(seconds=config.RESULT_EXPIRES)
+    deleted = 0
+    for _ in range(batches):
+        ids = list(
+            TaskRecord.objects.using(db).ready().filter(finished_at__lt=cutoff).values_list("pk", flat=True)[
+                :EXPIRE_BATCH
+            ]
+        )
+        if not ids:
+            break
+        deleted += TaskRecord.objects.using(db).filter(pk__in=ids).delete()[0]
+    chords = Chord.objects.using(db).filter(fired_at__lt=cutoff).values_list("pk", flat=True)[:EXPIRE_BATCH]
+    Chord.objects.using(db).filter(pk__in=list(chords)).delete()
+    if deleted:
+        logger.info("Deleted %d finished task row(s) older than RESULT_EXPIRES=%ss", deleted, config.RESULT_EXPIRES)
+    return deleted

@@ -55,6 +55,12 @@ class TaskRecord(models.Model):
     parent_id = models.CharField(_("parent task id"), max_length=255, blank=True)
     root_id = models.CharField(_("root task id"), max_length=255, blank=True)
     group_id = models.CharField(_("group id"), max_length=255, blank=True)
+    # Times the task asked to be retried (Celery's request.retries); attempts also counts redeliveries.
+    retries = models.PositiveIntegerField(_("retries"), default=0)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    headers = models.JSONField(_("headers"), default=dict, blank=True)
+    # What follows this task: {"link": [...], "link_error": [...], "chain": [...], "chord": id}.
+    canvas = models.JSONField(_("workflow"), default=dict, blank=True)
 
     objects = TaskRecordQuerySet.as_manager()
 
@@ -68,6 +74,9 @@ class TaskRecord(models.Model):
             models.Index(fields=["state", "enqueued_at"], name="djtasks_task_state_idx"),
             models.Index(fields=["queue", "state"], name="djtasks_task_queue_idx"),
             models.Index(fields=["lease_expires_at"], name="djtasks_task_lease_idx"),
+            models.Index(fields=["group_id"], name="djtasks_task_group_idx"),
+            models.Index(fields=["root_id"], name="djtasks_task_root_idx"),
+            models.Index(fields=["finished_at"], name="djtasks_task_finished_idx"),
         ]
 
     def __str__(self) -> str:
@@ -102,3 +111,26 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_name or '?'}[{self.task_id or '-'}]: {self.reason[:60]}"
+
+
+# Periodic tasks live in their own module; importing them here registers them with the app.
+from .periodic import PeriodicRun, PeriodicTask  # noqa: E402, F401
+
+
+class Chord(models.Model):
+    """A chord's counter: the callback is enqueued by the member whose outcome completes it."""
+
+    id = models.CharField(_("group id"), max_length=255, primary_key=True)
+    member_ids = models.JSONField(_("member task ids"), default=list)
+    done = models.PositiveIntegerField(_("members finished"), default=0)
+    callback = models.JSONField(_("callback signature"))
+    fired_at = models.DateTimeField(_("callback enqueued at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
+
+    class Meta:
+        db_table = "djtasks_chord"
+        verbose_name = _("chord")
+        verbose_name_plural = _("chords")
+
+    def __str__(self) -> str:
+        return f"chord[{self.id}] {self.done}/{len(self.member_ids)}"

@@ -19,6 +19,7 @@ from .conf import get_settings
 from .exceptions import BrokerUnavailable
 from .message import Message
 from .models import TaskRecord
+from .states import READY_STATES
 
 logger = logging.getLogger("djtasks")
 _local = threading.local()
@@ -86,5 +87,5 @@ def _pending(connection: Any, batch: _Batch) -> bool:
 
 
 def on_task_saved(sender: type, instance: TaskRecord, created: bool, using: str, **kwargs: Any) -> None:
-    if created:
+    if created and instance.state not in READY_STATES:  # a workflow may record a step as already failed
         schedule(instance, using)

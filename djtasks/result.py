@@ -54,9 +54,23 @@ def _sleep_then_recheck(seconds: float) -> bool:
 class AsyncResult:
     """The result of a task invocation, read from its row."""
 
-    def __init__(self, id: str, task_name: str | None = None):  # noqa: A002 - Celery's name
+    def __init__(self, id: str, task_name: str | None = None, parent: Any = None):  # noqa: A002 - Celery's name
         self.id = str(id)
         self.task_name = task_name
+        self._parent = parent
+
+    @property
+    def parent(self) -> Any:
+        """The result of the task that called this one in a chain (read from the row if not known)."""
+        if self._parent is None:
+            record = self._record()
+            if record is not None and record.parent_id:
+                self._parent = AsyncResult(record.parent_id)
+        return self._parent
+
+    @parent.setter
+    def parent(self, value: Any) -> None:
+        self._parent = value
 
     def __repr__(self) -> str:
         return f"<AsyncResult: {self.id}>"
@@ -153,3 +167,59 @@ class AsyncResult:
         if record.state == REVOKED:
             return TaskRevoked(record.exception_message or f"Task {record.id} was revoked.")
         return rebuild_exception(record.exception_type, record.exception_message, record.traceback)
+
+
+class GroupResult:
+    """The results of a group, in the group's order."""
+
+    def __init__(self, id: str, results: list[AsyncResult]):  # noqa: A002 - Celery's name
+        self.id = str(id)
+        self.results = list(results)
+        self.parent = None
+
+    def __repr__(self) -> str:
+        return f"<GroupResult: {self.id} [{', '.join(r.id for r in self.results)}]>"
+
+    def __iter__(self) -> Any:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __getitem__(self, index: int) -> AsyncResult:
+        return self.results[index]
+
+    children = property(lambda self: self.results)
+
+    def _states(self) -> list[str]:
+        rows = dict(
+            TaskRecord.objects.using(router.db_for_read(TaskRecord))
+            .filter(pk__in=[r.id for r in self.results]).values_list("id", "state")
+        )
+        return [rows.get(r.id, PENDING) for r in self.results]
+
+    def ready(self) -> bool:
+        return all(state in READY_STATES for state in self._states())
+
+    def successful(self) -> bool:
+        return all(state == SUCCESS for state in self._states())
+
+    def failed(self) -> bool:
+        return any(state == FAILURE for state in self._states())
+
+    def completed_count(self) -> int:
+        return sum(state == SUCCESS for state in self._states())
+
+    def waiting(self) -> bool:
+        return not self.ready()
+
+    def get(self, timeout: float | None = None, propagate: bool = True) -> list[Any]:
+        """Wait for every member; return their results in order (or raise the first error)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        values = []
+        for result in self.results:
+            remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+            values.append(result.get(timeout=remaining, propagate=propagate))
+        return values
+
+    join = get

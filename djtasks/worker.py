@@ -24,6 +24,7 @@ from django.db import DatabaseError, connections, router
 from django.utils import timezone
 
 from . import maintenance
+from .beat import Beat
 from .broker import Claim, close_broker, get_broker
 from .child import ChildLimits, child_main, decode_claim, request_early_stop
 from .conf import get_settings
@@ -54,6 +55,7 @@ class Timers:
     heartbeat: float = 0.0
     reap: float = 0.0
     sweep: float = 0.0
+    expire: float = 0.0
 
 
 class Worker:
@@ -88,6 +90,7 @@ class Worker:
         self.db = router.db_for_write(TaskRecord)
         self.full_sweep_pending = True
         self.remote = Remote(self)
+        self.beat = Beat(self.worker_id, self.db)
 
     # Lifecycle ----------------------------------------------------------------------------
 
@@ -278,11 +281,19 @@ class Worker:
             if now >= self.timers.sweep and self.stop_requested_at is None:
                 self.timers.sweep = now + config.SWEEP_INTERVAL
                 self._sweep()
+            if now >= self.timers.expire and self.stop_requested_at is None and config.RESULT_EXPIRES:
+                # result_expires: one worker per interval deletes old finished rows.
+                interval = min(60.0, max(1.0, config.RESULT_EXPIRES / 4))
+                self.timers.expire = now + interval
+                if get_broker().acquire("expire", self.worker_id, int(interval * 1000)):
+                    maintenance.expire_results(config)
         except BrokerUnavailable as exc:
             logger.warning("Worker %s: Redis unavailable during maintenance (%s)", self.worker_id, exc)
         except DatabaseError as exc:
             logger.warning("Worker %s: database unavailable during maintenance (%s)", self.worker_id, exc)
             connections[self.db].close_if_unusable_or_obsolete()
+        if self.stop_requested_at is None:
+            self.beat.tick()  # periodic tasks; handles its own Redis and database errors
 
     def _heartbeat(self) -> None:
         broker = get_broker()

@@ -87,6 +87,8 @@ DJTASKS = {
     "SOCKET_CONNECT_TIMEOUT": 1.0,
     "PUBLISH_BACKOFF": 0.2,
     "DB_RETRY_WINDOW": 60.0,
+    "RESULT_EXPIRES": float(os.environ.get("DJTASKS_RESULT_EXPIRES", 86400)),
+    "ROUTES": {"tests.testapp.tasks.routed_*": "routed", "tests.testapp.tasks.routed_exact": {"queue": "exact"}},
     # Worker subprocesses of a test may be started with these switched.
     "ENABLE_EVENTS": os.environ.get("DJTASKS_ENABLE_EVENTS", "1") == "1",
     "EVENTS_MAXLEN": int(os.environ.get("DJTASKS_EVENTS_MAXLEN", "10000")),
@@ -97,3 +99,15 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"djtasks": {"handlers": ["console"], "level": "INFO"}},
 }
+
+# Worker subprocesses of the periodic-task tests get their BEAT_SCHEDULE from the environment:
+# {"name": {"task": ..., "schedule": seconds or a five-field crontab line, "args": [...]}}.
+if os.environ.get("DJTASKS_TEST_BEAT"):
+    import json
+
+    from djtasks.schedules import crontab
+
+    DJTASKS["BEAT_SCHEDULE"] = {
+        name: {**entry, "schedule": crontab.parse(s) if isinstance(s := entry["schedule"], str) else s}
+        for name, entry in json.loads(os.environ["DJTASKS_TEST_BEAT"]).items()
+    }

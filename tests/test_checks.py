@@ -5,6 +5,7 @@ from django.core import checks
 from django.test import override_settings
 
 from djtasks.checks import check_settings
+from djtasks.schedules import crontab
 
 
 def ids(messages):
@@ -46,6 +47,72 @@ def test_no_djtasks_backend_is_a_warning():
 def test_the_checks_run_with_manage_py_check():
     messages = checks.run_checks(tags=["djtasks"])
     assert [m for m in messages if m.level >= checks.ERROR] == []
+
+
+@override_settings(DJTASKS={"BEAT_SCHEDULE": {"tick": {"task": "tests.testapp.tasks.add", "schedule": 1.0}}})
+def test_a_good_beat_schedule_passes():
+    assert check_settings() == []
+
+
+@pytest.mark.parametrize(
+    ("entry", "check_id", "message", "hint"),
+    [
+        (
+            {"task": "tests.testapp.tasks.ad", "schedule": 30},
+            "djtasks.E072",
+            "DJTASKS['BEAT_SCHEDULE']['job'] names task 'tests.testapp.tasks.ad', which is not registered.",
+            "Did you mean 'tests.testapp.tasks.add'?",
+        ),
+        (
+            {"task": "tests.testapp.tasks.add", "schedule": "daily"},
+            "djtasks.E073",
+            "DJTASKS['BEAT_SCHEDULE']['job']: A schedule must be seconds, a timedelta, a datetime, crontab(...) "
+            "or interval(...), not str.",
+            "e.g. 'schedule': 30.0 or 'schedule': crontab(hour=3, minute=0).",
+        ),
+        (
+            {"task": "tests.testapp.tasks.add", "schedule": crontab(hour=24)},
+            "djtasks.E074",
+            "DJTASKS['BEAT_SCHEDULE']['job']: crontab hour=24 is not a valid cron field.",
+            "0-23, lists (3,15), ranges (9-17) and steps (*/2).",
+        ),
+        (
+            {"task": "tests.testapp.tasks.add", "schedule": crontab(tz="Mars/Olympus")},
+            "djtasks.E075",
+            "DJTASKS['BEAT_SCHEDULE']['job']: crontab tz='Mars/Olympus' is not a known time zone.",
+            None,
+        ),
+        (
+            {"task": "tests.testapp.tasks.add", "every": 30},
+            "djtasks.E071",
+            "DJTASKS['BEAT_SCHEDULE']['job'] has unknown key(s) 'every'.",
+            "Known keys: args, description, enabled, kwargs, options, schedule, task.",
+        ),
+    ],
+)
+def test_a_bad_beat_schedule_entry_is_an_error(entry, check_id, message, hint):
+    with override_settings(DJTASKS={"BEAT_SCHEDULE": {"job": entry}}):
+        [error] = check_settings()
+    assert (error.id, error.msg) == (check_id, message)
+    if hint is not None:
+        assert error.hint == hint
+
+
+@override_settings(DJTASKS={"BEAT_SCHEDULE": [("tick", {})]})
+def test_a_beat_schedule_that_is_not_a_dict_is_an_error():
+    [error] = check_settings()
+    assert error.id == "djtasks.E003" and "BEAT_SCHEDULE" in error.msg and "dict" in error.msg
+
+
+@override_settings(DJTASKS={"ROUTES": {"app.tasks.*": {"queues": "x"}, "app.tasks.b": "b"}})
+def test_a_route_without_a_queue_is_an_error():
+    [error] = check_settings()
+    assert error.id == "djtasks.E007" and "app.tasks.*" in error.msg and "ROUTES" in error.hint
+
+
+@override_settings(DJTASKS={"ROUTES": ["app.tasks.*"], "RESULT_EXPIRES": "1d"})
+def test_routes_and_result_expires_have_types():
+    assert ids(check_settings()) == ["djtasks.E003", "djtasks.E003"]
 
 
 @override_settings(DJTASKS={"EVENTS_MAXLEN": 10, "METRICS_TOKEN": "short", "ENABLE_EVENTS": "yes"})

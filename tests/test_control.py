@@ -147,3 +147,20 @@ def test_taskctl_prints_a_table_with_a_row_per_worker_and_json(worker, capsys):
     assert '"concurrency": 2' in capsys.readouterr().out
     call_command("taskctl", "status")
     assert "2 worker(s) online" in capsys.readouterr().out
+
+
+def test_rate_limit_changes_the_rate_every_worker_applies(worker, ledger):
+    online(worker())
+    try:
+        [reply] = control.rate_limit("tests.testapp.tasks.record", "1/s", timeout=10)
+        assert reply.ok and reply.data["rate"] == "1/s (one start every 1000 ms)"
+        time.sleep(1.2)  # workers re-read overrides within a second
+        results = [record.delay(f"r{i}") for i in range(3)]
+        assert [r.get(timeout=60) for r in results] == ["r0", "r1", "r2"]
+        times = sorted(TaskRecord.objects.filter(pk__in=[r.id for r in results]).values_list("started_at", flat=True))
+        assert min((b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)) >= 0.9
+    finally:
+        [reply] = control.rate_limit("tests.testapp.tasks.record", "none", timeout=10)
+    assert reply.data["rate"] == "declared (no limit)"
+    with pytest.raises(ValueError):
+        control.rate_limit("tests.testapp.tasks.record", "10/fortnight")

@@ -12,7 +12,7 @@ from djtasks import events, revoke, telemetry
 from djtasks.broker import get_broker
 from djtasks.conf import get_settings
 from djtasks.telemetry import events_key
-from tests.testapp.tasks import add, fail, sleep_then_record
+from tests.testapp.tasks import add, fail, flaky, sleep_then_record
 from tests.waiting import wait_for
 from tests.workers import ROOT
 
@@ -35,6 +35,15 @@ def test_events_arrive_in_order_per_task(worker):
     assert kinds_of(results[-1].id) == ["task-received", "task-started", "task-failed"]
     failed = [e for _, e in events.read(get_broker(), "0") if e.get("id") == results[-1].id][-1]
     assert failed["exception"] == "builtins.ValueError: bad" and failed["name"] == "tests.testapp.tasks.fail"
+
+
+def test_a_retried_task_has_a_retried_event_for_each_retry(worker, ledger):
+    worker()
+    result = flaky.delay("events", 3)
+    assert result.get(timeout=30)["retries"] == 2
+    assert wait_for(lambda: kinds_of(result.id)[-1:] == ["task-succeeded"], timeout=10)
+    attempt = ["task-received", "task-started"]
+    assert kinds_of(result.id) == [*attempt, "task-retried", *attempt, "task-retried", *attempt, "task-succeeded"]
 
 
 def test_revoked_tasks_and_worker_lifecycle_make_events(worker):

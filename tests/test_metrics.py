@@ -7,7 +7,7 @@ from django.test import override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
 from djtasks.models import DeadLetter
-from tests.testapp.tasks import add, fail, sleep_then_record
+from tests.testapp.tasks import add, fail, flaky, sleep_then_record
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -30,6 +30,7 @@ def test_metrics_count_outcomes_time_runs_and_show_queues_and_workers(worker, cl
     for i in range(5):
         add.delay(i, i).get(timeout=20)
     fail.delay().get(timeout=20, propagate=False)
+    flaky.delay("metrics", 2).get(timeout=30)
     sleep_then_record.apply_async(("later", 0), countdown=60)
     DeadLetter.objects.create(task_id="x", reason="test")
     client.force_login(User.objects.create_user("staff", is_staff=True))
@@ -44,7 +45,7 @@ def test_metrics_count_outcomes_time_runs_and_show_queues_and_workers(worker, cl
     assert value(found["djtasks_queue_depth"], queue="default", state="scheduled") == 1
     assert value(found["djtasks_workers_online"]) == 1
     assert value(found["djtasks_dead_letters"]) == 1
-    assert "djtasks_task_retries" in found
+    assert value(found["djtasks_task_retries"], task="tests.testapp.tasks.flaky") == 1
 
 
 def test_metrics_require_staff_or_the_bearer_token(client, redis_server):

@@ -129,3 +129,96 @@ def work(key, seconds=0.0):
         time.sleep(seconds)
     ledger(f"end {key} {os.getpid()} {time.time():.3f}")
     return key
+
+
+@task
+def stamp():
+    """Write this run's task id to the ledger: the periodic-task tests count executions per run."""
+    ledger(f"stamp {current_task().id} {os.getpid()}")
+
+
+@task
+def mul(x, y):
+    return x * y
+
+
+@task
+def xsum(numbers):
+    return sum(numbers)
+
+
+@task(bind=True, max_retries=2, default_retry_delay=0.5)
+def flaky(self, key, succeed_on):
+    """Fail (and retry) until attempt number succeed_on; report what self.request says."""
+    ledger(f"{key} {self.request.retries}")
+    if self.request.retries + 1 < succeed_on:
+        raise self.retry(exc=ValueError(f"attempt {self.request.retries + 1} failed"))
+    request = self.request
+    return {"id": request.id, "retries": request.retries, "args": request.args, "queue": request.queue,
+            "hostname": request.hostname, "headers": request.headers}
+
+
+@task(bind=True, max_retries=1)
+def always_retry(self):
+    raise self.retry(countdown=0.2)
+
+
+@task(autoretry_for=(ConnectionError,), max_retries=3, retry_backoff=0.2, retry_backoff_max=0.4, retry_jitter=False)
+def autoretried(key):
+    ledger(key)
+    raise ConnectionError(f"unreachable {key}")
+
+
+@task(takes_context=True, max_retries=1, default_retry_delay=0.2)
+def context_retry(context, key):
+    ledger(f"{key} {context.request.retries}")
+    if context.request.retries == 0:
+        context.retry()
+    return context.request.retries
+
+
+@task(rate_limit="2/s")
+def limited(key):
+    ledger(f"{key} {time.time()}")
+    return key
+
+
+@task(expires=0.5)
+def short_lived():
+    return "ran"
+
+
+@task
+def record_error(task_id):
+    """An errback: receives the failed task's id."""
+    ledger(f"errback {task_id}")
+    return task_id
+
+
+@task
+def routed_glob():
+    return "glob"
+
+
+@task
+def routed_exact():
+    return "exact"
+
+
+@task(queue="declared")
+def declared_queue():
+    return "declared"
+
+
+@task(bind=True)
+def show_request(self):
+    request = self.request
+    return {"headers": request.headers, "eta": request.eta.isoformat() if request.eta else None,
+            "queue": request.queue, "root_id": request.root_id, "parent_id": request.parent_id}
+
+
+@task
+def fail_if(value, bad):
+    if value == bad:
+        raise ValueError(f"bad value {value}")
+    return value
