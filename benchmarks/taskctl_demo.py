@@ -26,7 +26,7 @@ def main() -> None:
             time.sleep(0.2)
         add.apply_async((1, 2), countdown=600)
         with transaction.atomic():
-            long = [sleep_then_record.delay(f"long-{i}", 60) for i in range(4)]
+            long = [sleep_then_record.delay(f"long-{i}", 600) for i in range(4)]
             for i in range(12):
                 add.delay(i, i)
         time.sleep(2)
