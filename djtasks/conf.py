@@ -41,6 +41,10 @@ class Settings:
     DB_RETRY_WINDOW: float = 300.0
     WORKER_NAME: str = field(default_factory=lambda: f"djtasks@{socket.gethostname()}")
     CONCURRENCY: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # The admin shows argument, result and progress values under keys containing one of these
+    # (case-insensitive) as "********" to users without the view_task_arguments permission.
+    REDACT_KEYS: tuple[str, ...] = ("password", "passwd", "secret", "token", "api_key", "apikey", "authorization",
+                                    "cookie", "session", "private_key", "credential")
 
     @classmethod
     def names(cls) -> frozenset[str]:

@@ -46,3 +46,15 @@ def test_no_djtasks_backend_is_a_warning():
 def test_the_checks_run_with_manage_py_check():
     messages = checks.run_checks(tags=["djtasks"])
     assert [m for m in messages if m.level >= checks.ERROR] == []
+
+
+@override_settings(DJTASKS={"REDACT_KEYS": ["password", ""]})
+def test_redact_keys_must_be_non_empty_strings():
+    [error] = check_settings()
+    assert error.id == "djtasks.E007" and "REDACT_KEYS" in error.msg
+
+
+@override_settings(DJTASKS={"REDACT_KEYS": "password"})
+def test_redact_keys_given_as_one_string_is_a_type_error():
+    [error] = check_settings()
+    assert error.id == "djtasks.E003" and "list or tuple" in error.msg

@@ -1,0 +1,187 @@
+"""The numbers on the dashboard: SQL aggregates over a bounded window, Redis for queues and workers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connections, router
+from django.db.models import Count, Q
+from django.db.models.functions import TruncHour, TruncMinute
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from ..broker import get_broker
+from ..exceptions import BrokerUnavailable
+from ..models import DeadLetter, TaskRecord
+from ..states import FAILURE, REVOKED, SUCCESS, State
+
+logger = logging.getLogger("djtasks")
+
+# On databases without percentile functions, p50/p95 come from at most this many recent runs.
+PERCENTILE_SAMPLE = 20_000
+
+
+@dataclass
+class Bucket:
+    start: datetime
+    succeeded: int = 0
+    failed: int = 0
+
+
+@dataclass
+class TaskStats:
+    name: str
+    total: int = 0
+    failed: int = 0
+    p50: float | None = None
+    p95: float | None = None
+
+    @property
+    def failure_rate(self) -> float:
+        return 100.0 * self.failed / self.total if self.total else 0.0
+
+
+@dataclass
+class QueueStats:
+    name: str
+    ready: int
+    scheduled: int
+    reserved: int
+    oldest_age: float | None = None
+
+
+@dataclass
+class Snapshot:
+    now: datetime
+    states: dict[str, int]
+    hour: list[Bucket]
+    day: list[Bucket]
+    tasks: list[TaskStats]
+    queues: list[QueueStats] = field(default_factory=list)
+    workers: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    redis_error: str = ""
+
+
+def snapshot() -> Snapshot:
+    """Collect everything the dashboard shows, in a handful of queries."""
+    now = timezone.now()
+    snap = Snapshot(now=now, states=state_counts(), hour=throughput(now, minutes=True),
+                    day=throughput(now, minutes=False), tasks=per_task(now - timedelta(days=1)))
+    snap.dead_letters = list(DeadLetter.objects.order_by("-created_at")[:10])
+    try:
+        snap.queues = queues(now)
+        snap.workers = workers(now)
+    except BrokerUnavailable as exc:
+        snap.redis_error = str(exc)
+    return snap
+
+
+def state_counts() -> dict[str, int]:
+    counts = dict(TaskRecord.objects.order_by().values_list("state").annotate(n=Count("*")))
+    return {state: counts.get(state, 0) for state in State.values}
+
+
+def throughput(now: datetime, *, minutes: bool) -> list[Bucket]:
+    """Finished tasks per minute over the last hour, or per hour over the last day."""
+    step = timedelta(minutes=1) if minutes else timedelta(hours=1)
+    count = 60 if minutes else 24
+    first = (now - step * (count - 1)).replace(second=0, microsecond=0)
+    if not minutes:
+        first = first.replace(minute=0)
+    trunc = TruncMinute if minutes else TruncHour
+    rows = (
+        TaskRecord.objects.filter(finished_at__gte=first, state__in=[SUCCESS, FAILURE])
+        .order_by()
+        .annotate(bucket=trunc("finished_at"))
+        .values_list("bucket", "state")
+        .annotate(n=Count("*"))
+    )
+    buckets = [Bucket(first + step * i) for i in range(count)]
+    for start, state, n in rows:
+        index = int((start - first) / step)
+        if 0 <= index < count:
+            if state == SUCCESS:
+                buckets[index].succeeded += n
+            else:
+                buckets[index].failed += n
+    return buckets
+
+
+def per_task(since: datetime) -> list[TaskStats]:
+    """Count, failures and run-time percentiles per task name, for tasks finished since `since`."""
+    finished = TaskRecord.objects.filter(finished_at__gte=since).exclude(state=REVOKED).order_by()
+    stats = {
+        name: TaskStats(name, total, failed)
+        for name, total, failed in finished.values_list("task_name").annotate(
+            total=Count("*"), failed=Count("*", filter=Q(state=FAILURE))
+        )
+    }
+    for name, (p50, p95) in percentiles(since).items():
+        if name in stats:
+            stats[name].p50, stats[name].p95 = p50, p95
+    return sorted(stats.values(), key=lambda s: (-s.total, s.name))
+
+
+def percentiles(since: datetime) -> dict[str, tuple[float, float]]:
+    using = router.db_for_read(TaskRecord)
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        sql = (
+            "SELECT task_name, percentile_cont(0.5) WITHIN GROUP (ORDER BY d), "
+            "percentile_cont(0.95) WITHIN GROUP (ORDER BY d) FROM (SELECT task_name, "
+            "EXTRACT(EPOCH FROM finished_at - started_at) AS d FROM djtasks_task "
+            "WHERE finished_at >= %s AND started_at IS NOT NULL AND state <> %s) runs GROUP BY task_name"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [since, REVOKED])
+            return {name: (float(p50), float(p95)) for name, p50, p95 in cursor.fetchall()}
+    runs: dict[str, list[float]] = defaultdict(list)
+    rows = (
+        TaskRecord.objects.using(using).filter(finished_at__gte=since, started_at__isnull=False)
+        .exclude(state=REVOKED).order_by("-finished_at").values_list("task_name", "started_at", "finished_at")
+    )
+    for name, started, finished in rows[:PERCENTILE_SAMPLE]:
+        runs[name].append((finished - started).total_seconds())
+    return {name: (_percentile(v, 0.5), _percentile(v, 0.95)) for name, v in runs.items()}
+
+
+def _percentile(values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks, as PostgreSQL's percentile_cont."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def queues(now: datetime) -> list[QueueStats]:
+    broker = get_broker()
+    result = [QueueStats(name, **counts) for name, counts in broker.queue_stats().items()]
+    heads = {q.name: broker.oldest_ready(q.name) for q in result}
+    rows = TaskRecord.objects.filter(id__in=[h for h in heads.values() if h]).values_list("id", "enqueued_at", "eta")
+    waiting_since = {task_id: max(enqueued, eta or enqueued) for task_id, enqueued, eta in rows}
+    for q in result:
+        since = waiting_since.get(heads[q.name] or "")
+        q.oldest_age = None if since is None else max(0.0, (now - since).total_seconds())
+    return result
+
+
+def workers(now: datetime) -> list[dict[str, Any]]:
+    found = []
+    for worker_id, raw in get_broker().workers().items():
+        try:
+            info = json.loads(raw)
+        except ValueError:
+            logger.warning("Worker %s has an unreadable heartbeat", worker_id)
+            continue
+        beat = parse_datetime(str(info.get("heartbeat_at", "")))
+        info["heartbeat_age"] = None if beat is None else max(0.0, (now - beat).total_seconds())
+        info["active"] = list(info.get("active") or [])
+        found.append(info)
+    return sorted(found, key=lambda w: str(w.get("id")))
