@@ -120,7 +120,7 @@ def per_task(since: datetime) -> list[TaskStats]:
     stats = {
         name: TaskStats(name, total, failed)
         for name, total, failed in finished.values_list("task_name").annotate(
-            total=Count("*"), failed=Count("*", filter=Q(state=FAILURE))
+            total=Count("*"), failed=Count("id", filter=Q(state=FAILURE))
         )
     }
     for name, (p50, p95) in percentiles(since).items():

@@ -107,7 +107,7 @@ class TaskRecordAdmin(ReadOnlyAdmin):
             "progress_bar": display.progress_bar(display.shown(record.progress, request)),
             "timeline": display.timeline(record),
             "run_time": display.duration(record.runtime),
-            "errors": record.errors or [],
+            "attempt_errors": record.errors or [],
             "parent": others.filter(pk=record.parent_id).first() if record.parent_id else None,
             "root": others.filter(pk=record.root_id).first() if record.root_id not in ("", record.parent_id) else None,
             "children": [r for r in linked if r.parent_id == record.id],
@@ -134,7 +134,8 @@ class TaskRecordAdmin(ReadOnlyAdmin):
                 self.message_user(request, _("Task %(id)s not retried: %(name)s is not a registered task.")
                                   % {"id": record.id, "name": record.task_name}, messages.ERROR)
                 continue
-            self.message_user(request, _("Task %(id)s retried as %(new)s.") % {"id": record.id, "new": created.id})
+            self.message_user(request, _("Task %(id)s retried as %(new)s.") % {"id": record.id, "new": created.id},
+                              messages.SUCCESS)
         return created
 
     @admin.action(description=gettext_lazy("Revoke selected tasks (those not started yet)"), permissions=["revoke"])
@@ -144,7 +145,8 @@ class TaskRecordAdmin(ReadOnlyAdmin):
             outcomes.setdefault(revoke(task_id), []).append(task_id)
         done = outcomes.pop(RevokeOutcome.REVOKED, [])
         if done:
-            self.message_user(request, ngettext("%d task revoked.", "%d tasks revoked.", len(done)) % len(done))
+            self.message_user(request, ngettext("%d task revoked.", "%d tasks revoked.", len(done)) % len(done),
+                              messages.SUCCESS)
         for outcome, ids in outcomes.items():
             reason = {
                 RevokeOutcome.RUNNING: _("already running; terminating a running task is not supported yet"),

@@ -2,7 +2,7 @@
 (function () {
   "use strict";
   function start() {
-    var root = document.getElementById("djtasks-dashboard");
+    var root = document.getElementById("djtasks-live");
     if (!root) { return; }
     var seconds = parseInt(root.getAttribute("data-refresh-seconds"), 10) || 5;
     function refresh() {
