@@ -71,6 +71,9 @@ class TaskRecord(models.Model):
             # The admin: newest first within a task name; the dashboard's windows over finished_at.
             models.Index(fields=["task_name", "-enqueued_at"], name="djtasks_task_name_enq_idx"),
             models.Index(fields=["finished_at"], name="djtasks_task_finished_idx"),
+            # The detail page's links to children and group members.
+            models.Index(fields=["parent_id"], name="djtasks_task_parent_idx"),
+            models.Index(fields=["group_id"], name="djtasks_task_group_idx"),
         ]
         permissions = [
             ("view_task_arguments", _("Can see task arguments and results unredacted")),
