@@ -13,7 +13,7 @@ from django.urls import path
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
-from ..models import TaskRecord
+from ..states import State
 from . import display
 from .stats import Bucket, snapshot
 
@@ -81,8 +81,7 @@ class DashboardAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         snap = snapshot()
-        states = [(value, label, snap.states.get(value, 0)) for value, label in TaskRecord._meta.get_field(
-            "state").choices]
+        states = [(value, label, snap.states.get(value, 0)) for value, label in State.choices]
         for queue in snap.queues:
             queue.oldest_text = display.duration(queue.oldest_age)  # type: ignore[attr-defined]
         for worker in snap.workers:

@@ -28,8 +28,9 @@ class ChoicesFilter(admin.SimpleListFilter):
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         values = set(self.choices_from(request))
-        if self.value():
-            values.add(self.value())
+        selected = self.value()
+        if selected:
+            values.add(selected)
         return [(v, v) for v in sorted(values)]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:

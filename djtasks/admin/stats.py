@@ -154,7 +154,7 @@ def percentiles(since: datetime) -> dict[str, tuple[float, float]]:
         .order_by("-finished_at").values_list("task_name", "state", "started_at", "finished_at")
     )
     for name, state, started, finished in rows[:PERCENTILE_SAMPLE]:
-        if state in (SUCCESS, FAILURE) and started is not None:
+        if state in (SUCCESS, FAILURE) and started is not None and finished is not None:
             runs[name].append((finished - started).total_seconds())
     return {name: (_percentile(v, 0.5), _percentile(v, 0.95)) for name, v in runs.items()}
 

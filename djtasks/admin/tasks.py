@@ -12,8 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from ..exceptions import NotRegistered
@@ -80,7 +79,7 @@ class TaskRecordAdmin(ReadOnlyAdmin):
         return queryset.filter(match), False
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f for fieldset in self.fieldsets for f in fieldset[1]["fields"]]
+        return [str(f) for fieldset in self.fieldsets for f in fieldset[1]["fields"]]
 
     # The detail page --------------------------------------------------------------------------
 
@@ -177,7 +176,8 @@ class TaskRecordAdmin(ReadOnlyAdmin):
     def _retry_one(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if not self.has_retry_permission(request):
             raise PermissionDenied
-        created = self.retry_tasks(request, TaskRecord.objects.filter(pk=get_object_or_404(TaskRecord, pk=object_id).pk))
+        original = get_object_or_404(TaskRecord, pk=object_id)
+        created = self.retry_tasks(request, TaskRecord.objects.filter(pk=original.pk))
         return HttpResponseRedirect(self.detail_url(created.id if created else object_id))
 
     def _revoke_one(self, request: HttpRequest, object_id: str) -> HttpResponse:
