@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 
 from djtasks.broker import get_broker
 from djtasks.models import TaskRecord
-from tests.testapp.tasks import add, fail, progressing, sleep_then_record
+from tests.testapp.tasks import add, fail, progressing, tracked_sleep
 
 playwright = pytest.importorskip("playwright.sync_api")
 
@@ -45,7 +45,7 @@ def browser(monkeypatch):
 
 
 def log_in(browser, live_server, *, dark=False):
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, color_scheme="dark" if dark else "light")
+    context = browser.new_context(viewport={"width": 1680, "height": 900}, color_scheme="dark" if dark else "light")
     context.set_default_timeout(30_000)
     page = context.new_page()
     page.goto(f"{live_server.url}/admin/login/?next=/admin/")
@@ -67,27 +67,27 @@ def test_an_operator_filters_inspects_retries_revokes_and_watches_the_dashboard(
     done = [add.delay(i, i) for i in range(6)]
     failed = fail.apply_async(kwargs={"message": "card declined"})
     progressed = progressing.delay(4)
-    slow = sleep_then_record.delay("long", 20)
+    slow = tracked_sleep.delay(60)
     delayed = add.apply_async((40, 2), countdown=3600)
+    add.apply_async((1, 1), queue="reports")  # no worker consumes "reports"
     assert wait_for(lambda: TaskRecord.objects.filter(pk__in=[r.id for r in [*done, failed, progressed]],
                                                       state__in=["SUCCESS", "FAILURE"]).count() == 8)
-    assert wait_for(lambda: TaskRecord.objects.filter(pk=slow.id, started_at__isnull=False).exists()
-                    or TaskRecord.objects.filter(pk=slow.id, lease_expires_at__isnull=False).exists())
+    assert wait_for(lambda: TaskRecord.objects.filter(pk=slow.id, state="STARTED").exists())
     assert wait_for(lambda: bool(get_broker().workers()))
 
     page = log_in(browser, live_server)
     page.locator('#content-main a[href="/admin/djtasks/taskrecord/"]').first.click()
     page.wait_for_selector("#result_list")
-    assert page.locator("#result_list tbody tr").count() == 10
+    assert page.locator("#result_list tbody tr").count() == 11
     page.click("#changelist-filter >> text=Failure")
     page.wait_for_url("**state__exact=FAILURE**")
     assert page.locator("#result_list tbody tr").count() == 1
     page.goto(f"{live_server.url}/admin/djtasks/taskrecord/?task_name=tests.testapp.tasks.add")
-    assert page.locator("#result_list tbody tr").count() == 7
+    assert page.locator("#result_list tbody tr").count() == 8
     page.goto(f"{live_server.url}/admin/djtasks/taskrecord/")
     shot(page, "task-list.png")
 
-    page.click(f"#result_list >> text={failed.id}")
+    page.click(f'#result_list a[href*="{failed.id}"]')
     page.wait_for_selector(".djtasks-timeline")
     assert "card declined" in page.content() and "ValueError" in page.content()
     shot(page, "task-detail.png")
@@ -116,6 +116,8 @@ def test_an_operator_filters_inspects_retries_revokes_and_watches_the_dashboard(
     workers = page.inner_text("#djtasks-workers")
     assert next(iter(get_broker().workers())) in workers and "No worker is online" not in workers
     assert "tests.testapp.tasks.add" in page.inner_text("#djtasks-per-task")
+    assert slow.id[:8] in workers, "the worker's running task is listed"
+    assert "reports" in page.inner_text("#djtasks-queues")
     first_update = page.inner_text(".djtasks-updated time")
     page.wait_for_function(
         "t => document.querySelector('.djtasks-updated time').textContent !== t", arg=first_update, timeout=30_000

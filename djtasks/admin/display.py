@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
@@ -51,6 +52,16 @@ def progress_bar(progress: dict[str, Any] | None) -> SafeString:
         '<span class="djtasks-progress-label">{} · {}% {}</span></div>',
         progress.get("message", ""), f"{percent:.1f}", count, f"{percent:.0f}", progress.get("message", ""),
     )
+
+
+def moment(value: datetime | None) -> SafeString:
+    """A compact local time for list columns (today: the time only); the full timestamp in the tooltip."""
+    if value is None:
+        return SafeString("-")
+    local = timezone.localtime(value)
+    short = local.strftime("%H:%M:%S" if local.date() == timezone.localdate() else "%Y-%m-%d %H:%M")
+    return format_html('<time class="djtasks-nowrap" datetime="{}" title="{}">{}</time>', value.isoformat(),
+                       local.isoformat(sep=" ", timespec="milliseconds"), short)
 
 
 def duration(seconds: float | None) -> str:

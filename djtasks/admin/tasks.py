@@ -11,6 +11,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
@@ -34,12 +35,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 class TaskRecordAdmin(ReadOnlyAdmin):
-    list_display = ("id", "state_column", "task_name", "queue", "worker", "enqueued_at", "started_at",
-                    "finished_at", "run_time", "attempts")
+    list_display = ("short_id", "state_column", "task_name", "queue", "worker", "enqueued", "started",
+                    "finished", "run_time", "attempts")
+    list_display_links = ("short_id",)
     list_filter = ("state", TaskNameFilter, QueueFilter, WorkerFilter, ("enqueued_at", DateFieldListFilter))
     search_fields = ("=id", "task_name", "args", "kwargs")
     search_help_text = gettext_lazy("A task id, part of a task name, or text from the arguments.")
     show_full_result_count = False
+    # Facet counts are one COUNT per filter choice: too slow on a big table to offer.
+    show_facets = admin.ShowFacets.NEVER
     list_per_page = 50
     ordering = ("-enqueued_at",)
     actions = ("retry_tasks", "revoke_tasks")
@@ -59,6 +63,23 @@ class TaskRecordAdmin(ReadOnlyAdmin):
     def state_column(self, obj: TaskRecord) -> str:
         badge = display.state_badge(obj)
         return badge + display.progress_bar(obj.progress) if obj.is_running or obj.state == "STARTED" else badge
+
+    @admin.display(description=gettext_lazy("task id"), ordering="id")
+    def short_id(self, obj: TaskRecord) -> str:
+        return format_html('<span class="djtasks-id" title="{}">{}</span>', obj.id,
+                           obj.id if len(obj.id) <= 13 else obj.id[:8] + "…")
+
+    @admin.display(description=gettext_lazy("enqueued at"), ordering="enqueued_at")
+    def enqueued(self, obj: TaskRecord) -> str:
+        return display.moment(obj.enqueued_at)
+
+    @admin.display(description=gettext_lazy("started at"), ordering="started_at")
+    def started(self, obj: TaskRecord) -> str:
+        return display.moment(obj.started_at)
+
+    @admin.display(description=gettext_lazy("finished at"), ordering="finished_at")
+    def finished(self, obj: TaskRecord) -> str:
+        return display.moment(obj.finished_at)
 
     @admin.display(description=gettext_lazy("run time"))
     def run_time(self, obj: TaskRecord) -> str:
