@@ -141,6 +141,7 @@ def main() -> None:
         "list by name+state": f"/admin/djtasks/taskrecord/?task_name={NAMES[3]}&state__exact=FAILURE",
         "list by queue": "/admin/djtasks/taskrecord/?queue=mail",
         "list search by id": f"/admin/djtasks/taskrecord/?q={some_id}",
+        "list search text (scan)": "/admin/djtasks/taskrecord/?q=charge_cart",
         "detail": f"/admin/djtasks/taskrecord/{some_id}/change/",
         "dashboard": "/admin/djtasks/dashboard/",
     }

@@ -68,12 +68,13 @@ class TaskRecord(models.Model):
             models.Index(fields=["state", "enqueued_at"], name="djtasks_task_state_idx"),
             models.Index(fields=["queue", "state"], name="djtasks_task_queue_idx"),
             models.Index(fields=["lease_expires_at"], name="djtasks_task_lease_idx"),
-            # The admin: newest first within a task name; the dashboard's windows over finished_at.
+            # The admin: newest first within a task name; the dashboard's windows over finished_at (covering).
             models.Index(fields=["task_name", "-enqueued_at"], name="djtasks_task_name_enq_idx"),
-            models.Index(fields=["finished_at"], name="djtasks_task_finished_idx"),
-            # The detail page's links to children and group members.
-            models.Index(fields=["parent_id"], name="djtasks_task_parent_idx"),
-            models.Index(fields=["group_id"], name="djtasks_task_group_idx"),
+            models.Index(fields=["finished_at", "state", "task_name", "started_at"], name="djtasks_task_finished_idx"),
+            # The detail page's links to children and group members. Partial: most rows have neither,
+            # and a full index of one repeated '' looks useless to the planner (queries repeat the condition).
+            models.Index(fields=["parent_id"], name="djtasks_task_parent_idx", condition=~Q(parent_id="")),
+            models.Index(fields=["group_id"], name="djtasks_task_group_idx", condition=~Q(group_id="")),
         ]
         permissions = [
             ("view_task_arguments", _("Can see task arguments and results unredacted")),

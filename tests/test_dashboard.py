@@ -7,7 +7,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.utils import timezone
 
-from djtasks.admin.stats import _percentile, per_task, queues, throughput
+from djtasks.admin.stats import _interpolate, per_task, queues, throughput
 from djtasks.broker import get_broker
 from djtasks.message import Message
 from djtasks.models import DeadLetter, TaskRecord
@@ -32,7 +32,7 @@ def test_per_task_counts_failure_rate_and_percentiles_over_the_last_day():
 
 
 def test_percentiles_interpolate_like_percentile_cont():
-    assert _percentile([1, 2, 3, 4], 0.5) == 2.5 and _percentile([7], 0.95) == 7
+    assert _interpolate({1: 2.0, 2: 3.0}, 4, 0.5) == 2.5 and _interpolate({0: 7.0}, 1, 0.95) == 7
 
 
 def test_throughput_buckets_successes_and_failures_by_minute():
