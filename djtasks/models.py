@@ -70,6 +70,7 @@ class TaskRecord(models.Model):
             models.Index(fields=["lease_expires_at"], name="djtasks_task_lease_idx"),
             # The admin: newest first within a task name; the dashboard's windows over finished_at (covering).
             models.Index(fields=["task_name", "-enqueued_at"], name="djtasks_task_name_enq_idx"),
+            models.Index(fields=["queue", "-enqueued_at"], name="djtasks_task_queue_enq_idx"),
             models.Index(fields=["finished_at", "state", "task_name", "started_at"], name="djtasks_task_finished_idx"),
             # The detail page's links to children and group members. Partial: most rows have neither,
             # and a full index of one repeated '' looks useless to the planner (queries repeat the condition).
