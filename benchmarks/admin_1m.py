@@ -99,8 +99,10 @@ def load(count: int) -> None:
             cursor.executemany(sql, batch)
         done += len(batch)
         print(f"  loaded {done:,} rows", end="\r", flush=True)
+    # What autovacuum does to a table that has been around: statistics, and on PostgreSQL the visibility
+    # map that lets COUNT(*) use an index-only scan.
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+        cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
     print(f"  loaded {count:,} rows in {time.perf_counter() - started:.0f} s")
 
 
