@@ -104,3 +104,12 @@ def test_the_list_filters_by_task_names_from_the_registry():
     page = client.get("/admin/djtasks/taskrecord/?task_name=tests.testapp.tasks.fail").content.decode()
     assert "row-of-fail" in page and "row-of-add" not in page
     assert "?task_name=custom.name" in page, "the filter offers every registered task"
+
+
+def test_the_list_stops_counting_at_the_cap_and_says_so(monkeypatch):
+    monkeypatch.setattr("djtasks.admin.paging.COUNT_CAP", 3)
+    monkeypatch.setattr("djtasks.admin.tasks.COUNT_CAP", 3)
+    for i in range(5):
+        TaskRecord.objects.create(id=f"row-{i}", task_name="x", state="SUCCESS")
+    page = staff("view_taskrecord").get("/admin/djtasks/taskrecord/").content.decode()
+    assert "3 tasks" in page and "Counting stops at 3 tasks" in page

@@ -22,6 +22,7 @@ from ..retry import retry
 from ..revoke import RevokeOutcome, revoke
 from . import display
 from .filters import QueueFilter, TaskNameFilter, WorkerFilter
+from .paging import COUNT_CAP, CappedPaginator
 
 RELATED_LIMIT = 50
 
@@ -42,6 +43,7 @@ class TaskRecordAdmin(ReadOnlyAdmin):
     search_fields = ("=id", "task_name", "args", "kwargs")
     search_help_text = gettext_lazy("A task id, part of a task name, or text from the arguments.")
     show_full_result_count = False
+    paginator = CappedPaginator
     # Facet counts are one COUNT per filter choice: too slow on a big table to offer.
     show_facets = admin.ShowFacets.NEVER
     list_per_page = 50
@@ -84,6 +86,9 @@ class TaskRecordAdmin(ReadOnlyAdmin):
     @admin.display(description=gettext_lazy("run time"))
     def run_time(self, obj: TaskRecord) -> str:
         return display.duration(obj.runtime)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return super().changelist_view(request, {"count_cap": COUNT_CAP, **(extra_context or {})})
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[TaskRecord]:
         # The list never shows the big JSON columns; the detail page loads the whole row itself.
