@@ -67,6 +67,7 @@ class Broker:
         self._release = self.client.register_script(_script_source("release"))
         self._reap = self.client.register_script(_script_source("reap"))
         self._ratelimit = self.client.register_script(_script_source("ratelimit"))
+        self._oldest = self.client.register_script(_script_source("oldest"))
 
     # Key names: one hash tag, so a Redis Cluster serves every key from one slot. --------------
 
@@ -289,6 +290,12 @@ class Broker:
             q: {"ready": counts[i * 3], "scheduled": counts[i * 3 + 1], "reserved": counts[i * 3 + 2]}
             for i, q in enumerate(queues)
         }
+
+    @_converted
+    def oldest_ready(self, queue: str) -> str | None:
+        """Return the id that has waited longest in a queue's ready set, or None when it is empty."""
+        found = self._oldest(keys=[self.queue_keys(queue)[0]])
+        return found.decode() if found else None
 
     @contextmanager
     def subscription(self, task_ids: list[str]) -> Iterator[Callable[[float], bool]]:

@@ -113,3 +113,15 @@ def test_a_route_without_a_queue_is_an_error():
 @override_settings(DJTASKS={"ROUTES": ["app.tasks.*"], "RESULT_EXPIRES": "1d"})
 def test_routes_and_result_expires_have_types():
     assert ids(check_settings()) == ["djtasks.E003", "djtasks.E003"]
+
+
+@override_settings(DJTASKS={"REDACT_KEYS": ["password", ""]})
+def test_redact_keys_must_be_non_empty_strings():
+    [error] = check_settings()
+    assert error.id == "djtasks.E008" and "REDACT_KEYS" in error.msg
+
+
+@override_settings(DJTASKS={"REDACT_KEYS": "password"})
+def test_redact_keys_given_as_one_string_is_a_type_error():
+    [error] = check_settings()
+    assert error.id == "djtasks.E003" and "list or tuple" in error.msg
