@@ -106,9 +106,9 @@ def _short(frame: str) -> str:
     if not match:
         return frame.strip()
     path = match["file"]
-    for marker in ("site-packages/", "/djtasks/", "/lib/python3"):
+    for marker in ("site-packages/", "/lib/python3.13/"):
         if marker in path:
-            path = path.split(marker, 1)[1] if marker != "/djtasks/" else "djtasks/" + path.split(marker, 1)[1]
+            path = path.split(marker, 1)[1]
             break
     return f"{match['func']} ({path})"
 
@@ -134,7 +134,7 @@ def top_py_spy(path: Path, limit: int = 15) -> tuple[list[tuple[str, int]], list
                 continue
             samples += count
             own[_short(frames[-1])] += count
-            for name in {_short(f) for f in frames}:
+            for name in {_short(f) for f in frames if " (djtasks/" in f}:
                 total[name] += count
     return own.most_common(limit), total.most_common(limit), samples
 
@@ -146,7 +146,7 @@ def profile_summary(directory: Path) -> str:
         lines += [f"### Worker children during drain ({spy.name}, {samples} samples, py-spy raw in {spy})", "",
                   "| self % | function |", "|---|---|"]
         lines += [f"| {100 * n / max(samples, 1):.1f} | `{name}` |" for name, n in own]
-        lines += ["", "| inclusive % | function |", "|---|---|"]
+        lines += ["", "| inclusive % | djtasks function |", "|---|---|"]
         lines += [f"| {100 * n / max(samples, 1):.1f} | `{name}` |" for name, n in total]
         lines.append("")
     for stats in sorted(directory.glob("enqueue-*.txt")):
