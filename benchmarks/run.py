@@ -48,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(it needs requirements.txt and psutil; the smoke test passes its own)")
     parser.add_argument("--python", default=sys.executable, help="interpreter the virtualenvs are made from")
     parser.add_argument("--results", default=str(HERE / "results"), help="directory for the JSON and markdown")
+    parser.add_argument("--assemble", metavar="WORK_DIR", help="run nothing: build the table from the figures an "
+                        "interrupted run left in benchmarks/.work/<stamp>/")
     options = parser.parse_args(argv)
     options.systems = [s.strip() for s in options.only.split(",") if s.strip()]
     unknown = sorted(set(options.systems) - set(SYSTEMS))
@@ -98,8 +100,54 @@ def run_driver(system: str, python: str, db: str, env: dict[str, str], options: 
     return json.loads(out.read_text())
 
 
+def meta_now(options, argv, stamp, redis, cluster) -> dict:
+    return {
+        "stamp": stamp,
+        "command": " ".join(["benchmarks/run", *shown_args(argv if argv is not None else sys.argv[1:])]),
+        "runs": options.runs,
+        "size": options.size,
+        "machine": f"{platform.platform()}, {os.cpu_count()} CPUs",
+        "redis": redis.version,
+        "postgres": cluster.version if cluster else (options.postgres_url and "external"),
+    }
+
+
+def write_results(raw: list[dict], meta: dict, options: argparse.Namespace, stamp_dir: Path) -> None:
+    summary = report.summarise(raw, options.dbs)
+    table = report.markdown(summary, options.dbs, meta)
+    if options.profile:
+        table += report.profile_summary(stamp_dir)
+    print(table)
+    results = Path(options.results)
+    results.mkdir(parents=True, exist_ok=True)
+    stamp = meta["stamp"]
+    (results / f"{stamp}.json").write_text(json.dumps({"meta": meta, "medians": summary, "runs": raw}, indent=2))
+    (results / f"{stamp}.md").write_text(table)
+    log(f"written {results / stamp}.json and .md; logs and profiles in {stamp_dir}")
+
+
+def assemble(options: argparse.Namespace) -> int:
+    """Build the results of an interrupted run from the figures its drivers wrote."""
+    stamp_dir = Path(options.assemble)
+    meta = json.loads((stamp_dir / "meta.json").read_text())
+    raw = []
+    for path in sorted(stamp_dir.glob("*-*-*.json")):
+        system, db, run = path.stem.rsplit("-", 2)
+        figures = json.loads(path.read_text())
+        figures.update(db="redis" if system in REDIS_ONLY else db, run=int(run))
+        raw.append(figures)
+    done = sorted({f"{f['peer']} on {f['db']}" for f in raw})
+    meta["command"] += f" (interrupted; assembled from what finished: {', '.join(done)})"
+    options.dbs = [db for db in ["sqlite", "postgres"] if any(f["db"] == db for f in raw)]
+    options.profile = any(stamp_dir.glob("worker-*.txt"))
+    write_results(raw, meta, options, stamp_dir)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
+    if options.assemble:
+        return assemble(options)
     pythons = interpreters(options)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     stamp_dir = WORK / stamp
@@ -129,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         url = cluster.url(f"bench_{system}") if cluster else options.postgres_url
                         env["BENCH_PG_URL"] = url.rpartition("/")[0] + f"/bench_{system}"
+                    (stamp_dir / "meta.json").write_text(json.dumps(meta_now(options, argv, stamp, redis, cluster)))
                     figures = run_driver(system, pythons[system], db, env, options, run, stamp_dir)
                     figures.update(db="redis" if system in REDIS_ONLY else db, run=run)
                     raw.append(figures)
@@ -136,25 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         redis.stop()
         if cluster:
             cluster.stop()
-    meta = {
-        "stamp": stamp,
-        "command": " ".join(["benchmarks/run", *shown_args(argv if argv is not None else sys.argv[1:])]),
-        "runs": options.runs,
-        "size": options.size,
-        "machine": f"{platform.platform()}, {os.cpu_count()} CPUs",
-        "redis": redis.version,
-        "postgres": cluster.version if cluster else (options.postgres_url and "external"),
-    }
-    summary = report.summarise(raw, options.dbs)
-    table = report.markdown(summary, options.dbs, meta)
-    if options.profile:
-        table += report.profile_summary(stamp_dir)
-    print(table)
-    results = Path(options.results)
-    results.mkdir(parents=True, exist_ok=True)
-    (results / f"{stamp}.json").write_text(json.dumps({"meta": meta, "medians": summary, "runs": raw}, indent=2))
-    (results / f"{stamp}.md").write_text(table)
-    log(f"written {results / stamp}.json and .md; logs and profiles in {stamp_dir}")
+    write_results(raw, meta_now(options, argv, stamp, redis, cluster), options, stamp_dir)
     return 0
 
 

@@ -1,1 +1,1 @@
-"""The Django projects the benchmark runs: one package per system, each a settings module, a tasks module and an adapter."""
+"""The Django projects the benchmark runs: one package per system (settings, tasks, adapter)."""
