@@ -64,8 +64,12 @@ def _cells(row: dict, base: dict | None) -> list[str]:
         versus_idle = queued_rss - rss if rss is not None else 0.0
         queued_cell = f"{queued_rss:.0f} MiB ({versus_idle:+.0f} vs idle, {row['queued_rss_growth_mib']:+.1f} in 4 s)"
     start = row.get("priority_start_ms")
-    start_cell = "n/a (no priority in its default queue)" if start is None else f"{start:.1f} ms" + (
-        "" if same else _ratio(start, base and base.get("priority_start_ms")))
+    if start is None:
+        start_cell = "n/a (no priority in its default queue)"
+    elif start == float("inf"):
+        start_cell = "not within 30 s"
+    else:
+        start_cell = f"{start:.1f} ms" + ("" if same else _ratio(start, base and base.get("priority_start_ms")))
     return [_rate(row, base, "enqueue_per_s"), _rate(row, base, "bulk_per_s"), _rate(row, base, "drain_per_s"),
             rt, rss_cell, per_task_cell, queued_cell, start_cell]
 
