@@ -137,7 +137,7 @@ def assemble(options: argparse.Namespace) -> int:
         figures.update(db="redis" if system in REDIS_ONLY else db, run=int(run))
         raw.append(figures)
     done = sorted({f"{f['peer']} on {f['db']}" for f in raw})
-    meta["command"] += f" (interrupted; assembled from what finished: {', '.join(done)})"
+    meta["command"] += f" (assembled from the figures of: {', '.join(done)})"
     options.dbs = [db for db in ["sqlite", "postgres"] if any(f["db"] == db for f in raw)]
     options.profile = any(stamp_dir.glob("worker-*.txt"))
     write_results(raw, meta, options, stamp_dir)
@@ -149,9 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     if options.assemble:
         return assemble(options)
     pythons = interpreters(options)
+    WORK.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    while True:  # two runs started in the same second get their own directories
+        try:
+            (WORK / stamp).mkdir()
+            break
+        except FileExistsError:
+            stamp += "x"
     stamp_dir = WORK / stamp
-    stamp_dir.mkdir(parents=True, exist_ok=True)
     redis = RedisServer()
     cluster = None
     try:
