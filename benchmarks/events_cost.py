@@ -84,7 +84,7 @@ def pipeline_cost(batches: int = 500, batch: int = 8) -> None:
                     broker.ack_many(claims)
                 else:
                     fill()
-                    broker.ack_many(claims, extra=recorder.write)
+                    broker.ack_many(claims, also=recorder.drain())
             best[label] = min(best[label], (time.perf_counter() - began) / (batches * batch))
     for label, seconds in best.items():
         print(f"ack pipeline, {label:<24}: {seconds * 1e6:6.1f} us per task (batches of {batch})")

@@ -58,6 +58,16 @@ ensure_redis_server() {
     log "redis-server: $(command -v redis-server) ($(redis-server --version | head -n1))"
 }
 
+# The admin's browser tests drive Debian's chromium through Playwright (never a downloaded browser).
+ensure_chromium() {
+    if [ ! -x /usr/bin/chromium ]; then
+        log "/usr/bin/chromium not found; installing Debian's chromium for the browser tests"
+        apt_install chromium
+        [ -x /usr/bin/chromium ] || die "/usr/bin/chromium still missing after apt-get install chromium"
+    fi
+    log "chromium: /usr/bin/chromium ($(/usr/bin/chromium --version 2>/dev/null | head -n1))"
+}
+
 # Print "1" if interpreter $1 runs and is Python 3.12 or newer.
 _python_ok() {
     [ -n "$1" ] && [ -x "$1" ] || command -v "$1" >/dev/null 2>&1 || return 1

@@ -21,6 +21,8 @@ from .exceptions import BrokerUnavailable
 from .message import Message
 
 PROMOTE_LIMIT = 100
+# A plain Redis command for a pipeline: (method name, positional args, keyword options).
+Command = tuple[str, tuple[Any, ...], dict[str, Any]]
 WAKE_TOKEN_LIMIT = 64
 
 
@@ -46,6 +48,49 @@ def _converted[**P, R](method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+class _Batch:
+    """A pipeline of script calls by hash, without redis-py's SCRIPT EXISTS round trip.
+
+    redis-py checks every registered script with SCRIPT EXISTS before executing a pipeline
+    that uses one: a second round trip on each publish, ack and extend. Here scripts are
+    called with EVALSHA; only if Redis answers NOSCRIPT (it restarted, or SCRIPT FLUSH) are
+    they loaded and the pipeline sent again. Every script is idempotent for a repeat.
+    """
+
+    def __init__(self, client: redis.Redis):
+        self.client = client
+        self.calls: list[tuple[Any, list[str], list[Any]]] = []
+        self.commands: list[Command] = []
+
+    def script(self, script: Any, keys: list[str], args: list[Any]) -> None:
+        self.calls.append((script, keys, args))
+        self.commands.append(("script", (len(self.calls) - 1,), {}))
+
+    def command(self, name: str, *args: Any, **options: Any) -> None:
+        self.commands.append((name, args, options))
+
+    def execute(self) -> list[Any]:
+        for attempt in (1, 2):
+            pipe = self.client.pipeline(transaction=False)
+            for name, args, options in self.commands:
+                if name == "script":
+                    script, keys, argv = self.calls[args[0]]
+                    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *argv)
+                else:
+                    getattr(pipe, name)(*args, **options)
+            replies = pipe.execute(raise_on_error=False)
+            missing = any(isinstance(r, redis.exceptions.NoScriptError) for r in replies)
+            if missing and attempt == 1:
+                for script, _, _ in self.calls:
+                    script.sha = self.client.script_load(script.script)
+                continue
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+            return replies
+        raise AssertionError("unreachable")
+
+
 def _script_source(name: str) -> str:
     return resources.files("djtasks").joinpath("lua", f"{name}.lua").read_text()
 
@@ -67,6 +112,7 @@ class Broker:
         self._release = self.client.register_script(_script_source("release"))
         self._reap = self.client.register_script(_script_source("reap"))
         self._ratelimit = self.client.register_script(_script_source("ratelimit"))
+        self._oldest = self.client.register_script(_script_source("oldest"))
 
     # Key names: one hash tag, so a Redis Cluster serves every key from one slot. --------------
 
@@ -90,12 +136,12 @@ class Broker:
             by_queue[message.queue] += [message.id, message.encode(), str(message.priority), str(due_ms)]
         if not by_queue:
             return 0
-        pipe = self.client.pipeline(transaction=False)
+        pipe = _Batch(self.client)
         for queue, argv in by_queue.items():
             ready, scheduled, _, wake = self.queue_keys(queue)
             keys = [self.key("m"), ready, scheduled, wake, self.key("seq")]
-            self._publish(keys=keys, args=[len(argv) // 4, *argv], client=pipe)
-            pipe.sadd(self.key("queues"), queue)
+            pipe.script(self._publish, keys, [len(argv) // 4, *argv])
+            pipe.command("sadd", self.key("queues"), queue)
         return sum(pipe.execute()[::2])
 
     @_converted
@@ -143,21 +189,28 @@ class Broker:
         return self.ack_many([claim], notify=notify)[0]
 
     @_converted
-    def ack_many(
-        self, claims: list[Claim], *, notify: bool = True, extra: Callable[[Any], None] | None = None
-    ) -> list[bool]:
+    def ack_many(self, claims: list[Claim], *, notify: bool = True, also: Iterable[Command] = ()) -> list[bool]:
         """Ack claims in one round trip; each result says whether the caller still owned it.
 
-        `extra(pipeline)` may queue more commands (events, counters) into the same round trip.
+        `also` adds plain commands (events, counters: name, args, options) to the same round trip.
         """
-        pipe = self.client.pipeline(transaction=False)
+        pipe = _Batch(self.client)
         for claim in claims:
             keys = [self.queue_keys(claim.queue)[2], self.key("m"), self.key("o"), self.key("d")]
             channel = self.done_channel(claim.id) if notify else ""
-            self._ack(keys=keys, args=[claim.id, claim.token, channel], client=pipe)
-        if extra is not None:
-            extra(pipe)
+            pipe.script(self._ack, keys, [claim.id, claim.token, channel])
+        for name, args, options in also:
+            pipe.command(name, *args, **options)
         return [bool(owned) for owned in pipe.execute()[: len(claims)]]
+
+    @_converted
+    def send_commands(self, commands: Iterable[Command]) -> None:
+        """Send plain commands (name, args, options) in one round trip."""
+        pipe = _Batch(self.client)
+        for name, args, options in commands:
+            pipe.command(name, *args, **options)
+        if pipe.commands:
+            pipe.execute()
 
     @_converted
     def call[R](self, operation: Callable[[redis.Redis], R]) -> R:
@@ -179,19 +232,19 @@ class Broker:
             by_queue[claim.queue] += [claim.id, claim.token]
         if not by_queue:
             return []
-        pipe = self.client.pipeline(transaction=False)
+        pipe = _Batch(self.client)
         for queue, argv in by_queue.items():
-            self._extend(keys=[self.queue_keys(queue)[2], self.key("o")], args=[lease_ms, *argv], client=pipe)
+            pipe.script(self._extend, [self.queue_keys(queue)[2], self.key("o")], [lease_ms, *argv])
         return [task_id.decode() for lost in pipe.execute() for task_id in lost]
 
     @_converted
     def reap(self, queues: Iterable[str], limit: int = 500) -> list[str]:
         """Return expired reservations of these queues to their ready sets; return their ids."""
-        pipe = self.client.pipeline(transaction=False)
+        pipe = _Batch(self.client)
         for queue in queues:
             ready, _, inflight, wake = self.queue_keys(queue)
             keys = [inflight, ready, self.key("m"), self.key("o"), self.key("seq"), wake]
-            self._reap(keys=keys, args=[limit], client=pipe)
+            pipe.script(self._reap, keys, [limit])
         return [task_id.decode() for moved in pipe.execute() for task_id in moved]
 
     # Rate limits ------------------------------------------------------------------------------
@@ -341,6 +394,12 @@ class Broker:
             q: {"ready": counts[i * 3], "scheduled": counts[i * 3 + 1], "reserved": counts[i * 3 + 2]}
             for i, q in enumerate(queues)
         }
+
+    @_converted
+    def oldest_ready(self, queue: str) -> str | None:
+        """Return the id that has waited longest in a queue's ready set, or None when it is empty."""
+        found = self._oldest(keys=[self.queue_keys(queue)[0]])
+        return found.decode() if found else None
 
     @contextmanager
     def subscription(self, task_ids: list[str]) -> Iterator[Callable[[float], bool]]:

@@ -33,6 +33,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "BEAT_SCHEDULE": dict,
     "ROUTES": dict,
     "RESULT_EXPIRES": (int, float, type(None)),
+    "REDACT_KEYS": (list, tuple),
 }
 
 
@@ -69,6 +70,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 f"DJTASKS['REDIS_URL'] {url!r} is not a Redis URL.",
                 hint="Use redis://host:port/db, rediss:// for TLS, or unix:///path/to/socket.",
                 id="djtasks.E004",
+            )
+        )
+    redact = raw.get("REDACT_KEYS", ())
+    if isinstance(redact, list | tuple) and not all(isinstance(k, str) and k for k in redact):
+        errors.append(
+            checks.Error(
+                "DJTASKS['REDACT_KEYS'] must be a list of non-empty strings.",
+                hint=f"Default: {list(Settings().REDACT_KEYS)!r}.",
+                id="djtasks.E008",
             )
         )
     for key in ("LEASE_SECONDS", "REAP_INTERVAL", "SWEEP_INTERVAL", "SOCKET_TIMEOUT", "SHUTDOWN_GRACE",

@@ -61,6 +61,10 @@ class Settings:
     METRICS_TOKEN: str | None = None
     WORKER_NAME: str = field(default_factory=lambda: f"djtasks@{socket.gethostname()}")
     CONCURRENCY: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # The admin shows argument, result and progress values under keys containing one of these
+    # (case-insensitive) as "********" to users without the view_task_arguments permission.
+    REDACT_KEYS: tuple[str, ...] = ("password", "passwd", "secret", "token", "api_key", "apikey", "authorization",
+                                    "cookie", "session", "private_key", "credential")
 
     @classmethod
     def names(cls) -> frozenset[str]:

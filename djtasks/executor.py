@@ -418,7 +418,7 @@ class Executor:
         if not claims:
             return
         try:
-            self.broker.ack_many(claims, notify=notify, extra=self.recorder.write if self.recorder else None)
+            self.broker.ack_many(claims, notify=notify, also=self.recorder.drain())
         except BrokerUnavailable as exc:
             logger.warning("Ack of %d task(s) failed (%s); redeliveries will be dropped", len(claims), exc)
 

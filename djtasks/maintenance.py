@@ -51,10 +51,15 @@ def sweep(broker: Broker, config: Settings, *, full: bool) -> int:
     published = 0
     for chunk in batched(values.iterator(chunk_size=SWEEP_BATCH), SWEEP_BATCH):
         known = broker.known([row[0] for row in chunk])
-        missing = [row for row, present in zip(chunk, known, strict=True) if not present]
+        missing = [row[0] for row, present in zip(chunk, known, strict=True) if not present]
+        if not missing:
+            continue
+        # A row read before a worker claimed, ran and acked it looks missing from Redis now;
+        # read the missing ones again, so only rows still waiting are published.
+        still = TaskRecord.objects.using(router.db_for_read(TaskRecord)).unclaimed().filter(pk__in=missing)
         items = [
             (Message(id=task_id, queue=queue, priority=priority), due_ms(eta))
-            for task_id, queue, priority, eta in missing
+            for task_id, queue, priority, eta in still.values_list("id", "queue", "priority", "eta")
         ]
         published += publish(items, from_sweeper=True)
     if published:

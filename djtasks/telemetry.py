@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .broker import Broker
+from .broker import Broker, Command
 from .conf import Settings
 from .exceptions import BrokerUnavailable
 from .states import FAILURE, RETRY, REVOKED, SUCCESS
@@ -61,11 +61,11 @@ class Histograms:
         self.buckets[(task_name, bucket_index(seconds))] += 1
         self.sums[task_name] = self.sums.get(task_name, 0.0) + seconds
 
-    def write(self, pipe: Any, key: str) -> None:
-        for (task_name, index), count in self.buckets.items():
-            pipe.hincrby(key, json.dumps([task_name, index]), count)
-        for task_name, total in self.sums.items():
-            pipe.hincrbyfloat(key, json.dumps([task_name, "sum"]), total)
+    def commands(self, key: str) -> list[Command]:
+        return [("hincrby", (key, json.dumps([task_name, index]), count), {})
+                for (task_name, index), count in self.buckets.items()] + [
+            ("hincrbyfloat", (key, json.dumps([task_name, "sum"]), total), {}) for task_name, total in self.sums.items()
+        ]
 
     def __bool__(self) -> bool:
         return bool(self.buckets)
@@ -115,19 +115,21 @@ class Recorder:
         self.done[(name, queue, REVOKED)] += 1
         self.event("task-revoked", id=task_id, name=name, queue=queue, reason=reason)
 
-    def write(self, pipe: Any) -> None:
-        """Queue everything collected into a pipeline, and forget it.
+    def drain(self) -> list[Command]:
+        """Return the Redis commands that write everything collected, and forget it.
 
         The events of one write share one stream entry (a JSON list): one XADD per round trip.
         """
+        commands: list[Command] = []
         if self.events:
-            pipe.xadd(events_key(self.broker), {"e": json.dumps(self.events, default=str)}, maxlen=self.maxlen,
-                      approximate=True)
+            fields = {"e": json.dumps(self.events, default=str)}
+            commands.append(("xadd", (events_key(self.broker), fields), {"maxlen": self.maxlen, "approximate": True}))
         for (name, queue, state), count in self.done.items():
-            pipe.hincrby(stats_key(self.broker, "done"), json.dumps([name, queue, state]), count)
-        self.runtime.write(pipe, stats_key(self.broker, "runtime"))
-        self.wait.write(pipe, stats_key(self.broker, "wait"))
+            commands.append(("hincrby", (stats_key(self.broker, "done"), json.dumps([name, queue, state]), count), {}))
+        commands += self.runtime.commands(stats_key(self.broker, "runtime"))
+        commands += self.wait.commands(stats_key(self.broker, "wait"))
         self.events, self.done, self.runtime, self.wait = [], Counter(), Histograms(), Histograms()
+        return commands
 
     def __bool__(self) -> bool:
         return bool(self.events or self.done or self.runtime or self.wait)
@@ -136,17 +138,10 @@ class Recorder:
         """Write what was collected in a round trip of its own (nothing to do if empty)."""
         if not self:
             return
-
-        def send(client: Any) -> None:
-            pipe = client.pipeline(transaction=False)
-            self.write(pipe)
-            pipe.execute()
-
         try:
-            self.broker.call(send)
+            self.broker.send_commands(self.drain())
         except BrokerUnavailable as exc:
             logger.warning("Events and counters of worker %s not written (%s)", self.worker_id, exc)
-            self.events, self.done, self.runtime, self.wait = [], Counter(), Histograms(), Histograms()
 
 
 def emit(broker: Broker, config: Settings, kind: str, **fields: Any) -> None:

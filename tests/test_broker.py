@@ -114,3 +114,28 @@ def test_a_deep_queue_is_claimed_in_batches_and_a_shallow_one_one_at_a_time():
     batch = broker.claim(["default"], "w2", 10_000, limit=4, deep=3)
     assert [c.id for c in batch] == ["t4", "t5", "t6"]  # stops while 3 remain for others
     assert len(broker.claim(["default"], "w3", 10_000, limit=4, deep=3)) == 1
+
+
+def test_the_oldest_waiting_id_is_found_across_priority_bands():
+    publish(Message("first-low", "default", -100), Message("then-high", "default", 100),
+            Message("mid", "default", 3), Message("newest-high", "default", 100))
+    broker = get_broker()
+    assert broker.oldest_ready("default") == "first-low"
+    broker.claim_one(["default"], "w:1", 10_000)  # takes then-high
+    assert broker.oldest_ready("default") == "first-low"
+    assert broker.oldest_ready("empty") is None
+
+
+def test_scripted_pipelines_take_one_round_trip_and_survive_a_script_flush():
+    broker = get_broker()
+    publish(Message("warm", "default"))
+    broker.client.config_resetstat()
+    publish(Message("a", "default"), Message("b", "default"))
+    claims = broker.claim(["default"], "w", 10_000, limit=3, deep=0)
+    assert broker.ack_many(claims) == [True] * len(claims)
+    stats = broker.client.info("commandstats")
+    assert not any("exists" in name for name in stats)  # no SCRIPT EXISTS before each pipeline
+    broker.client.script_flush()
+    assert publish(Message("c", "default")) == 1  # NOSCRIPT: loaded again, sent again
+    [claim] = broker.claim(["default"], "w2", 10_000)
+    assert claim.id == "c" and broker.ack_many([claim]) == [True]

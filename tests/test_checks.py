@@ -115,6 +115,18 @@ def test_routes_and_result_expires_have_types():
     assert ids(check_settings()) == ["djtasks.E003", "djtasks.E003"]
 
 
+@override_settings(DJTASKS={"REDACT_KEYS": ["password", ""]})
+def test_redact_keys_must_be_non_empty_strings():
+    [error] = check_settings()
+    assert error.id == "djtasks.E008" and "REDACT_KEYS" in error.msg
+
+
+@override_settings(DJTASKS={"REDACT_KEYS": "password"})
+def test_redact_keys_given_as_one_string_is_a_type_error():
+    [error] = check_settings()
+    assert error.id == "djtasks.E003" and "list or tuple" in error.msg
+
+
 @override_settings(DJTASKS={"EVENTS_MAXLEN": 10, "METRICS_TOKEN": "short", "ENABLE_EVENTS": "yes"})
 def test_a_tiny_events_stream_a_short_metrics_token_and_a_non_boolean_switch_are_errors():
     assert sorted(ids(check_settings())) == ["djtasks.E003", "djtasks.E081", "djtasks.E082"]

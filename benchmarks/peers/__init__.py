@@ -1,0 +1,1 @@
+"""The Django projects the benchmark runs: one package per system (settings, tasks, adapter)."""

@@ -1,0 +1,161 @@
+"""Medians of the runs, one markdown table with ratios to djtasks, and a summary of the profiles."""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections import Counter, defaultdict
+from pathlib import Path
+
+LABELS = {
+    "djtasks": "djtasks",
+    "celery_db": "Celery 5.7 + django-celery-results",
+    "celery_redis": "Celery 5.7 (Redis results)",
+    "huey": "Huey 3.5 (Redis, notify_result)",
+}
+METRICS = ["enqueue_per_s", "bulk_per_s", "drain_per_s", "rt_p50_ms", "rt_p95_ms", "rt_p99_ms", "rss_mib",
+           "redis_bytes_per_task", "queued_rss_mib", "queued_rss_growth_mib", "priority_start_ms",
+           "still_queued_at_probe"]
+
+
+def summarise(raw: list[dict], dbs: list[str]) -> list[dict]:
+    """Return one row per (system, database) holding the median of each metric over the runs."""
+    grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for figures in raw:
+        grouped[(figures["peer"], figures["db"])].append(figures)
+    rows = []
+    for (peer, db), runs in grouped.items():
+        row = {"peer": peer, "db": db, "runs": len(runs), "priority": runs[0].get("priority")}
+        for metric in METRICS:
+            values = [r[metric] for r in runs if r.get(metric) is not None]
+            row[metric] = statistics.median(values) if values else None
+        rows.append(row)
+    return rows
+
+
+def _ratio(value: float | None, base: float | None) -> str:
+    if value is None or not base:
+        return ""
+    return f" ({value / base:.2f}x)"
+
+
+def _rate(row: dict, base: dict | None, metric: str) -> str:
+    value = row.get(metric)
+    if value is None:
+        return "n/a"
+    return f"{value:,.0f}/s" + ("" if base is row else _ratio(value, base and base.get(metric)))
+
+
+def _cells(row: dict, base: dict | None) -> list[str]:
+    same = base is row
+    p50, p95, p99 = row.get("rt_p50_ms"), row.get("rt_p95_ms"), row.get("rt_p99_ms")
+    rt = "n/a" if p50 is None else f"{p50:.1f} / {p95:.1f} / {p99:.1f} ms"
+    if p50 is not None and not same:
+        rt += _ratio(p50, base and base.get("rt_p50_ms"))
+    rss = row.get("rss_mib")
+    rss_cell = "n/a" if rss is None else f"{rss:.0f} MiB" + ("" if same else _ratio(rss, base and base.get("rss_mib")))
+    per_task = row.get("redis_bytes_per_task")
+    per_task_cell = "n/a" if per_task is None else f"{per_task:.0f} B" + (
+        "" if same else _ratio(per_task, base and base.get("redis_bytes_per_task")))
+    queued_rss = row.get("queued_rss_mib")
+    if queued_rss is None:
+        queued_cell = "n/a"
+    else:
+        versus_idle = queued_rss - rss if rss is not None else 0.0
+        queued_cell = f"{queued_rss:.0f} MiB ({versus_idle:+.0f} vs idle, {row['queued_rss_growth_mib']:+.1f} in 4 s)"
+    start = row.get("priority_start_ms")
+    if start is None:
+        start_cell = "n/a (no priority in its default queue)"
+    elif start == float("inf"):
+        start_cell = "not within 30 s"
+    else:
+        start_cell = f"{start:.1f} ms" + ("" if same else _ratio(start, base and base.get("priority_start_ms")))
+    return [_rate(row, base, "enqueue_per_s"), _rate(row, base, "bulk_per_s"), _rate(row, base, "drain_per_s"),
+            rt, rss_cell, per_task_cell, queued_cell, start_cell]
+
+
+HEADER = ["system (results in)", "enqueue, one call at a time", "bulk enqueue", "drain: worker start to last result",
+          "round trip p50 / p95 / p99", "worker RSS (parent + children)", "Redis per queued task",
+          "worker RSS with 10x size queued", "high-priority start with 10x size queued"]
+
+
+def markdown(rows: list[dict], dbs: list[str], meta: dict) -> str:
+    lines = [f"## djtasks benchmark {meta['stamp']}", "",
+             f"Command: `{meta['command']}`  ",
+             f"{meta['size']:,} tasks per workload, median of {meta['runs']} run(s); workers: 2 processes "
+             f"(+ parent); {meta['machine']}; {meta['redis']}; PostgreSQL: {meta['postgres']}.  ",
+             "Ratios are to djtasks on the same database (throughput: higher is better; times, memory: lower).",
+             ""]
+    lines.append("| " + " | ".join(HEADER) + " |")
+    lines.append("|" + "---|" * len(HEADER))
+    for db in dbs:
+        base = next((r for r in rows if r["peer"] == "djtasks" and r["db"] == db), None)
+        ordered = [r for r in rows if r["db"] == db] + [r for r in rows if r["db"] == "redis"]
+        for row in sorted(ordered, key=lambda r: list(LABELS).index(r["peer"])):
+            where = db if row["db"] != "redis" else "Redis"
+            name = f"{LABELS[row['peer']]} ({where})"
+            if row["db"] == "redis" and len(dbs) > 1:
+                name += f", ratios vs djtasks on {db}"
+            lines.append("| " + " | ".join([name, *_cells(row, base)]) + " |")
+    priorities = sorted({f"{LABELS[r['peer']]}: {r['priority']}" for r in rows if r.get("priority")})
+    lines += ["", "High-priority task: " + "; ".join(priorities) + "." if priorities else "", ""]
+    return "\n".join(lines) + "\n"
+
+
+_FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
+
+
+def _short(frame: str) -> str:
+    match = _FRAME.match(frame.strip())
+    if not match:
+        return frame.strip()
+    path = match["file"]
+    for marker in ("site-packages/", "/lib/python3.13/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    return f"{match['func']} ({path})"
+
+
+def top_py_spy(path: Path, limit: int = 15) -> tuple[list[tuple[str, int]], list[tuple[str, int]], int]:
+    """Self and inclusive sample counts per function over the worker's children (every process but the parent)."""
+    by_process: dict[str, list[tuple[list[str], int]]] = defaultdict(list)
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        process = frames[0] if frames[0].startswith("process ") else "process ?"
+        by_process[process].append(([f for f in frames if not f.startswith("process ")], int(count)))
+    pids = {p: int(m.group(1)) if (m := re.match(r"process (\d+)", p)) else 0 for p in by_process}
+    parent = min(pids, key=pids.get) if len(pids) > 1 else None
+    own, total, samples = Counter(), Counter(), 0
+    for process, stacks in by_process.items():
+        if process == parent:
+            continue
+        for frames, count in stacks:
+            if not frames:
+                continue
+            samples += count
+            own[_short(frames[-1])] += count
+            for name in {_short(f) for f in frames if " (djtasks/" in f}:
+                total[name] += count
+    return own.most_common(limit), total.most_common(limit), samples
+
+
+def profile_summary(directory: Path) -> str:
+    lines = ["", "## Profile of djtasks", ""]
+    for spy in sorted(directory.glob("worker-*.txt")):
+        own, total, samples = top_py_spy(spy)
+        lines += [f"### Worker children during drain ({spy.name}, {samples} samples, py-spy raw in {spy})", "",
+                  "| self % | function |", "|---|---|"]
+        lines += [f"| {100 * n / max(samples, 1):.1f} | `{name}` |" for name, n in own]
+        lines += ["", "| inclusive % | djtasks function |", "|---|---|"]
+        lines += [f"| {100 * n / max(samples, 1):.1f} | `{name}` |" for name, n in total]
+        lines.append("")
+    for stats in sorted(directory.glob("enqueue-*.txt")):
+        text = stats.read_text().splitlines()
+        start = next((i for i, line in enumerate(text) if "ncalls" in line), 0)
+        lines += [f"### Enqueue loop, cProfile by self time ({stats.name}; .pstats beside it)", "", "```",
+                  *[line[:160] for line in text[max(start - 6, 0):start + 22]], "```", ""]
+    return "\n".join(lines) + "\n"

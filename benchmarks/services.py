@@ -1,0 +1,127 @@
+"""What the benchmark runs on: one virtualenv per system, its own redis-server and PostgreSQL cluster.
+
+Standard library only: run.py imports this before any virtualenv exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+VENVS = HERE / ".venvs"
+
+
+def log(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_venv(name: str, python: str) -> Path:
+    """Make benchmarks/.venvs/<name> from requirements-<name>.txt (again when the file changes); return its python."""
+    requirements = HERE / f"requirements-{name}.txt"
+    wanted = hashlib.sha256(requirements.read_bytes() + (HERE.parent / "requirements.txt").read_bytes()).hexdigest()
+    venv = VENVS / name
+    stamp = venv / ".requirements-sha256"
+    if stamp.exists() and stamp.read_text() == wanted:
+        return venv / "bin" / "python"
+    log(f"preparing {venv} from {requirements.name}")
+    if venv.exists():
+        shutil.rmtree(venv)
+    subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    "-r", str(requirements)], check=True, cwd=HERE)
+    stamp.write_text(wanted)
+    return venv / "bin" / "python"
+
+
+class RedisServer:
+    """A redis-server on a free loopback port, without persistence."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise SystemExit("redis-server is not on PATH (bin/test or `apt-get install redis-server` installs it)")
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="djtasks-bench-redis-")
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self.version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit(f"redis-server did not answer on port {self.port}")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _pg_bin() -> Path:
+    candidates = [Path(p).parent for tool in ("initdb",) if (p := shutil.which(tool))]
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    for directory in candidates:
+        if all((directory / tool).exists() for tool in ("initdb", "pg_ctl", "postgres")):
+            return directory
+    raise SystemExit("PostgreSQL server binaries not found (bin/test installs Debian's postgresql)")
+
+
+def _as_postgres(argv: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *argv] if os.getuid() == 0 else argv
+
+
+class PostgresCluster:
+    """A throwaway cluster (fsync on) on a free loopback port, as bin/test makes one; removed by stop()."""
+
+    def __init__(self) -> None:
+        self.bin = _pg_bin()
+        if os.getuid() == 0 and subprocess.run(["id", "postgres"], capture_output=True).returncode != 0:
+            subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                            "--shell", "/usr/sbin/nologin", "postgres"], check=True)
+        self.dir = Path(tempfile.mkdtemp(prefix="djtasks-bench-pg-", dir="/tmp"))
+        if os.getuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        subprocess.run(_as_postgres([str(self.bin / "initdb"), "-D", str(self.dir / "data"), "-U", "postgres",
+                                     "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"]),
+                       check=True, cwd=self.dir, stdout=subprocess.DEVNULL)
+        self.port = free_port()
+        subprocess.run(_as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-l",
+                                     str(self.dir / "postgres.log"), "-w", "-t", "60", "-o",
+                                     f"-c listen_addresses=127.0.0.1 -c port={self.port} -k {self.dir} -c fsync=on",
+                                     "start"]), check=True, cwd=self.dir, stdout=subprocess.DEVNULL)
+        self.version = subprocess.run([str(self.bin / "postgres"), "--version"], capture_output=True,
+                                      text=True).stdout.strip()
+
+    def url(self, name: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        subprocess.run(_as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "-w",
+                                     "-t", "60", "stop"]), cwd=self.dir, stdout=subprocess.DEVNULL)
+        shutil.rmtree(self.dir, ignore_errors=True)

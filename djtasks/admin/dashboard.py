@@ -1,0 +1,105 @@
+"""The dashboard page at /admin/djtasks/dashboard/: a proxy model's changelist, rendered by hand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
+
+from ..states import State
+from . import display
+from .stats import Bucket, snapshot
+
+CHART_WIDTH = 600
+CHART_HEIGHT = 120
+REFRESH_SECONDS = 5
+
+
+@dataclass
+class Bar:
+    x: float
+    width: float
+    ok_y: float
+    ok_height: float
+    failed_y: float
+    failed_height: float
+    title: str
+
+
+def chart(buckets: list[Bucket], label_format: str) -> dict[str, Any]:
+    """Lay out stacked bars (succeeded below, failed on top) for a server-rendered SVG."""
+    peak = max((b.succeeded + b.failed for b in buckets), default=0) or 1
+    width = CHART_WIDTH / max(len(buckets), 1)
+    bars = []
+    for i, b in enumerate(buckets):
+        ok = CHART_HEIGHT * b.succeeded / peak
+        failed = CHART_HEIGHT * b.failed / peak
+        when = formats.date_format(timezone.localtime(b.start), label_format)
+        title = _("%(when)s: %(ok)d succeeded, %(failed)d failed") % {"when": when, "ok": b.succeeded,
+                                                                       "failed": b.failed}
+        bars.append(Bar(i * width + 1, max(width - 2, 1), CHART_HEIGHT - ok, ok, CHART_HEIGHT - ok - failed, failed,
+                        title))
+    return {
+        "bars": bars, "peak": peak, "width": CHART_WIDTH, "height": CHART_HEIGHT,
+        "total_ok": sum(b.succeeded for b in buckets), "total_failed": sum(b.failed for b in buckets),
+        "first": formats.date_format(timezone.localtime(buckets[0].start), label_format) if buckets else "",
+    }
+
+
+class DashboardAdmin(admin.ModelAdmin):
+    """Shown to whoever may view tasks; it has no rows of its own."""
+
+    class Media:
+        css = {"all": ("djtasks/admin.css",)}
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("djtasks.view_taskrecord")
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list[Any]:
+        return [path("", self.admin_site.admin_view(self.changelist_view), name="djtasks_dashboard_changelist")]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        snap = snapshot()
+        states = [(value, label, snap.states.get(value, 0)) for value, label in State.choices]
+        for queue in snap.queues:
+            queue.oldest_text = display.duration(queue.oldest_age)  # type: ignore[attr-defined]
+        for worker in snap.workers:
+            worker["heartbeat_text"] = display.duration(worker.get("heartbeat_age"))
+        for task in snap.tasks:
+            task.p50_text = display.duration(task.p50)  # type: ignore[attr-defined]
+            task.p95_text = display.duration(task.p95)  # type: ignore[attr-defined]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Task dashboard"),
+            "opts": self.model._meta,
+            "snap": snap,
+            "states": states,
+            "hour_chart": chart(snap.hour, "H:i"),
+            "day_chart": chart(snap.day, "D H:i"),
+            "refresh_seconds": REFRESH_SECONDS,
+            "media": self.media,
+            **(extra_context or {}),
+        }
+        template = "admin/djtasks/dashboard_body.html" if request.GET.get("partial") else "admin/djtasks/dashboard.html"
+        return TemplateResponse(request, template, context)

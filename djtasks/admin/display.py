@@ -1,0 +1,97 @@
+"""HTML pieces of the task admin: state badges, redacted JSON, progress bars, the timeline."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+
+from ..conf import get_settings
+from ..models import TaskRecord
+from ..redact import redact
+
+VIEW_ARGUMENTS = "djtasks.view_task_arguments"
+
+
+def may_see_secrets(request: HttpRequest) -> bool:
+    return request.user.has_perm(VIEW_ARGUMENTS)
+
+
+def shown(value: Any, request: HttpRequest) -> Any:
+    """Return task data as this user may see it: redacted unless they hold view_task_arguments."""
+    return value if may_see_secrets(request) else redact(value, get_settings().REDACT_KEYS)
+
+
+def pretty_json(value: Any) -> SafeString:
+    return format_html('<pre class="djtasks-json">{}</pre>', json.dumps(value, indent=2, default=str))
+
+
+def state_badge(record: TaskRecord) -> SafeString:
+    state = "RUNNING" if record.is_running and record.state != "STARTED" else record.state
+    label = _("Running") if state == "RUNNING" else record.get_state_display()
+    return format_html('<span class="djtasks-badge djtasks-{}">{}</span>', state.lower(), label)
+
+
+def progress_bar(progress: dict[str, Any] | None) -> SafeString:
+    if not isinstance(progress, dict):
+        return SafeString("")
+    percent = progress.get("percent")
+    if not isinstance(percent, int | float):
+        percent = 0.0
+    percent = max(0.0, min(100.0, float(percent)))
+    total = progress.get("total")
+    count = f"{progress.get('current')}/{total}" if total else str(progress.get("current", ""))
+    return format_html(
+        '<div class="djtasks-progress" title="{}"><div class="djtasks-progress-bar" style="width:{}%"></div>'
+        '<span class="djtasks-progress-label">{} · {}% {}</span></div>',
+        progress.get("message", ""), f"{percent:.1f}", count, f"{percent:.0f}", progress.get("message", ""),
+    )
+
+
+def moment(value: datetime | None) -> SafeString:
+    """A compact local time for list columns (today: the time only); the full timestamp in the tooltip."""
+    if value is None:
+        return SafeString("-")
+    local = timezone.localtime(value)
+    short = local.strftime("%H:%M:%S" if local.date() == timezone.localdate() else "%Y-%m-%d %H:%M")
+    return format_html('<time class="djtasks-nowrap" datetime="{}" title="{}">{}</time>', value.isoformat(),
+                       local.isoformat(sep=" ", timespec="milliseconds"), short)
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.2f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def timeline(record: TaskRecord) -> SafeString:
+    """Enqueued -> (run after) -> started -> finished, each step with the time since the previous."""
+    steps: list[tuple[str, datetime]] = [(_("enqueued"), record.enqueued_at)]
+    if record.eta:
+        steps.append((_("run after"), record.eta))
+    if record.started_at:
+        steps.append((_("started"), record.started_at))
+    if record.finished_at:
+        steps.append((_("finished"), record.finished_at))
+    rows = []
+    previous: datetime | None = None
+    for label, at in steps:
+        gap = "" if previous is None else "+" + duration((at - previous).total_seconds())
+        rows.append((label, at.isoformat(sep=" ", timespec="milliseconds"), gap))
+        previous = at
+    return format_html(
+        '<ol class="djtasks-timeline">{}</ol>',
+        format_html_join("", '<li><strong>{}</strong> <time>{}</time> <span class="quiet">{}</span></li>', rows),
+    )

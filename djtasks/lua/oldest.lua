@@ -1,0 +1,19 @@
+-- Find the longest-waiting id of a ready queue.
+-- KEYS[1] ready ZSET id scored (100 - priority) * 1e13 + seq: ordered by priority, then arrival
+-- The head of each priority band is that band's oldest; the lowest seq among the heads is the
+-- oldest of all. One ZRANGE per band present (a handful), not a scan of the queue.
+-- Returns the id, or false when the queue is empty.
+local band_width = 1e13
+local best_id, best_seq = false, nil
+local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+while head[1] do
+  local score = tonumber(head[2])
+  local band = math.floor(score / band_width)
+  local seq = score - band * band_width
+  if best_seq == nil or seq < best_seq then
+    best_id, best_seq = head[1], seq
+  end
+  local next_band = string.format('%.0f', (band + 1) * band_width)
+  head = redis.call('ZRANGE', KEYS[1], next_band, '+inf', 'BYSCORE', 'LIMIT', 0, 1, 'WITHSCORES')
+end
+return best_id
