@@ -256,7 +256,7 @@ class Broker:
 
     @_converted
     def rate_overrides(self) -> set[str]:
-        return {name.decode() for name in self.client.hkeys(self.key("rl-overrides"))}
+        return {name.decode() for name in self.client.hkeys(self.key("rl-overrides"))}  # type: ignore[union-attr]
 
     @_converted
     def set_rate_override(self, task_name: str, interval_ms: float) -> None:

@@ -102,7 +102,7 @@ class Signature:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run inline in this process with the partial arguments completed."""
         merged = self.clone(args, kwargs)
-        return registry.lookup(merged.task)(*merged.args, **merged.kwargs)
+        return registry.lookup(merged.task)(*merged.args, **merged.kwargs)  # type: ignore[operator]
 
     def __or__(self, other: Any) -> chain:
         return chain(self, other)
@@ -151,7 +151,7 @@ class chain:  # noqa: N801 - Celery's name
     def __init__(self, *tasks: Any):
         steps: list[Any] = []
         for item in tasks[0] if len(tasks) == 1 and not _is_step(tasks[0]) else tasks:
-            steps.extend(item.tasks if isinstance(item, chain) else [signature(item)])
+            steps.extend(item.tasks if isinstance(item, chain) else [signature(item)])  # type: ignore[has-type]
         if not steps:
             raise ValueError("A chain needs at least one task.")
         # A group followed by a task is a chord, as in Celery.
@@ -208,7 +208,7 @@ def _is_step(value: Any) -> bool:
 
 def _result_id(step: Any) -> str:
     if isinstance(step, chord):
-        return step.body.options.get("task_id", "")
+        return step.body.options.get("task_id", "")  # type: ignore[union-attr]
     if isinstance(step, Signature):
         return step.options.get("task_id", "")
     return ""
@@ -260,11 +260,11 @@ class chord:  # noqa: N801 - Celery's name
         return chain(self, other)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"subtask_type": "chord", "header": self.header.as_dict(), "body": self.body.as_dict()}
+        return {"subtask_type": "chord", "header": self.header.as_dict(), "body": self.body.as_dict()}  # type: ignore[union-attr]
 
     def freeze(self) -> AsyncResult:
         header = self.header.freeze()
-        result = self.body.freeze()
+        result = self.body.freeze()  # type: ignore[union-attr]
         result.parent = header
         return result
 
@@ -280,7 +280,7 @@ class chord:  # noqa: N801 - Celery's name
             if not self.header.tasks:
                 body.apply_async(([],))
                 return result
-            Chord.objects.using(db).create(
+            Chord.objects.using(db).create(  # type: ignore[misc]
                 id=group_id, member_ids=[m.options["task_id"] for m in self.header.tasks], callback=body.as_dict()
             )
             for member in self.header.tasks:

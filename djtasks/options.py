@@ -41,7 +41,7 @@ def expiry(value: float | int | datetime | str | None, now: datetime) -> datetim
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return now + timedelta(seconds=float(value))
-    return aware(value, "expires")
+    return aware(value, "expires")  # type: ignore[arg-type]
 
 
 def _signatures(value: Any, name: str) -> tuple[dict[str, Any], ...]:

@@ -110,7 +110,7 @@ def backoff_seconds(task: Task, retries: int) -> float:
 def plan(task: Task, retries: int, exc: BaseException) -> tuple[datetime, BaseException] | None:
     """Decide whether an error is retried: (eta, error to record) or None for a final failure."""
     if isinstance(exc, Retry):
-        return exc.when, exc.exc or exc
+        return exc.when, exc.exc or exc  # type: ignore[return-value]
     if task.autoretry_for and isinstance(exc, task.autoretry_for):
         if task.max_retries is not None and retries >= task.max_retries:
             return None
@@ -119,7 +119,7 @@ def plan(task: Task, retries: int, exc: BaseException) -> tuple[datetime, BaseEx
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Context(TaskContext):
+class Context(TaskContext):  # type: ignore[misc]
     """The context of a takes_context task, with Celery's request and retry() on it."""
 
     task: Any = None

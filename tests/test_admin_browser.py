@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from django.contrib.auth.models import User
 from djtasks.broker import get_broker
 from djtasks.models import TaskRecord
 from tests.testapp.tasks import add, fail, progressing, tracked_sleep
+from tests.waiting import wait_for
 
 playwright = pytest.importorskip("playwright.sync_api")
 
@@ -22,14 +22,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
-
-def wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.fixture

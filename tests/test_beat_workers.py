@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from djtasks.models import PeriodicRun, PeriodicTask, TaskRecord
+from tests.waiting import wait_for
 
 from .beatstats import drain, figures
 
@@ -16,14 +17,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 STAMP = "tests.testapp.tasks.stamp"
 EVERY_SECOND = {"DJTASKS_TEST_BEAT": json.dumps({"tick": {"task": STAMP, "schedule": 1.0}})}
 
-
-def wait_for(predicate, timeout=60.0, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def fired(name="tick"):

@@ -23,6 +23,7 @@ from tests.testapp.tasks import (
     short_lived,
     show_request,
 )
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -30,14 +31,6 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 def ran(ledger):
     return [line.split()[0] for line in ledger.read_text().splitlines()]
 
-
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_eta_runs_at_its_time_once_however_many_workers(worker, ledger):

@@ -10,17 +10,10 @@ from djtasks.canvas import from_dict
 from djtasks.message import Message
 from djtasks.models import Chord, TaskRecord
 from tests.testapp.tasks import add, fail, fail_if, mul, record, record_error, xsum
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
-
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_partial_arguments_are_prepended_and_options_merged_later_winning():

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.05) -> bool:
+def wait_for(predicate: Callable[[], object], timeout: float = 60.0, interval: float = 0.05) -> bool:
     """Poll `predicate` until it is truthy (True) or `timeout` seconds pass (False)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

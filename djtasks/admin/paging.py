@@ -13,4 +13,4 @@ class CappedPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        return self.object_list[:COUNT_CAP].count()
+        return self.object_list[:COUNT_CAP].count()  # type: ignore[attr-defined]
