@@ -121,6 +121,7 @@ class Child:
         self.stopping = False
         self.pending: list[tuple[Started, Outcome]] = []
         self.prefix = f"{worker_id}.{index}.{os.getpid()}"
+        self.last_fast = False
         self.lease_ms = int(self.config.LEASE_SECONDS * 1000)
 
     def request_stop(self, signum: int, frame: Any) -> None:
@@ -136,7 +137,8 @@ class Child:
             while not self.stopping and (self.max_tasks is None or executed < self.max_tasks):
                 rounds += 1
                 self._read_orders()
-                limit = self.config.PREFETCH
+                # Prefetch only while tasks are fast: a slow task must not hold others behind it.
+                limit = self.config.PREFETCH if self.last_fast else 1
                 if self.max_tasks is not None:
                     limit = min(limit, self.max_tasks - executed)
                 try:
@@ -219,8 +221,16 @@ class Child:
             _reset_connections()
             self.pending.append((item, outcome))
             executed += 1
-            if time.monotonic() - began > FLUSH_AFTER or self._oldest_pending_age() > FLUSH_AFTER:
+            self.last_fast = time.monotonic() - began <= FLUSH_AFTER
+            if not self.last_fast or self._oldest_pending_age() > FLUSH_AFTER:
                 self.flush()
+            if not self.last_fast and position + 1 < len(started):
+                # A slow task: the rest of the batch goes back to the queue for idle children.
+                remaining = started[position + 1:]
+                for other in remaining:
+                    hand_back(self.executor.db, self.broker, other.claim, forgive=True)
+                self.reporter.done([other.claim.id for other in remaining])
+                break
         if self._over_memory():
             logger.info("Child %d uses %d KiB, over --max-memory-per-child; recycling it", self.index,
                         resident_kib())
