@@ -21,6 +21,8 @@ from pathlib import Path
 
 import environ
 
+from djtasks.schedules import crontab
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -104,6 +106,10 @@ TASKS = {"default": {"BACKEND": "djtasks.backend.RedisBackend"}}
 DJTASKS = {
     "REDIS_URL": REDIS_URL,
     "SHUTDOWN_GRACE": env.float("SHUTDOWN_GRACE", default=30.0),
+    # The demo's cron job, run by the workers themselves (no beat process): every hour.
+    "BEAT_SCHEDULE": {
+        "demo-cleanup": {"task": "demo_site.social.tasks.cleanup_demo", "schedule": crontab(minute=0)},
+    },
 }
 
 # --- Media (avatars) and email ------------------------------------------------------
