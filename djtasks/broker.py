@@ -70,25 +70,29 @@ class _Batch:
         self.commands.append((name, args, options))
 
     def execute(self) -> list[Any]:
-        for attempt in (1, 2):
-            pipe = self.client.pipeline(transaction=False)
-            for name, args, options in self.commands:
-                if name == "script":
-                    script, keys, argv = self.calls[args[0]]
-                    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *argv)
-                else:
-                    getattr(pipe, name)(*args, **options)
-            replies = pipe.execute(raise_on_error=False)
-            missing = any(isinstance(r, redis.exceptions.NoScriptError) for r in replies)
-            if missing and attempt == 1:
-                for script, _, _ in self.calls:
-                    script.sha = self.client.script_load(script.script)
-                continue
-            for reply in replies:
-                if isinstance(reply, Exception):
-                    raise reply
-            return replies
-        raise AssertionError("unreachable")
+        replies = self._send(list(range(len(self.commands))))
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
+        if missing:
+            # Resend only the script calls Redis refused: plain commands (XADD, HINCRBY) already ran.
+            for script, _, _ in self.calls:
+                script.sha = self.client.script_load(script.script)
+            for index, reply in zip(missing, self._send(missing), strict=True):
+                replies[index] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    def _send(self, indexes: list[int]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for index in indexes:
+            name, args, options = self.commands[index]
+            if name == "script":
+                script, keys, argv = self.calls[args[0]]
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *argv)
+            else:
+                getattr(pipe, name)(*args, **options)
+        return pipe.execute(raise_on_error=False)
 
 
 def _script_source(name: str) -> str:

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from djtasks import events, revoke, telemetry
-from djtasks.broker import get_broker
+from djtasks.broker import Claim, get_broker
 from djtasks.conf import get_settings
 from djtasks.telemetry import events_key
 from tests.testapp.tasks import add, fail, flaky, sleep_then_record
@@ -86,3 +86,12 @@ def test_taskevents_prints_one_line_per_event_and_json(worker, redis_server):
     assert f"tests.testapp.tasks.add[{result.id}]" in lines[2] and "runtime=" in lines[2]
     out = subprocess.run([*base, "--json"], env=env, capture_output=True, text=True, timeout=60)
     assert any(json.loads(line).get("id") == result.id for line in out.stdout.splitlines())
+
+
+def test_events_and_counters_are_written_once_when_redis_lost_its_scripts(redis_server):
+    broker = get_broker()
+    redis_server.client().script_flush()
+    claim = Claim(id="gone", envelope=b"{}", deliveries=1, token="t", queue="default")
+    commands = [("xadd", (events_key(broker), {"e": '[{"type": "task-succeeded", "id": "x"}]'}), {})]
+    assert broker.ack_many([claim], also=commands) == [False]
+    assert broker.client.xlen(events_key(broker)) == 1
