@@ -53,9 +53,11 @@ def test_a_command_to_a_worker_that_is_gone_times_out_with_a_clear_message(worke
 def test_inspect_active_reserved_scheduled_registered_stats_and_queues(worker):
     [wid] = online(worker("-c", "1"))
     later = add.apply_async((1, 2), countdown=120)
-    with transaction.atomic():  # published together, so the child reserves a batch
-        slow = sleep_then_record.delay("inspected", 4)
-        quick = [add.delay(i, i) for i in range(12)]
+    assert add.delay(0, 0).get(timeout=30) == 0  # a fast task first: the child now claims batches
+    with transaction.atomic():  # published together into a deep queue: the child reserves a batch
+        quick = [add.delay(0, 0)]
+        slow = sleep_then_record.delay("inspected", 4)  # runs second; the batch's rest waits behind it
+        quick += [add.delay(i, i) for i in range(1, 12)]
     assert wait_for(lambda: only(control.inspect("active", timeout=10)), timeout=20)
     [active] = only(control.inspect("active", timeout=10))
     assert active["id"] == slow.id and active["task_name"] == "tests.testapp.tasks.sleep_then_record"
