@@ -12,7 +12,26 @@ from djtasks.message import Message
 
 def test_an_envelope_round_trips():
     message = Message(id="abc", queue="default", priority=-5)
-    assert Message.decode(message.encode().encode()) == message
+    assert message.encode() == "2:-5"
+    assert Message.decode(message.encode().encode(), expected_id="abc", queue="default") == message
+
+
+def test_a_version_1_json_envelope_of_an_earlier_release_still_decodes():
+    raw = b'{"v":1,"id":"abc","q":"mail","p":7}'
+    assert Message.decode(raw, expected_id="abc", queue="mail") == Message(id="abc", queue="mail", priority=7)
+
+
+@pytest.mark.parametrize(
+    "raw", [b"2:", b"2:-", b"2:x", b"2:1.5", b"2:101", b"2:-101", b"2:12345", b"2: 1", "2:\u0663".encode()]
+)
+def test_malformed_compact_envelopes_are_rejected(raw):
+    with pytest.raises(MessageRejected):
+        Message.decode(raw, expected_id="a", queue="default")
+
+
+def test_a_compact_envelope_without_its_id_and_queue_is_rejected():
+    with pytest.raises(MessageRejected):
+        Message.decode(b"2:0")
 
 
 @pytest.mark.parametrize(
@@ -39,7 +58,7 @@ def test_malformed_envelopes_are_rejected(raw):
 
 def test_an_envelope_for_another_id_is_rejected():
     with pytest.raises(MessageRejected, match="does not match"):
-        Message.decode(Message(id="a", queue="q").encode(), expected_id="b")
+        Message.decode(b'{"v":1,"id":"a","q":"q","p":0}', expected_id="b", queue="q")
 
 
 json_values = st.recursive(

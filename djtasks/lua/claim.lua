@@ -3,7 +3,7 @@
 -- as the pop, so a reserved id is never only in a worker's memory. More than one id is taken
 -- only while the queue stays deeper than ARGV[5], so a deep queue costs one round trip per
 -- batch while a shallow one leaves work for idle workers.
--- KEYS[1] messages   HASH id -> envelope
+-- KEYS[1] messages   HASH id -> envelope ("2:<priority>"; JSON in releases before)
 -- KEYS[2] owners     HASH id -> owner token of the current lease
 -- KEYS[3] deliveries HASH id -> times reserved without being acked
 -- KEYS[4] sequence   STRING arrival counter
@@ -16,6 +16,9 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nq = (#KEYS - 4) / 3
 
 local function priority_of(envelope)
+  -- "2:<priority>", or the JSON {"v": 1, ..., "p": priority} of earlier releases
+  local compact = string.match(envelope, '^2:(%-?%d+)$')
+  if compact then return tonumber(compact) end
   local ok, data = pcall(cjson.decode, envelope)
   if ok and type(data) == 'table' and type(data.p) == 'number' then return data.p end
   return 0

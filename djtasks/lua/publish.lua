@@ -1,5 +1,5 @@
 -- Publish task ids to one queue, idempotently: an id Redis already knows is left alone.
--- KEYS[1] messages  HASH  id -> envelope (JSON {v,id,q,p}); the id is "known" while present
+-- KEYS[1] messages  HASH  id -> envelope ("2:<priority>"); the id is "known" while present
 -- KEYS[2] ready     ZSET  id scored by priority then arrival (lowest score runs first)
 -- KEYS[3] scheduled ZSET  id scored by due time (ms), promoted into ready when due
 -- KEYS[4] wake      LIST  tokens that wake idle workers blocked on this queue

@@ -16,8 +16,11 @@ for _, id in ipairs(expired) do
   redis.call('HDEL', KEYS[4], id)
   local envelope = redis.call('HGET', KEYS[3], id)
   if envelope then
-    local ok, data = pcall(cjson.decode, envelope)
-    local p = (ok and type(data) == 'table' and type(data.p) == 'number') and data.p or 0
+    local p = tonumber(string.match(envelope, '^2:(%-?%d+)$'))
+    if not p then
+      local ok, data = pcall(cjson.decode, envelope)
+      p = (ok and type(data) == 'table' and type(data.p) == 'number') and data.p or 0
+    end
     redis.call('ZADD', KEYS[2], (100 - p) * 1e13 + redis.call('INCR', KEYS[5]), id)
   end
 end
