@@ -3,7 +3,8 @@
 A child claims a batch (a single message unless the queue is deep) and starts it in one
 transaction. Outcomes of fast tasks are held briefly and written in the transaction that starts
 the next batch, so a busy child pays about one commit per batch; they are flushed on their own
-before the child waits for work, when they have waited FLUSH_AFTER, or when tasks are slow.
+before the child waits for work, when the queue was too shallow to fill a batch, when they have
+waited FLUSH_AFTER, or when tasks are slow.
 Until an outcome is committed and acked the parent keeps extending its lease.
 """
 
@@ -161,6 +162,9 @@ class Child:
                     continue
                 backoff.reset()
                 executed += self._run_batch(claims, backoff)
+                if len(claims) < limit:
+                    # The queue is shallow: record now rather than after another (likely empty) claim.
+                    self.flush()
         finally:
             self.flush()
             self.executor.recorder.flush()

@@ -61,6 +61,11 @@ def route(name: str) -> str | None:
 
 def check_json(name: str, args: list[Any], kwargs: dict[str, Any]) -> None:
     """Raise TypeError naming the first argument that JSON cannot carry."""
+    try:
+        json.dumps([args, kwargs], allow_nan=False)
+        return
+    except (TypeError, ValueError, RecursionError):
+        pass  # find which argument it was
     named = [(f"args[{i}]", value) for i, value in enumerate(args)]
     named += [(f"kwargs[{key!r}]", value) for key, value in kwargs.items()]
     for label, value in named:
@@ -112,7 +117,7 @@ def enqueue_defaults(
             canvas[key] = list(getattr(options, key))
     if options.chord:
         canvas["chord"] = options.chord
-    record = TaskRecord(
+    record = sql.new_record(
         id=task_id,
         task_name=defaults.name,
         queue=options.queue or route(defaults.name) or defaults.queue,
@@ -123,7 +128,7 @@ def enqueue_defaults(
         eta=options.eta or eta,
         expires_at=expires,
         ignore_result=defaults.ignore_result if options.ignore_result is None else options.ignore_result,
-        headers=options.headers,
+        headers=dict(options.headers),
         canvas=canvas,
         parent_id=options.parent_id,
         root_id=options.root_id or task_id,

@@ -17,7 +17,7 @@ from .canvas import Signature
 from .client import BACKEND_PATH, djtasks_backend_alias, enqueue  # noqa: F401 - BACKEND_PATH re-exported
 from .conf import get_settings
 from .exceptions import ImproperlyDeclared
-from .options import ExecutionOptions, from_celery_priority
+from .options import NO_OPTIONS, ExecutionOptions, from_celery_priority
 from .ratelimit import parse_rate
 from .result import AsyncResult
 
@@ -98,7 +98,7 @@ class Task(DjangoTask):
     ) -> AsyncResult:
         """Enqueue with execution options (see ExecutionOptions.build and the README)."""
         try:
-            execution = ExecutionOptions.build(**options)
+            execution = ExecutionOptions.build(**options) if options else NO_OPTIONS
         except TypeError as exc:
             raise type(exc)(f"{self.name}.apply_async(): {exc}") from None
         record = enqueue(self, list(args or ()), dict(kwargs or {}), execution)

@@ -16,6 +16,7 @@ import traceback as tb
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections, router, transaction
@@ -62,6 +63,11 @@ class Started:
     record: TaskRecord
     task: Task
     started_at: datetime
+
+
+@cache
+def signature_of(func: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(func)
 
 
 def db_lease(config: Settings) -> timedelta:
@@ -124,7 +130,7 @@ class Executor:
         letters: list[tuple[Claim, DeadLetter]] = []
         for claim in claims:
             try:
-                valid.append((claim, Message.decode(claim.envelope, expected_id=claim.id)))
+                valid.append((claim, Message.decode(claim.envelope, expected_id=claim.id, queue=claim.queue)))
             except MessageRejected as exc:
                 letters.append((claim, self.letter(claim, str(exc), raw=claim.envelope)))
         drops: list[Claim] = []
@@ -134,7 +140,7 @@ class Executor:
         with transaction.atomic(using=self.db):
             written = self._write_outcomes(finished, now)
             ids = [claim.id for claim, _ in valid]
-            rows = {r.pk: r for r in TaskRecord.objects.using(self.db).select_for_update().filter(pk__in=ids)}
+            rows = sql.lock_rows(self.db, ids)
             for claim, message in valid:
                 record = rows.get(claim.id)
                 task = registry.get(record.task_name) if record else None
@@ -178,20 +184,15 @@ class Executor:
                     record.lease_expires_at = now + db_lease(self.config)
                     record.started_at = now
                     started.append(Started(claim=claim, record=record, task=task, started_at=now))
-            for item in started:
-                record = item.record
-                sql.update(
-                    self.db,
-                    {
-                        "attempts": record.attempts,
-                        "worker": record.worker,
-                        "worker_ids": record.worker_ids,
-                        "lease_token": record.lease_token,
-                        "lease_expires_at": record.lease_expires_at,
-                        "started_at": record.started_at,
-                    },
-                    id=record.pk,
-                )
+            sql.update_many(
+                self.db,
+                ("attempts", "worker", "worker_ids", "lease_token", "lease_expires_at", "started_at"),
+                ("id",),
+                [
+                    (r.attempts, r.worker, r.worker_ids, r.lease_token, r.lease_expires_at, r.started_at, r.pk)
+                    for r in (item.record for item in started)
+                ],
+            )
             # Set aside in the same commit; their messages are acked only after it.
             DeadLetter.objects.using(self.db).bulk_create([letter for _, letter in letters])
         self.recorder.received(started)
@@ -240,9 +241,9 @@ class Executor:
         if task.bind:
             args.insert(0, task)
         try:
-            inspect.signature(task.func).bind(*args, **record.kwargs)
+            signature_of(task.func).bind(*args, **record.kwargs)
         except TypeError as exc:
-            reason = f"arguments do not match {task.name}{inspect.signature(task.func)}: {exc}"
+            reason = f"arguments do not match {task.name}{signature_of(task.func)}: {exc}"
             DeadLetter.objects.using(self.db).create(
                 task_id=record.pk, task_name=task.name, queue=started.claim.queue, reason=reason,
                 raw=json.dumps({"args": record.args, "kwargs": record.kwargs})[:65536],
@@ -327,7 +328,42 @@ class Executor:
         self._after_outcomes(done, self.with_db_retry(write))
 
     def _write_outcomes(self, done: list[tuple[Started, Outcome]], now: datetime) -> list[bool]:
-        return [self._write_outcome(started, outcome, now) for started, outcome in done]
+        """Write outcomes, each fenced by its token: plain successes in one executemany, the rest one by one."""
+        plain = [i for i, (started, outcome) in enumerate(done) if outcome.state == SUCCESS
+                 and not workflow.has_followers(started.record)]
+        written = [False] * len(done)
+        if len(plain) > 1:
+            for index, ok in zip(plain, self._write_successes([done[i] for i in plain], now), strict=True):
+                written[index] = ok
+        else:
+            plain = []
+        chosen = set(plain)
+        for index, (started, outcome) in enumerate(done):
+            if index not in chosen:
+                written[index] = self._write_outcome(started, outcome, now)
+        return written
+
+    def _write_successes(self, done: list[tuple[Started, Outcome]], now: datetime) -> list[bool]:
+        rows = []
+        for started, outcome in done:
+            record = started.record
+            record.state, record.result = SUCCESS, outcome.result
+            record.finished_at, record.lease_expires_at = outcome.finished_at or now, None
+            record.exception_type = record.exception_message = record.traceback = ""
+            rows.append((SUCCESS, outcome.result, started.started_at, record.finished_at, None, "", "", "",
+                         record.pk, started.claim.token, RUNNABLE))
+        assigned = ("state", "result", "started_at", "finished_at", "lease_expires_at", "exception_type",
+                    "exception_message", "traceback")
+        changed = sql.update_many(self.db, assigned, ("id", "lease_token", "state"), rows)
+        if changed == len(rows):
+            return [True] * len(rows)
+        # Some fence held (a revoke, a lost lease): the rows that now carry our token and SUCCESS are ours.
+        ours = set(
+            TaskRecord.objects.using(self.db)
+            .filter(pk__in=[s.record.pk for s, _ in done], state=SUCCESS)
+            .values_list("pk", "lease_token")
+        )
+        return [(s.record.pk, s.claim.token) in ours for s, _ in done]
 
     def _after_outcomes(self, done: list[tuple[Started, Outcome]], written: list[bool]) -> None:
         """After the commit: ack, wake waiting readers, send task_finished."""
@@ -465,7 +501,7 @@ def hand_back(db: str, broker: Broker, claim: Claim, *, forgive: bool) -> None:
     except DatabaseError as exc:
         logger.warning("Could not clear the lease of task id=%s (%s); it reruns once the lease lapses", claim.id, exc)
     try:
-        message = Message.decode(claim.envelope, expected_id=claim.id)
+        message = Message.decode(claim.envelope, expected_id=claim.id, queue=claim.queue)
         broker.release(claim, priority=message.priority, forgive=forgive)
     except (MessageRejected, BrokerUnavailable) as exc:
         logger.warning("Could not hand back task id=%s (%s); its lease will lapse", claim.id, exc)

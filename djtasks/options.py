@@ -114,10 +114,11 @@ class ExecutionOptions:
         if task_id is not None and (not isinstance(task_id, str) or not 0 < len(task_id) <= 255):
             raise ImproperlyDeclared("task_id must be a non-empty string of at most 255 characters.")
         headers = dict(headers or {})
-        try:
-            json.dumps(headers, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise ImproperlyDeclared(f"headers must be JSON-serializable: {exc}") from None
+        if headers:
+            try:
+                json.dumps(headers, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise ImproperlyDeclared(f"headers must be JSON-serializable: {exc}") from None
         return cls(
             task_id=task_id,
             queue=queue,
@@ -135,3 +136,7 @@ class ExecutionOptions:
             chord=chord,
             retries=retries,
         )
+
+
+# What a call without options (delay()) uses: nothing in it depends on the time of the call.
+NO_OPTIONS = ExecutionOptions()

@@ -23,11 +23,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from croniter import croniter
 from django.conf import settings
 from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
 
 from .exceptions import ImproperlyDeclared
+
+
+def _croniter() -> Any:
+    """Import croniter when a crontab is used: it and dateutil cost a worker several MiB per process."""
+    from croniter import croniter
+
+    return croniter
 
 CRONTAB_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
 # Where each field sits in a five-field cron line, to test a field on its own.
@@ -146,7 +152,7 @@ class crontab(Schedule):  # noqa: N801 - Celery's name
     def validate(self) -> None:
         for name in CRONTAB_FIELDS:
             value = str(getattr(self, name)).strip()
-            if not value or " " in value or not croniter.is_valid(_FIELD_PROBES[name].format(value)):
+            if not value or " " in value or not _croniter().is_valid(_FIELD_PROBES[name].format(value)):
                 raise ScheduleError(
                     f"crontab {name}={getattr(self, name)!r} is not a valid cron field.",
                     hint=_FIELD_HINTS[name],
@@ -168,7 +174,7 @@ class crontab(Schedule):  # noqa: N801 - Celery's name
         # croniter iterates a repeated hour correctly only when it walks into it: near a transition,
         # start a few hours back and walk forward past the moment.
         start = moment - _DST_MARGIN if _near_transition(moment, zone) else moment
-        iterator = croniter(self.expression, start.astimezone(zone))
+        iterator = _croniter()(self.expression, start.astimezone(zone))
         while True:
             instant = iterator.get_next(datetime).astimezone(UTC)
             if instant <= moment:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from django.db import connections
+from django.db import connections, models
 from django.db.models import signals
 
 from .models import TaskRecord
@@ -54,11 +54,128 @@ def update(using: str, values: dict[str, Any], **match: Any) -> int:
         return cursor.rowcount
 
 
+def update_many(using: str, assigned: tuple[str, ...], matched: tuple[str, ...], rows: list[tuple[Any, ...]]) -> int:
+    """Run one fenced UPDATE per row in a single executemany call; return the rows changed in all.
+
+    Each row holds the values of `assigned` then of `matched` (plain equality; a tuple value
+    in a match means IN, and every row must then give a tuple of the same length). PostgreSQL
+    (psycopg 3) sends the statements in one pipeline, SQLite runs them in one C loop.
+    """
+    if not rows:
+        return 0
+    connection = connections[using]
+    first = zip(matched, rows[0][len(assigned):], strict=True)
+    shape = tuple((name, len(value) if isinstance(value, tuple) else -1) for name, value in first)
+    sql = _update_sql(connection.vendor, connection.ops.quote_name, assigned, shape)
+    fields = [_FIELDS[name] for name in (*assigned, *matched)]
+    batch = []
+    for row in rows:
+        params: list[Any] = []
+        for field, value in zip(fields, row, strict=True):
+            if isinstance(value, tuple):
+                params += [field.get_db_prep_save(item, connection) for item in value]
+            else:
+                params.append(field.get_db_prep_save(value, connection))
+        batch.append(params)
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, batch)
+        return cursor.rowcount
+
+
+@cache
+def _select_sql(vendor: str, quote: Any, count: int, for_update: bool) -> str:
+    table = quote(TaskRecord._meta.db_table)
+    columns = ", ".join(quote(f.column) for f in _FIELDS.values())
+    lock = " FOR UPDATE" if for_update else ""
+    return f"SELECT {columns} FROM {table} WHERE {quote(_FIELDS['id'].column)} IN ({', '.join(['%s'] * count)}){lock}"
+
+
+_CONVERTERS: dict[str, list[tuple[Any, list[Any]]]] = {}
+
+
+def _converters(connection: Any) -> list[tuple[Any, list[Any]]]:
+    """The converters the ORM applies to each column it reads (they depend on the backend)."""
+    found = _CONVERTERS.get(connection.vendor)
+    if found is None:
+        found = []
+        for field in _FIELDS.values():
+            column = field.get_col(TaskRecord._meta.db_table)
+            found.append((column, connection.ops.get_db_converters(column) + column.get_db_converters(connection)))
+        _CONVERTERS[connection.vendor] = found
+    return found
+
+
+def lock_rows(using: str, ids: list[str]) -> dict[str, TaskRecord]:
+    """Read the rows with these ids (locked for update where the database can), as the ORM would build them."""
+    if not ids:
+        return {}
+    connection = connections[using]
+    for_update = connection.features.has_select_for_update
+    sql = _select_sql(connection.vendor, connection.ops.quote_name, len(ids), for_update)
+    converters = _converters(connection)
+    names = list(_FIELDS)
+    records = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, ids)
+        for raw in cursor.fetchall():
+            values = list(raw)
+            for index, (column, functions) in enumerate(converters):
+                for function in functions:
+                    values[index] = function(values[index], column, connection)
+            record = TaskRecord.from_db(using, names, values)
+            records[record.pk] = record
+    return records
+
+
+# Values the fields would pass through unchanged: plain strings for text columns, plain ints
+# and bools for number columns, None for nullable ones. Anything else takes the field's own path.
+_TEXT = (models.CharField, models.TextField)
+_NUMBER = (models.IntegerField, models.BooleanField)
+_PASS_THROUGH = [
+    (str,) if isinstance(f, _TEXT) else (int, bool) if isinstance(f, _NUMBER) else ()
+    for f in _FIELDS.values()
+]
+# Fields whose pre_save() does more than read the attribute (auto_now and the like) get the slow path.
+_PLAIN_PRE_SAVE = [
+    not getattr(f, "auto_now", False) and not getattr(f, "auto_now_add", False) for f in _FIELDS.values()
+]
+_INSERT_PLAN = list(zip(_FIELDS.values(), _PASS_THROUGH, _PLAIN_PRE_SAVE, strict=True))
+
+
+_EMPTY_JSON: dict[tuple[str, str, type], Any] = {}
+
+
+def insert_params(record: TaskRecord, connection: Any) -> list[Any]:
+    """The INSERT's parameters: what get_db_prep_save(pre_save()) gives, without its cost for plain values."""
+    params = []
+    for field, passing, plain in _INSERT_PLAN:
+        value = getattr(record, field.attname) if plain else field.pre_save(record, True)
+        if value is None and field.null or type(value) in passing:
+            params.append(value)
+        elif not value and type(value) in (list, dict):
+            # An empty list or dict (most JSON columns of a new row): converted once per database kind.
+            key = (connection.vendor, field.attname, type(value))
+            if key not in _EMPTY_JSON:
+                _EMPTY_JSON[key] = field.get_db_prep_save(type(value)(), connection)
+            params.append(_EMPTY_JSON[key])
+        else:
+            params.append(field.get_db_prep_save(value, connection))
+    return params
+
+
+def new_record(**values: Any) -> TaskRecord:
+    """Build an unsaved TaskRecord as TaskRecord(**values) would, through the model's faster positional path."""
+    row = [values.pop(f.attname) if f.attname in values else f.get_default() for f in _FIELDS.values()]
+    if values:
+        raise TypeError(f"TaskRecord has no field(s) {', '.join(values)}")
+    return TaskRecord(*row)  # type: ignore[misc]  # django-stubs types only keyword construction
+
+
 def insert(record: TaskRecord, using: str) -> None:
     """INSERT a new row as save(force_insert=True) would, sending pre_save and post_save."""
     connection = connections[using]
     signals.pre_save.send(sender=TaskRecord, instance=record, raw=False, using=using, update_fields=None)
-    params = [f.get_db_prep_save(f.pre_save(record, True), connection) for f in _FIELDS.values()]
+    params = insert_params(record, connection)
     with connection.cursor() as cursor:
         cursor.execute(_insert_sql(connection.vendor, connection.ops.quote_name), params)
     record._state.adding = False

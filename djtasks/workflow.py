@@ -25,6 +25,11 @@ CHORD_ERROR = "djtasks.exceptions.ChordError"
 REVOKED_TYPE = "djtasks.exceptions.TaskRevoked"
 
 
+def has_followers(record: TaskRecord) -> bool:
+    """Tell whether the row's workflow (links, chain, chord) does anything after its outcome."""
+    return bool(record.canvas)
+
+
 def after_final(db: str, record: TaskRecord, state: str, result: Any, error: tuple[str, str, str]) -> None:
     """Start what the row's workflow says follows this outcome (error: type, message, traceback)."""
     canvas = record.canvas or {}
