@@ -37,18 +37,50 @@ def _insert_sql(vendor: str, quote: Any) -> str:
     return f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(_FIELDS))})"
 
 
+# Values the fields would pass through unchanged: plain strings for text columns, plain ints
+# and bools for number columns, None for nullable ones. Anything else takes the field's own path.
+_TEXT = (models.CharField, models.TextField)
+_NUMBER = (models.IntegerField, models.BooleanField)
+_PASS_THROUGH = [
+    (str,) if isinstance(f, _TEXT) else (int, bool) if isinstance(f, _NUMBER) else ()
+    for f in _FIELDS.values()
+]
+# Fields whose pre_save() does more than read the attribute (auto_now and the like) get the slow path.
+_PLAIN_PRE_SAVE = [
+    not getattr(f, "auto_now", False) and not getattr(f, "auto_now_add", False) for f in _FIELDS.values()
+]
+_INSERT_PLAN = list(zip(_FIELDS.values(), _PASS_THROUGH, _PLAIN_PRE_SAVE, strict=True))
+_PASSING = dict(zip(_FIELDS, _PASS_THROUGH, strict=True))
+_EMPTY_JSON: dict[tuple[str, str, type], Any] = {}
+
+
+def _prep(field: Any, passing: tuple[type, ...], value: Any, connection: Any) -> Any:
+    """What field.get_db_prep_save(value) gives, without its cost for plain values."""
+    if value is None and field.null or type(value) in passing:
+        return value
+    if not value and type(value) in (list, dict):
+        # An empty list or dict (most JSON columns): converted once per database kind.
+        key = (connection.vendor, field.attname, type(value))
+        if key not in _EMPTY_JSON:
+            _EMPTY_JSON[key] = field.get_db_prep_save(type(value)(), connection)
+        return _EMPTY_JSON[key]
+    return field.get_db_prep_save(value, connection)
+
+
+
+
 def update(using: str, values: dict[str, Any], **match: Any) -> int:
     """UPDATE the task table SET values WHERE each match field equals its value (or is IN a tuple)."""
     connection = connections[using]
     shape = tuple((name, len(value) if isinstance(value, tuple) else -1) for name, value in match.items())
     sql = _update_sql(connection.vendor, connection.ops.quote_name, tuple(values), shape)
-    params = [_FIELDS[name].get_db_prep_save(value, connection) for name, value in values.items()]
+    params = [_prep(_FIELDS[name], _PASSING[name], value, connection) for name, value in values.items()]
     for name, value in match.items():
-        field = _FIELDS[name]
+        field, passing = _FIELDS[name], _PASSING[name]
         if isinstance(value, tuple):
-            params += [field.get_db_prep_save(item, connection) for item in value]
+            params += [_prep(field, passing, item, connection) for item in value]
         else:
-            params.append(field.get_db_prep_save(value, connection))
+            params.append(_prep(field, passing, value, connection))
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
@@ -67,15 +99,15 @@ def update_many(using: str, assigned: tuple[str, ...], matched: tuple[str, ...],
     first = zip(matched, rows[0][len(assigned):], strict=True)
     shape = tuple((name, len(value) if isinstance(value, tuple) else -1) for name, value in first)
     sql = _update_sql(connection.vendor, connection.ops.quote_name, assigned, shape)
-    fields = [_FIELDS[name] for name in (*assigned, *matched)]
+    fields = [(_FIELDS[name], _PASSING[name]) for name in (*assigned, *matched)]
     batch = []
     for row in rows:
         params: list[Any] = []
-        for field, value in zip(fields, row, strict=True):
+        for (field, passing), value in zip(fields, row, strict=True):
             if isinstance(value, tuple):
-                params += [field.get_db_prep_save(item, connection) for item in value]
+                params += [_prep(field, passing, item, connection) for item in value]
             else:
-                params.append(field.get_db_prep_save(value, connection))
+                params.append(_prep(field, passing, value, connection))
         batch.append(params)
     with connection.cursor() as cursor:
         cursor.executemany(sql, batch)
@@ -127,40 +159,12 @@ def lock_rows(using: str, ids: list[str]) -> dict[str, TaskRecord]:
     return records
 
 
-# Values the fields would pass through unchanged: plain strings for text columns, plain ints
-# and bools for number columns, None for nullable ones. Anything else takes the field's own path.
-_TEXT = (models.CharField, models.TextField)
-_NUMBER = (models.IntegerField, models.BooleanField)
-_PASS_THROUGH = [
-    (str,) if isinstance(f, _TEXT) else (int, bool) if isinstance(f, _NUMBER) else ()
-    for f in _FIELDS.values()
-]
-# Fields whose pre_save() does more than read the attribute (auto_now and the like) get the slow path.
-_PLAIN_PRE_SAVE = [
-    not getattr(f, "auto_now", False) and not getattr(f, "auto_now_add", False) for f in _FIELDS.values()
-]
-_INSERT_PLAN = list(zip(_FIELDS.values(), _PASS_THROUGH, _PLAIN_PRE_SAVE, strict=True))
-
-
-_EMPTY_JSON: dict[tuple[str, str, type], Any] = {}
-
-
 def insert_params(record: TaskRecord, connection: Any) -> list[Any]:
     """The INSERT's parameters: what get_db_prep_save(pre_save()) gives, without its cost for plain values."""
-    params = []
-    for field, passing, plain in _INSERT_PLAN:
-        value = getattr(record, field.attname) if plain else field.pre_save(record, True)
-        if value is None and field.null or type(value) in passing:
-            params.append(value)
-        elif not value and type(value) in (list, dict):
-            # An empty list or dict (most JSON columns of a new row): converted once per database kind.
-            key = (connection.vendor, field.attname, type(value))
-            if key not in _EMPTY_JSON:
-                _EMPTY_JSON[key] = field.get_db_prep_save(type(value)(), connection)
-            params.append(_EMPTY_JSON[key])
-        else:
-            params.append(field.get_db_prep_save(value, connection))
-    return params
+    return [
+        _prep(field, passing, getattr(record, field.attname) if plain else field.pre_save(record, True), connection)
+        for field, passing, plain in _INSERT_PLAN
+    ]
 
 
 def new_record(**values: Any) -> TaskRecord:

@@ -65,3 +65,17 @@ def test_update_many_counts_only_the_rows_whose_fence_held():
     changed = sql.update_many("default", ("state",), ("id", "lease_token", "state"), rows)
     assert changed == 1
     assert dict(TaskRecord.objects.values_list("pk", "state")) == {"u1": "SUCCESS", "u2": "PENDING", "u3": "REVOKED"}
+
+
+def test_update_and_update_many_store_what_the_orm_update_stores():
+    now = timezone.now()
+    values = {"result": {"a": [1, None]}, "worker_ids": [], "errors": [{"x": 1}], "finished_at": now,
+              "lease_expires_at": None, "attempts": 2, "traceback": "", "ignore_result": True}
+    for pk in ("orm", "one", "many"):
+        TaskRecord.objects.create(id=pk, task_name="t")
+    TaskRecord.objects.filter(pk="orm").update(**values)
+    assert sql.update("default", values, id="one") == 1
+    assert sql.update_many("default", tuple(values), ("id",), [(*values.values(), "many")]) == 1
+    orm, one, many = (TaskRecord.objects.get(pk=pk) for pk in ("orm", "one", "many"))
+    for name in values:
+        assert getattr(one, name) == getattr(orm, name) == getattr(many, name), name
