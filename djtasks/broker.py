@@ -198,14 +198,24 @@ class Broker:
 
         `also` adds plain commands (events, counters: name, args, options) to the same round trip.
         """
+        by_queue: dict[str, list[int]] = defaultdict(list)
+        for index, claim in enumerate(claims):
+            by_queue[claim.queue].append(index)
         pipe = _Batch(self.client)
-        for claim in claims:
-            keys = [self.queue_keys(claim.queue)[2], self.key("m"), self.key("o"), self.key("d")]
-            channel = self.done_channel(claim.id) if notify else ""
-            pipe.script(self._ack, keys, [claim.id, claim.token, channel])
+        for queue, indexes in by_queue.items():
+            keys = [self.queue_keys(queue)[2], self.key("m"), self.key("o"), self.key("d")]
+            argv: list[Any] = [len(indexes)]
+            for index in indexes:
+                claim = claims[index]
+                argv += [claim.id, claim.token, self.done_channel(claim.id) if notify else ""]
+            pipe.script(self._ack, keys, argv)
         for name, args, options in also:
             pipe.command(name, *args, **options)
-        return [bool(owned) for owned in pipe.execute()[: len(claims)]]
+        owned = [False] * len(claims)
+        for indexes, flags in zip(by_queue.values(), pipe.execute()[: len(by_queue)], strict=True):
+            for index, flag in zip(indexes, flags, strict=True):
+                owned[index] = bool(flag)
+        return owned
 
     @_converted
     def send_commands(self, commands: Iterable[Command]) -> None:

@@ -140,7 +140,7 @@ class Executor:
         with transaction.atomic(using=self.db):
             written = self._write_outcomes(finished, now)
             ids = [claim.id for claim, _ in valid]
-            rows = sql.lock_rows(self.db, ids)
+            rows = sql.read_rows(self.db, ids, lock=True)
             for claim, message in valid:
                 record = rows.get(claim.id)
                 task = registry.get(record.task_name) if record else None

@@ -37,13 +37,16 @@ class Message:
             if len(raw) > MAX_ENVELOPE_BYTES:
                 raise ValueError(f"envelope is {len(raw)} bytes, over {MAX_ENVELOPE_BYTES}")
             text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+            task_id: object
+            priority: object
+            place: object = queue
             if text.startswith(COMPACT + ":"):
                 task_id, priority = expected_id, _compact_priority(text)
             else:
-                task_id, queue, priority = _json_fields(text)
+                task_id, place, priority = _json_fields(text)
             if not isinstance(task_id, str) or not 0 < len(task_id) <= 255:
                 raise ValueError("id must be a non-empty string")
-            if not isinstance(queue, str) or not 0 < len(queue) <= 100:
+            if not isinstance(place, str) or not 0 < len(place) <= 100:
                 raise ValueError("q must be a non-empty string")
             if type(priority) is not int or not -100 <= priority <= 100:
                 raise ValueError("p must be an integer between -100 and 100")
@@ -51,7 +54,7 @@ class Message:
                 raise ValueError(f"envelope id {task_id!r} does not match queued id {expected_id!r}")
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise MessageRejected(f"malformed message: {exc}") from exc
-        return cls(id=task_id, queue=queue, priority=priority)
+        return cls(id=task_id, queue=place, priority=priority)
 
 
 def _compact_priority(text: str) -> int:

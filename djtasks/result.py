@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db import router
 
+from . import sql
 from .broker import get_broker
 from .exceptions import BrokerUnavailable, TaskFailed, TaskRevoked
 from .exceptions import TimeoutError as ResultTimeout
@@ -82,7 +83,7 @@ class AsyncResult:
         return hash(self.id)
 
     def _record(self) -> TaskRecord | None:
-        return TaskRecord.objects.using(router.db_for_read(TaskRecord)).filter(pk=self.id).first()
+        return sql.read_rows(router.db_for_read(TaskRecord), [self.id]).get(self.id)
 
     @property
     def state(self) -> str:

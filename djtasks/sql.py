@@ -137,12 +137,12 @@ def _converters(connection: Any) -> list[tuple[Any, list[Any]]]:
     return found
 
 
-def lock_rows(using: str, ids: list[str]) -> dict[str, TaskRecord]:
-    """Read the rows with these ids (locked for update where the database can), as the ORM would build them."""
+def read_rows(using: str, ids: list[str], *, lock: bool = False) -> dict[str, TaskRecord]:
+    """Read the rows with these ids as the ORM would build them (locked for update if asked and supported)."""
     if not ids:
         return {}
     connection = connections[using]
-    for_update = connection.features.has_select_for_update
+    for_update = lock and connection.features.has_select_for_update
     sql = _select_sql(connection.vendor, connection.ops.quote_name, len(ids), for_update)
     converters = _converters(connection)
     names = list(_FIELDS)

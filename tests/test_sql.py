@@ -44,12 +44,12 @@ def test_new_record_refuses_an_unknown_field():
         sql.new_record(id="x", task_name="t", nope=1)
 
 
-def test_lock_rows_reads_rows_as_the_orm_does():
+def test_read_rows_reads_rows_as_the_orm_does():
     now = timezone.now()
     TaskRecord.objects.create(id="r1", task_name="t", args=[1, {"a": 2}], eta=now, result={"x": [1]})
     TaskRecord.objects.create(id="r2", task_name="t")
     with transaction.atomic():
-        rows = sql.lock_rows("default", ["r1", "r2", "missing"])
+        rows = sql.read_rows("default", ["r1", "r2", "missing"], lock=True)
     assert set(rows) == {"r1", "r2"}
     for pk, row in rows.items():
         orm = TaskRecord.objects.get(pk=pk)
