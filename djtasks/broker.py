@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections import defaultdict
+import threading
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ PROMOTE_LIMIT = 100
 # A plain Redis command for a pipeline: (method name, positional args, keyword options).
 Command = tuple[str, tuple[Any, ...], dict[str, Any]]
 WAKE_TOKEN_LIMIT = 64
+# Publishes sent without waiting whose replies are not read yet: past this, the oldest is awaited.
+UNREAD_LIMIT = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +102,24 @@ def _script_source(name: str) -> str:
     return resources.files("djtasks").joinpath("lua", f"{name}.lua").read_text()
 
 
+class _Sender:
+    """A connection of one thread for publishes sent without waiting, and what awaits a reply."""
+
+    def __init__(self, pool: redis.ConnectionPool):
+        self.pool = pool
+        self.connection = pool.make_connection()
+        self.unread: deque[tuple[list[tuple[Message, int]], int]] = deque()
+
+    def reset(self) -> None:
+        """Drop the connection and the unread replies: the outbox sweep covers those messages."""
+        self.connection.disconnect()
+        self.connection = self.pool.make_connection()
+        self.unread.clear()
+
+
 class Broker:
     def __init__(self, config: Settings):
+        self._local = threading.local()
         self.prefix = "{" + config.PREFIX + "}"
         self.client = redis.Redis.from_url(
             config.REDIS_URL,
@@ -147,6 +166,71 @@ class Broker:
             pipe.script(self._publish, keys, [len(argv) // 4, *argv])
             pipe.command("sadd", self.key("queues"), queue)
         return sum(pipe.execute()[::2])
+
+    def _publish_commands(self, messages: Iterable[tuple[Message, int]]) -> list[tuple[Any, ...]]:
+        by_queue: dict[str, list[Any]] = defaultdict(list)
+        for message, due_ms in messages:
+            by_queue[message.queue] += [message.id, message.encode(), str(message.priority), str(due_ms)]
+        commands: list[tuple[Any, ...]] = []
+        for queue, argv in by_queue.items():
+            ready, scheduled, _, wake = self.queue_keys(queue)
+            keys = [self.key("m"), ready, scheduled, wake, self.key("seq")]
+            commands.append(("EVALSHA", self._publish.sha, len(keys), *keys, len(argv) // 4, *argv))
+            commands.append(("SADD", self.key("queues"), queue))
+        return commands
+
+    @_converted
+    def publish_nowait(self, messages: list[tuple[Message, int]]) -> None:
+        """Send a publish and return without waiting for Redis's reply (later calls read it).
+
+        For callers enqueueing one row per transaction, the reply's round trip was half the
+        cost. The messages are kept until their reply is read: an error reply (NOSCRIPT after
+        a Redis restart) sends them again the waiting way; a lost connection raises here or on
+        a later call, and the rows' outbox sweep publishes whatever did not arrive (publishing
+        is idempotent). flush_publishes() waits for every reply.
+        """
+        if not messages:
+            return
+        sender = self._sender()
+        try:
+            self._read_replies(sender, wait=len(sender.unread) >= UNREAD_LIMIT)
+            commands = self._publish_commands(messages)
+            sender.connection.send_packed_command(sender.connection.pack_commands(commands), check_health=False)
+        except (redis.ConnectionError, redis.TimeoutError):
+            sender.reset()
+            raise
+        sender.unread.append((messages, len(commands)))
+
+    @_converted
+    def flush_publishes(self) -> None:
+        """Wait for the replies of this thread's publishes sent without waiting."""
+        sender = self._sender()
+        try:
+            while sender.unread:
+                self._read_replies(sender, wait=True)
+        except (redis.ConnectionError, redis.TimeoutError):
+            sender.reset()
+            raise
+
+    def _sender(self) -> _Sender:
+        sender: _Sender | None = getattr(self._local, "sender", None)
+        if sender is None:
+            sender = self._local.sender = _Sender(self.client.connection_pool)
+        return sender
+
+    def _read_replies(self, sender: _Sender, *, wait: bool) -> None:
+        """Read the replies that have arrived (and, if wait, the oldest one's even if not yet)."""
+        while sender.unread and (wait or sender.connection.can_read(timeout=0)):
+            wait = False
+            messages, count = sender.unread.popleft()
+            refused = False
+            for _ in range(count):
+                try:
+                    sender.connection.read_response()
+                except redis.ResponseError:
+                    refused = True
+            if refused:
+                self.publish(messages)
 
     @_converted
     def known(self, ids: list[str]) -> list[bool]:

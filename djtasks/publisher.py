@@ -6,10 +6,12 @@ down, process killed after commit) are found and published by the outbox sweep.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from django.db import transaction
@@ -35,13 +37,22 @@ def message_of(record: TaskRecord) -> tuple[Message, int]:
 
 
 def publish(items: list[tuple[Message, int]], *, from_sweeper: bool = False) -> int:
-    """Publish now; on a Redis failure log it and leave the rows to the outbox sweep."""
+    """Publish now; on a Redis failure log it and leave the rows to the outbox sweep.
+
+    The sweep waits for Redis's answer and returns how many ids were new; callers enqueueing
+    send without waiting for it (see Broker.publish_nowait) and get the number sent.
+    """
     if not items:
         return 0
     if not from_sweeper and time.monotonic() < _breaker["open_until"]:
         return 0
     try:
-        published = get_broker().publish(items)
+        if from_sweeper:
+            published = get_broker().publish(items)
+        else:
+            _flush_at_exit()
+            get_broker().publish_nowait(items)
+            published = len(items)
     except BrokerUnavailable as exc:
         _breaker["open_until"] = time.monotonic() + get_settings().PUBLISH_BACKOFF
         if from_sweeper:
@@ -50,6 +61,20 @@ def publish(items: list[tuple[Message, int]], *, from_sweeper: bool = False) -> 
         return 0
     _breaker["open_until"] = 0.0
     return published
+
+
+def flush() -> None:
+    """Wait until Redis has answered every publish this thread sent without waiting."""
+    try:
+        get_broker().flush_publishes()
+    except BrokerUnavailable as exc:
+        logger.warning("Publishes not confirmed (%s); the outbox sweep publishes what Redis lacks", exc)
+
+
+@cache
+def _flush_at_exit() -> None:
+    """Register, once per process, a flush at interpreter exit (an unread reply must not reset the socket)."""
+    atexit.register(flush)
 
 
 class _Batch:

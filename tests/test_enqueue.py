@@ -7,7 +7,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from djtasks import AsyncResult
+from djtasks import AsyncResult, publisher
 from djtasks.broker import Broker, get_broker
 from djtasks.conf import get_settings
 from djtasks.maintenance import sweep
@@ -21,6 +21,7 @@ def test_delay_writes_a_pending_row_and_publishes_it():
     result = add.delay(2, 3)
     record = TaskRecord.objects.get(pk=result.id)
     assert (record.state, record.task_name, record.args, record.queue) == ("PENDING", add.name, [2, 3], "default")
+    publisher.flush()  # delay() sends the publish; Redis's reply is read later
     assert get_broker().known([result.id]) == [True]
     assert result.state == "PENDING"
 
@@ -29,6 +30,7 @@ def test_nothing_is_published_before_commit():
     with transaction.atomic():
         result = add.delay(1, 1)
         assert get_broker().known([result.id]) == [False]
+    publisher.flush()
     assert get_broker().known([result.id]) == [True]
 
 
@@ -48,15 +50,36 @@ def test_a_rolled_back_savepoint_publishes_only_what_survived():
             dropped = add.delay(2, 2)
             raise RuntimeError
         also_kept = add.delay(3, 3)
+    publisher.flush()
     assert get_broker().known([kept.id, dropped.id, also_kept.id]) == [True, False, True]
 
 
 def test_many_enqueues_in_one_transaction_publish_in_one_round_trip():
-    with mock.patch.object(Broker, "publish", autospec=True, side_effect=Broker.publish) as publish:
+    with mock.patch.object(Broker, "publish_nowait", autospec=True, side_effect=Broker.publish_nowait) as publish:
         with transaction.atomic():
             results = [add.delay(i, i) for i in range(200)]
     assert publish.call_count == 1
+    publisher.flush()
     assert all(get_broker().known([r.id for r in results]))
+
+
+def test_a_publish_refused_with_noscript_is_sent_again_and_arrives():
+    get_broker().client.script_flush()  # as after a Redis restart: the publish script is unknown
+    result = add.delay(1, 2)
+    publisher.flush()
+    assert get_broker().known([result.id]) == [True]
+
+
+def test_a_publish_whose_connection_broke_is_left_to_the_outbox_sweep(redis_server):
+    first = add.delay(1, 1)
+    publisher.flush()
+    get_broker().client.client_kill_filter(skipme=True, _type="normal")  # drops the sending connection too
+    second = add.delay(2, 2)  # the send fails or its reply never comes: no error for the caller
+    publisher.flush()
+    assert get_broker().known([second.id]) == [False]
+    TaskRecord.objects.update(enqueued_at=timezone.now() - timedelta(seconds=5))  # past the sweep's grace
+    assert sweep(get_broker(), get_settings(), full=False) == 1
+    assert get_broker().known([first.id, second.id]) == [True, True]
 
 
 def test_apply_async_takes_task_id_queue_and_priority():
