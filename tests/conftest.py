@@ -88,9 +88,16 @@ def fault_report(request: pytest.FixtureRequest) -> Callable[..., None]:
     """Record one row of the fault table printed at the end of the run."""
 
     def add(**row: object) -> None:
-        FAULT_ROWS.append({"test": request.node.name, **row})
+        # On the test's report: under pytest-xdist it travels from the worker process to the
+        # controller, which prints the table (pytest_runtest_logreport below collects it).
+        request.node.user_properties.append(("fault_row", {"test": request.node.name, **row}))
 
     return add
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "teardown":
+        FAULT_ROWS.extend(value for name, value in report.user_properties if name == "fault_row")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
