@@ -57,7 +57,13 @@ def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def worker(
     redis_server: RedisServer, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., WorkerProcess]]:
-    """Start taskworker subprocesses; every one is stopped (and its group killed) afterwards."""
+    """Start taskworker subprocesses; every one is killed (its whole process group) afterwards.
+
+    Killed, not warm-stopped: the test is over, its database rows and Redis keys are wiped
+    before the next test, and a warm stop would wait for idle children's one-second wait for
+    work (or a running task's grace period) after every test. Tests of shutdown stop their
+    workers themselves (WorkerProcess.stop, signal).
+    """
     started: list[WorkerProcess] = []
 
     def start(*args: str, env: dict[str, str] | None = None) -> WorkerProcess:
@@ -68,7 +74,7 @@ def worker(
     yield start
     failed = request.node.rep_call.failed if hasattr(request.node, "rep_call") else False
     for process in started:
-        process.stop()
+        process.kill()
         if failed:
             print(f"--- worker {process.pid} log ---\n{process.log()[-5000:]}")
 
