@@ -57,7 +57,13 @@ def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def worker(
     redis_server: RedisServer, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., WorkerProcess]]:
-    """Start taskworker subprocesses; every one is stopped (and its group killed) afterwards."""
+    """Start taskworker subprocesses; every one is killed (its whole process group) afterwards.
+
+    Killed, not warm-stopped: the test is over, its database rows and Redis keys are wiped
+    before the next test, and a warm stop would wait for idle children's one-second wait for
+    work (or a running task's grace period) after every test. Tests of shutdown stop their
+    workers themselves (WorkerProcess.stop, signal).
+    """
     started: list[WorkerProcess] = []
 
     def start(*args: str, env: dict[str, str] | None = None) -> WorkerProcess:
@@ -68,7 +74,7 @@ def worker(
     yield start
     failed = request.node.rep_call.failed if hasattr(request.node, "rep_call") else False
     for process in started:
-        process.stop()
+        process.kill()
         if failed:
             print(f"--- worker {process.pid} log ---\n{process.log()[-5000:]}")
 
@@ -88,9 +94,16 @@ def fault_report(request: pytest.FixtureRequest) -> Callable[..., None]:
     """Record one row of the fault table printed at the end of the run."""
 
     def add(**row: object) -> None:
-        FAULT_ROWS.append({"test": request.node.name, **row})
+        # On the test's report: under pytest-xdist it travels from the worker process to the
+        # controller, which prints the table (pytest_runtest_logreport below collects it).
+        request.node.user_properties.append(("fault_row", {"test": request.node.name, **row}))
 
     return add
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "teardown":
+        FAULT_ROWS.extend(value for name, value in report.user_properties if name == "fault_row")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]

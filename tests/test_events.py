@@ -23,6 +23,17 @@ def kinds_of(task_id: str) -> list[str]:
     return [event["type"] for _, event in events.read(get_broker(), "0", count=100_000) if event.get("id") == task_id]
 
 
+def received_then(kinds: list[str], *rest: str) -> bool:
+    """One task's events: task-received once per delivery, then `rest`.
+
+    A child claims a batch from a deep queue; when its first task is slow (on a loaded machine
+    even `add` can take more than 20 ms) it hands the rest of the batch back, and whoever claims
+    them again receives them again, as Celery does with a redelivered message.
+    """
+    received = len(kinds) - len(rest)
+    return received >= 1 and kinds == ["task-received"] * received + list(rest)
+
+
 def test_events_arrive_in_order_per_task(worker):
     worker()
     results = [add.delay(i, i) for i in range(20)] + [fail.delay("bad")]
@@ -30,9 +41,9 @@ def test_events_arrive_in_order_per_task(worker):
         result.get(timeout=30)
     assert wait_for(lambda: "task-failed" in kinds_of(results[-1].id), timeout=30)
     for result in results[:-1]:
-        assert wait_for(lambda r=result: kinds_of(r.id) == ["task-received", "task-started", "task-succeeded"],
+        assert wait_for(lambda r=result: received_then(kinds_of(r.id), "task-started", "task-succeeded"),
                         timeout=10), kinds_of(result.id)
-    assert kinds_of(results[-1].id) == ["task-received", "task-started", "task-failed"]
+    assert received_then(kinds_of(results[-1].id), "task-started", "task-failed"), kinds_of(results[-1].id)
     failed = [e for _, e in events.read(get_broker(), "0") if e.get("id") == results[-1].id][-1]
     assert failed["exception"] == "builtins.ValueError: bad" and failed["name"] == "tests.testapp.tasks.fail"
 

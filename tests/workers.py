@@ -70,6 +70,12 @@ class WorkerProcess:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 pass
+        return self.kill()
+
+    def kill(self) -> int | None:
+        """SIGKILL the worker's whole process group (parent and children) and reap the parent."""
+        if self.process is None:
+            return None
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
