@@ -154,28 +154,31 @@ class Broker:
     @_converted
     def publish(self, messages: Iterable[tuple[Message, int]]) -> int:
         """Publish (message, due_ms) pairs in one round trip; ids Redis already knows are skipped."""
-        by_queue: dict[str, list[Any]] = defaultdict(list)
-        for message, due_ms in messages:
-            by_queue[message.queue] += [message.id, message.encode(), str(message.priority), str(due_ms)]
-        if not by_queue:
+        calls = self._publish_calls(messages)
+        if not calls:
             return 0
         pipe = _Batch(self.client)
-        for queue, argv in by_queue.items():
-            ready, scheduled, _, wake = self.queue_keys(queue)
-            keys = [self.key("m"), ready, scheduled, wake, self.key("seq")]
-            pipe.script(self._publish, keys, [len(argv) // 4, *argv])
+        for queue, keys, argv in calls:
+            pipe.script(self._publish, keys, argv)
             pipe.command("sadd", self.key("queues"), queue)
         return sum(pipe.execute()[::2])
 
-    def _publish_commands(self, messages: Iterable[tuple[Message, int]]) -> list[tuple[Any, ...]]:
+    def _publish_calls(self, messages: Iterable[tuple[Message, int]]) -> list[tuple[str, list[str], list[Any]]]:
+        """The publish script's (queue, keys, argv) for each queue the messages go to."""
         by_queue: dict[str, list[Any]] = defaultdict(list)
         for message, due_ms in messages:
             by_queue[message.queue] += [message.id, message.encode(), str(message.priority), str(due_ms)]
-        commands: list[tuple[Any, ...]] = []
+        calls = []
         for queue, argv in by_queue.items():
             ready, scheduled, _, wake = self.queue_keys(queue)
-            keys = [self.key("m"), ready, scheduled, wake, self.key("seq")]
-            commands.append(("EVALSHA", self._publish.sha, len(keys), *keys, len(argv) // 4, *argv))
+            calls.append((queue, [self.key("m"), ready, scheduled, wake, self.key("seq")], [len(argv) // 4, *argv]))
+        return calls
+
+    def _publish_commands(self, messages: Iterable[tuple[Message, int]]) -> list[tuple[Any, ...]]:
+        """The same as publish() sends, as raw commands (EVALSHA by hash) for publish_nowait."""
+        commands: list[tuple[Any, ...]] = []
+        for queue, keys, argv in self._publish_calls(messages):
+            commands.append(("EVALSHA", self._publish.sha, len(keys), *keys, *argv))
             commands.append(("SADD", self.key("queues"), queue))
         return commands
 

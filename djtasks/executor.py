@@ -331,17 +331,11 @@ class Executor:
         """Write outcomes, each fenced by its token: plain successes in one executemany, the rest one by one."""
         plain = [i for i, (started, outcome) in enumerate(done) if outcome.state == SUCCESS
                  and not workflow.has_followers(started.record)]
-        written = [False] * len(done)
-        if len(plain) > 1:
-            for index, ok in zip(plain, self._write_successes([done[i] for i in plain], now), strict=True):
-                written[index] = ok
-        else:
-            plain = []
-        chosen = set(plain)
-        for index, (started, outcome) in enumerate(done):
-            if index not in chosen:
-                written[index] = self._write_outcome(started, outcome, now)
-        return written
+        batched: dict[int, bool] = {}
+        if len(plain) > 1:  # a single row gains nothing from executemany
+            batched.update(zip(plain, self._write_successes([done[i] for i in plain], now), strict=True))
+        return [batched[i] if i in batched else self._write_outcome(started, outcome, now)
+                for i, (started, outcome) in enumerate(done)]
 
     def _write_successes(self, done: list[tuple[Started, Outcome]], now: datetime) -> list[bool]:
         rows = []

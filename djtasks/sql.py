@@ -67,22 +67,35 @@ def _prep(field: Any, passing: tuple[type, ...], value: Any, connection: Any) ->
     return field.get_db_prep_save(value, connection)
 
 
+def _update_statement(connection: Any, assigned: tuple[str, ...], matched: tuple[str, ...],
+                      row: tuple[Any, ...]) -> str:
+    """The UPDATE for these fields; a tuple in a matched value of `row` means IN (that many values)."""
+    shape = tuple(
+        (name, len(value) if isinstance(value, tuple) else -1)
+        for name, value in zip(matched, row[len(assigned):], strict=True)
+    )
+    return _update_sql(connection.vendor, connection.ops.quote_name, assigned, shape)
 
 
-def update(using: str, values: dict[str, Any], **match: Any) -> int:
-    """UPDATE the task table SET values WHERE each match field equals its value (or is IN a tuple)."""
-    connection = connections[using]
-    shape = tuple((name, len(value) if isinstance(value, tuple) else -1) for name, value in match.items())
-    sql = _update_sql(connection.vendor, connection.ops.quote_name, tuple(values), shape)
-    params = [_prep(_FIELDS[name], _PASSING[name], value, connection) for name, value in values.items()]
-    for name, value in match.items():
+def _row_params(names: tuple[str, ...], row: tuple[Any, ...], connection: Any) -> list[Any]:
+    """The parameters of one row's values (assigned then matched), a tuple value spread out for IN."""
+    params: list[Any] = []
+    for name, value in zip(names, row, strict=True):
         field, passing = _FIELDS[name], _PASSING[name]
         if isinstance(value, tuple):
             params += [_prep(field, passing, item, connection) for item in value]
         else:
             params.append(_prep(field, passing, value, connection))
+    return params
+
+
+def update(using: str, values: dict[str, Any], **match: Any) -> int:
+    """UPDATE the task table SET values WHERE each match field equals its value (or is IN a tuple)."""
+    connection = connections[using]
+    assigned, matched, row = tuple(values), tuple(match), (*values.values(), *match.values())
+    sql = _update_statement(connection, assigned, matched, row)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, _row_params((*assigned, *matched), row, connection))
         return cursor.rowcount
 
 
@@ -96,21 +109,12 @@ def update_many(using: str, assigned: tuple[str, ...], matched: tuple[str, ...],
     if not rows:
         return 0
     connection = connections[using]
-    first = zip(matched, rows[0][len(assigned):], strict=True)
-    shape = tuple((name, len(value) if isinstance(value, tuple) else -1) for name, value in first)
-    sql = _update_sql(connection.vendor, connection.ops.quote_name, assigned, shape)
-    fields = [(_FIELDS[name], _PASSING[name]) for name in (*assigned, *matched)]
-    batch = []
-    for row in rows:
-        params: list[Any] = []
-        for (field, passing), value in zip(fields, row, strict=True):
-            if isinstance(value, tuple):
-                params += [_prep(field, passing, item, connection) for item in value]
-            else:
-                params.append(_prep(field, passing, value, connection))
-        batch.append(params)
+    names = (*assigned, *matched)
     with connection.cursor() as cursor:
-        cursor.executemany(sql, batch)
+        cursor.executemany(
+            _update_statement(connection, assigned, matched, rows[0]),
+            [_row_params(names, row, connection) for row in rows],
+        )
         return cursor.rowcount
 
 
