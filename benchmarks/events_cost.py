@@ -58,9 +58,9 @@ def main() -> None:
 def pipeline_cost(batches: int = 500, batch: int = 8) -> None:
     import uuid
 
-    from djtasks.broker import Claim, get_broker
-    from djtasks.conf import get_settings
-    from djtasks.telemetry import Recorder
+    from djtasks.core.conf import get_settings
+    from djtasks.transport.broker import Claim, get_broker
+    from djtasks.transport.telemetry import Recorder
 
     broker = get_broker()
     recorder = Recorder(broker, get_settings(), "djtasks@bench.1")

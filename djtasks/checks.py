@@ -9,10 +9,10 @@ from django.conf import settings
 from django.core import checks
 from django.db import connections, router
 
-from . import registry
-from .conf import Settings, raw_settings
-from .declaration import BACKEND_PATH
-from .schedules import ScheduleError, parse_entry
+from djtasks.calling.declaration import BACKEND_PATH
+from djtasks.core import registry
+from djtasks.core.conf import Settings, raw_settings
+from djtasks.periodic.schedules import ScheduleError, parse_entry
 
 _TYPES: dict[str, type | tuple[type, ...]] = {
     "REDIS_URL": str,
@@ -159,7 +159,7 @@ def check_beat_schedule(entries: dict[Any, Any]) -> list[checks.CheckMessage]:
 
 
 def check_backend(backend: Any) -> list[checks.CheckMessage]:
-    from .models import TaskRecord  # noqa: PLC0415 - checks run after the registry is ready
+    from djtasks.record.models import TaskRecord  # noqa: PLC0415 - checks run after the registry is ready
 
     alias = router.db_for_write(TaskRecord)
     conn = connections[alias]

@@ -13,9 +13,9 @@ from django.urls import path
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
-from ..states import State
-from . import display
-from .stats import Bucket, snapshot
+from djtasks.admin import display
+from djtasks.admin.stats import Bucket, snapshot
+from djtasks.core.states import State
 
 CHART_WIDTH = 600
 CHART_HEIGHT = 120

@@ -12,9 +12,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
-from ..conf import get_settings
-from ..models import TaskRecord
-from ..redact import redact
+from djtasks.core.conf import get_settings
+from djtasks.core.redact import redact
+from djtasks.record.models import TaskRecord
 
 VIEW_ARGUMENTS = "djtasks.view_task_arguments"
 

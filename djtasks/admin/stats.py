@@ -15,10 +15,10 @@ from django.db.models import CharField, Count, Func, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from ..broker import get_broker
-from ..exceptions import BrokerUnavailable
-from ..models import DeadLetter, TaskRecord
-from ..states import FAILURE, SUCCESS, State
+from djtasks.core.exceptions import BrokerUnavailable
+from djtasks.core.states import FAILURE, SUCCESS, State
+from djtasks.record.models import DeadLetter, TaskRecord
+from djtasks.transport.broker import get_broker
 
 logger = logging.getLogger("djtasks")
 

@@ -16,13 +16,13 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from ..exceptions import NotRegistered
-from ..models import TaskRecord
-from ..rerun import rerun
-from ..revocation import revoke
-from . import display
-from .filters import QueueFilter, TaskNameFilter, WorkerFilter
-from .paging import COUNT_CAP, CappedPaginator
+from djtasks.admin import display
+from djtasks.admin.filters import QueueFilter, TaskNameFilter, WorkerFilter
+from djtasks.admin.paging import COUNT_CAP, CappedPaginator
+from djtasks.calling.rerun import rerun
+from djtasks.calling.revoke import revoke
+from djtasks.core.exceptions import NotRegistered
+from djtasks.record.models import TaskRecord
 
 RELATED_LIMIT = 50
 

@@ -17,12 +17,11 @@ import time
 import pytest
 from django.db import connection, connections, transaction
 
-from djtasks.broker import get_broker
 from djtasks.models import DeadLetter, TaskRecord
+from djtasks.transport.broker import get_broker
+from tests.support.ledger import check, read, wait_all_done
+from tests.support.waiting import wait_for
 from tests.testapp.tasks import hang, leak, work
-from tests.waiting import wait_for
-
-from .ledger import check, read, wait_all_done
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -6,8 +6,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from djtasks import control
-from djtasks.exceptions import BrokerUnavailable, NotRegistered
+from djtasks.core.exceptions import BrokerUnavailable, NotRegistered
+from djtasks.ops import control
 
 USAGE = """commands:
   ping                              ask workers to answer

@@ -3,8 +3,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from djtasks.conf import get_settings
-from djtasks.worker import Worker
+from djtasks.core.conf import get_settings
+from djtasks.worker.supervisor import Worker
 
 
 class Command(BaseCommand):

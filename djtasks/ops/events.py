@@ -1,0 +1,64 @@
+"""Read the events stream: follow it live, or read what it holds; format one event per line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from djtasks.transport.broker import Broker
+from djtasks.transport.telemetry import events_key
+
+
+def read(broker: Broker, after: str = "0", *, block_ms: int | None = None, count: int = 500) -> list[
+    tuple[str, dict[str, Any]]
+]:
+    """Return (stream entry id, event) pairs after the given entry id ("0": all kept), in order.
+
+    An entry holds the events one worker wrote in one round trip, so several events share its id.
+    """
+    key = events_key(broker)
+
+    def xread(client: Any) -> Any:
+        return client.xread({key: after}, count=count, block=block_ms)
+
+    reply = broker.call(xread) or []
+    events = []
+    for _, entries in reply:
+        for entry_id, fields in entries:
+            try:
+                batch = json.loads(fields[b"e"])
+            except (KeyError, ValueError):
+                continue
+            events += [(entry_id.decode(), event) for event in batch if isinstance(event, dict)]
+    return events
+
+
+def follow(broker: Broker, after: str = "$", *, block_s: float = 1.0) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield events as they arrive, forever (each wait blocks in Redis for at most block_s)."""
+    if after == "$":
+        newest: Any = broker.call(lambda client: client.xrevrange(events_key(broker), count=1))
+        after = newest[0][0].decode() if newest else "0"
+    while True:
+        for entry_id, event in read(broker, after, block_ms=int(block_s * 1000)):
+            after = entry_id
+            yield entry_id, event
+
+
+def line(event: dict[str, Any]) -> str:
+    """Format an event as one readable line."""
+    at = datetime.fromtimestamp(float(event.get("ts", 0)), tz=UTC).strftime("%H:%M:%S.%f")[:-3]
+    kind = str(event.get("type", "?"))
+    worker = event.get("worker") or "-"
+    if kind.startswith("task-"):
+        text = f"{at} {kind:<15} {event.get('name', '?')}[{event.get('id', '?')}] queue={event.get('queue', '?')}"
+        if "runtime" in event:
+            text += f" runtime={float(event['runtime']):.3f}s"
+        if event.get("exception"):
+            text += f" exception={event['exception']!r}"
+        if event.get("reason"):
+            text += f" reason={event['reason']!r}"
+        return f"{text} worker={worker}"
+    rest = " ".join(f"{k}={v}" for k, v in event.items() if k not in {"type", "ts", "worker"})
+    return f"{at} {kind:<15} {worker} {rest}".rstrip()
