@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.redisserver import RedisServer  # noqa: E402
+from tests.support.redisserver import RedisServer  # noqa: E402
 
 
 class Installation:
