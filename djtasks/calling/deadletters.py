@@ -28,7 +28,5 @@ def requeue(letter: DeadLetter) -> str:
 
 
 def _republish(record: TaskRecord) -> None:
-    broker = get_broker()
-    broker.client.hdel(broker.key("d"), record.id)
-    broker.client.hdel(broker.key("m"), record.id)
+    get_broker().forget_message(record.id)
     publish([message_of(record)])

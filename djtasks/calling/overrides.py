@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from djtasks.transport.broker import Broker, get_broker
+from djtasks.transport.streams import TimeLimits
 
-Limits = tuple[float | None, float | None]
-
-
-def _key(broker: Broker) -> str:
-    return broker.key("timelimits")
+Limits = TimeLimits
 
 
 def _seconds(value: float | int | str | None, what: str) -> float | None:
@@ -32,24 +26,15 @@ def set_time_limit(task_name: str, soft: float | int | str | None, hard: float |
     limits = (_seconds(soft, "soft"), _seconds(hard, "hard"))
     if limits[0] is not None and limits[1] is not None and limits[0] >= limits[1]:
         raise ValueError(f"soft time limit ({limits[0]:g} s) must be below the hard one ({limits[1]:g} s)")
-    broker = get_broker()
-    broker.call(lambda client: client.hset(_key(broker), task_name, json.dumps(limits)))
+    get_broker().set_time_limits(task_name, limits)
     return limits
 
 
 def clear_time_limit(task_name: str) -> None:
     """Drop a task's runtime override: its declared limits (or the worker's defaults) apply again."""
-    broker = get_broker()
-    broker.call(lambda client: client.hdel(_key(broker), task_name))
+    get_broker().clear_time_limits(task_name)
 
 
 def read_time_limits(broker: Broker) -> dict[str, Limits]:
-    raw: Any = broker.call(lambda client: client.hgetall(_key(broker)))
-    limits: dict[str, Limits] = {}
-    for name, value in raw.items():
-        try:
-            soft, hard = json.loads(value)
-        except (ValueError, TypeError):
-            continue
-        limits[name.decode()] = (soft, hard)
-    return limits
+    """Return every task's runtime (soft, hard) override."""
+    return broker.time_limits()

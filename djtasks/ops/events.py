@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from djtasks.transport.broker import Broker
-from djtasks.transport.telemetry import events_key
 
 
 def read(broker: Broker, after: str = "0", *, block_ms: int | None = None, count: int = 500) -> list[
@@ -18,28 +16,13 @@ def read(broker: Broker, after: str = "0", *, block_ms: int | None = None, count
 
     An entry holds the events one worker wrote in one round trip, so several events share its id.
     """
-    key = events_key(broker)
-
-    def xread(client: Any) -> Any:
-        return client.xread({key: after}, count=count, block=block_ms)
-
-    reply = broker.call(xread) or []
-    events = []
-    for _, entries in reply:
-        for entry_id, fields in entries:
-            try:
-                batch = json.loads(fields[b"e"])
-            except (KeyError, ValueError):
-                continue
-            events += [(entry_id.decode(), event) for event in batch if isinstance(event, dict)]
-    return events
+    return broker.read_events(after, block_ms=block_ms, count=count)
 
 
 def follow(broker: Broker, after: str = "$", *, block_s: float = 1.0) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield events as they arrive, forever (each wait blocks in Redis for at most block_s)."""
     if after == "$":
-        newest: Any = broker.call(lambda client: client.xrevrange(events_key(broker), count=1))
-        after = newest[0][0].decode() if newest else "0"
+        after = broker.last_event_id() or "0"
     while True:
         for entry_id, event in read(broker, after, block_ms=int(block_s * 1000)):
             after = entry_id

@@ -11,7 +11,6 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
-from typing import Any
 
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
@@ -26,7 +25,7 @@ from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.core.states import RETRY
 from djtasks.record.models import DeadLetter
 from djtasks.transport.broker import Broker, get_broker
-from djtasks.transport.telemetry import BUCKETS, stats_key
+from djtasks.transport.telemetry import BUCKETS
 
 logger = logging.getLogger("djtasks")
 
@@ -39,7 +38,7 @@ class DjtasksCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         broker = self.broker or get_broker()
-        done, runtime, wait = broker.call(lambda client: _read_stats(client, broker))
+        done, runtime, wait = broker.read_stats()
         finished = CounterMetricFamily("djtasks_tasks", "Task attempts finished, by task, queue and state.",
                                        labels=["task", "queue", "state"])
         retries = CounterMetricFamily("djtasks_task_retries", "Task attempts that ended in a retry.",
@@ -76,13 +75,6 @@ class DjtasksCollector(Collector):
             logger.warning("Metrics: dead letters not counted (%s)", exc)
         else:
             yield GaugeMetricFamily("djtasks_dead_letters", "Dead letters kept in the database.", value=letters)
-
-
-def _read_stats(client: Any, broker: Broker) -> tuple[dict[str, bytes], ...]:
-    pipe = client.pipeline(transaction=False)
-    for name in ("done", "runtime", "wait"):
-        pipe.hgetall(stats_key(broker, name))
-    return tuple({k.decode(): v for k, v in raw.items()} for raw in pipe.execute())
 
 
 def _histogram(name: str, documentation: str, fields: dict[str, bytes]) -> HistogramMetricFamily:

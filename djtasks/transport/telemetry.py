@@ -20,24 +20,15 @@ from typing import Any
 from djtasks.core.conf import Settings
 from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.core.states import FAILURE, RETRY, REVOKED, SUCCESS
-from djtasks.transport.broker import Broker, Command
+from djtasks.transport.broker import Broker
+from djtasks.transport.connection import Command
+from djtasks.transport.streams import add_events, increment, increment_float
 
 logger = logging.getLogger("djtasks")
 
 # Upper bounds (seconds) of the run-time and wait-time histogram buckets; +Inf is implied.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
 OUTCOME_EVENTS = {SUCCESS: "task-succeeded", FAILURE: "task-failed", RETRY: "task-retried", REVOKED: "task-revoked"}
-TASK_EVENTS = ("task-received", "task-started", *OUTCOME_EVENTS.values())
-WORKER_EVENTS = ("worker-online", "worker-heartbeat", "worker-offline")
-
-
-def events_key(broker: Broker) -> str:
-    return broker.key("events")
-
-
-def stats_key(broker: Broker, name: str) -> str:
-    """Return a counter hash: "done" (task, queue, state), "runtime" and "wait" (task, bucket)."""
-    return broker.key("stats", name)
 
 
 def bucket_index(seconds: float) -> int:
@@ -58,10 +49,10 @@ class Histograms:
         self.sums[task_name] = self.sums.get(task_name, 0.0) + seconds
 
     def commands(self, key: str) -> list[Command]:
-        return [("hincrby", (key, json.dumps([task_name, index]), count), {})
-                for (task_name, index), count in self.buckets.items()] + [
-            ("hincrbyfloat", (key, json.dumps([task_name, "sum"]), total), {}) for task_name, total in self.sums.items()
-        ]
+        """Return the increments of the hash `key` that add what was observed."""
+        counts = [increment(key, json.dumps([task_name, index]), n) for (task_name, index), n in self.buckets.items()]
+        sums = [increment_float(key, json.dumps([task_name, "sum"]), total) for task_name, total in self.sums.items()]
+        return counts + sums
 
     def __bool__(self) -> bool:
         return bool(self.buckets)
@@ -95,12 +86,12 @@ class Recorder:
         """
         commands: list[Command] = []
         if self.events:
-            fields = {"e": json.dumps(self.events, default=str)}
-            commands.append(("xadd", (events_key(self.broker), fields), {"maxlen": self.maxlen, "approximate": True}))
+            commands.append(add_events(self.broker.events_key(), self.maxlen, json.dumps(self.events, default=str)))
+        done = self.broker.stats_key("done")
         for (name, queue, state), count in self.done.items():
-            commands.append(("hincrby", (stats_key(self.broker, "done"), json.dumps([name, queue, state]), count), {}))
-        commands += self.runtime.commands(stats_key(self.broker, "runtime"))
-        commands += self.wait.commands(stats_key(self.broker, "wait"))
+            commands.append(increment(done, json.dumps([name, queue, state]), count))
+        commands += self.runtime.commands(self.broker.stats_key("runtime"))
+        commands += self.wait.commands(self.broker.stats_key("wait"))
         self.events, self.done, self.runtime, self.wait = [], Counter(), Histograms(), Histograms()
         return commands
 

@@ -106,12 +106,10 @@ class Remote:
         return {"task": task, "soft": soft, "hard": hard, "note": "children apply it within 1 s"}
 
     def do_rate_limit(self, task: str, rate: str) -> dict[str, Any]:
-        broker = get_broker()
-        interval = broker.call(lambda client: client.hget(broker.key("rl-overrides"), task))
+        spacing = get_broker().rate_override(task)
         declared = getattr(registry.get(task), "rate_limit", None)
-        if interval is None:
+        if spacing is None:
             return {"task": task, "rate": f"declared ({declared or 'no limit'})"}
-        spacing = float(interval)
         return {"task": task, "rate": f"{rate} (one start every {spacing:g} ms)" if spacing else "no limit"}
 
     def do_add_consumer(self, queue: str) -> str:

@@ -13,7 +13,6 @@ from djtasks.core.conf import get_settings
 from djtasks.ops import events
 from djtasks.transport import telemetry
 from djtasks.transport.broker import Claim, get_broker
-from djtasks.transport.telemetry import events_key
 from tests.support.waiting import wait_for
 from tests.support.workers import ROOT
 from tests.testapp.tasks import add, fail, flaky, sleep_then_record
@@ -76,7 +75,7 @@ def test_the_stream_is_trimmed_to_about_events_maxlen(redis_server):
     config = replace(get_settings(), EVENTS_MAXLEN=100)
     for i in range(1000):
         telemetry.emit(broker, config, "worker-heartbeat", worker="djtasks@test.1", processed=i)
-    assert 100 <= broker.client.xlen(events_key(broker)) < 250
+    assert 100 <= broker.client.xlen(broker.events_key()) < 250
     assert events.read(broker, "0", count=1000)[-1][1]["processed"] == 999
 
 
@@ -105,6 +104,6 @@ def test_events_and_counters_are_written_once_when_redis_lost_its_scripts(redis_
     broker = get_broker()
     redis_server.client().script_flush()
     claim = Claim(id="gone", envelope=b"{}", deliveries=1, token="t", queue="default")
-    commands = [("xadd", (events_key(broker), {"e": '[{"type": "task-succeeded", "id": "x"}]'}), {})]
+    commands = [("XADD", broker.events_key(), "*", "e", '[{"type": "task-succeeded", "id": "x"}]')]
     assert broker.ack_many([claim], also=commands) == [False]
-    assert broker.client.xlen(events_key(broker)) == 1
+    assert broker.client.xlen(broker.events_key()) == 1
