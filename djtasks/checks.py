@@ -9,10 +9,11 @@ from django.conf import settings
 from django.core import checks
 from django.db import connections, router
 
-from djtasks.calling.declaration import BACKEND_PATH
+from djtasks.calling.enqueue import BACKEND_PATH
 from djtasks.core import registry
 from djtasks.core.conf import Settings, raw_settings
 from djtasks.periodic.schedules import ScheduleError, parse_entry
+from djtasks.record.models import TaskRecord
 
 _TYPES: dict[str, type | tuple[type, ...]] = {
     "REDIS_URL": str,
@@ -159,8 +160,6 @@ def check_beat_schedule(entries: dict[Any, Any]) -> list[checks.CheckMessage]:
 
 
 def check_backend(backend: Any) -> list[checks.CheckMessage]:
-    from djtasks.record.models import TaskRecord  # noqa: PLC0415 - checks run after the registry is ready
-
     alias = router.db_for_write(TaskRecord)
     conn = connections[alias]
     if conn.vendor == "sqlite" and (conn.settings_dict.get("OPTIONS", {}).get("transaction_mode") or "").upper() != (
