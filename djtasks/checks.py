@@ -12,7 +12,8 @@ from django.db import connections, router
 from djtasks.calling.enqueue import BACKEND_PATH
 from djtasks.core import registry
 from djtasks.core.conf import Settings, raw_settings
-from djtasks.periodic.schedules import ScheduleError, parse_entry
+from djtasks.periodic.entries import parse_entry
+from djtasks.periodic.schedules import ScheduleError
 from djtasks.record.models import TaskRecord
 
 _TYPES: dict[str, type | tuple[type, ...]] = {

@@ -32,8 +32,9 @@ from djtasks.core import registry
 from djtasks.core.conf import get_settings
 from djtasks.core.exceptions import BrokerUnavailable, ImproperlyDeclared
 from djtasks.core.options import ExecutionOptions
+from djtasks.periodic.entries import Entry, parse_entry
 from djtasks.periodic.models import PeriodicRun, PeriodicTask, Source
-from djtasks.periodic.schedules import Entry, Schedule, ScheduleError, once, parse_entry
+from djtasks.periodic.schedules import Schedule, ScheduleError, once
 from djtasks.transport.broker import get_broker
 
 if TYPE_CHECKING:
