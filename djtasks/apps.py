@@ -11,8 +11,8 @@ class DjtasksConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_save
 
-        from djtasks import checks  # noqa: F401 - registers the system checks and djtasks.map/starmap
-        from djtasks.calling import builtins  # noqa: F401 - registers the system checks and djtasks.map/starmap
+        from djtasks import checks  # noqa: F401 - registers the system checks
+        from djtasks.calling import builtins  # noqa: F401 - registers djtasks.map and djtasks.starmap
         from djtasks.calling.publisher import on_task_saved
         from djtasks.record.models import TaskRecord
 

@@ -12,6 +12,7 @@ from django.utils.inspect import is_module_level_function
 
 from djtasks.calling.declaration import Task
 from djtasks.calling.enqueue import enqueue
+from djtasks.checks import check_backend
 from djtasks.core import registry
 from djtasks.core.exceptions import NotRegistered
 from djtasks.core.options import ExecutionOptions
@@ -60,9 +61,4 @@ class RedisBackend(BaseTaskBackend):
         return to_task_result(record, task)
 
     def check(self, **kwargs: Any) -> list[Any]:
-        from djtasks.checks import check_backend  # noqa: PLC0415 - checks imports backend
-
         return check_backend(self)
-
-
-

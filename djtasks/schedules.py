@@ -1,18 +1,7 @@
-"""Public import path ``djtasks.schedules``; the code lives in ``djtasks.periodic.schedules``."""
+"""Public import path ``djtasks.schedules``; the code lives in ``djtasks.periodic.schedules`` and ``.entries``."""
 
-from djtasks.periodic.schedules import (
-    CRONTAB_FIELDS,
-    ENTRY_KEYS,
-    OPTION_KEYS,
-    Entry,
-    Schedule,
-    ScheduleError,
-    crontab,
-    interval,
-    once,
-    parse_entry,
-    to_schedule,
-)
+from djtasks.periodic.entries import ENTRY_KEYS, OPTION_KEYS, Entry, parse_entry, to_schedule
+from djtasks.periodic.schedules import CRONTAB_FIELDS, Schedule, ScheduleError, crontab, interval, once
 
 __all__ = [
     "CRONTAB_FIELDS",

@@ -1,19 +1,17 @@
-"""Celery's canvas: signature, chain, group, chord, chunks, map and starmap, serializable as JSON."""
+"""Celery's canvas: signature, chain, group and chord, serializable as JSON (map and chunks: chunks.py)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from itertools import islice
 from typing import Any
 
 from django.db import router, transaction
 
-from djtasks.calling.enqueue import Defaults, djtasks_backend_alias, enqueue_defaults
 from djtasks.calling.result import AsyncResult, GroupResult
+from djtasks.calling.send import send_task
 from djtasks.core import registry
-from djtasks.core.options import ExecutionOptions
 from djtasks.record.models import Chord, TaskRecord
 
 
@@ -129,20 +127,6 @@ def from_dict(data: dict[str, Any]) -> Any:
         return chord(from_dict(data["header"]), from_dict(data["body"]))
     return Signature(data["task"], data.get("args", ()), data.get("kwargs"), data.get("options"),
                      immutable=bool(data.get("immutable")))
-
-
-def send_task(name: str, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any) -> AsyncResult:
-    """Enqueue a task by name; it need not be importable here, only registered in the workers."""
-    task = registry.get(name)
-    if task is not None and hasattr(task, "apply_async"):
-        return task.apply_async(list(args or ()), dict(kwargs or {}), **options)
-    record = enqueue_defaults(
-        Defaults(name=name, backend=djtasks_backend_alias()),
-        list(args or ()),
-        dict(kwargs or {}),
-        ExecutionOptions.build(**options),
-    )
-    return AsyncResult(record.id, task_name=name)
 
 
 class chain:  # noqa: N801 - Celery's name
@@ -294,33 +278,3 @@ class chord:  # noqa: N801 - Celery's name
         if body is not None and self.body is None:
             return chord(self.header, body).apply_async(**options)
         return self.apply_async(**options)
-
-
-def xmap(task_name: str, items: Iterable[Any]) -> Signature:
-    return Signature("djtasks.map", (task_name, list(items)))
-
-
-def xstarmap(task_name: str, items: Iterable[Any]) -> Signature:
-    return Signature("djtasks.starmap", (task_name, [list(item) for item in items]))
-
-
-class Chunks:
-    """Celery's task.chunks(items, n): a group of starmap tasks over chunks of n items."""
-
-    def __init__(self, task_name: str, items: Iterable[Any], n: int):
-        if type(n) is not int or n < 1:
-            raise ValueError("chunks() needs a chunk size n >= 1.")
-        self.task_name, self.items, self.n = getattr(task_name, "name", task_name), [list(i) for i in items], n
-
-    def group(self) -> group:
-        iterator = iter(self.items)
-        parts = iter(lambda: list(islice(iterator, self.n)), [])
-        return group([xstarmap(self.task_name, part) for part in parts])
-
-    def apply_async(self, **options: Any) -> GroupResult:
-        return self.group().apply_async(**options)
-
-    def __call__(self, **options: Any) -> GroupResult:
-        return self.apply_async(**options)
-
-    delay = __call__

@@ -12,9 +12,10 @@ from django.tasks import Task as DjangoTask
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
-from djtasks.calling import canvas, retry
+from djtasks.calling import retry
 from djtasks.calling.canvas import Signature
-from djtasks.calling.enqueue import BACKEND_PATH, djtasks_backend_alias, enqueue  # noqa: F401 - BACKEND_PATH re-exported
+from djtasks.calling.chunks import Chunks, map_signature, starmap_signature
+from djtasks.calling.enqueue import djtasks_backend_alias, enqueue
 from djtasks.calling.result import AsyncResult
 from djtasks.core import registry
 from djtasks.core.conf import get_settings
@@ -122,15 +123,15 @@ class Task(DjangoTask):
 
     def map(self, items: Any) -> Signature:
         """One task that calls this task on each item and returns the list of results."""
-        return canvas.xmap(self.name, items)
+        return map_signature(self.name, items)
 
     def starmap(self, items: Any) -> Signature:
         """One task that calls this task with each item unpacked as arguments."""
-        return canvas.xstarmap(self.name, items)
+        return starmap_signature(self.name, items)
 
-    def chunks(self, items: Any, n: int) -> canvas.Chunks:
+    def chunks(self, items: Any, n: int) -> Chunks:
         """Split items into chunks of n, each one starmap task; call it to run them as a group."""
-        return canvas.Chunks(self.name, items, n)
+        return Chunks(self.name, items, n)
 
     # Retries ------------------------------------------------------------------------------
 

@@ -6,24 +6,23 @@ import fnmatch
 import json
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import router
 from django.tasks import DEFAULT_TASK_QUEUE_NAME
+from django.tasks import Task as DjangoTask
 from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
 from django.tasks.signals import task_enqueued
 
 from djtasks.core.conf import get_settings
 from djtasks.core.exceptions import ImproperlyDeclared
 from djtasks.core.options import ExecutionOptions
+from djtasks.core.spec import TaskDefaults
 from djtasks.record import sql
 from djtasks.record.convert import to_task_result
 from djtasks.record.models import TaskRecord
-
-if TYPE_CHECKING:
-    from djtasks.calling.declaration import Task
-
 
 BACKEND_PATH = "djtasks.backend.RedisBackend"
 
@@ -38,14 +37,15 @@ def djtasks_backend_alias() -> str:
 
 @dataclass(frozen=True, slots=True)
 class Defaults:
-    """What a row takes from its task's declaration when the call does not say otherwise."""
+    """The declaration of a task known only by its name (send_task): a TaskDefaults with no options."""
 
     name: str
-    queue: str = DEFAULT_TASK_QUEUE_NAME
+    queue_name: str = DEFAULT_TASK_QUEUE_NAME
     priority: int = 0
     backend: str = "default"
     ignore_result: bool = False
-    expires: Any = None
+    expires: float | None = None
+    run_after: datetime | None = None
 
 
 def route(name: str) -> str | None:
@@ -78,58 +78,42 @@ def check_json(name: str, args: list[Any], kwargs: dict[str, Any]) -> None:
             ) from None
 
 
-def enqueue(task: Task, args: list[Any], kwargs: dict[str, Any], options: ExecutionOptions) -> TaskRecord:
-    """Insert the row (state PENDING) in the current transaction and return it."""
-    defaults = Defaults(
-        name=task.name,
-        queue=task.queue_name,
-        priority=task.priority,
-        backend=task.backend,
-        ignore_result=task.ignore_result,
-        expires=task.expires,
-    )
-    return enqueue_defaults(defaults, args, kwargs, options, eta=task.run_after, task=task)
-
-
-def enqueue_defaults(
-    defaults: Defaults,
-    args: list[Any],
-    kwargs: dict[str, Any],
-    options: ExecutionOptions,
-    *,
-    eta: Any = None,
-    task: Task | None = None,
-) -> TaskRecord:
-    """Insert a row for a task known by its defaults (send_task may name a task not loaded here)."""
-    check_json(defaults.name, args, kwargs)
-    priority = defaults.priority if options.priority is None else options.priority
-    if type(priority) is not int or not TASK_MIN_PRIORITY <= priority <= TASK_MAX_PRIORITY:
-        raise ImproperlyDeclared(
-            f"priority must be a whole number between {TASK_MIN_PRIORITY} and {TASK_MAX_PRIORITY}."
-        )
-    task_id = options.task_id or str(uuid.uuid4())
-    expires = options.expires
-    if expires is None and defaults.expires is not None:
-        expires = ExecutionOptions.build(expires=defaults.expires).expires
+def workflow(options: ExecutionOptions) -> dict[str, Any]:
+    """Return the row's canvas field: where this call sits in a chain, a chord, and its callbacks."""
     canvas: dict[str, Any] = {}
     for key in ("link", "link_error", "chain"):
         if getattr(options, key):
             canvas[key] = list(getattr(options, key))
     if options.chord:
         canvas["chord"] = options.chord
+    return canvas
+
+
+def enqueue(task: TaskDefaults, args: list[Any], kwargs: dict[str, Any], options: ExecutionOptions) -> TaskRecord:
+    """Insert the row (state PENDING) in the current transaction and return it."""
+    check_json(task.name, args, kwargs)
+    priority = task.priority if options.priority is None else options.priority
+    if type(priority) is not int or not TASK_MIN_PRIORITY <= priority <= TASK_MAX_PRIORITY:
+        raise ImproperlyDeclared(
+            f"priority must be a whole number between {TASK_MIN_PRIORITY} and {TASK_MAX_PRIORITY}."
+        )
+    task_id = options.task_id or str(uuid.uuid4())
+    expires = options.expires
+    if expires is None and task.expires is not None:
+        expires = ExecutionOptions.build(expires=task.expires).expires
     record = sql.new_record(
         id=task_id,
-        task_name=defaults.name,
-        queue=options.queue or route(defaults.name) or defaults.queue,
+        task_name=task.name,
+        queue=options.queue or route(task.name) or task.queue_name,
         priority=priority,
-        backend=defaults.backend,
+        backend=task.backend,
         args=args,
         kwargs=kwargs,
-        eta=options.eta or eta,
+        eta=options.eta or task.run_after,
         expires_at=expires,
-        ignore_result=defaults.ignore_result if options.ignore_result is None else options.ignore_result,
+        ignore_result=task.ignore_result if options.ignore_result is None else options.ignore_result,
         headers=dict(options.headers),
-        canvas=canvas,
+        canvas=workflow(options),
         parent_id=options.parent_id,
         root_id=options.root_id or task_id,
         group_id=options.group_id,
@@ -137,6 +121,7 @@ def enqueue_defaults(
     )
     # post_save (publisher.on_task_saved) registers the publish on this database's commit.
     sql.insert(record, router.db_for_write(TaskRecord))
-    if task is not None and task_enqueued.has_listeners():
+    # Django's receivers get a TaskResult, which only a declared task builds (send_task's Defaults cannot).
+    if isinstance(task, DjangoTask) and task_enqueued.has_listeners():
         task_enqueued.send(type(task.get_backend()), task_result=to_task_result(record, task))
     return record

@@ -145,7 +145,7 @@ class AsyncResult:
     wait = get
 
     def revoke(self, terminate: bool = False) -> str:
-        """Revoke the task (see djtasks.revocation.revoke); a waiting task will never start."""
+        """Revoke the task (see djtasks.calling.revoke); a waiting task will never start."""
         return revoke(self.id, terminate=terminate)
 
     def _wait(self, wait: Any, deadline: float | None, propagate: bool) -> Any:

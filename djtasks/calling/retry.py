@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from django.tasks import TaskContext
 from django.utils import timezone
@@ -13,9 +13,7 @@ from django.utils import timezone
 from djtasks.core.context import current
 from djtasks.core.exceptions import MaxRetriesExceededError, Retry
 from djtasks.core.options import aware
-
-if TYPE_CHECKING:
-    from djtasks.calling.declaration import Task
+from djtasks.core.spec import RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +67,7 @@ def current_request(task_name: str) -> Request:
 
 
 def request_retry(
-    task: Task,
+    task: RetryPolicy,
     *,
     exc: BaseException | None = None,
     countdown: float | None = None,
@@ -98,7 +96,7 @@ def request_retry(
     raise Retry(exc=exc, when=when)
 
 
-def backoff_seconds(task: Task, retries: int) -> float:
+def backoff_seconds(task: RetryPolicy, retries: int) -> float:
     """Celery's autoretry delay: exponential when retry_backoff is set, with full jitter."""
     if not task.retry_backoff:
         return float(task.default_retry_delay)
@@ -107,7 +105,7 @@ def backoff_seconds(task: Task, retries: int) -> float:
     return random.uniform(0, delay) if task.retry_jitter else delay
 
 
-def plan(task: Task, retries: int, exc: BaseException) -> tuple[datetime, BaseException] | None:
+def plan(task: RetryPolicy, retries: int, exc: BaseException) -> tuple[datetime, BaseException] | None:
     """Decide whether an error is retried: (eta, error to record) or None for a final failure."""
     if isinstance(exc, Retry):
         return exc.when, exc.exc or exc  # type: ignore[return-value]

@@ -6,7 +6,7 @@ Exactly once, three guards deep:
    second worker (the key expired, Redis lost its data, or Redis is down) changes nothing;
 3. the unique (periodic task, scheduled time) PeriodicRun row and the run's task id, derived
    from the same pair, so no path can write the same run twice.
-The task row is written by client.enqueue in that transaction and published after the commit;
+The task row is written by calling.enqueue in that transaction and published after the commit;
 a worker that dies after the commit leaves the row to the outbox sweep, never a missed run.
 
 Catch-up: a run late by at most BEAT_MISFIRE_GRACE seconds fires for its own slot (so a busy
@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import F
@@ -32,12 +32,11 @@ from djtasks.core import registry
 from djtasks.core.conf import get_settings
 from djtasks.core.exceptions import BrokerUnavailable, ImproperlyDeclared
 from djtasks.core.options import ExecutionOptions
+from djtasks.core.spec import TaskDefaults
+from djtasks.periodic.entries import Entry, parse_entry
 from djtasks.periodic.models import PeriodicRun, PeriodicTask, Source
-from djtasks.periodic.schedules import Entry, Schedule, ScheduleError, once, parse_entry
+from djtasks.periodic.schedules import Schedule, ScheduleError, once
 from djtasks.transport.broker import get_broker
-
-if TYPE_CHECKING:
-    from djtasks.calling.declaration import Task
 
 logger = logging.getLogger("djtasks")
 RUN_NAMESPACE = uuid.UUID("6f4c1e0a-5b2d-4c0e-9a7e-2d1f3b9c8a10")
@@ -124,7 +123,7 @@ class Beat:
                 return False
         except BrokerUnavailable:
             pass  # the database fence below still lets only one worker fire it
-        task = cast("Task | None", registry.get(row.task))
+        task = cast("TaskDefaults | None", registry.get(row.task))
         try:
             with transaction.atomic(using=self.db):
                 advanced = (
@@ -168,7 +167,7 @@ class Beat:
 
 def run_now(row: PeriodicTask, worker: str = "admin") -> str:
     """Enqueue one run of a periodic task now, outside its schedule; return the task id."""
-    task = cast("Task", registry.lookup(row.task))
+    task = cast("TaskDefaults", registry.lookup(row.task))
     db = row._state.db or "default"
     with transaction.atomic(using=db):
         record = enqueue(task, list(row.args), dict(row.kwargs),
