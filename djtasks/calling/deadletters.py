@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import router, transaction
 
 from djtasks.calling.publisher import message_of, publish
-from djtasks.core.states import PENDING
+from djtasks.record import transitions
 from djtasks.record.models import DeadLetter, TaskRecord
 from djtasks.transport.broker import get_broker
 
@@ -17,10 +17,7 @@ def requeue(letter: DeadLetter) -> str:
         record = TaskRecord.objects.using(db).select_for_update().filter(pk=letter.task_id).first()
         if record is None:
             return f"{letter.task_id or 'message'}: no task row to requeue (the message itself was malformed)"
-        record.state = PENDING
-        record.finished_at = None
-        record.lease_expires_at = None
-        record.save(using=db, update_fields=["state", "finished_at", "lease_expires_at"])
+        transitions.reset_to_pending(db, record)
         letter.delete()
         # A fresh start: the poison counter of the old message must not count against it.
         transaction.on_commit(lambda: _republish(record), using=db, robust=True)

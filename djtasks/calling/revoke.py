@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from djtasks.core.conf import get_settings
 from djtasks.core.exceptions import BrokerUnavailable
-from djtasks.core.states import READY_STATES, REVOKED
+from djtasks.core.states import READY_STATES
+from djtasks.record import revocation
 from djtasks.record.models import TaskRecord
 from djtasks.transport.broker import get_broker
 from djtasks.transport.telemetry import Recorder
@@ -34,12 +35,7 @@ def revoke(task_id: str, terminate: bool = False, reason: str = "revoked") -> st
         if record.state in READY_STATES:
             return f"already {record.state}"
         held = record.lease_expires_at is not None and record.lease_expires_at > now
-        TaskRecord.objects.using(db).filter(pk=task_id).update(
-            state=REVOKED,
-            finished_at=now,
-            exception_type="djtasks.exceptions.TaskRevoked",
-            exception_message=reason + (" (terminate requested)" if held and terminate else ""),
-        )
+        revocation.revoke(db, task_id, reason + (" (terminate requested)" if held and terminate else ""), now)
         queue, worker, name = record.queue, record.worker, record.task_name
         transaction.on_commit(lambda: _tell_redis(task_id, queue, worker if held else "", terminate), using=db)
         transaction.on_commit(lambda: _record_event(task_id, name, queue, worker if held else "", reason), using=db)

@@ -1,1 +1,1 @@
-"""The record: the task row, its states and every transition, and the hot-path SQL."""
+"""The record: the task row, its QuerySet states, every transition (transitions, revocation), the hot-path SQL."""

@@ -7,10 +7,28 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from djtasks.core.states import READY_STATES, RUNNABLE_STATES, State
+from djtasks.core.states import FAILURE, PENDING, READY_STATES, RETRY, REVOKED, RUNNABLE_STATES, STARTED, SUCCESS, State
 
 
 class TaskRecordQuerySet(models.QuerySet["TaskRecord"]):
+    def pending(self) -> TaskRecordQuerySet:
+        return self.filter(state=PENDING)
+
+    def started(self) -> TaskRecordQuerySet:
+        return self.filter(state=STARTED)
+
+    def retrying(self) -> TaskRecordQuerySet:
+        return self.filter(state=RETRY)
+
+    def succeeded(self) -> TaskRecordQuerySet:
+        return self.filter(state=SUCCESS)
+
+    def failed(self) -> TaskRecordQuerySet:
+        return self.filter(state=FAILURE)
+
+    def revoked(self) -> TaskRecordQuerySet:
+        return self.filter(state=REVOKED)
+
     def unready(self) -> TaskRecordQuerySet:
         return self.filter(state__in=RUNNABLE_STATES)
 

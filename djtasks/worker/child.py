@@ -10,14 +10,12 @@ Until an outcome is committed and acked the parent keeps extending its lease.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -27,33 +25,17 @@ from django.utils import timezone
 from djtasks.core.conf import Settings, get_settings
 from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.transport.broker import Claim, get_broker
-from djtasks.worker.executor import Executor, Outcome, Started, hand_back
+from djtasks.worker.execute import Runner
 from djtasks.worker.limits import resident_kib
+from djtasks.worker.outcome import Outcome, Started
+from djtasks.worker.protocol import ChildLimits, Consume, Executing, Holding, Released, Report, Skip, decode_order
+from djtasks.worker.recording import Recording, hand_back
+from djtasks.worker.start import Starter
 
 logger = logging.getLogger("djtasks")
 WAIT_SECONDS = 1.0
 # Outcomes wait at most this long for the next batch's transaction; slower tasks flush at once.
 FLUSH_AFTER = 0.02
-
-
-def encode_claim(claim: Claim) -> dict[str, Any]:
-    return {
-        "id": claim.id,
-        "envelope": claim.envelope.decode("utf-8", "backslashreplace"),
-        "deliveries": claim.deliveries,
-        "token": claim.token,
-        "queue": claim.queue,
-    }
-
-
-def decode_claim(data: dict[str, Any]) -> Claim:
-    return Claim(
-        id=data["id"],
-        envelope=data["envelope"].encode(),
-        deliveries=data["deliveries"],
-        token=data["token"],
-        queue=data["queue"],
-    )
 
 
 class Backoff:
@@ -79,29 +61,30 @@ class Reporter:
         # The queue list the parent last ordered (add_consumer / cancel_consumer), until read.
         self.queues: list[str] | None = None
 
-    def send(self, event: dict[str, Any]) -> None:
-        data = json.dumps(event).encode()
+    def send(self, report: Report) -> None:
+        data = report.encode()
         with self.lock:
             self.pipe.send_bytes(data)
 
     def started(self, claims: list[Claim]) -> None:
-        self.send({"event": "start", "claims": [encode_claim(c) for c in claims]})
+        self.send(Holding(tuple(claims)))
 
     def done(self, ids: list[str]) -> None:
         if ids:
-            self.send({"event": "done", "ids": ids})
+            self.send(Released(tuple(ids)))
 
     def executing(self, task_id: str, hard_limit: float | None) -> None:
-        self.send({"event": "exec", "id": task_id, "hard": hard_limit})
+        self.send(Executing(task_id, hard_limit))
 
     def orders(self) -> set[str]:
         """Read the parent's orders: ids to skip (revoked while reserved), and a new queue list."""
         skip: set[str] = set()
         while self.pipe.poll():
-            order = json.loads(self.pipe.recv_bytes())
-            skip.update(order.get("skip", []))
-            if "queues" in order:
-                self.queues = list(order["queues"])
+            match decode_order(self.pipe.recv_bytes()):
+                case Skip(ids=ids):
+                    skip.update(ids)
+                case Consume(queues=queues):
+                    self.queues = list(queues)
         return skip
 
 
@@ -114,9 +97,10 @@ class Child:
         self.max_memory = limits.max_memory_kib
         self.config: Settings = get_settings()
         self.broker = get_broker()
-        self.executor = Executor(self.broker, self.config, worker_id)
-        self.executor.soft_time_limit = limits.soft_time_limit
-        self.executor.time_limit = limits.time_limit
+        self.recording = Recording(self.broker, self.config, worker_id)
+        self.starter = Starter(self.recording, self.config, worker_id)
+        self.runner = Runner(self.recording, worker_id, soft_time_limit=limits.soft_time_limit,
+                             time_limit=limits.time_limit)
         self.skip: set[str] = set()
         self.reporter = Reporter(pipe)
         self.stopping = False
@@ -138,27 +122,9 @@ class Child:
             while not self.stopping and (self.max_tasks is None or executed < self.max_tasks):
                 rounds += 1
                 self._read_orders()
-                # Prefetch only while tasks are fast: a slow task must not hold others behind it.
-                limit = self.config.PREFETCH if self.last_fast else 1
-                if self.max_tasks is not None:
-                    limit = min(limit, self.max_tasks - executed)
-                try:
-                    claims = self.broker.claim(
-                        self.queues, f"{self.prefix}.{rounds}", self.lease_ms, limit=limit, deep=self.config.PREFETCH
-                    )
-                except BrokerUnavailable as exc:
-                    self.flush()
-                    logger.warning("Worker %s child %d cannot reach Redis (%s); retrying", self.worker_id,
-                                   self.index, exc)
-                    backoff.sleep()
-                    continue
+                limit = self._batch_size(executed)
+                claims = self._claim(rounds, limit, backoff)
                 if not claims:
-                    self.flush()
-                    self.executor.recorder.flush()  # e.g. retry events, whose claims are released, not acked
-                    try:
-                        self.broker.wait_for_work(self.queues, WAIT_SECONDS)
-                    except BrokerUnavailable:
-                        backoff.sleep()
                     continue
                 backoff.reset()
                 executed += self._run_batch(claims, backoff)
@@ -167,7 +133,34 @@ class Child:
                     self.flush()
         finally:
             self.flush()
-            self.executor.recorder.flush()
+            self.recording.recorder.flush()
+
+    def _batch_size(self, executed: int) -> int:
+        # Prefetch only while tasks are fast: a slow task must not hold others behind it.
+        limit = self.config.PREFETCH if self.last_fast else 1
+        if self.max_tasks is not None:
+            limit = min(limit, self.max_tasks - executed)
+        return limit
+
+    def _claim(self, rounds: int, limit: int, backoff: Backoff) -> list[Claim]:
+        """Reserve a batch; if there is none, record the held outcomes and wait for work (or for Redis)."""
+        try:
+            claims = self.broker.claim(
+                self.queues, f"{self.prefix}.{rounds}", self.lease_ms, limit=limit, deep=self.config.PREFETCH
+            )
+        except BrokerUnavailable as exc:
+            self.flush()
+            logger.warning("Worker %s child %d cannot reach Redis (%s); retrying", self.worker_id, self.index, exc)
+            backoff.sleep()
+            return []
+        if not claims:
+            self.flush()
+            self.recording.recorder.flush()  # e.g. retry events, whose claims are released, not acked
+            try:
+                self.broker.wait_for_work(self.queues, WAIT_SECONDS)
+            except BrokerUnavailable:
+                backoff.sleep()
+        return claims
 
     def _read_orders(self) -> None:
         self.skip |= self.reporter.orders()
@@ -180,14 +173,26 @@ class Child:
         """Record the held outcomes now (retrying while the database is down)."""
         pending, self.pending = self.pending, []
         if pending:
-            self.executor.finish(pending)
+            self.recording.finish(pending)
             self.reporter.done([started.claim.id for started, _ in pending])
 
     def _run_batch(self, claims: list[Claim], backoff: Backoff) -> int:
+        started = self._start(claims, backoff)
+        if started is None:
+            return 0
+        executed = self._execute(started)
+        if self._over_memory():
+            logger.info("Child %d uses %d KiB, over --max-memory-per-child; recycling it", self.index,
+                        resident_kib())
+            self.stopping = True
+        return executed
+
+    def _start(self, claims: list[Claim], backoff: Backoff) -> list[Started] | None:
+        """Start the claims, writing the held outcomes in the same transaction; None if the database failed."""
         self.reporter.started(claims)
         finished, self.pending = self.pending, []
         try:
-            started = self.executor.start(claims, finished)
+            started = self.starter.start(claims, finished)
         except DatabaseError as exc:
             # An outage is nobody's fault; any other database error counts towards the poison
             # limit, so a message that always breaks the transaction ends up dead-lettered.
@@ -196,50 +201,54 @@ class Child:
             for conn in connections.all(initialized_only=True):
                 conn.close_if_unusable_or_obsolete()
             for claim in claims:
-                hand_back(self.executor.db, self.broker, claim, forgive=outage)
+                hand_back(self.recording.db, self.broker, claim, forgive=outage)
             self.reporter.done([c.id for c in claims])
             self.pending = finished
             self.flush()  # the outcomes are kept and written once the database answers
             backoff.sleep()
-            return 0
+            return None
         self.reporter.done([started.claim.id for started, _ in finished])
         running = {s.claim.id for s in started}
         self.reporter.done([c.id for c in claims if c.id not in running])
+        return started
+
+    def _execute(self, started: list[Started]) -> int:
+        """Execute the started tasks in order, until a stop, a slow task or recycling sends the rest back."""
         executed = 0
         for position, item in enumerate(started):
             if position > 0 and (self.stopping or self._over_memory()):
                 # Warm shutdown or recycling: finish the task in hand, hand back the ones not begun.
-                for rest in started[position:]:
-                    hand_back(self.executor.db, self.broker, rest.claim, forgive=True)
-                self.reporter.done([rest.claim.id for rest in started[position:]])
+                self._hand_back(started[position:])
                 break
             self._read_orders()
             if item.claim.id in self.skip:
                 self.skip.discard(item.claim.id)
-                self.executor.drop_revoked(item)
+                self.recording.drop_revoked(item)
                 self.reporter.done([item.claim.id])
                 continue
-            self.reporter.executing(item.claim.id, self.executor.hard_limit(item.task))
-            began = time.monotonic()
-            outcome = self.executor.execute(item)
-            _reset_connections()
-            self.pending.append((item, outcome))
+            self._execute_one(item)
             executed += 1
-            self.last_fast = time.monotonic() - began <= FLUSH_AFTER
-            if not self.last_fast or self._oldest_pending_age() > FLUSH_AFTER:
-                self.flush()
             if not self.last_fast and position + 1 < len(started):
                 # A slow task: the rest of the batch goes back to the queue for idle children.
-                remaining = started[position + 1:]
-                for other in remaining:
-                    hand_back(self.executor.db, self.broker, other.claim, forgive=True)
-                self.reporter.done([other.claim.id for other in remaining])
+                self._hand_back(started[position + 1:])
                 break
-        if self._over_memory():
-            logger.info("Child %d uses %d KiB, over --max-memory-per-child; recycling it", self.index,
-                        resident_kib())
-            self.stopping = True
         return executed
+
+    def _execute_one(self, item: Started) -> None:
+        self.reporter.executing(item.claim.id, self.runner.hard_limit(item.task))
+        began = time.monotonic()
+        outcome = self.runner.execute(item)
+        _reset_connections()
+        self.pending.append((item, outcome))
+        self.last_fast = time.monotonic() - began <= FLUSH_AFTER
+        if not self.last_fast or self._oldest_pending_age() > FLUSH_AFTER:
+            self.flush()
+
+    def _hand_back(self, items: list[Started]) -> None:
+        """Send claims not begun back to their queue, for other children."""
+        for item in items:
+            hand_back(self.recording.db, self.broker, item.claim, forgive=True)
+        self.reporter.done([item.claim.id for item in items])
 
     def _over_memory(self) -> bool:
         return bool(self.max_memory) and resident_kib() > (self.max_memory or 0)
@@ -257,18 +266,17 @@ def request_early_stop(signum: int, frame: Any) -> None:
     _early_stop["requested"] = True
 
 
-@dataclass(frozen=True)
-class ChildLimits:
-    max_tasks: int | None = None
-    max_memory_kib: int | None = None
-    soft_time_limit: float | None = None
-    time_limit: float | None = None
-
-
 def child_main(index: int, worker_id: str, queues: list[str], pipe: Connection, limits: ChildLimits) -> None:
     """Entry point of a forked child; returns (and the process exits) when asked to stop."""
-    Child(index, worker_id, queues, pipe, limits).run()
-    pipe.close()
+    # The fork copied the parent's handlers; a child must never run them (they signal "children").
+    signal.signal(signal.SIGTERM, request_early_stop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+    try:
+        Child(index, worker_id, queues, pipe, limits).run()
+        pipe.close()
+    finally:
+        connections.close_all()
 
 
 def _reset_connections() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from djtasks.calling.overrides import Limits, read_time_limits
 from djtasks.core.exceptions import BrokerUnavailable
@@ -32,6 +31,3 @@ class TimeLimitOverrides:
             except BrokerUnavailable as exc:
                 logger.debug("Time-limit overrides not refreshed (%s); keeping the last copy", exc)
         return self.limits.get(task_name)
-
-    def snapshot(self) -> dict[str, Any]:
-        return {name: {"soft": soft, "hard": hard} for name, (soft, hard) in self.limits.items()}

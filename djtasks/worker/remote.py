@@ -6,15 +6,14 @@ request's reply list, where djtasks.control waits for it.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import resource
-import signal
 import socket
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.utils import timezone
 
@@ -24,9 +23,7 @@ from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.record.models import TaskRecord
 from djtasks.transport import telemetry
 from djtasks.transport.broker import get_broker
-
-if TYPE_CHECKING:
-    from djtasks.worker.supervisor import Slot, Worker
+from djtasks.worker.pool import Pool
 
 logger = logging.getLogger("djtasks")
 INSPECTIONS = ("active", "scheduled", "reserved", "registered", "stats", "queues")
@@ -37,27 +34,44 @@ class CommandError(Exception):
 
 
 class Remote:
-    def __init__(self, worker: Worker):
-        self.worker = worker
-        # Children asked to stop by pool_shrink: they are not replaced when they exit.
-        self.retiring: set[int] = set()
+    def __init__(self, pool: Pool):
+        self.pool = pool
+        self.commands: dict[str, Callable[..., Any]] = {
+            "ping": self.do_ping,
+            "inspect": self.do_inspect,
+            "time_limit": self.do_time_limit,
+            "rate_limit": self.do_rate_limit,
+            "add_consumer": self.do_add_consumer,
+            "cancel_consumer": self.do_cancel_consumer,
+            "pool_grow": self.do_pool_grow,
+            "pool_shrink": self.do_pool_shrink,
+            "shutdown": self.do_shutdown,
+        }
+        self.inspections: dict[str, Callable[[], Any]] = {
+            "active": self._inspect_active,
+            "scheduled": self._inspect_scheduled,
+            "reserved": self._inspect_reserved,
+            "registered": self._inspect_registered,
+            "stats": self._inspect_stats,
+            "queues": self._inspect_queues,
+        }
 
     # Worker events ------------------------------------------------------------------------
 
     def online(self) -> None:
-        w = self.worker
-        self._event("worker-online", hostname=socket.gethostname(), pid=os.getpid(), queues=w.queues,
-                    concurrency=w.concurrency)
+        pool = self.pool
+        self._event("worker-online", hostname=socket.gethostname(), pid=os.getpid(), queues=pool.queues,
+                    concurrency=pool.concurrency)
 
     def beat(self, info: dict[str, Any]) -> None:
         self._event("worker-heartbeat", processed=info["processed"], active=len(info["active"]),
                     queues=info["queues"], concurrency=info["concurrency"])
 
     def offline(self) -> None:
-        self._event("worker-offline", processed=sum(slot.processed for slot in self.worker.slots.values()))
+        self._event("worker-offline", processed=sum(child.processed for child in self.pool.children()))
 
     def _event(self, kind: str, **fields: Any) -> None:
-        telemetry.emit(get_broker(), self.worker.config, kind, worker=self.worker.worker_id, **fields)
+        telemetry.emit(get_broker(), self.pool.config, kind, worker=self.pool.worker_id, **fields)
 
     # Commands -----------------------------------------------------------------------------
 
@@ -66,24 +80,24 @@ class Remote:
         name, request_id = str(command.get("cmd")), command.get("rid")
         deadline = command.get("deadline")
         if isinstance(deadline, int | float) and time.time() > deadline:
-            logger.info("Worker %s dropped control command %r: its sender stopped waiting", self.worker.worker_id,
+            logger.info("Worker %s dropped control command %r: its sender stopped waiting", self.pool.worker_id,
                         name)
             return
-        handler = getattr(self, f"do_{name}", None) if name.isidentifier() else None
+        handler = self.commands.get(name)
         try:
             if handler is None:
                 raise CommandError(f"unknown command {name!r}")
             data, after = handler(**(command.get("args") or {})), None
             if isinstance(data, tuple):
                 data, after = data
-            payload: dict[str, Any] = {"worker": self.worker.worker_id, "ok": True, "data": data}
+            payload: dict[str, Any] = {"worker": self.pool.worker_id, "ok": True, "data": data}
         except (CommandError, TypeError, ValueError) as exc:
-            after, payload = None, {"worker": self.worker.worker_id, "ok": False, "error": str(exc)}
+            after, payload = None, {"worker": self.pool.worker_id, "ok": False, "error": str(exc)}
         except Exception as exc:  # a command must not take the parent down (database or Redis errors)
-            logger.exception("Worker %s failed to carry out control command %r", self.worker.worker_id, name)
+            logger.exception("Worker %s failed to carry out control command %r", self.pool.worker_id, name)
             error = f"{type(exc).__name__}: {exc}"
-            after, payload = None, {"worker": self.worker.worker_id, "ok": False, "error": error}
-        logger.info("Worker %s control %r: %s", self.worker.worker_id, name,
+            after, payload = None, {"worker": self.pool.worker_id, "ok": False, "error": error}
+        logger.info("Worker %s control %r: %s", self.pool.worker_id, name,
                     "ok" if payload["ok"] else payload["error"])
         if isinstance(request_id, str):
             try:
@@ -99,7 +113,7 @@ class Remote:
     def do_inspect(self, what: str) -> Any:
         if what not in INSPECTIONS:
             raise CommandError(f"cannot inspect {what!r}; choose one of {', '.join(INSPECTIONS)}")
-        return getattr(self, f"_inspect_{what}")()
+        return self.inspections[what]()
 
     def do_time_limit(self, task: str) -> dict[str, Any]:
         soft, hard = read_time_limits(get_broker()).get(task, (None, None))
@@ -113,74 +127,61 @@ class Remote:
         return {"task": task, "rate": f"{rate} (one start every {spacing:g} ms)" if spacing else "no limit"}
 
     def do_add_consumer(self, queue: str) -> str:
-        w = self.worker
-        if queue in w.queues:
+        queues = self.pool.queues
+        if queue in queues:
             return f"already consuming from {queue!r}"
-        w.queues = [*w.queues, queue]
-        self._tell_children({"queues": w.queues})
+        self.pool.set_queues([*queues, queue])
         return f"now consuming from {queue!r}"
 
     def do_cancel_consumer(self, queue: str) -> str:
-        w = self.worker
-        if queue not in w.queues:
+        queues = self.pool.queues
+        if queue not in queues:
             raise CommandError(f"not consuming from {queue!r}")
-        if len(w.queues) == 1:
+        if len(queues) == 1:
             raise CommandError(f"{queue!r} is the only queue of this worker; add another one first")
-        w.queues = [q for q in w.queues if q != queue]
-        self._tell_children({"queues": w.queues})
+        self.pool.set_queues([q for q in queues if q != queue])
         return f"no longer consuming from {queue!r}"
 
     def do_pool_grow(self, n: int = 1) -> str:
-        w = self.worker
         if not isinstance(n, int) or n < 1:
             raise CommandError("pool_grow needs a positive number of children")
-        if w.stop_requested_at is not None:
+        if self.pool.stopping:
             raise CommandError("the worker is shutting down")
-        for _ in range(n):
-            w._spawn(max([*w.slots, *self.retiring], default=-1) + 1)
-        w.concurrency += n
-        return f"pool grown by {n} to {w.concurrency}"
+        self.pool.grow(n)
+        return f"pool grown by {n} to {self.pool.concurrency}"
 
     def do_pool_shrink(self, n: int = 1) -> str:
-        w = self.worker
         if not isinstance(n, int) or n < 1:
             raise CommandError("pool_shrink needs a positive number of children")
-        serving = [slot for slot in w.slots.values() if slot.index not in self.retiring]
+        serving = [child for child in self.pool.children() if not child.retiring]
         if n >= len(serving):
             raise CommandError(f"cannot stop {n} of {len(serving)} children: at least one must stay")
         # Idle children first, then the most recently added ones.
-        chosen: list[Slot] = sorted(serving, key=lambda slot: (slot.executing is not None, -slot.index))[:n]
-        for slot in chosen:
-            self.retiring.add(slot.index)
-            if slot.process.pid is not None:
-                os.kill(slot.process.pid, signal.SIGTERM)  # warm: it finishes its task, hands back the rest
-        w.concurrency -= n
-        return f"pool shrunk by {n} to {w.concurrency} (stopping children {sorted(s.index for s in chosen)})"
+        chosen = sorted(serving, key=lambda child: (child.executing is not None, -child.index))[:n]
+        self.pool.retire([child.index for child in chosen])
+        return f"pool shrunk by {n} to {self.pool.concurrency} (stopping children {sorted(c.index for c in chosen)})"
 
     def do_shutdown(self) -> tuple[str, Any]:
-        w = self.worker
-        return "warm shutdown started", lambda: w._on_stop_signal(signal.SIGTERM, None)
+        return "warm shutdown started", self.pool.request_warm_stop
 
     # Inspections ----------------------------------------------------------------------------
 
     def _inspect_active(self) -> list[dict[str, Any]]:
-        now = time.monotonic()
-        executing = {slot.executing[0]: (slot, now - slot.executing[1]) for slot in self.worker.slots.values()
-                     if slot.executing}
-        rows = _rows(self.worker.db, list(executing))
-        return [{**rows.get(task_id, {"id": task_id}), "child": slot.index, "pid": slot.process.pid,
-                 "running_s": round(seconds, 3)} for task_id, (slot, seconds) in executing.items()]
+        executing = {child.executing: child for child in self.pool.children() if child.executing is not None}
+        rows = _rows(self.pool.db, list(executing))
+        return [{**rows.get(task_id, {"id": task_id}), "child": child.index, "pid": child.pid,
+                 "running_s": round(child.running_s, 3)} for task_id, child in executing.items()]
 
     def _inspect_reserved(self) -> list[dict[str, Any]]:
-        held = {claim.id: slot for slot in self.worker.slots.values() for claim in slot.running.values()
-                if not (slot.executing and slot.executing[0] == claim.id)}
-        rows = _rows(self.worker.db, list(held))
-        return [{**rows.get(task_id, {"id": task_id}), "child": slot.index} for task_id, slot in held.items()]
+        held = {claim.id: child for child in self.pool.children() for claim in child.held
+                if claim.id != child.executing}
+        rows = _rows(self.pool.db, list(held))
+        return [{**rows.get(task_id, {"id": task_id}), "child": child.index} for task_id, child in held.items()]
 
     def _inspect_scheduled(self) -> list[dict[str, Any]]:
         broker = get_broker()
-        due = {task_id: (queue, at) for queue in self.worker.queues for task_id, at in broker.scheduled(queue)}
-        rows = _rows(self.worker.db, list(due))
+        due = {task_id: (queue, at) for queue in self.pool.queues for task_id, at in broker.scheduled(queue)}
+        rows = _rows(self.pool.db, list(due))
         return [{**rows.get(task_id, {"id": task_id}), "queue": queue,
                  "eta": datetime.fromtimestamp(at, tz=UTC).isoformat()}
                 for task_id, (queue, at) in sorted(due.items(), key=lambda item: item[1][1])]
@@ -189,38 +190,32 @@ class Remote:
         return registry.names()
 
     def _inspect_stats(self) -> dict[str, Any]:
-        w = self.worker
+        pool = self.pool
+        children = pool.children()
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        descendants = resource.getrusage(resource.RUSAGE_CHILDREN)
+        limits = pool.limits
         return {
             "hostname": socket.gethostname(),
             "pid": os.getpid(),
-            "uptime_s": round((timezone.now() - w.started_at).total_seconds(), 1),
-            "concurrency": w.concurrency,
-            "queues": w.queues,
-            "processed": sum(slot.processed for slot in w.slots.values()),
-            "pool": [{"child": s.index, "pid": s.process.pid, "processed": s.processed, "held": len(s.running),
-                      "retiring": s.index in self.retiring} for s in sorted(w.slots.values(), key=lambda s: s.index)],
-            "limits": {"soft_time_limit": w.limits.soft_time_limit, "time_limit": w.limits.time_limit,
-                       "max_tasks_per_child": w.limits.max_tasks, "max_memory_per_child": w.limits.max_memory_kib},
-            "prefetch": w.config.PREFETCH,
-            "rusage": {"utime_s": round(usage.ru_utime + children.ru_utime, 3),
-                       "stime_s": round(usage.ru_stime + children.ru_stime, 3),
+            "uptime_s": round((timezone.now() - pool.started_at).total_seconds(), 1),
+            "concurrency": pool.concurrency,
+            "queues": pool.queues,
+            "processed": sum(child.processed for child in children),
+            "pool": [{"child": c.index, "pid": c.pid, "processed": c.processed, "held": len(c.held),
+                      "retiring": c.retiring} for c in sorted(children, key=lambda c: c.index)],
+            "limits": {"soft_time_limit": limits.soft_time_limit, "time_limit": limits.time_limit,
+                       "max_tasks_per_child": limits.max_tasks, "max_memory_per_child": limits.max_memory_kib},
+            "prefetch": pool.config.PREFETCH,
+            "rusage": {"utime_s": round(usage.ru_utime + descendants.ru_utime, 3),
+                       "stime_s": round(usage.ru_stime + descendants.ru_stime, 3),
                        "parent_maxrss_kib": usage.ru_maxrss},
         }
 
     def _inspect_queues(self) -> list[dict[str, Any]]:
         depths = get_broker().queue_stats()
         empty = {"ready": 0, "scheduled": 0, "reserved": 0}
-        return [{"name": queue, **depths.get(queue, empty)} for queue in self.worker.queues]
-
-    def _tell_children(self, order: dict[str, Any]) -> None:
-        data = json.dumps(order).encode()
-        for slot in self.worker.slots.values():
-            try:
-                slot.reader.send_bytes(data)
-            except OSError:
-                pass
+        return [{"name": queue, **depths.get(queue, empty)} for queue in self.pool.queues]
 
 
 def _rows(db: str, ids: list[str]) -> dict[str, dict[str, Any]]:

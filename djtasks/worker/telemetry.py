@@ -9,7 +9,7 @@ from djtasks.core.states import SUCCESS
 from djtasks.transport.telemetry import OUTCOME_EVENTS, Recorder
 
 if TYPE_CHECKING:
-    from djtasks.worker.executor import Outcome, Started
+    from djtasks.worker.outcome import Outcome, Started
 
 
 class TaskRecorder(Recorder):

@@ -1,6 +1,6 @@
 """What follows a task's final outcome: links, error links, the next chain step, chord counting.
 
-Called by the executor inside the transaction that writes the outcome (fenced by the attempt's
+Called by the worker (start.py, recording.py) inside the transaction that writes the outcome (fenced by the attempt's
 lease token), so the follow-up rows commit together with the outcome or not at all: a worker
 dying in between loses nothing, and a redelivered member cannot count twice (its row is already
 final, so its redelivery never reaches here).
@@ -9,7 +9,6 @@ final, so its redelivery never reaches here).
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -17,12 +16,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from djtasks.calling.canvas import Signature, chord, from_dict
-from djtasks.core.states import FAILURE, REVOKED, RUNNABLE_STATES, SUCCESS
+from djtasks.core.states import SUCCESS
+from djtasks.record import transitions
 from djtasks.record.models import Chord, TaskRecord
 
 logger = logging.getLogger("djtasks")
 CHORD_ERROR = "djtasks.exceptions.ChordError"
-REVOKED_TYPE = "djtasks.exceptions.TaskRevoked"
 
 
 def has_followers(record: TaskRecord) -> bool:
@@ -48,16 +47,6 @@ def after_final(db: str, record: TaskRecord, state: str, result: Any, error: tup
         fail_downstream(db, canvas.get("chain") or [], record, error)
     if canvas.get("chord"):
         count_chord(db, canvas["chord"], record, state, error)
-
-
-def revoke_expired(db: str, record: TaskRecord, now: datetime) -> None:
-    """Record a task picked up after its expiry as REVOKED with the reason; it does not run."""
-    reason = f"expired at {record.expires_at.isoformat() if record.expires_at else '?'} before a worker started it"
-    logger.info("Task id=%s %s: revoked", record.pk, reason)
-    if TaskRecord.objects.using(db).filter(pk=record.pk, state__in=RUNNABLE_STATES).update(
-        state=REVOKED, finished_at=now, exception_type=REVOKED_TYPE, exception_message=reason, lease_expires_at=None,
-    ):
-        after_final(db, record, REVOKED, None, (REVOKED_TYPE, reason, ""))
 
 
 def count_chord(db: str, chord_id: str, record: TaskRecord, state: str, error: tuple[str, str, str]) -> None:
@@ -101,20 +90,7 @@ def write_failed(db: str, sig: Signature, parent: TaskRecord, error: tuple[str, 
     task_id = sig.options.get("task_id")
     if not task_id:
         return
-    exc_type, message, traceback = error
-    TaskRecord.objects.using(db).get_or_create(
-        id=task_id,
-        defaults={
-            "task_name": sig.task,
-            "queue": sig.options.get("queue") or parent.queue,
-            "state": FAILURE,
-            "args": list(sig.args),
-            "kwargs": sig.kwargs,
-            "exception_type": exc_type,
-            "exception_message": message,
-            "traceback": traceback,
-            "finished_at": timezone.now(),
-            "parent_id": parent.id,
-            "root_id": parent.root_id or parent.id,
-        },
+    transitions.create_failed(
+        db, task_id, task_name=sig.task, queue=sig.options.get("queue") or parent.queue, args=list(sig.args),
+        kwargs=sig.kwargs, error=error, parent=parent,
     )

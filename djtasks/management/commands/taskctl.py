@@ -1,5 +1,6 @@
 import json
 from argparse import ArgumentParser, RawDescriptionHelpFormatter
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,18 @@ USAGE = """commands:
   add_consumer QUEUE / cancel_consumer QUEUE
   pool_grow N / pool_shrink N       add or warm-stop N child processes
   shutdown                          warm shutdown"""
+# What each command (but status and revoke) sends, through djtasks.control.
+SENDERS: dict[str, Callable[..., list[control.Reply]]] = {
+    "ping": control.ping,
+    "inspect": control.inspect,
+    "rate_limit": control.rate_limit,
+    "time_limit": control.time_limit,
+    "add_consumer": control.add_consumer,
+    "cancel_consumer": control.cancel_consumer,
+    "pool_grow": control.pool_grow,
+    "pool_shrink": control.pool_shrink,
+    "shutdown": control.shutdown,
+}
 ARITY = {"ping": 0, "status": 0, "inspect": 1, "rate_limit": 2, "time_limit": 3, "add_consumer": 1,
          "cancel_consumer": 1, "pool_grow": 1, "pool_shrink": 1, "shutdown": 0}
 
@@ -77,8 +90,8 @@ class Command(BaseCommand):
                 count = int(values[0])
             except ValueError:
                 raise CommandError(f"{command} needs a whole number, not {values[0]!r}.") from None
-            return getattr(control, command)(count, **where)
-        return getattr(control, command)(*values, **where)
+            return SENDERS[command](count, **where)
+        return SENDERS[command](*values, **where)
 
     def _print_status(self, rows: list[dict[str, Any]], as_json: bool) -> None:
         if as_json:

@@ -1,3 +1,4 @@
+import logging
 from argparse import ArgumentParser
 from typing import Any
 
@@ -24,8 +25,6 @@ class Command(BaseCommand):
         parser.add_argument("-l", "--loglevel", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        import logging
-
         level = str(options["loglevel"]).upper()
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise CommandError(f"Unknown log level {options['loglevel']!r}.")
