@@ -1,6 +1,6 @@
 """Start two workers and run every taskctl command against them, printing each command and its output.
 
-    .venv/bin/python benchmarks/taskctl_demo.py
+.venv/bin/python benchmarks/taskctl_demo.py
 """
 
 from __future__ import annotations

@@ -76,4 +76,3 @@ def check_backend(backend: Any) -> list[checks.CheckMessage]:
             )
         ]
     return []
-

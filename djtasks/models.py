@@ -7,5 +7,13 @@ Django (and `from djtasks.models import TaskRecord`) finds them.
 from djtasks.periodic.models import PeriodicRun, PeriodicTask, Source
 from djtasks.record.models import Chord, Dashboard, DeadLetter, TaskRecord, TaskRecordQuerySet
 
-__all__ = ["Chord", "Dashboard", "DeadLetter", "PeriodicRun", "PeriodicTask", "Source", "TaskRecord",
-           "TaskRecordQuerySet"]
+__all__ = [
+    "Chord",
+    "Dashboard",
+    "DeadLetter",
+    "PeriodicRun",
+    "PeriodicTask",
+    "Source",
+    "TaskRecord",
+    "TaskRecordQuerySet",
+]

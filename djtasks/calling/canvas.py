@@ -125,8 +125,13 @@ def from_dict(data: dict[str, Any]) -> Any:
         return group([from_dict(d) for d in data["tasks"]], group_id=data.get("group_id"))
     if kind == "chord":
         return chord(from_dict(data["header"]), from_dict(data["body"]))
-    return Signature(data["task"], data.get("args", ()), data.get("kwargs"), data.get("options"),
-                     immutable=bool(data.get("immutable")))
+    return Signature(
+        data["task"],
+        data.get("args", ()),
+        data.get("kwargs"),
+        data.get("options"),
+        immutable=bool(data.get("immutable")),
+    )
 
 
 class chain:  # noqa: N801 - Celery's name

@@ -16,10 +16,12 @@ def report_progress(current_step: int | float, total: int | float | None = None,
     running = current()
     if running is None:
         return False
-    value: dict[str, Any] = {"current": current_step, "total": total, "message": str(message)[:500],
-                             "at": timezone.now().isoformat()}
+    value: dict[str, Any] = {
+        "current": current_step,
+        "total": total,
+        "message": str(message)[:500],
+        "at": timezone.now().isoformat(),
+    }
     if total:
         value["percent"] = round(100.0 * float(current_step) / float(total), 1)
-    return bool(
-        sql.update(running.db, {"progress": value}, id=running.id, lease_token=running.token, state=RUNNABLE)
-    )
+    return bool(sql.update(running.db, {"progress": value}, id=running.id, lease_token=running.token, state=RUNNABLE))

@@ -198,7 +198,8 @@ class GroupResult:
     def _states(self) -> list[str]:
         rows = dict(
             TaskRecord.objects.using(router.db_for_read(TaskRecord))
-            .filter(pk__in=[r.id for r in self.results]).values_list("id", "state")
+            .filter(pk__in=[r.id for r in self.results])
+            .values_list("id", "state")
         )
         return [rows.get(r.id, PENDING) for r in self.results]
 

@@ -53,8 +53,7 @@ def _tell_redis(task_id: str, queue: str, worker: str, terminate: bool) -> None:
         else:
             get_broker().forget(task_id, queue)
     except BrokerUnavailable as exc:
-        logger.warning("Revoke of task id=%s not sent to Redis (%s); the row alone keeps it from running",
-                       task_id, exc)
+        logger.warning("Revoke of task id=%s not sent to Redis (%s); the row alone keeps it from running", task_id, exc)
 
 
 def _record_event(task_id: str, name: str, queue: str, worker: str, reason: str) -> None:

@@ -19,8 +19,19 @@ from django.dispatch import receiver
 
 from djtasks.core.schema import NUMBER, EachItem, NoneType, Rule, at_least, between, positive, setting
 
-_REDACT_KEYS = ("password", "passwd", "secret", "token", "api_key", "apikey", "authorization", "cookie", "session",
-                "private_key", "credential")
+_REDACT_KEYS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "cookie",
+    "session",
+    "private_key",
+    "credential",
+)
 
 
 def _routes_to_a_queue(pattern: Any, target: Any) -> bool:
@@ -40,8 +51,9 @@ _ROUTES = EachItem(
     "DJTASKS[{key!r}][{name!r}] must map a task name or glob to a queue name, not {value!r}.",
     'ROUTES = {"myapp.tasks.send_*": "mail", "myapp.tasks.resize": {"queue": "images"}}',
 )
-_LEASE = between(5, 55, "djtasks.E006",
-                 "Dead workers' tasks return after LEASE_SECONDS + REAP_INTERVAL, promised under 60 s.")
+_LEASE = between(
+    5, 55, "djtasks.E006", "Dead workers' tasks return after LEASE_SECONDS + REAP_INTERVAL, promised under 60 s."
+)
 _EVENTS_MAXLEN = at_least(100, "djtasks.E081", "The events stream keeps about this many entries; 10000 is the default.")
 _METRICS_TOKEN = Rule(
     lambda token: len(token) >= 16,

@@ -58,7 +58,7 @@ class Message:
 
 
 def _compact_priority(text: str) -> int:
-    digits = text[len(COMPACT) + 1:]
+    digits = text[len(COMPACT) + 1 :]
     if not digits.lstrip("-").isascii() or not digits.lstrip("-").isdigit() or len(digits) > 4:
         raise ValueError(f"envelope {text[:40]!r} does not end in an integer priority")
     return int(digits)

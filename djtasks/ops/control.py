@@ -18,10 +18,10 @@ from djtasks.calling.overrides import set_time_limit
 from djtasks.calling.ratelimit import set_rate_limit
 from djtasks.calling.revoke import revoke as revoke_task
 from djtasks.core import registry
+from djtasks.core.commands import INSPECTIONS
 from djtasks.core.conf import get_settings
 from djtasks.core.exceptions import NotRegistered
 from djtasks.transport.broker import get_broker
-from djtasks.worker.remote import INSPECTIONS
 
 DEFAULT_TIMEOUT = 2.0
 
@@ -47,18 +47,20 @@ def status() -> list[dict[str, Any]]:
     rows = []
     for worker_id, raw in sorted(get_broker().workers().items()):
         info = json.loads(raw)
-        rows.append({
-            "worker": worker_id,
-            "hostname": info.get("hostname"),
-            "pid": info.get("pid"),
-            "queues": info.get("queues"),
-            "concurrency": info.get("concurrency"),
-            "processed": info.get("processed"),
-            # Tasks the worker holds: running, and reserved by its children but not begun.
-            "held": len(info.get("active", [])),
-            "started_at": info.get("started_at"),
-            "heartbeat_at": info.get("heartbeat_at"),
-        })
+        rows.append(
+            {
+                "worker": worker_id,
+                "hostname": info.get("hostname"),
+                "pid": info.get("pid"),
+                "queues": info.get("queues"),
+                "concurrency": info.get("concurrency"),
+                "processed": info.get("processed"),
+                # Tasks the worker holds: running, and reserved by its children but not begun.
+                "held": len(info.get("active", [])),
+                "started_at": info.get("started_at"),
+                "heartbeat_at": info.get("heartbeat_at"),
+            }
+        )
     return rows
 
 
@@ -92,9 +94,7 @@ def broadcast(
             replies[worker_id] = Reply(worker_id, bool(got.get("ok")), got.get("data"), str(got.get("error", "")))
     finally:
         broker.forget_replies(request_id)
-    return [
-        replies.get(w) or Reply(w, False, error=f"no reply from {w} within {timeout:g} s") for w in targets
-    ]
+    return [replies.get(w) or Reply(w, False, error=f"no reply from {w} within {timeout:g} s") for w in targets]
 
 
 def ping(*, destination: list[str] | None = None, timeout: float = DEFAULT_TIMEOUT) -> list[Reply]:

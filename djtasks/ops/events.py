@@ -9,9 +9,9 @@ from typing import Any
 from djtasks.transport.broker import Broker
 
 
-def read(broker: Broker, after: str = "0", *, block_ms: int | None = None, count: int = 500) -> list[
-    tuple[str, dict[str, Any]]
-]:
+def read(
+    broker: Broker, after: str = "0", *, block_ms: int | None = None, count: int = 500
+) -> list[tuple[str, dict[str, Any]]]:
     """Return (stream entry id, event) pairs after the given entry id ("0": all kept), in order.
 
     An entry holds the events one worker wrote in one round trip, so several events share its id.

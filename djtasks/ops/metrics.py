@@ -39,10 +39,12 @@ class DjtasksCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         broker = self.broker or get_broker()
         done, runtime, wait = broker.read_stats()
-        finished = CounterMetricFamily("djtasks_tasks", "Task attempts finished, by task, queue and state.",
-                                       labels=["task", "queue", "state"])
-        retries = CounterMetricFamily("djtasks_task_retries", "Task attempts that ended in a retry.",
-                                      labels=["task", "queue"])
+        finished = CounterMetricFamily(
+            "djtasks_tasks", "Task attempts finished, by task, queue and state.", labels=["task", "queue", "state"]
+        )
+        retries = CounterMetricFamily(
+            "djtasks_task_retries", "Task attempts that ended in a retry.", labels=["task", "queue"]
+        )
         for field, raw in sorted(done.items()):
             name, queue, state = json.loads(field)
             finished.add_metric([name, queue, state], int(raw))
@@ -52,8 +54,9 @@ class DjtasksCollector(Collector):
         yield retries
         yield _histogram("djtasks_task_runtime_seconds", "Time tasks spent running.", runtime)
         yield _histogram("djtasks_task_wait_seconds", "Time tasks waited between ready and started.", wait)
-        depth = GaugeMetricFamily("djtasks_queue_depth", "Messages in each queue, by where they wait.",
-                                  labels=["queue", "state"])
+        depth = GaugeMetricFamily(
+            "djtasks_queue_depth", "Messages in each queue, by where they wait.", labels=["queue", "state"]
+        )
         for queue, counts in broker.queue_stats().items():
             for state, count in counts.items():
                 depth.add_metric([queue, state], count)
@@ -61,8 +64,9 @@ class DjtasksCollector(Collector):
         live = broker.workers()
         yield GaugeMetricFamily("djtasks_workers_online", "Workers whose heartbeat is alive.", value=len(live))
         active = GaugeMetricFamily("djtasks_worker_active_tasks", "Tasks each worker holds now.", labels=["worker"])
-        processed = CounterMetricFamily("djtasks_worker_processed", "Tasks each live worker has finished.",
-                                        labels=["worker"])
+        processed = CounterMetricFamily(
+            "djtasks_worker_processed", "Tasks each live worker has finished.", labels=["worker"]
+        )
         for worker_id, raw in sorted(live.items()):
             info = json.loads(raw)
             active.add_metric([worker_id], len(info.get("active", [])))
@@ -120,8 +124,11 @@ def allowed(request: HttpRequest) -> bool:
 def view(request: HttpRequest) -> HttpResponse:
     """Serve the metrics to staff users and to scrapers bearing the token."""
     if not allowed(request):
-        response = HttpResponse("Authentication required: log in as staff or send the metrics bearer token.\n",
-                                status=401, content_type="text/plain")
+        response = HttpResponse(
+            "Authentication required: log in as staff or send the metrics bearer token.\n",
+            status=401,
+            content_type="text/plain",
+        )
         response["WWW-Authenticate"] = 'Bearer realm="djtasks metrics"'
         return response
     try:

@@ -25,8 +25,16 @@ SETTINGS_OWNED = ("name", "task", "args", "kwargs", "queue", "priority", *SCHEDU
 
 @admin.register(PeriodicTask)
 class PeriodicTaskAdmin(admin.ModelAdmin):
-    list_display = ("name", "task", "schedule_text", "enabled", "source", "last_run_at", "next_run_at",
-                    "total_run_count")
+    list_display = (
+        "name",
+        "task",
+        "schedule_text",
+        "enabled",
+        "source",
+        "last_run_at",
+        "next_run_at",
+        "total_run_count",
+    )
     list_filter = ("enabled", "source", "task")
     search_fields = ("name", "task")
     actions = ("enable", "disable", "run_selected_now")
@@ -87,10 +95,15 @@ class PeriodicTaskAdmin(admin.ModelAdmin):
         )
         history = reverse("admin:djtasks_periodicrun_changelist") + f"?periodic_task__id__exact={obj.pk}"
         return format_html(
-            "<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>{}</table>"
-            "<a href='{}'>{}</a>",
-            _("scheduled for"), _("fired at"), _("task"), _("state"), _("fired by"), rows,
-            history, _("All runs"),
+            "<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>{}</table><a href='{}'>{}</a>",
+            _("scheduled for"),
+            _("fired at"),
+            _("task"),
+            _("state"),
+            _("fired by"),
+            rows,
+            history,
+            _("All runs"),
         )
 
     @admin.action(description=_("Enable selected periodic tasks"))
@@ -136,5 +149,6 @@ class PeriodicRunAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("task"))
     def task_link(self, obj: PeriodicRun) -> str:
-        return format_html("<a href='{}'>{}</a>", reverse("admin:djtasks_taskrecord_change", args=[obj.task_id]),
-                           obj.task_id)
+        return format_html(
+            "<a href='{}'>{}</a>", reverse("admin:djtasks_taskrecord_change", args=[obj.task_id]), obj.task_id
+        )

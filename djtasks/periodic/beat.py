@@ -139,8 +139,12 @@ class Beat:
                 if not advanced:
                     return False  # another worker fired it, or the row changed under us
                 if task is None:
-                    logger.error("Periodic task %s names unregistered task %s; run at %s skipped",
-                                 row.name, row.task, slot.isoformat())
+                    logger.error(
+                        "Periodic task %s names unregistered task %s; run at %s skipped",
+                        row.name,
+                        row.task,
+                        slot.isoformat(),
+                    )
                     return False
                 options = ExecutionOptions(
                     task_id=run_task_id(row.name, slot), queue=row.queue or None, priority=row.priority
@@ -159,8 +163,12 @@ class Beat:
             logger.info("Periodic task %s run at %s was already fired", row.name, slot.isoformat())
             return False
         if slot != due:
-            logger.warning("Periodic task %s missed runs since %s; caught up with one run for %s",
-                           row.name, due.isoformat(), slot.isoformat())
+            logger.warning(
+                "Periodic task %s missed runs since %s; caught up with one run for %s",
+                row.name,
+                due.isoformat(),
+                slot.isoformat(),
+            )
         logger.info("Periodic task %s fired: task id=%s slot=%s", row.name, record.id, slot.isoformat())
         return True
 
@@ -170,8 +178,9 @@ def run_now(row: PeriodicTask, worker: str = "admin") -> str:
     task = cast("TaskDefaults", registry.lookup(row.task))
     db = row._state.db or "default"
     with transaction.atomic(using=db):
-        record = enqueue(task, list(row.args), dict(row.kwargs),
-                         ExecutionOptions(queue=row.queue or None, priority=row.priority))
+        record = enqueue(
+            task, list(row.args), dict(row.kwargs), ExecutionOptions(queue=row.queue or None, priority=row.priority)
+        )
         PeriodicRun.objects.using(db).create(
             periodic_task_id=row.pk, scheduled_for=timezone.now(), task_id=record.id, worker=worker, manual=True
         )
@@ -221,11 +230,19 @@ def _sync_entry(db: str, entry: Entry, now: datetime) -> None:
     if returning and row.source == Source.REMOVED:
         row.enabled = entry.enabled
     row.source = Source.SETTINGS
-    if created or rescheduled or returning or (row.enabled and row.next_run_at is None
-                                               and not isinstance(entry.schedule, once)):
+    if (
+        created
+        or rescheduled
+        or returning
+        or (row.enabled and row.next_run_at is None and not isinstance(entry.schedule, once))
+    ):
         row.plan_first_run(now)
     after = (row.task, row.args, row.kwargs, row.queue, row.priority, row.description, row.schedule_values())
     if created or returning or before != after or rescheduled:
         row.save(using=db)
-        logger.info("Periodic task %s %s from BEAT_SCHEDULE: %s", entry.name, "created" if created else "updated",
-                    entry.schedule.describe())
+        logger.info(
+            "Periodic task %s %s from BEAT_SCHEDULE: %s",
+            entry.name,
+            "created" if created else "updated",
+            entry.schedule.describe(),
+        )

@@ -119,9 +119,11 @@ class PeriodicTask(models.Model):
             try:
                 _ = self.schedule
             except ScheduleError as exc:
-                field = "crontab" if self.crontab and sum(
-                    [self.interval is not None, bool(self.crontab), bool(self.one_off_at)]
-                ) == 1 else None
+                field = (
+                    "crontab"
+                    if self.crontab and sum([self.interval is not None, bool(self.crontab), bool(self.one_off_at)]) == 1
+                    else None
+                )
                 errors[field or "__all__"] = str(exc)
         if errors:
             raise ValidationError(errors)

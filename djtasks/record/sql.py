@@ -23,7 +23,8 @@ def _update_sql(vendor: str, quote: Any, assigned: tuple[str, ...], matched: tup
     table = quote(TaskRecord._meta.db_table)
     sets = ", ".join(f"{quote(_FIELDS[name].column)} = %s" for name in assigned)
     where = " AND ".join(
-        f"{quote(_FIELDS[name].column)} = %s" if count < 0
+        f"{quote(_FIELDS[name].column)} = %s"
+        if count < 0
         else f"{quote(_FIELDS[name].column)} IN ({', '.join(['%s'] * count)})"
         for name, count in matched
     )
@@ -42,8 +43,7 @@ def _insert_sql(vendor: str, quote: Any) -> str:
 _TEXT = (models.CharField, models.TextField)
 _NUMBER = (models.IntegerField, models.BooleanField)
 _PASS_THROUGH = [
-    (str,) if isinstance(f, _TEXT) else (int, bool) if isinstance(f, _NUMBER) else ()
-    for f in _FIELDS.values()
+    (str,) if isinstance(f, _TEXT) else (int, bool) if isinstance(f, _NUMBER) else () for f in _FIELDS.values()
 ]
 # Fields whose pre_save() does more than read the attribute (auto_now and the like) get the slow path.
 _PLAIN_PRE_SAVE = [
@@ -67,12 +67,13 @@ def _prep(field: Any, passing: tuple[type, ...], value: Any, connection: Any) ->
     return field.get_db_prep_save(value, connection)
 
 
-def _update_statement(connection: Any, assigned: tuple[str, ...], matched: tuple[str, ...],
-                      row: tuple[Any, ...]) -> str:
+def _update_statement(
+    connection: Any, assigned: tuple[str, ...], matched: tuple[str, ...], row: tuple[Any, ...]
+) -> str:
     """The UPDATE for these fields; a tuple in a matched value of `row` means IN (that many values)."""
     shape = tuple(
         (name, len(value) if isinstance(value, tuple) else -1)
-        for name, value in zip(matched, row[len(assigned):], strict=True)
+        for name, value in zip(matched, row[len(assigned) :], strict=True)
     )
     return _update_sql(connection.vendor, connection.ops.quote_name, assigned, shape)
 

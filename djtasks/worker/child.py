@@ -99,8 +99,9 @@ class Child:
         self.broker = get_broker()
         self.recording = Recording(self.broker, self.config, worker_id)
         self.starter = Starter(self.recording, self.config, worker_id)
-        self.runner = Runner(self.recording, worker_id, soft_time_limit=limits.soft_time_limit,
-                             time_limit=limits.time_limit)
+        self.runner = Runner(
+            self.recording, worker_id, soft_time_limit=limits.soft_time_limit, time_limit=limits.time_limit
+        )
         self.skip: set[str] = set()
         self.reporter = Reporter(pipe)
         self.stopping = False
@@ -165,8 +166,9 @@ class Child:
     def _read_orders(self) -> None:
         self.skip |= self.reporter.orders()
         if self.reporter.queues is not None:
-            logger.info("Worker %s child %d now consumes %s", self.worker_id, self.index,
-                        ",".join(self.reporter.queues))
+            logger.info(
+                "Worker %s child %d now consumes %s", self.worker_id, self.index, ",".join(self.reporter.queues)
+            )
             self.queues, self.reporter.queues = self.reporter.queues, None
 
     def flush(self) -> None:
@@ -182,8 +184,7 @@ class Child:
             return 0
         executed = self._execute(started)
         if self._over_memory():
-            logger.info("Child %d uses %d KiB, over --max-memory-per-child; recycling it", self.index,
-                        resident_kib())
+            logger.info("Child %d uses %d KiB, over --max-memory-per-child; recycling it", self.index, resident_kib())
             self.stopping = True
         return executed
 
@@ -230,7 +231,7 @@ class Child:
             executed += 1
             if not self.last_fast and position + 1 < len(started):
                 # A slow task: the rest of the batch goes back to the queue for idle children.
-                self._hand_back(started[position + 1:])
+                self._hand_back(started[position + 1 :])
                 break
         return executed
 

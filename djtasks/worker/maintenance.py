@@ -76,9 +76,10 @@ def expire_results(config: Settings, *, batches: int = 10) -> int:
     deleted = 0
     for _ in range(batches):
         ids = list(
-            TaskRecord.objects.using(db).ready().filter(finished_at__lt=cutoff).values_list("pk", flat=True)[
-                :EXPIRE_BATCH
-            ]
+            TaskRecord.objects.using(db)
+            .ready()
+            .filter(finished_at__lt=cutoff)
+            .values_list("pk", flat=True)[:EXPIRE_BATCH]
         )
         if not ids:
             break

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from djtasks.calling.overrides import read_time_limits
 from djtasks.core import registry
+from djtasks.core.commands import INSPECTIONS
 from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.record.models import TaskRecord
 from djtasks.transport import telemetry
@@ -26,7 +27,6 @@ from djtasks.transport.broker import get_broker
 from djtasks.worker.pool import Pool
 
 logger = logging.getLogger("djtasks")
-INSPECTIONS = ("active", "scheduled", "reserved", "registered", "stats", "queues")
 
 
 class CommandError(Exception):
@@ -60,12 +60,22 @@ class Remote:
 
     def online(self) -> None:
         pool = self.pool
-        self._event("worker-online", hostname=socket.gethostname(), pid=os.getpid(), queues=pool.queues,
-                    concurrency=pool.concurrency)
+        self._event(
+            "worker-online",
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            queues=pool.queues,
+            concurrency=pool.concurrency,
+        )
 
     def beat(self, info: dict[str, Any]) -> None:
-        self._event("worker-heartbeat", processed=info["processed"], active=len(info["active"]),
-                    queues=info["queues"], concurrency=info["concurrency"])
+        self._event(
+            "worker-heartbeat",
+            processed=info["processed"],
+            active=len(info["active"]),
+            queues=info["queues"],
+            concurrency=info["concurrency"],
+        )
 
     def offline(self) -> None:
         self._event("worker-offline", processed=sum(child.processed for child in self.pool.children()))
@@ -80,8 +90,7 @@ class Remote:
         name, request_id = str(command.get("cmd")), command.get("rid")
         deadline = command.get("deadline")
         if isinstance(deadline, int | float) and time.time() > deadline:
-            logger.info("Worker %s dropped control command %r: its sender stopped waiting", self.pool.worker_id,
-                        name)
+            logger.info("Worker %s dropped control command %r: its sender stopped waiting", self.pool.worker_id, name)
             return
         handler = self.commands.get(name)
         try:
@@ -97,8 +106,7 @@ class Remote:
             logger.exception("Worker %s failed to carry out control command %r", self.pool.worker_id, name)
             error = f"{type(exc).__name__}: {exc}"
             after, payload = None, {"worker": self.pool.worker_id, "ok": False, "error": error}
-        logger.info("Worker %s control %r: %s", self.pool.worker_id, name,
-                    "ok" if payload["ok"] else payload["error"])
+        logger.info("Worker %s control %r: %s", self.pool.worker_id, name, "ok" if payload["ok"] else payload["error"])
         if isinstance(request_id, str):
             try:
                 get_broker().reply(request_id, payload)
@@ -169,12 +177,20 @@ class Remote:
     def _inspect_active(self) -> list[dict[str, Any]]:
         executing = {child.executing: child for child in self.pool.children() if child.executing is not None}
         rows = _rows(self.pool.db, list(executing))
-        return [{**rows.get(task_id, {"id": task_id}), "child": child.index, "pid": child.pid,
-                 "running_s": round(child.running_s, 3)} for task_id, child in executing.items()]
+        return [
+            {
+                **rows.get(task_id, {"id": task_id}),
+                "child": child.index,
+                "pid": child.pid,
+                "running_s": round(child.running_s, 3),
+            }
+            for task_id, child in executing.items()
+        ]
 
     def _inspect_reserved(self) -> list[dict[str, Any]]:
-        held = {claim.id: child for child in self.pool.children() for claim in child.held
-                if claim.id != child.executing}
+        held = {
+            claim.id: child for child in self.pool.children() for claim in child.held if claim.id != child.executing
+        }
         rows = _rows(self.pool.db, list(held))
         return [{**rows.get(task_id, {"id": task_id}), "child": child.index} for task_id, child in held.items()]
 
@@ -182,9 +198,14 @@ class Remote:
         broker = get_broker()
         due = {task_id: (queue, at) for queue in self.pool.queues for task_id, at in broker.scheduled(queue)}
         rows = _rows(self.pool.db, list(due))
-        return [{**rows.get(task_id, {"id": task_id}), "queue": queue,
-                 "eta": datetime.fromtimestamp(at, tz=UTC).isoformat()}
-                for task_id, (queue, at) in sorted(due.items(), key=lambda item: item[1][1])]
+        return [
+            {
+                **rows.get(task_id, {"id": task_id}),
+                "queue": queue,
+                "eta": datetime.fromtimestamp(at, tz=UTC).isoformat(),
+            }
+            for task_id, (queue, at) in sorted(due.items(), key=lambda item: item[1][1])
+        ]
 
     def _inspect_registered(self) -> list[str]:
         return registry.names()
@@ -202,14 +223,22 @@ class Remote:
             "concurrency": pool.concurrency,
             "queues": pool.queues,
             "processed": sum(child.processed for child in children),
-            "pool": [{"child": c.index, "pid": c.pid, "processed": c.processed, "held": len(c.held),
-                      "retiring": c.retiring} for c in sorted(children, key=lambda c: c.index)],
-            "limits": {"soft_time_limit": limits.soft_time_limit, "time_limit": limits.time_limit,
-                       "max_tasks_per_child": limits.max_tasks, "max_memory_per_child": limits.max_memory_kib},
+            "pool": [
+                {"child": c.index, "pid": c.pid, "processed": c.processed, "held": len(c.held), "retiring": c.retiring}
+                for c in sorted(children, key=lambda c: c.index)
+            ],
+            "limits": {
+                "soft_time_limit": limits.soft_time_limit,
+                "time_limit": limits.time_limit,
+                "max_tasks_per_child": limits.max_tasks,
+                "max_memory_per_child": limits.max_memory_kib,
+            },
             "prefetch": pool.config.PREFETCH,
-            "rusage": {"utime_s": round(usage.ru_utime + descendants.ru_utime, 3),
-                       "stime_s": round(usage.ru_stime + descendants.ru_stime, 3),
-                       "parent_maxrss_kib": usage.ru_maxrss},
+            "rusage": {
+                "utime_s": round(usage.ru_utime + descendants.ru_utime, 3),
+                "stime_s": round(usage.ru_stime + descendants.ru_stime, 3),
+                "parent_maxrss_kib": usage.ru_maxrss,
+            },
         }
 
     def _inspect_queues(self) -> list[dict[str, Any]]:

@@ -160,7 +160,10 @@ class Worker:
                 # MAX_DELIVERIES, after which the message is dead-lettered as poison.
                 logger.error(
                     "Child %d (pid %s) died (exit code %s) while running task id=%s; handing it back",
-                    slot.index, slot.process.pid, code, claim.id,
+                    slot.index,
+                    slot.process.pid,
+                    code,
+                    claim.id,
                 )
                 hand_back(self.db, get_broker(), claim, forgive=self.cold)
             else:

@@ -17,13 +17,19 @@ class TaskRecorder(Recorder):
 
     def received(self, items: Iterable[Started]) -> None:
         for item in items:
-            self.event("task-received", id=item.claim.id, name=item.task.name, queue=item.claim.queue,
-                       attempt=item.record.attempts)
+            self.event(
+                "task-received",
+                id=item.claim.id,
+                name=item.task.name,
+                queue=item.claim.queue,
+                attempt=item.record.attempts,
+            )
 
     def started(self, item: Started) -> None:
         record = item.record
-        self.event("task-started", id=item.claim.id, name=item.task.name, queue=item.claim.queue,
-                   attempt=record.attempts)
+        self.event(
+            "task-started", id=item.claim.id, name=item.task.name, queue=item.claim.queue, attempt=record.attempts
+        )
         ready_at = max(filter(None, (record.enqueued_at, record.eta)))
         self.wait.observe(item.task.name, (item.started_at - ready_at).total_seconds())
 
@@ -32,8 +38,13 @@ class TaskRecorder(Recorder):
         self.done[(name, queue, outcome.state)] += 1
         runtime = (outcome.finished_at - item.started_at).total_seconds() if outcome.finished_at else 0.0
         self.runtime.observe(name, runtime)
-        fields: dict[str, Any] = {"id": item.claim.id, "name": name, "queue": queue, "runtime": round(runtime, 6),
-                                  "attempt": item.record.attempts}
+        fields: dict[str, Any] = {
+            "id": item.claim.id,
+            "name": name,
+            "queue": queue,
+            "runtime": round(runtime, 6),
+            "attempt": item.record.attempts,
+        }
         if outcome.state != SUCCESS:
             fields["exception"] = f"{outcome.exception_type}: {outcome.message}"[:500]
         self.event(OUTCOME_EVENTS.get(outcome.state, "task-" + outcome.state.lower()), **fields)

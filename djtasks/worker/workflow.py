@@ -64,9 +64,7 @@ def count_chord(db: str, chord_id: str, record: TaskRecord, state: str, error: t
             write_failed(db, callback, record, (CHORD_ERROR, reason, ""))
             fail_downstream(db, callback.options.get("chain") or [], record, (CHORD_ERROR, reason, ""))
         elif counter.done >= len(counter.member_ids):
-            rows = dict(
-                TaskRecord.objects.using(db).filter(pk__in=counter.member_ids).values_list("id", "result")
-            )
+            rows = dict(TaskRecord.objects.using(db).filter(pk__in=counter.member_ids).values_list("id", "result"))
             callback.apply_async(([rows.get(i) for i in counter.member_ids],), **follow)
         else:
             return
@@ -91,6 +89,12 @@ def write_failed(db: str, sig: Signature, parent: TaskRecord, error: tuple[str, 
     if not task_id:
         return
     transitions.create_failed(
-        db, task_id, task_name=sig.task, queue=sig.options.get("queue") or parent.queue, args=list(sig.args),
-        kwargs=sig.kwargs, error=error, parent=parent,
+        db,
+        task_id,
+        task_name=sig.task,
+        queue=sig.options.get("queue") or parent.queue,
+        args=list(sig.args),
+        kwargs=sig.kwargs,
+        error=error,
+        parent=parent,
     )

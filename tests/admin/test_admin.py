@@ -21,8 +21,14 @@ def admin_client():
 def rows():
     TaskRecord.objects.create(id="t-ok", task_name="app.tasks.add", state="SUCCESS", args=[1, 2], result=3)
     TaskRecord.objects.create(
-        id="t-bad", task_name="app.tasks.fail", state="FAILURE", queue="mail", kwargs={"to": "<b>x</b>"},
-        exception_type="builtins.ValueError", exception_message="nope", traceback="Traceback (most recent...)",
+        id="t-bad",
+        task_name="app.tasks.fail",
+        state="FAILURE",
+        queue="mail",
+        kwargs={"to": "<b>x</b>"},
+        exception_type="builtins.ValueError",
+        exception_message="nope",
+        traceback="Traceback (most recent...)",
     )
 
 

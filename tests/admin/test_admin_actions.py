@@ -26,8 +26,15 @@ def staff(*codenames):
 
 @pytest.fixture
 def failed():
-    return TaskRecord.objects.create(id="t-failed", task_name="tests.testapp.tasks.add", state="FAILURE",
-                                     args=[1, 2], kwargs=SECRET_CALL, queue="mail", priority=5)
+    return TaskRecord.objects.create(
+        id="t-failed",
+        task_name="tests.testapp.tasks.add",
+        state="FAILURE",
+        args=[1, 2],
+        kwargs=SECRET_CALL,
+        queue="mail",
+        priority=5,
+    )
 
 
 def test_arguments_are_redacted_without_the_dedicated_permission(failed):
@@ -53,7 +60,12 @@ def test_retry_creates_a_linked_task_with_the_same_call(failed):
     assert response.status_code == 302 and response["Location"].endswith(f"/{copy.pk}/change/")
     assert (copy.state, copy.parent_id, copy.root_id) == ("PENDING", "t-failed", "t-failed")
     assert (copy.task_name, copy.args, copy.kwargs, copy.queue, copy.priority) == (
-        failed.task_name, [1, 2], SECRET_CALL, "mail", 5)
+        failed.task_name,
+        [1, 2],
+        SECRET_CALL,
+        "mail",
+        5,
+    )
 
 
 def test_retry_refuses_a_get_and_a_post_without_csrf_token(failed):
@@ -79,8 +91,9 @@ def test_the_bulk_retry_action_needs_the_permission(failed):
 
 def test_revoke_turns_waiting_and_running_tasks_revoked_and_leaves_finished_ones(failed):
     TaskRecord.objects.create(id="t-waiting", task_name="x", state="PENDING")
-    TaskRecord.objects.create(id="t-running", task_name="x", state="STARTED",
-                              lease_expires_at=timezone.now() + timezone.timedelta(seconds=30))
+    TaskRecord.objects.create(
+        id="t-running", task_name="x", state="STARTED", lease_expires_at=timezone.now() + timezone.timedelta(seconds=30)
+    )
     client = staff("view_taskrecord", "revoke_task")
     data = {"action": "revoke_tasks", "_selected_action": ["t-waiting", "t-running", "t-failed"]}
     page = client.post("/admin/djtasks/taskrecord/", data, follow=True).content.decode()

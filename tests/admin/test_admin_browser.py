@@ -18,10 +18,16 @@ playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(300)]
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-
 
 
 @pytest.fixture
@@ -62,8 +68,14 @@ def test_an_operator_filters_inspects_retries_revokes_and_watches_the_dashboard(
     slow = tracked_sleep.delay(60)
     delayed = add.apply_async((40, 2), countdown=3600)
     add.apply_async((1, 1), queue="reports")  # no worker consumes "reports"
-    assert wait_for(lambda: TaskRecord.objects.filter(pk__in=[r.id for r in [*done, failed, progressed]],
-                                                      state__in=["SUCCESS", "FAILURE"]).count() == 8)
+    assert wait_for(
+        lambda: (
+            TaskRecord.objects.filter(
+                pk__in=[r.id for r in [*done, failed, progressed]], state__in=["SUCCESS", "FAILURE"]
+            ).count()
+            == 8
+        )
+    )
     assert wait_for(lambda: TaskRecord.objects.filter(pk=slow.id, state="STARTED").exists())
     assert wait_for(lambda: bool(get_broker().workers()))
 

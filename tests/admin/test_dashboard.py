@@ -17,8 +17,9 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_server")]
 
 def finished(task_id, name, state, seconds, ago=timedelta(minutes=5)):
     end = timezone.now() - ago
-    return TaskRecord.objects.create(id=task_id, task_name=name, state=state, finished_at=end,
-                                     started_at=end - timedelta(seconds=seconds))
+    return TaskRecord.objects.create(
+        id=task_id, task_name=name, state=state, finished_at=end, started_at=end - timedelta(seconds=seconds)
+    )
 
 
 def test_per_task_counts_failure_rate_and_percentiles_over_the_last_day():

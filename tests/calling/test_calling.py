@@ -32,7 +32,6 @@ def ran(ledger):
     return [line.split()[0] for line in ledger.read_text().splitlines()]
 
 
-
 def test_eta_runs_at_its_time_once_however_many_workers(worker, ledger):
     worker()
     worker()
@@ -143,8 +142,9 @@ def test_send_task_by_name(worker):
 
 
 def test_old_finished_rows_are_deleted_but_unfinished_ones_kept(redis_server):
-    old = TaskRecord.objects.create(id="old", task_name="x", state="SUCCESS",
-                                    finished_at=timezone.now() - dt.timedelta(days=2))
+    old = TaskRecord.objects.create(
+        id="old", task_name="x", state="SUCCESS", finished_at=timezone.now() - dt.timedelta(days=2)
+    )
     fresh = TaskRecord.objects.create(id="fresh", task_name="x", state="SUCCESS", finished_at=timezone.now())
     waiting = TaskRecord.objects.create(id="waiting", task_name="x", enqueued_at=timezone.now() - dt.timedelta(days=3))
     assert expire_results(get_settings()) == 1

@@ -15,7 +15,6 @@ from tests.testapp.tasks import add, fail, fail_if, mul, record, record_error, x
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
-
 def test_partial_arguments_are_prepended_and_options_merged_later_winning():
     sig = add.s(2).set(queue="a", priority=5)
     clone = sig.clone((1,), queue="b")

@@ -90,8 +90,14 @@ def test_a_takes_context_task_retries_through_its_context(worker, ledger):
 
 def test_a_retry_whose_worker_dies_before_requeueing_still_runs_at_its_eta(worker, redis_server):
     """A RETRY row whose message the reaper returned early still waits for its eta."""
-    row = TaskRecord.objects.create(id="r-orphan", task_name="tests.testapp.tasks.add", args=[1, 2],
-                                    state="RETRY", retries=1, eta=timezone.now() + dt.timedelta(seconds=2))
+    row = TaskRecord.objects.create(
+        id="r-orphan",
+        task_name="tests.testapp.tasks.add",
+        args=[1, 2],
+        state="RETRY",
+        retries=1,
+        eta=timezone.now() + dt.timedelta(seconds=2),
+    )
     # Publish it as ready now, as the reaper would after the worker died: it must still wait for its eta.
     get_broker().client.hdel(get_broker().key("m"), row.id)
     get_broker().publish([(Message(id=row.id, queue="default"), 0)])

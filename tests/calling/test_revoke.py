@@ -14,7 +14,6 @@ from tests.testapp.tasks import add, record, sleep_then_record
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
-
 def test_a_task_revoked_while_no_worker_is_online_never_runs(worker, ledger):
     queued = record.delay("queued")
     delayed = record.apply_async(("delayed",), countdown=1)
@@ -45,8 +44,13 @@ def test_terminate_kills_the_running_task_and_the_worker_carries_on(worker, ledg
     result = sleep_then_record.delay("victim", 30)
     assert wait_for(lambda: "start victim" in ledger.read_text())
     assert result.revoke(terminate=True) == "revoked; terminating it"
-    assert wait_for(lambda: TaskRecord.objects.get(pk=result.id).finished_at is not None
-                    and TaskRecord.objects.get(pk=result.id).lease_expires_at is None, timeout=20)
+    assert wait_for(
+        lambda: (
+            TaskRecord.objects.get(pk=result.id).finished_at is not None
+            and TaskRecord.objects.get(pk=result.id).lease_expires_at is None
+        ),
+        timeout=20,
+    )
     row = TaskRecord.objects.get(pk=result.id)
     assert row.state == "REVOKED" and row.exception_type == "djtasks.exceptions.Terminated"
     assert "end victim" not in ledger.read_text()

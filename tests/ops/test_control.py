@@ -81,8 +81,9 @@ def test_revoke_through_control_stops_a_waiting_task_and_terminates_a_running_on
     waiting = record.delay("never")
     replies = control.revoke([waiting.id, running.id], terminate=True)
     assert [r.data for r in replies] == ["revoked", "revoked; terminating it"]
-    assert wait_for(lambda: TaskRecord.objects.get(pk=running.id).exception_type == "djtasks.exceptions.Terminated",
-                    timeout=20)
+    assert wait_for(
+        lambda: TaskRecord.objects.get(pk=running.id).exception_type == "djtasks.exceptions.Terminated", timeout=20
+    )
     assert add.delay(1, 1).get(timeout=20) == 2
     assert "never" not in ledger.read_text() and "end victim" not in ledger.read_text()
 

@@ -42,8 +42,9 @@ def test_events_arrive_in_order_per_task(worker):
         result.get(timeout=30)
     assert wait_for(lambda: "task-failed" in kinds_of(results[-1].id), timeout=30)
     for result in results[:-1]:
-        assert wait_for(lambda r=result: received_then(kinds_of(r.id), "task-started", "task-succeeded"),
-                        timeout=10), kinds_of(result.id)
+        assert wait_for(lambda r=result: received_then(kinds_of(r.id), "task-started", "task-succeeded"), timeout=10), (
+            kinds_of(result.id)
+        )
     assert received_then(kinds_of(results[-1].id), "task-started", "task-failed"), kinds_of(results[-1].id)
     failed = [e for _, e in events.read(get_broker(), "0") if e.get("id") == results[-1].id][-1]
     assert failed["exception"] == "builtins.ValueError: bad" and failed["name"] == "tests.testapp.tasks.fail"

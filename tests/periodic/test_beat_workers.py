@@ -17,7 +17,6 @@ STAMP = "tests.testapp.tasks.stamp"
 EVERY_SECOND = {"DJTASKS_TEST_BEAT": json.dumps({"tick": {"task": STAMP, "schedule": 1.0}})}
 
 
-
 def fired(name="tick"):
     return PeriodicRun.objects.filter(periodic_task__name=name).count()
 

@@ -25,9 +25,19 @@ def admin_client():
 
 def form(**overrides):
     data = {
-        "name": "nightly", "task": ADD, "enabled": "on", "description": "", "interval": "", "crontab": "0 3 * * *",
-        "timezone": "Europe/Paris", "one_off_at_0": "", "one_off_at_1": "", "args": "[1, 2]", "kwargs": "{}",
-        "queue": "", "priority": "",
+        "name": "nightly",
+        "task": ADD,
+        "enabled": "on",
+        "description": "",
+        "interval": "",
+        "crontab": "0 3 * * *",
+        "timezone": "Europe/Paris",
+        "one_off_at_0": "",
+        "one_off_at_1": "",
+        "args": "[1, 2]",
+        "kwargs": "{}",
+        "queue": "",
+        "priority": "",
     }
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}
@@ -100,8 +110,9 @@ def test_run_now_enqueues_and_the_detail_lists_the_runs(admin_client):
 
 
 def test_a_row_from_settings_only_has_enabled_editable(admin_client):
-    row = PeriodicTask.objects.create(name="from-code", task=ADD, interval=30, source=Source.SETTINGS,
-                                      next_run_at=timezone.now())
+    row = PeriodicTask.objects.create(
+        name="from-code", task=ADD, interval=30, source=Source.SETTINGS, next_run_at=timezone.now()
+    )
     page = admin_client.get(f"{URL}{row.pk}/change/").content.decode()
     assert 'name="enabled"' in page and 'name="interval"' not in page and 'name="task"' not in page
     response = admin_client.post(f"{URL}{row.pk}/change/", {"description": "x"})

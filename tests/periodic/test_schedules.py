@@ -141,8 +141,10 @@ def test_a_bad_time_zone_suggests_the_close_one():
 
 
 def test_an_entry_in_celerys_shape_is_parsed():
-    entry = parse_entry("nightly", {"task": "app.report", "schedule": crontab(hour=3, minute=0), "args": (1,),
-                                    "options": {"queue": "reports"}})
+    entry = parse_entry(
+        "nightly",
+        {"task": "app.report", "schedule": crontab(hour=3, minute=0), "args": (1,), "options": {"queue": "reports"}},
+    )
     assert entry.task == "app.report" and entry.args == [1] and entry.queue == "reports" and entry.enabled
     with pytest.raises(ScheduleError, match=r"unknown key\(s\) 'shedule'"):
         parse_entry("x", {"task": "app.report", "shedule": 30})

@@ -26,9 +26,20 @@ def comparable(values: list) -> list:
     "values",
     [
         {"id": "a", "task_name": "t"},
-        {"id": "b", "task_name": "t", "args": [1, "x", None], "kwargs": {"k": [1]}, "priority": -5,
-         "eta": timezone.now() + timedelta(seconds=5), "ignore_result": True, "headers": {"h": 1},
-         "canvas": {"link": [{"task": "x"}]}, "result": {"r": 1}, "errors": [{"e": 1}], "progress": 0.5},
+        {
+            "id": "b",
+            "task_name": "t",
+            "args": [1, "x", None],
+            "kwargs": {"k": [1]},
+            "priority": -5,
+            "eta": timezone.now() + timedelta(seconds=5),
+            "ignore_result": True,
+            "headers": {"h": 1},
+            "canvas": {"link": [{"task": "x"}]},
+            "result": {"r": 1},
+            "errors": [{"e": 1}],
+            "progress": 0.5,
+        },
         {"id": "c", "task_name": "t", "priority": True, "retries": 3, "queue": "q", "result": None},
     ],
 )
@@ -69,8 +80,16 @@ def test_update_many_counts_only_the_rows_whose_fence_held():
 
 def test_update_and_update_many_store_what_the_orm_update_stores():
     now = timezone.now()
-    values = {"result": {"a": [1, None]}, "worker_ids": [], "errors": [{"x": 1}], "finished_at": now,
-              "lease_expires_at": None, "attempts": 2, "traceback": "", "ignore_result": True}
+    values = {
+        "result": {"a": [1, None]},
+        "worker_ids": [],
+        "errors": [{"x": 1}],
+        "finished_at": now,
+        "lease_expires_at": None,
+        "attempts": 2,
+        "traceback": "",
+        "ignore_result": True,
+    }
     for pk in ("orm", "one", "many"):
         TaskRecord.objects.create(id=pk, task_name="t")
     TaskRecord.objects.filter(pk="orm").update(**values)

@@ -13,8 +13,12 @@ def test_each_state_method_selects_its_rows_and_unready_and_ready_split_them():
         TaskRecord.objects.create(id=state.lower(), task_name="t", state=state)
     rows = TaskRecord.objects
     selected = {
-        PENDING: rows.pending(), STARTED: rows.started(), RETRY: rows.retrying(),
-        SUCCESS: rows.succeeded(), FAILURE: rows.failed(), REVOKED: rows.revoked(),
+        PENDING: rows.pending(),
+        STARTED: rows.started(),
+        RETRY: rows.retrying(),
+        SUCCESS: rows.succeeded(),
+        FAILURE: rows.failed(),
+        REVOKED: rows.revoked(),
     }
     for state, queryset in selected.items():
         assert list(queryset.values_list("state", flat=True)) == [state]

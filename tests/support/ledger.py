@@ -75,8 +75,7 @@ def check(
         if e.kind == "end":
             first_end.setdefault(e.key, e.at)
     verdict.explained = [
-        key for key in verdict.completed_twice
-        if any(0 <= kill - first_end[key] <= COMMIT_WINDOW_S for kill in kills)
+        key for key in verdict.completed_twice if any(0 <= kill - first_end[key] <= COMMIT_WINDOW_S for kill in kills)
     ]
     if since is not None:
         interrupted = {e.key for e in entries if e.kind == "start" and e.at < since} - {

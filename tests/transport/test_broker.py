@@ -22,8 +22,12 @@ def test_publishing_twice_is_a_no_op():
 
 
 def test_higher_priority_is_claimed_first_then_arrival_order():
-    publish(Message("low", "default", -10), Message("a", "default", 0), Message("b", "default", 0),
-            Message("high", "default", 50))
+    publish(
+        Message("low", "default", -10),
+        Message("a", "default", 0),
+        Message("b", "default", 0),
+        Message("high", "default", 50),
+    )
     broker = get_broker()
     order = [broker.claim_one(["default"], f"w:{i}", 10_000).id for i in range(4)]
     assert order == ["high", "a", "b", "low"]
@@ -117,8 +121,12 @@ def test_a_deep_queue_is_claimed_in_batches_and_a_shallow_one_one_at_a_time():
 
 
 def test_the_oldest_waiting_id_is_found_across_priority_bands():
-    publish(Message("first-low", "default", -100), Message("then-high", "default", 100),
-            Message("mid", "default", 3), Message("newest-high", "default", 100))
+    publish(
+        Message("first-low", "default", -100),
+        Message("then-high", "default", 100),
+        Message("mid", "default", 3),
+        Message("newest-high", "default", 100),
+    )
     broker = get_broker()
     assert broker.oldest_ready("default") == "first-low"
     broker.claim_one(["default"], "w:1", 10_000)  # takes then-high

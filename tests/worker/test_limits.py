@@ -1,6 +1,5 @@
 """Limits on child processes: soft and hard time limits, tasks and memory per child."""
 
-
 import psutil
 import pytest
 
@@ -9,7 +8,6 @@ from tests.support.waiting import wait_for
 from tests.testapp.tasks import add, hang, leak, pid, soft_limited
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
-
 
 
 def test_the_soft_limit_raises_inside_the_task(worker):

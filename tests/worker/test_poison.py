@@ -15,7 +15,6 @@ from tests.testapp.tasks import add, always_die, die
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
-
 def push_raw(task_id, envelope, queue="default"):
     broker = get_broker()
     broker.client.hset(broker.key("m"), task_id, envelope)

@@ -13,8 +13,9 @@ from djtasks.worker.remote import INSPECTIONS, CommandError, Remote
 
 
 def child(index: int, *, executing: str | None = None, retiring: bool = False) -> ChildView:
-    return ChildView(index=index, pid=1000 + index, processed=0, held=(), executing=executing, running_s=0.0,
-                     retiring=retiring)
+    return ChildView(
+        index=index, pid=1000 + index, processed=0, held=(), executing=executing, running_s=0.0, retiring=retiring
+    )
 
 
 @dataclass
@@ -59,8 +60,17 @@ class FakePool:
 
 def test_every_command_and_inspection_has_an_entry_in_the_tables():
     remote = Remote(FakePool([child(0)]))
-    assert set(remote.commands) == {"ping", "inspect", "time_limit", "rate_limit", "add_consumer",
-                                    "cancel_consumer", "pool_grow", "pool_shrink", "shutdown"}
+    assert set(remote.commands) == {
+        "ping",
+        "inspect",
+        "time_limit",
+        "rate_limit",
+        "add_consumer",
+        "cancel_consumer",
+        "pool_grow",
+        "pool_shrink",
+        "shutdown",
+    }
     assert tuple(remote.inspections) == INSPECTIONS
 
 

@@ -28,7 +28,6 @@ from tests.testapp.tasks import (
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
-
 def test_a_view_enqueues_in_its_transaction_and_the_worker_runs_it(worker):
     worker()
     response = Client().post("/signup/", {"text": "hello world"})
@@ -60,7 +59,7 @@ def test_get_returns_the_value_and_reraises_failures(worker):
     assert isinstance(result.get(timeout=1, propagate=False), ValueError)
     row = TaskRecord.objects.get(pk=result.id)
     assert row.exception_type == "builtins.ValueError" and row.exception_message == "kaput"
-    assert 'raise ValueError(message)' in row.traceback and "Traceback" in row.traceback
+    assert "raise ValueError(message)" in row.traceback and "Traceback" in row.traceback
     assert row.errors[0]["attempt"] == 1 and row.errors[0]["exception_type"] == "builtins.ValueError"
 
 

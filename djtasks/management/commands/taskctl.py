@@ -32,8 +32,18 @@ SENDERS: dict[str, Callable[..., list[control.Reply]]] = {
     "pool_shrink": control.pool_shrink,
     "shutdown": control.shutdown,
 }
-ARITY = {"ping": 0, "status": 0, "inspect": 1, "rate_limit": 2, "time_limit": 3, "add_consumer": 1,
-         "cancel_consumer": 1, "pool_grow": 1, "pool_shrink": 1, "shutdown": 0}
+ARITY = {
+    "ping": 0,
+    "status": 0,
+    "inspect": 1,
+    "rate_limit": 2,
+    "time_limit": 3,
+    "add_consumer": 1,
+    "cancel_consumer": 1,
+    "pool_grow": 1,
+    "pool_shrink": 1,
+    "shutdown": 0,
+}
 
 
 class Command(BaseCommand):
@@ -49,8 +59,13 @@ class Command(BaseCommand):
         parser.add_argument("command", choices=[*ARITY, "revoke"], help="what to do (see below)")
         parser.add_argument("values", nargs="*", metavar="ARG", help="the command's arguments")
         parser.add_argument("-d", "--destination", default="", help="comma-separated worker ids (default: all)")
-        parser.add_argument("-t", "--timeout", type=float, default=control.DEFAULT_TIMEOUT,
-                            help="seconds to wait for replies (default %(default)s)")
+        parser.add_argument(
+            "-t",
+            "--timeout",
+            type=float,
+            default=control.DEFAULT_TIMEOUT,
+            help="seconds to wait for replies (default %(default)s)",
+        )
         parser.add_argument("--terminate", action="store_true", help="revoke: also kill the running task")
         parser.add_argument("--json", action="store_true", help="print the replies as JSON")
 
@@ -60,8 +75,10 @@ class Command(BaseCommand):
             raise CommandError("revoke needs at least one task id.")
         if command != "revoke" and len(values) != ARITY[command]:
             raise CommandError(f"{command} takes {ARITY[command]} argument(s), got {len(values)}.\n{USAGE}")
-        where = {"destination": [d.strip() for d in options["destination"].split(",") if d.strip()] or None,
-                 "timeout": options["timeout"]}
+        where = {
+            "destination": [d.strip() for d in options["destination"].split(",") if d.strip()] or None,
+            "timeout": options["timeout"],
+        }
         try:
             if command == "status":
                 rows = control.status()
@@ -73,9 +90,10 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(json.dumps([r.as_dict() for r in replies], indent=2, default=str))
         else:
-            self._table(["worker" if command != "revoke" else "task", "ok", "reply"],
-                        [[r.worker, "ok" if r.ok else "ERROR", r.error or summary(command, values, r.data)]
-                         for r in replies])
+            self._table(
+                ["worker" if command != "revoke" else "task", "ok", "reply"],
+                [[r.worker, "ok" if r.ok else "ERROR", r.error or summary(command, values, r.data)] for r in replies],
+            )
         if not replies:
             raise CommandError("no worker is online (no live heartbeat); nothing was sent.")
         failed = [r for r in replies if not r.ok]
@@ -100,8 +118,19 @@ class Command(BaseCommand):
         now = timezone.now()
         self._table(
             ["worker", "pid", "queues", "concurrency", "processed", "held", "up", "last heartbeat"],
-            [[r["worker"], str(r["pid"]), ",".join(r["queues"] or []), str(r["concurrency"]), str(r["processed"]),
-              str(r["held"]), _ago(now, r["started_at"]), _ago(now, r["heartbeat_at"]) + " ago"] for r in rows],
+            [
+                [
+                    r["worker"],
+                    str(r["pid"]),
+                    ",".join(r["queues"] or []),
+                    str(r["concurrency"]),
+                    str(r["processed"]),
+                    str(r["held"]),
+                    _ago(now, r["started_at"]),
+                    _ago(now, r["heartbeat_at"]) + " ago",
+                ]
+                for r in rows
+            ],
         )
         self.stdout.write(f"{len(rows)} worker(s) online")
 
@@ -136,13 +165,16 @@ def summary(command: str, values: list[str], data: Any) -> str:
     if what == "registered":
         return f"{len(data)}: " + ", ".join(data)
     if what == "queues":
-        return ", ".join(f"{q['name']} (ready={q['ready']} scheduled={q['scheduled']} reserved={q['reserved']})"
-                         for q in data)
+        return ", ".join(
+            f"{q['name']} (ready={q['ready']} scheduled={q['scheduled']} reserved={q['reserved']})" for q in data
+        )
     if what == "stats":
         pool = " ".join(f"{c['child']}:{c['pid']}/{c['processed']}" for c in data["pool"])
-        return (f"pid={data['pid']} up={data['uptime_s']}s concurrency={data['concurrency']} "
-                f"processed={data['processed']} queues={','.join(data['queues'])} "
-                f"cpu={data['rusage']['utime_s'] + data['rusage']['stime_s']:.2f}s pool(child:pid/processed)=[{pool}]")
+        return (
+            f"pid={data['pid']} up={data['uptime_s']}s concurrency={data['concurrency']} "
+            f"processed={data['processed']} queues={','.join(data['queues'])} "
+            f"cpu={data['rusage']['utime_s'] + data['rusage']['stime_s']:.2f}s pool(child:pid/processed)=[{pool}]"
+        )
     if command == "time_limit":
         return f"{data['task']}: soft={data['soft']} hard={data['hard']} ({data['note']})"
     if command == "rate_limit":
