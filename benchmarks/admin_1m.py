@@ -41,17 +41,45 @@ from django.utils import timezone  # noqa: E402
 
 from djtasks.models import TaskRecord  # noqa: E402
 
-NAMES = [f"shop.tasks.{verb}_{noun}" for verb in ("send", "sync", "build", "charge", "resize")
-         for noun in ("email", "invoice", "report", "image", "order", "cart", "feed", "index")]
+NAMES = [
+    f"shop.tasks.{verb}_{noun}"
+    for verb in ("send", "sync", "build", "charge", "resize")
+    for noun in ("email", "invoice", "report", "image", "order", "cart", "feed", "index")
+]
 QUEUES = ["default", "mail", "reports", "images"]
 WORKERS = [f"djtasks@web-{i}.{1000 + i}" for i in range(8)]
 STATES = ["SUCCESS"] * 90 + ["FAILURE"] * 5 + ["PENDING"] * 2 + ["REVOKED", "RETRY", "STARTED"]
 
 
-COLUMNS = ("id", "task_name", "queue", "priority", "backend", "state", "args", "kwargs", "result", "ignore_result",
-           "exception_type", "exception_message", "traceback", "errors", "progress", "enqueued_at", "eta",
-           "started_at", "finished_at", "attempts", "worker", "worker_ids", "lease_token", "lease_expires_at",
-           "parent_id", "root_id", "group_id")
+COLUMNS = (
+    "id",
+    "task_name",
+    "queue",
+    "priority",
+    "backend",
+    "state",
+    "args",
+    "kwargs",
+    "result",
+    "ignore_result",
+    "exception_type",
+    "exception_message",
+    "traceback",
+    "errors",
+    "progress",
+    "enqueued_at",
+    "eta",
+    "started_at",
+    "finished_at",
+    "attempts",
+    "worker",
+    "worker_ids",
+    "lease_token",
+    "lease_expires_at",
+    "parent_id",
+    "root_id",
+    "group_id",
+)
 JSON_COLUMNS = {"args", "kwargs", "result", "errors", "progress", "worker_ids"}
 
 
@@ -69,12 +97,33 @@ def rows(count: int, rng: random.Random, stamp):
         failed = state == "FAILURE"
         worker = rng.choice(WORKERS) if started else ""
         yield (
-            str(uuid.uuid4()), rng.choice(NAMES), rng.choice(QUEUES), 0, "default", state,
-            f"[{rng.randrange(10**6)}]", f'{{"user_id": {rng.randrange(10**5)}, "token": "{uuid.uuid4().hex[:12]}"}}',
-            "null" if failed or finished is None else f'{{"ok": true, "n": {rng.randrange(100)}}}', False,
-            "builtins.ValueError" if failed else "", "boom" if failed else "", "", "[]", "null",
-            stamp(enqueued), None, stamp(started), stamp(finished), 1 if started else 0, worker,
-            f'["{worker}"]' if worker else "[]", "", None, "", "", "",
+            str(uuid.uuid4()),
+            rng.choice(NAMES),
+            rng.choice(QUEUES),
+            0,
+            "default",
+            state,
+            f"[{rng.randrange(10**6)}]",
+            f'{{"user_id": {rng.randrange(10**5)}, "token": "{uuid.uuid4().hex[:12]}"}}',
+            "null" if failed or finished is None else f'{{"ok": true, "n": {rng.randrange(100)}}}',
+            False,
+            "builtins.ValueError" if failed else "",
+            "boom" if failed else "",
+            "",
+            "[]",
+            "null",
+            stamp(enqueued),
+            None,
+            stamp(started),
+            stamp(finished),
+            1 if started else 0,
+            worker,
+            f'["{worker}"]' if worker else "[]",
+            "",
+            None,
+            "",
+            "",
+            "",
         )
 
 
@@ -82,13 +131,15 @@ def load(count: int) -> None:
     rng = random.Random(5)
     quote = connection.ops.quote_name
     if connection.vendor == "sqlite":
+
         def stamp(value):  # Django keeps aware datetimes in SQLite as naive UTC text
             return None if value is None else value.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
     else:
+
         def stamp(value):
             return value
-    marks = ", ".join("%s::jsonb" if c in JSON_COLUMNS and connection.vendor == "postgresql" else "%s"
-                      for c in COLUMNS)
+
+    marks = ", ".join("%s::jsonb" if c in JSON_COLUMNS and connection.vendor == "postgresql" else "%s" for c in COLUMNS)
     sql = f"INSERT INTO {quote(TaskRecord._meta.db_table)} ({', '.join(map(quote, COLUMNS))}) VALUES ({marks})"
     started = time.perf_counter()
     generated = rows(count, rng, stamp)

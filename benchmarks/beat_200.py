@@ -46,7 +46,7 @@ def main() -> int:
         DJTASKS_TEST_BEAT=json.dumps({"tick": {"task": "tests.testapp.tasks.stamp", "schedule": 1.0}}),
     )
     os.environ.pop("DJTASKS_TEST_DB", None)
-    from tests.redisserver import RedisServer
+    from tests.support.redisserver import RedisServer
 
     redis_server = RedisServer()
     redis_server.start()
@@ -58,8 +58,8 @@ def main() -> int:
     from django.core.management import call_command
 
     from djtasks.models import PeriodicRun
-    from tests.beatstats import drain, figures
-    from tests.workers import WorkerProcess
+    from tests.support.beatstats import drain, figures
+    from tests.support.workers import WorkerProcess
 
     call_command("migrate", verbosity=0)
     workers = []

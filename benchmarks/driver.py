@@ -46,8 +46,12 @@ def main() -> None:
 
     call_command("migrate", verbosity=0, interactive=False)
     bench = Bench(importlib.import_module(f"peers.{options.peer}.adapter"), options)
-    figures: dict[str, object] = {"peer": options.peer, "results_in": bench.adapter.RESULTS_IN,
-                                  "priority": bench.adapter.PRIORITY, "size": options.size}
+    figures: dict[str, object] = {
+        "peer": options.peer,
+        "results_in": bench.adapter.RESULTS_IN,
+        "priority": bench.adapter.PRIORITY,
+        "size": options.size,
+    }
     workloads = options.workloads.split(",") + (["profile_run"] if options.profile else [])
     for workload in workloads:
         log(f"{options.peer}: {workload}")
@@ -75,8 +79,13 @@ class Worker:
     def __init__(self, argv: list[str], log_path: Path):
         self.log_path = log_path
         self.log_file = open(log_path, "ab")
-        self.process = subprocess.Popen(argv, stdout=self.log_file, stderr=subprocess.STDOUT,
-                                        start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.process = subprocess.Popen(
+            argv,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
 
     @property
     def pid(self) -> int:
@@ -192,8 +201,13 @@ class Bench:
         finally:
             worker.stop()
         cuts = statistics.quantiles(times, n=100, method="inclusive")
-        return {"rt_p50_ms": cuts[49] * 1000, "rt_p95_ms": cuts[94] * 1000, "rt_p99_ms": cuts[98] * 1000,
-                "rt_count": self.trips, "rss_mib": rss / 2**20}
+        return {
+            "rt_p50_ms": cuts[49] * 1000,
+            "rt_p95_ms": cuts[94] * 1000,
+            "rt_p99_ms": cuts[98] * 1000,
+            "rt_count": self.trips,
+            "rss_mib": rss / 2**20,
+        }
 
     def queued(self) -> dict[str, float | None]:
         """Queue 10x size with no worker: Redis bytes per task; then the worker's RSS and priority latency."""
@@ -254,9 +268,24 @@ class Bench:
     def start_py_spy(self, worker: Worker) -> subprocess.Popen:
         spy = Path(sys.executable).parent / "py-spy"
         out = self.profile / f"worker-{self.db_label}.txt"
-        return subprocess.Popen([str(spy), "record", "--pid", str(worker.pid), "--subprocesses", "--format", "raw",
-                                 "--rate", "250", "--nonblocking", "-o", str(out)],
-                                stdout=subprocess.DEVNULL, stderr=open(self.log_dir / "py-spy.log", "ab"))
+        return subprocess.Popen(
+            [
+                str(spy),
+                "record",
+                "--pid",
+                str(worker.pid),
+                "--subprocesses",
+                "--format",
+                "raw",
+                "--rate",
+                "250",
+                "--nonblocking",
+                "-o",
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log_dir / "py-spy.log", "ab"),
+        )
 
     def write_pstats(self, profiler: cProfile.Profile, name: str) -> None:
         profiler.dump_stats(self.profile / f"{name}.pstats")

@@ -48,24 +48,29 @@ def main() -> None:
         xlen = site.redis.client().xlen("{djtasks-test}:events")
         for mode, values in timings.items():
             best = min(values)
-            print(f"events {mode:<3}: best {tasks / best:6.0f} tasks/s, median {tasks / statistics.median(values):6.0f}"
-                  f" tasks/s ({best * 1e6 / tasks:.0f} us/task at best)")
+            print(
+                f"events {mode:<3}: best {tasks / best:6.0f} tasks/s, median {tasks / statistics.median(values):6.0f}"
+                f" tasks/s ({best * 1e6 / tasks:.0f} us/task at best)"
+            )
         on, off = min(timings["on"]), min(timings["off"])
-        print(f"cost of events: {(on - off) * 1e6 / tasks:+.0f} us per task ({(on / off - 1) * 100:+.1f}%); "
-              f"stream length now {xlen}")
+        print(
+            f"cost of events: {(on - off) * 1e6 / tasks:+.0f} us per task ({(on / off - 1) * 100:+.1f}%); "
+            f"stream length now {xlen}"
+        )
 
 
 def pipeline_cost(batches: int = 500, batch: int = 8) -> None:
     import uuid
 
-    from djtasks.broker import Claim, get_broker
-    from djtasks.conf import get_settings
-    from djtasks.telemetry import Recorder
+    from djtasks.core.conf import get_settings
+    from djtasks.transport.broker import Claim, get_broker
+    from djtasks.transport.telemetry import Recorder
 
     broker = get_broker()
     recorder = Recorder(broker, get_settings(), "djtasks@bench.1")
-    claims = [Claim(id=uuid.uuid4().hex, envelope=b"{}", deliveries=1, token="t", queue="default")
-              for _ in range(batch)]
+    claims = [
+        Claim(id=uuid.uuid4().hex, envelope=b"{}", deliveries=1, token="t", queue="default") for _ in range(batch)
+    ]
 
     def fill() -> None:
         for claim in claims:
@@ -88,8 +93,11 @@ def pipeline_cost(batches: int = 500, batch: int = 8) -> None:
             best[label] = min(best[label], (time.perf_counter() - began) / (batches * batch))
     for label, seconds in best.items():
         print(f"ack pipeline, {label:<24}: {seconds * 1e6:6.1f} us per task (batches of {batch})")
-    print(f"events and counters add {(best['with events and counters'] - best['plain']) * 1e6:.1f} us per task"
-          " to the ack round trip", flush=True)
+    print(
+        f"events and counters add {(best['with events and counters'] - best['plain']) * 1e6:.1f} us per task"
+        " to the ack round trip",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.redisserver import RedisServer  # noqa: E402
+from tests.support.redisserver import RedisServer  # noqa: E402
 
 
 class Installation:
@@ -52,14 +52,25 @@ class Installation:
         self.redis.cleanup()
 
     def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, str(ROOT / "manage.py"), *args, "--settings=tests.settings"],
-                              cwd=ROOT, env=self.env, capture_output=True, text=True, check=check, timeout=300)
+        return subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), *args, "--settings=tests.settings"],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=300,
+        )
 
     def worker(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.dir / f"worker-{len(self.workers)}.log", "wb")
         process = subprocess.Popen(
             [sys.executable, str(ROOT / "manage.py"), "taskworker", "--settings=tests.settings", *args],
-            cwd=ROOT, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env={**self.env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.workers.append(process)
         return process

@@ -13,9 +13,20 @@ LABELS = {
     "celery_redis": "Celery 5.7 (Redis results)",
     "huey": "Huey 3.5 (Redis, notify_result)",
 }
-METRICS = ["enqueue_per_s", "bulk_per_s", "drain_per_s", "rt_p50_ms", "rt_p95_ms", "rt_p99_ms", "rss_mib",
-           "redis_bytes_per_task", "queued_rss_mib", "queued_rss_growth_mib", "priority_start_ms",
-           "still_queued_at_probe"]
+METRICS = [
+    "enqueue_per_s",
+    "bulk_per_s",
+    "drain_per_s",
+    "rt_p50_ms",
+    "rt_p95_ms",
+    "rt_p99_ms",
+    "rss_mib",
+    "redis_bytes_per_task",
+    "queued_rss_mib",
+    "queued_rss_growth_mib",
+    "priority_start_ms",
+    "still_queued_at_probe",
+]
 
 
 def summarise(raw: list[dict], dbs: list[str]) -> list[dict]:
@@ -55,8 +66,11 @@ def _cells(row: dict, base: dict | None) -> list[str]:
     rss = row.get("rss_mib")
     rss_cell = "n/a" if rss is None else f"{rss:.0f} MiB" + ("" if same else _ratio(rss, base and base.get("rss_mib")))
     per_task = row.get("redis_bytes_per_task")
-    per_task_cell = "n/a" if per_task is None else f"{per_task:.0f} B" + (
-        "" if same else _ratio(per_task, base and base.get("redis_bytes_per_task")))
+    per_task_cell = (
+        "n/a"
+        if per_task is None
+        else f"{per_task:.0f} B" + ("" if same else _ratio(per_task, base and base.get("redis_bytes_per_task")))
+    )
     queued_rss = row.get("queued_rss_mib")
     if queued_rss is None:
         queued_cell = "n/a"
@@ -70,22 +84,41 @@ def _cells(row: dict, base: dict | None) -> list[str]:
         start_cell = "not within 30 s"
     else:
         start_cell = f"{start:.1f} ms" + ("" if same else _ratio(start, base and base.get("priority_start_ms")))
-    return [_rate(row, base, "enqueue_per_s"), _rate(row, base, "bulk_per_s"), _rate(row, base, "drain_per_s"),
-            rt, rss_cell, per_task_cell, queued_cell, start_cell]
+    return [
+        _rate(row, base, "enqueue_per_s"),
+        _rate(row, base, "bulk_per_s"),
+        _rate(row, base, "drain_per_s"),
+        rt,
+        rss_cell,
+        per_task_cell,
+        queued_cell,
+        start_cell,
+    ]
 
 
-HEADER = ["system (results in)", "enqueue, one call at a time", "bulk enqueue", "drain: worker start to last result",
-          "round trip p50 / p95 / p99", "worker RSS (parent + children)", "Redis per queued task",
-          "worker RSS with 10x size queued", "high-priority start with 10x size queued"]
+HEADER = [
+    "system (results in)",
+    "enqueue, one call at a time",
+    "bulk enqueue",
+    "drain: worker start to last result",
+    "round trip p50 / p95 / p99",
+    "worker RSS (parent + children)",
+    "Redis per queued task",
+    "worker RSS with 10x size queued",
+    "high-priority start with 10x size queued",
+]
 
 
 def markdown(rows: list[dict], dbs: list[str], meta: dict) -> str:
-    lines = [f"## djtasks benchmark {meta['stamp']}", "",
-             f"Command: `{meta['command']}`  ",
-             f"{meta['size']:,} tasks per workload, median of {meta['runs']} run(s); workers: 2 processes "
-             f"(+ parent); {meta['machine']}; {meta['redis']}; PostgreSQL: {meta['postgres']}.  ",
-             "Ratios are to djtasks on the same database (throughput: higher is better; times, memory: lower).",
-             ""]
+    lines = [
+        f"## djtasks benchmark {meta['stamp']}",
+        "",
+        f"Command: `{meta['command']}`  ",
+        f"{meta['size']:,} tasks per workload, median of {meta['runs']} run(s); workers: 2 processes "
+        f"(+ parent); {meta['machine']}; {meta['redis']}; PostgreSQL: {meta['postgres']}.  ",
+        "Ratios are to djtasks on the same database (throughput: higher is better; times, memory: lower).",
+        "",
+    ]
     lines.append("| " + " | ".join(HEADER) + " |")
     lines.append("|" + "---|" * len(HEADER))
     for db in dbs:
@@ -147,8 +180,12 @@ def profile_summary(directory: Path) -> str:
     lines = ["", "## Profile of djtasks", ""]
     for spy in sorted(directory.glob("worker-*.txt")):
         own, total, samples = top_py_spy(spy)
-        lines += [f"### Worker children during drain ({spy.name}, {samples} samples, py-spy raw in {spy})", "",
-                  "| self % | function |", "|---|---|"]
+        lines += [
+            f"### Worker children during drain ({spy.name}, {samples} samples, py-spy raw in {spy})",
+            "",
+            "| self % | function |",
+            "|---|---|",
+        ]
         lines += [f"| {100 * n / max(samples, 1):.1f} | `{name}` |" for name, n in own]
         lines += ["", "| inclusive % | djtasks function |", "|---|---|"]
         lines += [f"| {100 * n / max(samples, 1):.1f} | `{name}` |" for name, n in total]
@@ -156,6 +193,12 @@ def profile_summary(directory: Path) -> str:
     for stats in sorted(directory.glob("enqueue-*.txt")):
         text = stats.read_text().splitlines()
         start = next((i for i, line in enumerate(text) if "ncalls" in line), 0)
-        lines += [f"### Enqueue loop, cProfile by self time ({stats.name}; .pstats beside it)", "", "```",
-                  *[line[:160] for line in text[max(start - 6, 0):start + 22]], "```", ""]
+        lines += [
+            f"### Enqueue loop, cProfile by self time ({stats.name}; .pstats beside it)",
+            "",
+            "```",
+            *[line[:160] for line in text[max(start - 6, 0) : start + 22]],
+            "```",
+            "",
+        ]
     return "\n".join(lines) + "\n"

@@ -36,20 +36,36 @@ WORK = HERE / ".work"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="runs per system and database; the median is reported")
-    parser.add_argument("--size", type=int, default=10_000,
-                        help="tasks per workload (round trips: size/10 up to 1,000; queued: 10x size)")
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=10_000,
+        help="tasks per workload (round trips: size/10 up to 1,000; queued: 10x size)",
+    )
     parser.add_argument("--only", default=",".join(SYSTEMS), help=f"comma-separated subset of {', '.join(SYSTEMS)}")
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
-    parser.add_argument("--profile", action="store_true", help="profile djtasks: py-spy on the worker during drain, "
-                        "cProfile around the enqueue loop")
-    parser.add_argument("--postgres-url", help="use this server (postgres://user@host:port/anything) instead of "
-                        "starting a throwaway cluster; databases bench_<system> are dropped and created on it")
-    parser.add_argument("--djtasks-python", help="run djtasks with this interpreter instead of .venvs/djtasks "
-                        "(it needs requirements.txt and psutil; the smoke test passes its own)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile djtasks: py-spy on the worker during drain, cProfile around the enqueue loop",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        help="use this server (postgres://user@host:port/anything) instead of "
+        "starting a throwaway cluster; databases bench_<system> are dropped and created on it",
+    )
+    parser.add_argument(
+        "--djtasks-python",
+        help="run djtasks with this interpreter instead of .venvs/djtasks "
+        "(it needs requirements.txt and psutil; the smoke test passes its own)",
+    )
     parser.add_argument("--python", default=sys.executable, help="interpreter the virtualenvs are made from")
     parser.add_argument("--results", default=str(HERE / "results"), help="directory for the JSON and markdown")
-    parser.add_argument("--assemble", metavar="WORK_DIR", help="run nothing: build the table from the figures an "
-                        "interrupted run left in benchmarks/.work/<stamp>/")
+    parser.add_argument(
+        "--assemble",
+        metavar="WORK_DIR",
+        help="run nothing: build the table from the figures an interrupted run left in benchmarks/.work/<stamp>/",
+    )
     options = parser.parse_args(argv)
     options.systems = [s.strip() for s in options.only.split(",") if s.strip()]
     unknown = sorted(set(options.systems) - set(SYSTEMS))
@@ -86,11 +102,22 @@ def interpreters(options: argparse.Namespace) -> dict[str, str]:
     return found
 
 
-def run_driver(system: str, python: str, db: str, env: dict[str, str], options: argparse.Namespace,
-               run: int, stamp_dir: Path) -> dict:
+def run_driver(
+    system: str, python: str, db: str, env: dict[str, str], options: argparse.Namespace, run: int, stamp_dir: Path
+) -> dict:
     out = stamp_dir / f"{system}-{db}-{run}.json"
-    argv = [python, str(HERE / "driver.py"), "--peer", system, "--size", str(options.size), "--out", str(out),
-            "--log-dir", str(stamp_dir)]
+    argv = [
+        python,
+        str(HERE / "driver.py"),
+        "--peer",
+        system,
+        "--size",
+        str(options.size),
+        "--out",
+        str(out),
+        "--log-dir",
+        str(stamp_dir),
+    ]
     if options.profile and system == "djtasks":
         argv += ["--profile", str(stamp_dir)]
     log(f"run {run}/{options.runs}: {system} on {db}")
@@ -166,8 +193,9 @@ def main(argv: list[str] | None = None) -> int:
             cluster = PostgresCluster()
             log(f"{cluster.version} on port {cluster.port} (fsync on)")
         base_env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "DATABASE_URL"}}
-        base_env.update(BENCH_REDIS_URL=redis.url, PYTHONPATH=f"{HERE}{os.pathsep}{HERE.parent}",
-                        PYTHONDONTWRITEBYTECODE="1")
+        base_env.update(
+            BENCH_REDIS_URL=redis.url, PYTHONPATH=f"{HERE}{os.pathsep}{HERE.parent}", PYTHONDONTWRITEBYTECODE="1"
+        )
         raw: list[dict] = []
         for run in range(1, options.runs + 1):
             for db in options.dbs:

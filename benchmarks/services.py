@@ -40,8 +40,20 @@ def ensure_venv(name: str, python: str) -> Path:
     if venv.exists():
         shutil.rmtree(venv)
     subprocess.run([python, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                    "-r", str(requirements)], check=True, cwd=HERE)
+    subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "-r",
+            str(requirements),
+        ],
+        check=True,
+        cwd=HERE,
+    )
     stamp.write_text(wanted)
     return venv / "bin" / "python"
 
@@ -56,9 +68,21 @@ class RedisServer:
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="djtasks-bench-redis-")
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.dir],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self.version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip()
         deadline = time.monotonic() + 10
@@ -102,26 +126,75 @@ class PostgresCluster:
     def __init__(self) -> None:
         self.bin = _pg_bin()
         if os.getuid() == 0 and subprocess.run(["id", "postgres"], capture_output=True).returncode != 0:
-            subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-                            "--shell", "/usr/sbin/nologin", "postgres"], check=True)
+            subprocess.run(
+                [
+                    "useradd",
+                    "--system",
+                    "--user-group",
+                    "--no-create-home",
+                    "--home-dir",
+                    "/nonexistent",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    "postgres",
+                ],
+                check=True,
+            )
         self.dir = Path(tempfile.mkdtemp(prefix="djtasks-bench-pg-", dir="/tmp"))
         if os.getuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
-        subprocess.run(_as_postgres([str(self.bin / "initdb"), "-D", str(self.dir / "data"), "-U", "postgres",
-                                     "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"]),
-                       check=True, cwd=self.dir, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            _as_postgres(
+                [
+                    str(self.bin / "initdb"),
+                    "-D",
+                    str(self.dir / "data"),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ]
+            ),
+            check=True,
+            cwd=self.dir,
+            stdout=subprocess.DEVNULL,
+        )
         self.port = free_port()
-        subprocess.run(_as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-l",
-                                     str(self.dir / "postgres.log"), "-w", "-t", "60", "-o",
-                                     f"-c listen_addresses=127.0.0.1 -c port={self.port} -k {self.dir} -c fsync=on",
-                                     "start"]), check=True, cwd=self.dir, stdout=subprocess.DEVNULL)
-        self.version = subprocess.run([str(self.bin / "postgres"), "--version"], capture_output=True,
-                                      text=True).stdout.strip()
+        subprocess.run(
+            _as_postgres(
+                [
+                    str(self.bin / "pg_ctl"),
+                    "-D",
+                    str(self.dir / "data"),
+                    "-l",
+                    str(self.dir / "postgres.log"),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    f"-c listen_addresses=127.0.0.1 -c port={self.port} -k {self.dir} -c fsync=on",
+                    "start",
+                ]
+            ),
+            check=True,
+            cwd=self.dir,
+            stdout=subprocess.DEVNULL,
+        )
+        self.version = subprocess.run(
+            [str(self.bin / "postgres"), "--version"], capture_output=True, text=True
+        ).stdout.strip()
 
     def url(self, name: str) -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:
-        subprocess.run(_as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "-w",
-                                     "-t", "60", "stop"]), cwd=self.dir, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            _as_postgres(
+                [str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "-w", "-t", "60", "stop"]
+            ),
+            cwd=self.dir,
+            stdout=subprocess.DEVNULL,
+        )
         shutil.rmtree(self.dir, ignore_errors=True)

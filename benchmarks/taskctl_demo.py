@@ -1,6 +1,6 @@
 """Start two workers and run every taskctl command against them, printing each command and its output.
 
-    .venv/bin/python benchmarks/taskctl_demo.py
+.venv/bin/python benchmarks/taskctl_demo.py
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ def main() -> None:
         from django.db import transaction
 
         from djtasks import control
-        from djtasks.conf import get_settings
+        from djtasks.core.conf import get_settings
         from tests.testapp.tasks import add, sleep_then_record
 
         name = get_settings().WORKER_NAME

@@ -11,9 +11,10 @@ class DjtasksConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_save
 
-        from . import builtins, checks  # noqa: F401 - registers the system checks and djtasks.map/starmap
-        from .models import TaskRecord
-        from .publisher import on_task_saved
+        from djtasks import checks  # noqa: F401 - registers the system checks
+        from djtasks.calling import builtins  # noqa: F401 - registers djtasks.map and djtasks.starmap
+        from djtasks.calling.publisher import on_task_saved
+        from djtasks.record.models import TaskRecord
 
         post_save.connect(on_task_saved, sender=TaskRecord, dispatch_uid="djtasks.publish_on_commit")
         # Every installed app's tasks.py, in the web process and the worker alike.

@@ -10,13 +10,14 @@ from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
 from django.utils.inspect import is_module_level_function
 
-from . import registry
-from .client import enqueue
-from .convert import to_task_result
-from .declaration import Task
-from .exceptions import NotRegistered
-from .models import TaskRecord
-from .options import ExecutionOptions
+from djtasks.calling.declaration import Task
+from djtasks.calling.enqueue import enqueue
+from djtasks.checks import check_backend
+from djtasks.core import registry
+from djtasks.core.exceptions import NotRegistered
+from djtasks.core.options import ExecutionOptions
+from djtasks.record.convert import to_task_result
+from djtasks.record.models import TaskRecord
 
 
 class RedisBackend(BaseTaskBackend):
@@ -60,9 +61,4 @@ class RedisBackend(BaseTaskBackend):
         return to_task_result(record, task)
 
     def check(self, **kwargs: Any) -> list[Any]:
-        from .checks import check_backend  # noqa: PLC0415 - checks imports backend
-
         return check_backend(self)
-
-
-

@@ -1,157 +1,19 @@
-"""Task rows (the record of every invocation) and dead letters; states as QuerySet methods."""
+"""The app's models, as Django looks for them: the task record and the periodic tasks.
 
-from __future__ import annotations
+The code lives in djtasks.record.models and djtasks.periodic.models; this module is the place
+Django (and `from djtasks.models import TaskRecord`) finds them.
+"""
 
-from django.db import models
-from django.db.models import Q
-from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
+from djtasks.periodic.models import PeriodicRun, PeriodicTask, Source
+from djtasks.record.models import Chord, Dashboard, DeadLetter, TaskRecord, TaskRecordQuerySet
 
-from .states import READY_STATES, RUNNABLE_STATES, State
-
-
-class TaskRecordQuerySet(models.QuerySet["TaskRecord"]):
-    def unready(self) -> TaskRecordQuerySet:
-        return self.filter(state__in=RUNNABLE_STATES)
-
-    def ready(self) -> TaskRecordQuerySet:
-        return self.filter(state__in=READY_STATES)
-
-    def unclaimed(self) -> TaskRecordQuerySet:
-        """Rows that no live lease holds: waiting, or held by a lease that has expired."""
-        return self.unready().filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=timezone.now()))
-
-
-class TaskRecord(models.Model):
-    """One task invocation. The database is the record; Redis only carries its id."""
-
-    id = models.CharField(_("task id"), max_length=255, primary_key=True)
-    task_name = models.CharField(_("task name"), max_length=255, db_index=True)
-    queue = models.CharField(_("queue"), max_length=100, default="default")
-    priority = models.SmallIntegerField(_("priority"), default=0)
-    backend = models.CharField(_("backend alias"), max_length=100, default="default")
-    state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.PENDING)
-    args = models.JSONField(_("positional arguments"), default=list)
-    kwargs = models.JSONField(_("keyword arguments"), default=dict)
-    result = models.JSONField(_("result"), null=True, blank=True)
-    ignore_result = models.BooleanField(_("ignore result"), default=False)
-    exception_type = models.CharField(_("exception type"), max_length=255, blank=True)
-    exception_message = models.TextField(_("exception message"), blank=True)
-    traceback = models.TextField(_("traceback"), blank=True)
-    # One entry per failed attempt: {"attempt", "exception_type", "message", "traceback", "at"}.
-    errors = models.JSONField(_("errors of every attempt"), default=list, blank=True)
-    # What a running task last reported: {"current", "total", "percent", "message", "at"}.
-    progress = models.JSONField(_("progress"), null=True, blank=True)
-    enqueued_at = models.DateTimeField(_("enqueued at"), default=timezone.now)
-    eta = models.DateTimeField(_("run after"), null=True, blank=True)
-    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
-    attempts = models.PositiveIntegerField(_("attempts"), default=0)
-    worker = models.CharField(_("worker"), max_length=255, blank=True)
-    worker_ids = models.JSONField(_("workers of every attempt"), default=list, blank=True)
-    # The fence: every state write after the start is conditioned on the token of its attempt.
-    lease_token = models.CharField(_("lease token"), max_length=255, blank=True)
-    lease_expires_at = models.DateTimeField(_("lease expires at"), null=True, blank=True)
-    parent_id = models.CharField(_("parent task id"), max_length=255, blank=True)
-    root_id = models.CharField(_("root task id"), max_length=255, blank=True)
-    group_id = models.CharField(_("group id"), max_length=255, blank=True)
-    # Times the task asked to be retried (Celery's request.retries); attempts also counts redeliveries.
-    retries = models.PositiveIntegerField(_("retries"), default=0)
-    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
-    headers = models.JSONField(_("headers"), default=dict, blank=True)
-    # What follows this task: {"link": [...], "link_error": [...], "chain": [...], "chord": id}.
-    canvas = models.JSONField(_("workflow"), default=dict, blank=True)
-
-    objects = TaskRecordQuerySet.as_manager()
-
-    class Meta:
-        db_table = "djtasks_task"
-        verbose_name = _("task")
-        verbose_name_plural = _("tasks")
-        ordering = ["-enqueued_at"]
-        indexes = [
-            models.Index(fields=["-enqueued_at"], name="djtasks_task_enqueued_idx"),
-            models.Index(fields=["state", "enqueued_at"], name="djtasks_task_state_idx"),
-            models.Index(fields=["queue", "state"], name="djtasks_task_queue_idx"),
-            models.Index(fields=["lease_expires_at"], name="djtasks_task_lease_idx"),
-            models.Index(fields=["root_id"], name="djtasks_task_root_idx"),
-            # The admin: newest first within a task name; the dashboard's windows over finished_at (covering).
-            models.Index(fields=["task_name", "-enqueued_at"], name="djtasks_task_name_enq_idx"),
-            models.Index(fields=["queue", "-enqueued_at"], name="djtasks_task_queue_enq_idx"),
-            models.Index(fields=["finished_at", "state", "task_name", "started_at"], name="djtasks_task_finished_idx"),
-            # The detail page's links to children and group members. Partial: most rows have neither,
-            # and a full index of one repeated '' looks useless to the planner (queries repeat the condition).
-            models.Index(fields=["parent_id"], name="djtasks_task_parent_idx", condition=~Q(parent_id="")),
-            models.Index(fields=["group_id"], name="djtasks_task_group_idx", condition=~Q(group_id="")),
-        ]
-        permissions = [
-            ("view_task_arguments", _("Can see task arguments and results unredacted")),
-            ("retry_task", _("Can retry tasks")),
-            ("revoke_task", _("Can revoke tasks")),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.task_name}[{self.id}]"
-
-    @property
-    def runtime(self) -> float | None:
-        if self.started_at and self.finished_at:
-            return (self.finished_at - self.started_at).total_seconds()
-        return None
-
-    @property
-    def is_running(self) -> bool:
-        return self.state in RUNNABLE_STATES and self.lease_expires_at is not None
-
-
-class Dashboard(TaskRecord):
-    """The task dashboard in the admin (a proxy, so the admin gives it a URL and an index entry)."""
-
-    class Meta:
-        proxy = True
-        verbose_name = _("dashboard")
-        verbose_name_plural = _("dashboard")
-        default_permissions = ()
-
-
-class DeadLetter(models.Model):
-    """A message set aside because it cannot run: malformed, unknown, or poison."""
-
-    task_id = models.CharField(_("task id"), max_length=255, blank=True, db_index=True)
-    task_name = models.CharField(_("task name"), max_length=255, blank=True)
-    queue = models.CharField(_("queue"), max_length=100, blank=True)
-    reason = models.TextField(_("reason"))
-    raw = models.TextField(_("raw message"), blank=True)
-    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
-
-    class Meta:
-        db_table = "djtasks_deadletter"
-        verbose_name = _("dead letter")
-        verbose_name_plural = _("dead letters")
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.task_name or '?'}[{self.task_id or '-'}]: {self.reason[:60]}"
-
-
-# Periodic tasks live in their own module; importing them here registers them with the app.
-from .periodic import PeriodicRun, PeriodicTask  # noqa: E402, F401
-
-
-class Chord(models.Model):
-    """A chord's counter: the callback is enqueued by the member whose outcome completes it."""
-
-    id = models.CharField(_("group id"), max_length=255, primary_key=True)
-    member_ids = models.JSONField(_("member task ids"), default=list)
-    done = models.PositiveIntegerField(_("members finished"), default=0)
-    callback = models.JSONField(_("callback signature"))
-    fired_at = models.DateTimeField(_("callback enqueued at"), null=True, blank=True)
-    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
-
-    class Meta:
-        db_table = "djtasks_chord"
-        verbose_name = _("chord")
-        verbose_name_plural = _("chords")
-
-    def __str__(self) -> str:
-        return f"chord[{self.id}] {self.done}/{len(self.member_ids)}"
+__all__ = [
+    "Chord",
+    "Dashboard",
+    "DeadLetter",
+    "PeriodicRun",
+    "PeriodicTask",
+    "Source",
+    "TaskRecord",
+    "TaskRecordQuerySet",
+]

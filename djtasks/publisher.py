@@ -1,116 +1,13 @@
-"""Publish task rows to Redis after their transaction commits, one round trip per transaction.
+"""Public import path ``djtasks.publisher``; the code lives in ``djtasks.calling.publisher``."""
 
-A post_save receiver on TaskRecord calls schedule(); rows whose publish never happened (Redis
-down, process killed after commit) are found and published by the outbox sweep.
-"""
+from djtasks.calling.publisher import (
+    flush,
+    publish,
+    schedule,
+)
 
-from __future__ import annotations
-
-import atexit
-import logging
-import threading
-import time
-from datetime import datetime
-from functools import cache
-from typing import Any
-
-from django.db import transaction
-
-from .broker import get_broker
-from .conf import get_settings
-from .exceptions import BrokerUnavailable
-from .message import Message
-from .models import TaskRecord
-from .states import READY_STATES
-
-logger = logging.getLogger("djtasks")
-_local = threading.local()
-_breaker = {"open_until": 0.0}
-
-
-def due_ms(eta: datetime | None) -> int:
-    return int(eta.timestamp() * 1000) if eta else 0
-
-
-def message_of(record: TaskRecord) -> tuple[Message, int]:
-    return Message(id=record.id, queue=record.queue, priority=record.priority), due_ms(record.eta)
-
-
-def publish(items: list[tuple[Message, int]], *, from_sweeper: bool = False) -> int:
-    """Publish now; on a Redis failure log it and leave the rows to the outbox sweep.
-
-    The sweep waits for Redis's answer and returns how many ids were new; callers enqueueing
-    send without waiting for it (see Broker.publish_nowait) and get the number sent.
-    """
-    if not items:
-        return 0
-    if not from_sweeper and time.monotonic() < _breaker["open_until"]:
-        return 0
-    try:
-        if from_sweeper:
-            published = get_broker().publish(items)
-        else:
-            _flush_at_exit()
-            get_broker().publish_nowait(items)
-            published = len(items)
-    except BrokerUnavailable as exc:
-        _breaker["open_until"] = time.monotonic() + get_settings().PUBLISH_BACKOFF
-        if from_sweeper:
-            raise
-        logger.warning("Publish of %d task(s) deferred to the outbox sweep: %s", len(items), exc)
-        return 0
-    _breaker["open_until"] = 0.0
-    return published
-
-
-def flush() -> None:
-    """Wait until Redis has answered every publish this thread sent without waiting."""
-    try:
-        get_broker().flush_publishes()
-    except BrokerUnavailable as exc:
-        logger.warning("Publishes not confirmed (%s); the outbox sweep publishes what Redis lacks", exc)
-
-
-@cache
-def _flush_at_exit() -> None:
-    """Register, once per process, a flush at interpreter exit (an unread reply must not reset the socket)."""
-    atexit.register(flush)
-
-
-class _Batch:
-    """The messages of one transaction (at one savepoint level), published by one on_commit hook."""
-
-    def __init__(self, using: str, savepoints: tuple[Any, ...]):
-        self.using = using
-        self.savepoints = savepoints
-        self.items: list[tuple[Message, int]] = []
-
-    def __call__(self) -> None:
-        items, self.items = self.items, []
-        publish(items)
-
-
-def schedule(record: TaskRecord, using: str) -> None:
-    """Arrange for the row to be published when the transaction holding it commits."""
-    connection = transaction.get_connection(using)
-    if not connection.in_atomic_block:
-        publish([message_of(record)])
-        return
-    savepoints = tuple(connection.savepoint_ids)
-    batches: dict[str, _Batch] = _local.__dict__.setdefault("batches", {})
-    batch = batches.get(using)
-    # A batch whose hook was discarded by a rollback, or that belongs to another savepoint
-    # level, cannot take more messages: start a new one with its own hook.
-    if batch is None or batch.savepoints != savepoints or not _pending(connection, batch):
-        batch = batches[using] = _Batch(using, savepoints)
-        transaction.on_commit(batch, using=using, robust=True)
-    batch.items.append(message_of(record))
-
-
-def _pending(connection: Any, batch: _Batch) -> bool:
-    return any(hook is batch for _, hook, _ in reversed(connection.run_on_commit))
-
-
-def on_task_saved(sender: type, instance: TaskRecord, created: bool, using: str, **kwargs: Any) -> None:
-    if created and instance.state not in READY_STATES:  # a workflow may record a step as already failed
-        schedule(instance, using)
+__all__ = [
+    "flush",
+    "publish",
+    "schedule",
+]

@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from djtasks.broker import close_broker
-from djtasks.conf import get_settings
-
-from .redisserver import RedisServer
-from .workers import WorkerProcess
+from djtasks.core.conf import get_settings
+from djtasks.transport.broker import close_broker
+from tests.support.redisserver import RedisServer
+from tests.support.workers import WorkerProcess
 
 
 def point_djtasks_at(url: str) -> None:

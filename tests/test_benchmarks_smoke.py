@@ -9,16 +9,40 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FIGURES = ["enqueue_per_s", "bulk_per_s", "drain_per_s", "rt_p50_ms", "rt_p95_ms", "rt_p99_ms", "rss_mib",
-           "redis_bytes_per_task", "queued_rss_mib", "priority_start_ms"]
+FIGURES = [
+    "enqueue_per_s",
+    "bulk_per_s",
+    "drain_per_s",
+    "rt_p50_ms",
+    "rt_p95_ms",
+    "rt_p99_ms",
+    "rss_mib",
+    "redis_bytes_per_task",
+    "queued_rss_mib",
+    "priority_start_ms",
+]
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_benchmark_harness_measures_every_workload_for_djtasks(tmp_path: Path):
     db = os.environ.get("DJTASKS_TEST_DB", "sqlite")
-    argv = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--only", "djtasks", "--size", "50", "--runs", "1",
-            "--db", db, "--djtasks-python", sys.executable, "--results", str(tmp_path)]
+    argv = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "run.py"),
+        "--only",
+        "djtasks",
+        "--size",
+        "50",
+        "--runs",
+        "1",
+        "--db",
+        db,
+        "--djtasks-python",
+        sys.executable,
+        "--results",
+        str(tmp_path),
+    ]
     if db == "postgres":
         argv += ["--postgres-url", os.environ["DATABASE_URL"]]
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}

@@ -29,7 +29,7 @@ import psutil
 import psycopg
 import pytest
 
-from .redisserver import free_port
+from tests.support.redisserver import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "deploy" / "supervisord.conf"

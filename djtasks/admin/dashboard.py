@@ -13,9 +13,9 @@ from django.urls import path
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
-from ..states import State
-from . import display
-from .stats import Bucket, snapshot
+from djtasks.admin import display
+from djtasks.admin.stats import Bucket, snapshot
+from djtasks.core.states import State
 
 CHART_WIDTH = 600
 CHART_HEIGHT = 120
@@ -42,13 +42,21 @@ def chart(buckets: list[Bucket], label_format: str) -> dict[str, Any]:
         ok = CHART_HEIGHT * b.succeeded / peak
         failed = CHART_HEIGHT * b.failed / peak
         when = formats.date_format(timezone.localtime(b.start), label_format)
-        title = _("%(when)s: %(ok)d succeeded, %(failed)d failed") % {"when": when, "ok": b.succeeded,
-                                                                       "failed": b.failed}
-        bars.append(Bar(i * width + 1, max(width - 2, 1), CHART_HEIGHT - ok, ok, CHART_HEIGHT - ok - failed, failed,
-                        title))
+        title = _("%(when)s: %(ok)d succeeded, %(failed)d failed") % {
+            "when": when,
+            "ok": b.succeeded,
+            "failed": b.failed,
+        }
+        bars.append(
+            Bar(i * width + 1, max(width - 2, 1), CHART_HEIGHT - ok, ok, CHART_HEIGHT - ok - failed, failed, title)
+        )
     return {
-        "bars": bars, "peak": peak, "width": CHART_WIDTH, "height": CHART_HEIGHT,
-        "total_ok": sum(b.succeeded for b in buckets), "total_failed": sum(b.failed for b in buckets),
+        "bars": bars,
+        "peak": peak,
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "total_ok": sum(b.succeeded for b in buckets),
+        "total_failed": sum(b.failed for b in buckets),
         "first": formats.date_format(timezone.localtime(buckets[0].start), label_format) if buckets else "",
     }
 

@@ -8,8 +8,8 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy
 
-from ..deadletters import requeue
-from .tasks import ReadOnlyAdmin
+from djtasks.admin.tasks import ReadOnlyAdmin
+from djtasks.calling.deadletters import requeue
 
 
 class DeadLetterAdmin(ReadOnlyAdmin):

@@ -12,9 +12,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
-from ..conf import get_settings
-from ..models import TaskRecord
-from ..redact import redact
+from djtasks.core.conf import get_settings
+from djtasks.core.redact import redact
+from djtasks.record.models import TaskRecord
 
 VIEW_ARGUMENTS = "djtasks.view_task_arguments"
 
@@ -50,7 +50,11 @@ def progress_bar(progress: dict[str, Any] | None) -> SafeString:
     return format_html(
         '<div class="djtasks-progress" title="{}"><div class="djtasks-progress-bar" style="width:{}%"></div>'
         '<span class="djtasks-progress-label">{} · {}% {}</span></div>',
-        progress.get("message", ""), f"{percent:.1f}", count, f"{percent:.0f}", progress.get("message", ""),
+        progress.get("message", ""),
+        f"{percent:.1f}",
+        count,
+        f"{percent:.0f}",
+        progress.get("message", ""),
     )
 
 
@@ -60,8 +64,12 @@ def moment(value: datetime | None) -> SafeString:
         return SafeString("-")
     local = timezone.localtime(value)
     short = local.strftime("%H:%M:%S" if local.date() == timezone.localdate() else "%Y-%m-%d %H:%M")
-    return format_html('<time class="djtasks-nowrap" datetime="{}" title="{}">{}</time>', value.isoformat(),
-                       local.isoformat(sep=" ", timespec="milliseconds"), short)
+    return format_html(
+        '<time class="djtasks-nowrap" datetime="{}" title="{}">{}</time>',
+        value.isoformat(),
+        local.isoformat(sep=" ", timespec="milliseconds"),
+        short,
+    )
 
 
 def duration(seconds: float | None) -> str:

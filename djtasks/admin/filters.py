@@ -10,10 +10,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from .. import registry
-from ..broker import get_broker
-from ..conf import get_settings
-from ..exceptions import BrokerUnavailable
+from djtasks.core import registry
+from djtasks.core.conf import get_settings
+from djtasks.core.exceptions import BrokerUnavailable
+from djtasks.transport.broker import get_broker
 
 logger = logging.getLogger("djtasks")
 

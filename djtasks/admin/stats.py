@@ -15,10 +15,10 @@ from django.db.models import CharField, Count, Func, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from ..broker import get_broker
-from ..exceptions import BrokerUnavailable
-from ..models import DeadLetter, TaskRecord
-from ..states import FAILURE, SUCCESS, State
+from djtasks.core.exceptions import BrokerUnavailable
+from djtasks.core.states import FAILURE, SUCCESS, State
+from djtasks.record.models import DeadLetter, TaskRecord
+from djtasks.transport.broker import get_broker
 
 logger = logging.getLogger("djtasks")
 
@@ -68,8 +68,13 @@ class Snapshot:
 def snapshot() -> Snapshot:
     """Collect everything the dashboard shows, in a handful of queries."""
     now = timezone.now()
-    snap = Snapshot(now=now, states=state_counts(), hour=throughput(now, minutes=True),
-                    day=throughput(now, minutes=False), tasks=per_task(now - timedelta(days=1)))
+    snap = Snapshot(
+        now=now,
+        states=state_counts(),
+        hour=throughput(now, minutes=True),
+        day=throughput(now, minutes=False),
+        tasks=per_task(now - timedelta(days=1)),
+    )
     snap.dead_letters = list(DeadLetter.objects.order_by("-created_at")[:10])
     try:
         snap.queues = queues(now)
@@ -182,8 +187,10 @@ def percentiles(since: datetime) -> dict[str, tuple[float, float]]:
         for name, rank, size, seconds in cursor.fetchall():
             ranked[name][rank] = seconds
             sizes[name] = size
-    return {name: (_interpolate(values, sizes[name], 0.5), _interpolate(values, sizes[name], 0.95))
-            for name, values in ranked.items()}
+    return {
+        name: (_interpolate(values, sizes[name], 0.5), _interpolate(values, sizes[name], 0.95))
+        for name, values in ranked.items()
+    }
 
 
 def _sqlite_time(value: datetime) -> str:

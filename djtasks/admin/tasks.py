@@ -16,13 +16,13 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from ..exceptions import NotRegistered
-from ..models import TaskRecord
-from ..rerun import rerun
-from ..revocation import revoke
-from . import display
-from .filters import QueueFilter, TaskNameFilter, WorkerFilter
-from .paging import COUNT_CAP, CappedPaginator
+from djtasks.admin import display
+from djtasks.admin.filters import QueueFilter, TaskNameFilter, WorkerFilter
+from djtasks.admin.paging import COUNT_CAP, CappedPaginator
+from djtasks.calling.rerun import rerun
+from djtasks.calling.revoke import revoke
+from djtasks.core.exceptions import NotRegistered
+from djtasks.record.models import TaskRecord
 
 RELATED_LIMIT = 50
 
@@ -36,8 +36,18 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 class TaskRecordAdmin(ReadOnlyAdmin):
-    list_display = ("short_id", "state_column", "task_name", "queue", "worker", "enqueued", "started",
-                    "finished", "run_time", "attempts")
+    list_display = (
+        "short_id",
+        "state_column",
+        "task_name",
+        "queue",
+        "worker",
+        "enqueued",
+        "started",
+        "finished",
+        "run_time",
+        "attempts",
+    )
     list_display_links = ("short_id",)
     list_filter = ("state", TaskNameFilter, QueueFilter, WorkerFilter, ("enqueued_at", DateFieldListFilter))
     search_fields = ("=id", "task_name", "args", "kwargs", "=root_id", "=group_id", "=parent_id")
@@ -68,8 +78,9 @@ class TaskRecordAdmin(ReadOnlyAdmin):
 
     @admin.display(description=gettext_lazy("task id"), ordering="id")
     def short_id(self, obj: TaskRecord) -> str:
-        return format_html('<span class="djtasks-id" title="{}">{}</span>', obj.id,
-                           obj.id if len(obj.id) <= 13 else obj.id[:8] + "…")
+        return format_html(
+            '<span class="djtasks-id" title="{}">{}</span>', obj.id, obj.id if len(obj.id) <= 13 else obj.id[:8] + "…"
+        )
 
     @admin.display(description=gettext_lazy("enqueued at"), ordering="enqueued_at")
     def enqueued(self, obj: TaskRecord) -> str:
@@ -109,8 +120,9 @@ class TaskRecordAdmin(ReadOnlyAdmin):
 
     # The detail page --------------------------------------------------------------------------
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
-                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         record = TaskRecord.objects.filter(pk=object_id).first()
         context = dict(extra_context or {})
         if record is not None:
@@ -118,17 +130,24 @@ class TaskRecordAdmin(ReadOnlyAdmin):
         return super().change_view(request, object_id, form_url, context)
 
     def detail_context(self, request: HttpRequest, record: TaskRecord) -> dict[str, Any]:
-        others = TaskRecord.objects.only("id", "task_name", "state", "lease_expires_at", "progress", "enqueued_at",
-                                         "parent_id", "group_id")
+        others = TaskRecord.objects.only(
+            "id", "task_name", "state", "lease_expires_at", "progress", "enqueued_at", "parent_id", "group_id"
+        )
         # Each query repeats its partial index's condition, so both databases use the index.
         # No ORDER BY in SQL: SQLite would walk the enqueued_at index over the whole table to avoid a sort.
-        children = sorted(others.filter(parent_id=record.id).exclude(parent_id="").order_by()[:RELATED_LIMIT],
-                          key=lambda r: r.enqueued_at)
+        children = sorted(
+            others.filter(parent_id=record.id).exclude(parent_id="").order_by()[:RELATED_LIMIT],
+            key=lambda r: r.enqueued_at,
+        )
         group_members = []
         if record.group_id:
             group_members = sorted(
-                others.filter(group_id=record.group_id).exclude(group_id="").exclude(pk=record.pk).order_by()[
-                    :RELATED_LIMIT], key=lambda r: r.enqueued_at)
+                others.filter(group_id=record.group_id)
+                .exclude(group_id="")
+                .exclude(pk=record.pk)
+                .order_by()[:RELATED_LIMIT],
+                key=lambda r: r.enqueued_at,
+            )
         return {
             "task": record,
             "redacted": not display.may_see_secrets(request),
@@ -162,11 +181,16 @@ class TaskRecordAdmin(ReadOnlyAdmin):
             try:
                 created = rerun(record)
             except NotRegistered:
-                self.message_user(request, _("Task %(id)s not retried: %(name)s is not a registered task.")
-                                  % {"id": record.id, "name": record.task_name}, messages.ERROR)
+                self.message_user(
+                    request,
+                    _("Task %(id)s not retried: %(name)s is not a registered task.")
+                    % {"id": record.id, "name": record.task_name},
+                    messages.ERROR,
+                )
                 continue
-            self.message_user(request, _("Task %(id)s retried as %(new)s.") % {"id": record.id, "new": created.id},
-                              messages.SUCCESS)
+            self.message_user(
+                request, _("Task %(id)s retried as %(new)s.") % {"id": record.id, "new": created.id}, messages.SUCCESS
+            )
         return created
 
     @admin.action(description=gettext_lazy("Revoke selected tasks (waiting ones never start)"), permissions=["revoke"])

@@ -17,12 +17,11 @@ import time
 import pytest
 from django.db import connection, connections, transaction
 
-from djtasks.broker import get_broker
 from djtasks.models import DeadLetter, TaskRecord
+from djtasks.transport.broker import get_broker
+from tests.support.ledger import check, read, wait_all_done
+from tests.support.waiting import wait_for
 from tests.testapp.tasks import hang, leak, work
-from tests.waiting import wait_for
-
-from .ledger import check, read, wait_all_done
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -42,8 +41,12 @@ def report(fault_report, fault, verdict, notes=""):
     if verdict.explained:
         notes += f"; {len(verdict.explained)} completed twice: killed between side effect and commit"
     fault_report(
-        fault=fault, enqueued=verdict.enqueued, lost=len(verdict.lost), ran_twice=len(verdict.started_twice),
-        recovery_s=verdict.recovery_s, notes=notes,
+        fault=fault,
+        enqueued=verdict.enqueued,
+        lost=len(verdict.lost),
+        ran_twice=len(verdict.started_twice),
+        recovery_s=verdict.recovery_s,
+        notes=notes,
     )
 
 
@@ -60,8 +63,12 @@ def test_sigkill_of_the_whole_worker_mid_task(worker, ledger, fault_report):
     assert verdict.lost == [] and verdict.unexplained == []
     assert len(verdict.started_twice) <= 2 * 8  # at most the claims both children held
     assert verdict.recovery_s is None or verdict.recovery_s < 60
-    report(fault_report, "SIGKILL whole worker (parent + 2 children)", verdict,
-           "re-runs = tasks in hand at the kill; back after lease + reap")
+    report(
+        fault_report,
+        "SIGKILL whole worker (parent + 2 children)",
+        verdict,
+        "re-runs = tasks in hand at the kill; back after lease + reap",
+    )
 
 
 def test_sigkill_of_single_children(worker, ledger, fault_report):
@@ -80,8 +87,12 @@ def test_sigkill_of_single_children(worker, ledger, fault_report):
     assert verdict.lost == [] and verdict.unexplained == []
     assert len(verdict.started_twice) <= len(kills) * 8  # at most the batch each child held
     assert proc.process.poll() is None
-    report(fault_report, f"SIGKILL of single children ({len(kills)}x)", verdict,
-           f"handed back at once; all done {time.time() - killed_at:.1f} s after the last kill")
+    report(
+        fault_report,
+        f"SIGKILL of single children ({len(kills)}x)",
+        verdict,
+        f"handed back at once; all done {time.time() - killed_at:.1f} s after the last kill",
+    )
 
 
 def test_sigterm_with_tasks_longer_than_the_grace_period(worker, ledger, fault_report):
@@ -99,8 +110,12 @@ def test_sigterm_with_tasks_longer_than_the_grace_period(worker, ledger, fault_r
     verdict = check(ledger, keys, ids, since=second_started)
     assert verdict.lost == [] and verdict.completed_twice == []
     assert len(verdict.started_twice) == 2  # the two cut off at the grace ran again, once
-    report(fault_report, "SIGTERM, tasks longer than the grace (1.5 s)", verdict,
-           f"worker exited 0 in {stopped_in:.1f} s; the 2 running were handed back")
+    report(
+        fault_report,
+        "SIGTERM, tasks longer than the grace (1.5 s)",
+        verdict,
+        f"worker exited 0 in {stopped_in:.1f} s; the 2 running were handed back",
+    )
 
 
 @pytest.mark.timeout(300)
@@ -126,8 +141,12 @@ def test_redis_down_for_30_seconds_during_enqueues_and_work(worker, ledger, faul
     verdict = check(ledger, keys + during_keys, all_ids)
     assert verdict.lost == [] and verdict.completed_twice == []
     verdict.recovery_s = recovery
-    report(fault_report, "redis-server stopped 30 s (restarts empty)", verdict,
-           f"{len(during_ids)} enqueued while down, slowest call {slowest * 1000:.0f} ms")
+    report(
+        fault_report,
+        "redis-server stopped 30 s (restarts empty)",
+        verdict,
+        f"{len(during_ids)} enqueued while down, slowest call {slowest * 1000:.0f} ms",
+    )
 
 
 def test_redis_frozen_with_sigstop(worker, ledger, fault_report, redis_server):
@@ -152,8 +171,12 @@ def test_redis_frozen_with_sigstop(worker, ledger, fault_report, redis_server):
     verdict.recovery_s = time.monotonic() - resumed
     assert verdict.lost == [] and verdict.completed_twice == []
     assert slowest < 8  # every Redis call has a timeout (3 s here)
-    report(fault_report, "redis-server frozen 8 s (SIGSTOP)", verdict,
-           f"slowest enqueue while frozen {slowest:.1f} s (socket timeout 3 s)")
+    report(
+        fault_report,
+        "redis-server frozen 8 s (SIGSTOP)",
+        verdict,
+        f"slowest enqueue while frozen {slowest:.1f} s (socket timeout 3 s)",
+    )
 
 
 def test_flushall_with_work_queued_delayed_and_running(worker, ledger, fault_report):
@@ -171,8 +194,12 @@ def test_flushall_with_work_queued_delayed_and_running(worker, ledger, fault_rep
     assert verdict.lost == [] and verdict.completed_twice == []
     early = [e for e in read(ledger) if e.kind == "start" and e.key.startswith("d") and e.at < due - 0.05]
     assert early == []
-    report(fault_report, "FLUSHALL with 120 queued, 10 delayed, 2 running", verdict,
-           "rebuilt from the database; delayed ones not before due")
+    report(
+        fault_report,
+        "FLUSHALL with 120 queued, 10 delayed, 2 running",
+        verdict,
+        "rebuilt from the database; delayed ones not before due",
+    )
 
 
 def test_the_database_unavailable_while_tasks_finish(worker, ledger, fault_report):
@@ -187,8 +214,12 @@ def test_the_database_unavailable_while_tasks_finish(worker, ledger, fault_repor
     verdict.recovery_s = time.monotonic() - back
     assert verdict.lost == [] and verdict.completed_twice == []
     assert verdict.started_twice == []  # results were kept and written, not re-run
-    report(fault_report, f"database unavailable 6 s ({connection.vendor})", verdict,
-           "outcomes kept in the child and written when it returned")
+    report(
+        fault_report,
+        f"database unavailable 6 s ({connection.vendor})",
+        verdict,
+        "outcomes kept in the child and written when it returned",
+    )
 
 
 class outage:
@@ -212,7 +243,9 @@ class outage:
                 cursor.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
                 cursor.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
-                    "AND pid <> pg_backend_pid()", [name])
+                    "AND pid <> pg_backend_pid()",
+                    [name],
+                )
                 time.sleep(self.seconds)
                 cursor.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
         return self
@@ -225,8 +258,9 @@ def maintenance_cursor():
     import psycopg
 
     settings = connection.settings_dict
-    conn = psycopg.connect(host=settings["HOST"], port=settings["PORT"], user=settings["USER"], dbname="postgres",
-                           autocommit=True)
+    conn = psycopg.connect(
+        host=settings["HOST"], port=settings["PORT"], user=settings["USER"], dbname="postgres", autocommit=True
+    )
     return conn.cursor()
 
 
@@ -260,8 +294,12 @@ def test_ten_thousand_malformed_messages_mixed_with_valid_ones(worker, ledger, f
     verdict = check(ledger, keys, ids)
     assert verdict.lost == [] and verdict.started_twice == []
     assert proc.process.poll() is None
-    report(fault_report, "10,000 malformed messages + 500 valid", verdict,
-           "all 10,000 dead-lettered with a reason; no worker or child died")
+    report(
+        fault_report,
+        "10,000 malformed messages + 500 valid",
+        verdict,
+        "all 10,000 dead-lettered with a reason; no worker or child died",
+    )
 
 
 def test_a_hanging_task_and_a_leaking_task(worker, ledger, fault_report):
@@ -276,8 +314,12 @@ def test_a_hanging_task_and_a_leaking_task(worker, ledger, fault_report):
     assert verdict.lost == [] and verdict.started_twice == []
     assert len({r.get(timeout=1) for r in leaks}) >= 2  # leaking children were replaced
     assert proc.process.poll() is None
-    report(fault_report, "a hanging task (1 s hard limit) + 8 leaking tasks", verdict,
-           "hung child killed and replaced; leaky children recycled, nothing interrupted")
+    report(
+        fault_report,
+        "a hanging task (1 s hard limit) + 8 leaking tasks",
+        verdict,
+        "hung child killed and replaced; leaky children recycled, nothing interrupted",
+    )
 
 
 def test_one_message_delivered_three_times(worker, ledger, fault_report):

@@ -154,8 +154,14 @@ def flaky(self, key, succeed_on):
     if self.request.retries + 1 < succeed_on:
         raise self.retry(exc=ValueError(f"attempt {self.request.retries + 1} failed"))
     request = self.request
-    return {"id": request.id, "retries": request.retries, "args": request.args, "queue": request.queue,
-            "hostname": request.hostname, "headers": request.headers}
+    return {
+        "id": request.id,
+        "retries": request.retries,
+        "args": request.args,
+        "queue": request.queue,
+        "hostname": request.hostname,
+        "headers": request.headers,
+    }
 
 
 @task(bind=True, max_retries=1)
@@ -213,8 +219,13 @@ def declared_queue():
 @task(bind=True)
 def show_request(self):
     request = self.request
-    return {"headers": request.headers, "eta": request.eta.isoformat() if request.eta else None,
-            "queue": request.queue, "root_id": request.root_id, "parent_id": request.parent_id}
+    return {
+        "headers": request.headers,
+        "eta": request.eta.isoformat() if request.eta else None,
+        "queue": request.queue,
+        "root_id": request.root_id,
+        "parent_id": request.parent_id,
+    }
 
 
 @task

@@ -42,5 +42,18 @@ def send_latency_probe(sent):
 
 def worker_argv():
     celery = shutil.which("celery", path=str(Path(sys.executable).parent))
-    return [celery, "-A", "peers.celery_redis", "worker", "-c", "2", "-P", "prefork", "-l", "WARNING",
-            "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    return [
+        celery,
+        "-A",
+        "peers.celery_redis",
+        "worker",
+        "-c",
+        "2",
+        "-P",
+        "prefork",
+        "-l",
+        "WARNING",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]

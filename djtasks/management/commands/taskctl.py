@@ -1,13 +1,14 @@
 import json
 from argparse import ArgumentParser, RawDescriptionHelpFormatter
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from djtasks import control
-from djtasks.exceptions import BrokerUnavailable, NotRegistered
+from djtasks.core.exceptions import BrokerUnavailable, NotRegistered
+from djtasks.ops import control
 
 USAGE = """commands:
   ping                              ask workers to answer
@@ -19,8 +20,30 @@ USAGE = """commands:
   add_consumer QUEUE / cancel_consumer QUEUE
   pool_grow N / pool_shrink N       add or warm-stop N child processes
   shutdown                          warm shutdown"""
-ARITY = {"ping": 0, "status": 0, "inspect": 1, "rate_limit": 2, "time_limit": 3, "add_consumer": 1,
-         "cancel_consumer": 1, "pool_grow": 1, "pool_shrink": 1, "shutdown": 0}
+# What each command (but status and revoke) sends, through djtasks.control.
+SENDERS: dict[str, Callable[..., list[control.Reply]]] = {
+    "ping": control.ping,
+    "inspect": control.inspect,
+    "rate_limit": control.rate_limit,
+    "time_limit": control.time_limit,
+    "add_consumer": control.add_consumer,
+    "cancel_consumer": control.cancel_consumer,
+    "pool_grow": control.pool_grow,
+    "pool_shrink": control.pool_shrink,
+    "shutdown": control.shutdown,
+}
+ARITY = {
+    "ping": 0,
+    "status": 0,
+    "inspect": 1,
+    "rate_limit": 2,
+    "time_limit": 3,
+    "add_consumer": 1,
+    "cancel_consumer": 1,
+    "pool_grow": 1,
+    "pool_shrink": 1,
+    "shutdown": 0,
+}
 
 
 class Command(BaseCommand):
@@ -36,8 +59,13 @@ class Command(BaseCommand):
         parser.add_argument("command", choices=[*ARITY, "revoke"], help="what to do (see below)")
         parser.add_argument("values", nargs="*", metavar="ARG", help="the command's arguments")
         parser.add_argument("-d", "--destination", default="", help="comma-separated worker ids (default: all)")
-        parser.add_argument("-t", "--timeout", type=float, default=control.DEFAULT_TIMEOUT,
-                            help="seconds to wait for replies (default %(default)s)")
+        parser.add_argument(
+            "-t",
+            "--timeout",
+            type=float,
+            default=control.DEFAULT_TIMEOUT,
+            help="seconds to wait for replies (default %(default)s)",
+        )
         parser.add_argument("--terminate", action="store_true", help="revoke: also kill the running task")
         parser.add_argument("--json", action="store_true", help="print the replies as JSON")
 
@@ -47,8 +75,10 @@ class Command(BaseCommand):
             raise CommandError("revoke needs at least one task id.")
         if command != "revoke" and len(values) != ARITY[command]:
             raise CommandError(f"{command} takes {ARITY[command]} argument(s), got {len(values)}.\n{USAGE}")
-        where = {"destination": [d.strip() for d in options["destination"].split(",") if d.strip()] or None,
-                 "timeout": options["timeout"]}
+        where = {
+            "destination": [d.strip() for d in options["destination"].split(",") if d.strip()] or None,
+            "timeout": options["timeout"],
+        }
         try:
             if command == "status":
                 rows = control.status()
@@ -60,9 +90,10 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(json.dumps([r.as_dict() for r in replies], indent=2, default=str))
         else:
-            self._table(["worker" if command != "revoke" else "task", "ok", "reply"],
-                        [[r.worker, "ok" if r.ok else "ERROR", r.error or summary(command, values, r.data)]
-                         for r in replies])
+            self._table(
+                ["worker" if command != "revoke" else "task", "ok", "reply"],
+                [[r.worker, "ok" if r.ok else "ERROR", r.error or summary(command, values, r.data)] for r in replies],
+            )
         if not replies:
             raise CommandError("no worker is online (no live heartbeat); nothing was sent.")
         failed = [r for r in replies if not r.ok]
@@ -77,8 +108,8 @@ class Command(BaseCommand):
                 count = int(values[0])
             except ValueError:
                 raise CommandError(f"{command} needs a whole number, not {values[0]!r}.") from None
-            return getattr(control, command)(count, **where)
-        return getattr(control, command)(*values, **where)
+            return SENDERS[command](count, **where)
+        return SENDERS[command](*values, **where)
 
     def _print_status(self, rows: list[dict[str, Any]], as_json: bool) -> None:
         if as_json:
@@ -87,8 +118,19 @@ class Command(BaseCommand):
         now = timezone.now()
         self._table(
             ["worker", "pid", "queues", "concurrency", "processed", "held", "up", "last heartbeat"],
-            [[r["worker"], str(r["pid"]), ",".join(r["queues"] or []), str(r["concurrency"]), str(r["processed"]),
-              str(r["held"]), _ago(now, r["started_at"]), _ago(now, r["heartbeat_at"]) + " ago"] for r in rows],
+            [
+                [
+                    r["worker"],
+                    str(r["pid"]),
+                    ",".join(r["queues"] or []),
+                    str(r["concurrency"]),
+                    str(r["processed"]),
+                    str(r["held"]),
+                    _ago(now, r["started_at"]),
+                    _ago(now, r["heartbeat_at"]) + " ago",
+                ]
+                for r in rows
+            ],
         )
         self.stdout.write(f"{len(rows)} worker(s) online")
 
@@ -123,13 +165,16 @@ def summary(command: str, values: list[str], data: Any) -> str:
     if what == "registered":
         return f"{len(data)}: " + ", ".join(data)
     if what == "queues":
-        return ", ".join(f"{q['name']} (ready={q['ready']} scheduled={q['scheduled']} reserved={q['reserved']})"
-                         for q in data)
+        return ", ".join(
+            f"{q['name']} (ready={q['ready']} scheduled={q['scheduled']} reserved={q['reserved']})" for q in data
+        )
     if what == "stats":
         pool = " ".join(f"{c['child']}:{c['pid']}/{c['processed']}" for c in data["pool"])
-        return (f"pid={data['pid']} up={data['uptime_s']}s concurrency={data['concurrency']} "
-                f"processed={data['processed']} queues={','.join(data['queues'])} "
-                f"cpu={data['rusage']['utime_s'] + data['rusage']['stime_s']:.2f}s pool(child:pid/processed)=[{pool}]")
+        return (
+            f"pid={data['pid']} up={data['uptime_s']}s concurrency={data['concurrency']} "
+            f"processed={data['processed']} queues={','.join(data['queues'])} "
+            f"cpu={data['rusage']['utime_s'] + data['rusage']['stime_s']:.2f}s pool(child:pid/processed)=[{pool}]"
+        )
     if command == "time_limit":
         return f"{data['task']}: soft={data['soft']} hard={data['hard']} ({data['note']})"
     if command == "rate_limit":

@@ -4,9 +4,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from djtasks import events
-from djtasks.broker import get_broker
-from djtasks.exceptions import BrokerUnavailable
+from djtasks.core.exceptions import BrokerUnavailable
+from djtasks.ops import events
+from djtasks.transport.broker import get_broker
 
 
 class Command(BaseCommand):

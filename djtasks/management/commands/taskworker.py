@@ -1,10 +1,11 @@
+import logging
 from argparse import ArgumentParser
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from djtasks.conf import get_settings
-from djtasks.worker import Worker
+from djtasks.core.conf import get_settings
+from djtasks.worker.supervisor import Worker
 
 
 class Command(BaseCommand):
@@ -24,8 +25,6 @@ class Command(BaseCommand):
         parser.add_argument("-l", "--loglevel", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        import logging
-
         level = str(options["loglevel"]).upper()
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise CommandError(f"Unknown log level {options['loglevel']!r}.")

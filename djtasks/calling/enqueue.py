@@ -1,0 +1,127 @@
+"""Enqueue: write the task row inside the caller's transaction; publishing follows the commit."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import router
+from django.tasks import DEFAULT_TASK_QUEUE_NAME
+from django.tasks import Task as DjangoTask
+from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
+from django.tasks.signals import task_enqueued
+
+from djtasks.core.conf import get_settings
+from djtasks.core.exceptions import ImproperlyDeclared
+from djtasks.core.options import ExecutionOptions
+from djtasks.core.spec import TaskDefaults
+from djtasks.record import sql
+from djtasks.record.convert import to_task_result
+from djtasks.record.models import TaskRecord
+
+BACKEND_PATH = "djtasks.backend.RedisBackend"
+
+
+def djtasks_backend_alias() -> str:
+    """Return the TASKS alias that uses the djtasks backend ("default" if none does)."""
+    for alias, params in getattr(settings, "TASKS", {}).items():
+        if params.get("BACKEND") == BACKEND_PATH:
+            return alias
+    return "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    """The declaration of a task known only by its name (send_task): a TaskDefaults with no options."""
+
+    name: str
+    queue_name: str = DEFAULT_TASK_QUEUE_NAME
+    priority: int = 0
+    backend: str = "default"
+    ignore_result: bool = False
+    expires: float | None = None
+    run_after: datetime | None = None
+
+
+def route(name: str) -> str | None:
+    """Return the queue the ROUTES setting gives a task name (exact names first, then globs)."""
+    routes = get_settings().ROUTES
+    target = routes.get(name)
+    if target is None:
+        target = next((q for pattern, q in routes.items() if fnmatch.fnmatchcase(name, pattern)), None)
+    if isinstance(target, dict):
+        target = target.get("queue")
+    return target
+
+
+def check_json(name: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+    """Raise TypeError naming the first argument that JSON cannot carry."""
+    try:
+        json.dumps([args, kwargs], allow_nan=False)
+        return
+    except (TypeError, ValueError, RecursionError):
+        pass  # find which argument it was
+    named = [(f"args[{i}]", value) for i, value in enumerate(args)]
+    named += [(f"kwargs[{key!r}]", value) for key, value in kwargs.items()]
+    for label, value in named:
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise TypeError(
+                f"Argument {label} of task {name} is not JSON-serializable ({exc}); "
+                "pass plain data such as ids, strings and numbers. Nothing was enqueued."
+            ) from None
+
+
+def workflow(options: ExecutionOptions) -> dict[str, Any]:
+    """Return the row's canvas field: where this call sits in a chain, a chord, and its callbacks."""
+    canvas: dict[str, Any] = {}
+    for key in ("link", "link_error", "chain"):
+        if getattr(options, key):
+            canvas[key] = list(getattr(options, key))
+    if options.chord:
+        canvas["chord"] = options.chord
+    return canvas
+
+
+def enqueue(task: TaskDefaults, args: list[Any], kwargs: dict[str, Any], options: ExecutionOptions) -> TaskRecord:
+    """Insert the row (state PENDING) in the current transaction and return it."""
+    check_json(task.name, args, kwargs)
+    priority = task.priority if options.priority is None else options.priority
+    if type(priority) is not int or not TASK_MIN_PRIORITY <= priority <= TASK_MAX_PRIORITY:
+        raise ImproperlyDeclared(
+            f"priority must be a whole number between {TASK_MIN_PRIORITY} and {TASK_MAX_PRIORITY}."
+        )
+    task_id = options.task_id or str(uuid.uuid4())
+    expires = options.expires
+    if expires is None and task.expires is not None:
+        expires = ExecutionOptions.build(expires=task.expires).expires
+    record = sql.new_record(
+        id=task_id,
+        task_name=task.name,
+        queue=options.queue or route(task.name) or task.queue_name,
+        priority=priority,
+        backend=task.backend,
+        args=args,
+        kwargs=kwargs,
+        eta=options.eta or task.run_after,
+        expires_at=expires,
+        ignore_result=task.ignore_result if options.ignore_result is None else options.ignore_result,
+        headers=dict(options.headers),
+        canvas=workflow(options),
+        parent_id=options.parent_id,
+        root_id=options.root_id or task_id,
+        group_id=options.group_id,
+        retries=options.retries,
+    )
+    # post_save (publisher.on_task_saved) registers the publish on this database's commit.
+    sql.insert(record, router.db_for_write(TaskRecord))
+    # Django's receivers get a TaskResult, which only a declared task builds (send_task's Defaults cannot).
+    if isinstance(task, DjangoTask) and task_enqueued.has_listeners():
+        task_enqueued.send(type(task.get_backend()), task_result=to_task_result(record, task))
+    return record

@@ -1,0 +1,27 @@
+"""Run a recorded task again: a new row with the same call, linked to the original as its child."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from django.db import router, transaction
+
+from djtasks.calling.enqueue import enqueue
+from djtasks.core import registry
+from djtasks.core.options import ExecutionOptions
+from djtasks.core.spec import TaskDefaults
+from djtasks.record.models import TaskRecord
+
+
+def rerun(original: TaskRecord) -> TaskRecord:
+    """Enqueue a PENDING copy of the call (published after commit); raise NotRegistered for unknown tasks."""
+    task = cast("TaskDefaults", registry.lookup(original.task_name))  # only djtasks Tasks register
+    options = ExecutionOptions(
+        queue=original.queue,
+        priority=original.priority,
+        ignore_result=original.ignore_result,
+        parent_id=original.id,
+        root_id=original.root_id or original.id,
+    )
+    with transaction.atomic(using=router.db_for_write(TaskRecord)):
+        return enqueue(task, original.args, original.kwargs, options)

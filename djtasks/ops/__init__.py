@@ -1,0 +1,1 @@
+"""Observers from outside the worker: remote control, the events stream, Prometheus metrics."""

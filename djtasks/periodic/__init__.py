@@ -1,0 +1,1 @@
+"""Periodic tasks: schedules, the periodic models, the beat duty and its admin."""

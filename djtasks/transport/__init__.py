@@ -1,0 +1,1 @@
+"""Redis, the transport: queues and claims, scripts, coordination, streams. The only importer of redis."""

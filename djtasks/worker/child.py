@@ -1,0 +1,289 @@
+"""A worker child process: reserve messages, run them, record outcomes, repeat.
+
+A child claims a batch (a single message unless the queue is deep) and starts it in one
+transaction. Outcomes of fast tasks are held briefly and written in the transaction that starts
+the next batch, so a busy child pays about one commit per batch; they are flushed on their own
+before the child waits for work, when the queue was too shallow to fill a batch, when they have
+waited FLUSH_AFTER, or when tasks are slow.
+Until an outcome is committed and acked the parent keeps extending its lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
+from django.utils import timezone
+
+from djtasks.core.conf import Settings, get_settings
+from djtasks.core.exceptions import BrokerUnavailable
+from djtasks.transport.broker import Claim, get_broker
+from djtasks.worker.execute import Runner
+from djtasks.worker.limits import resident_kib
+from djtasks.worker.outcome import Outcome, Started
+from djtasks.worker.protocol import ChildLimits, Consume, Executing, Holding, Released, Report, Skip, decode_order
+from djtasks.worker.recording import Recording, hand_back
+from djtasks.worker.start import Starter
+
+logger = logging.getLogger("djtasks")
+WAIT_SECONDS = 1.0
+# Outcomes wait at most this long for the next batch's transaction; slower tasks flush at once.
+FLUSH_AFTER = 0.02
+
+
+class Backoff:
+    """Capped exponential backoff with full jitter, for reconnecting to Redis or the database."""
+
+    def __init__(self, base: float = 0.1, cap: float = 5.0):
+        self.base, self.cap, self.failures = base, cap, 0
+
+    def sleep(self) -> None:
+        self.failures += 1
+        time.sleep(random.uniform(0, min(self.cap, self.base * 2**self.failures)))
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class Reporter:
+    """Tell the parent which claims this child holds; safe to use from both threads."""
+
+    def __init__(self, pipe: Connection):
+        self.pipe = pipe
+        self.lock = threading.Lock()
+        # The queue list the parent last ordered (add_consumer / cancel_consumer), until read.
+        self.queues: list[str] | None = None
+
+    def send(self, report: Report) -> None:
+        data = report.encode()
+        with self.lock:
+            self.pipe.send_bytes(data)
+
+    def started(self, claims: list[Claim]) -> None:
+        self.send(Holding(tuple(claims)))
+
+    def done(self, ids: list[str]) -> None:
+        if ids:
+            self.send(Released(tuple(ids)))
+
+    def executing(self, task_id: str, hard_limit: float | None) -> None:
+        self.send(Executing(task_id, hard_limit))
+
+    def orders(self) -> set[str]:
+        """Read the parent's orders: ids to skip (revoked while reserved), and a new queue list."""
+        skip: set[str] = set()
+        while self.pipe.poll():
+            match decode_order(self.pipe.recv_bytes()):
+                case Skip(ids=ids):
+                    skip.update(ids)
+                case Consume(queues=queues):
+                    self.queues = list(queues)
+        return skip
+
+
+class Child:
+    def __init__(self, index: int, worker_id: str, queues: list[str], pipe: Connection, limits: ChildLimits):
+        self.index = index
+        self.worker_id = worker_id
+        self.queues = queues
+        self.max_tasks = limits.max_tasks
+        self.max_memory = limits.max_memory_kib
+        self.config: Settings = get_settings()
+        self.broker = get_broker()
+        self.recording = Recording(self.broker, self.config, worker_id)
+        self.starter = Starter(self.recording, self.config, worker_id)
+        self.runner = Runner(
+            self.recording, worker_id, soft_time_limit=limits.soft_time_limit, time_limit=limits.time_limit
+        )
+        self.skip: set[str] = set()
+        self.reporter = Reporter(pipe)
+        self.stopping = False
+        self.pending: list[tuple[Started, Outcome]] = []
+        self.prefix = f"{worker_id}.{index}.{os.getpid()}"
+        self.last_fast = False
+        self.lease_ms = int(self.config.LEASE_SECONDS * 1000)
+
+    def request_stop(self, signum: int, frame: Any) -> None:
+        self.stopping = True
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+        self.stopping = self.stopping or _early_stop["requested"]
+        backoff = Backoff()
+        executed = rounds = 0
+        try:
+            while not self.stopping and (self.max_tasks is None or executed < self.max_tasks):
+                rounds += 1
+                self._read_orders()
+                limit = self._batch_size(executed)
+                claims = self._claim(rounds, limit, backoff)
+                if not claims:
+                    continue
+                backoff.reset()
+                executed += self._run_batch(claims, backoff)
+                if len(claims) < limit:
+                    # The queue is shallow: record now rather than after another (likely empty) claim.
+                    self.flush()
+        finally:
+            self.flush()
+            self.recording.recorder.flush()
+
+    def _batch_size(self, executed: int) -> int:
+        # Prefetch only while tasks are fast: a slow task must not hold others behind it.
+        limit = self.config.PREFETCH if self.last_fast else 1
+        if self.max_tasks is not None:
+            limit = min(limit, self.max_tasks - executed)
+        return limit
+
+    def _claim(self, rounds: int, limit: int, backoff: Backoff) -> list[Claim]:
+        """Reserve a batch; if there is none, record the held outcomes and wait for work (or for Redis)."""
+        try:
+            claims = self.broker.claim(
+                self.queues, f"{self.prefix}.{rounds}", self.lease_ms, limit=limit, deep=self.config.PREFETCH
+            )
+        except BrokerUnavailable as exc:
+            self.flush()
+            logger.warning("Worker %s child %d cannot reach Redis (%s); retrying", self.worker_id, self.index, exc)
+            backoff.sleep()
+            return []
+        if not claims:
+            self.flush()
+            self.recording.recorder.flush()  # e.g. retry events, whose claims are released, not acked
+            try:
+                self.broker.wait_for_work(self.queues, WAIT_SECONDS)
+            except BrokerUnavailable:
+                backoff.sleep()
+        return claims
+
+    def _read_orders(self) -> None:
+        self.skip |= self.reporter.orders()
+        if self.reporter.queues is not None:
+            logger.info(
+                "Worker %s child %d now consumes %s", self.worker_id, self.index, ",".join(self.reporter.queues)
+            )
+            self.queues, self.reporter.queues = self.reporter.queues, None
+
+    def flush(self) -> None:
+        """Record the held outcomes now (retrying while the database is down)."""
+        pending, self.pending = self.pending, []
+        if pending:
+            self.recording.finish(pending)
+            self.reporter.done([started.claim.id for started, _ in pending])
+
+    def _run_batch(self, claims: list[Claim], backoff: Backoff) -> int:
+        started = self._start(claims, backoff)
+        if started is None:
+            return 0
+        executed = self._execute(started)
+        if self._over_memory():
+            logger.info("Child %d uses %d KiB, over --max-memory-per-child; recycling it", self.index, resident_kib())
+            self.stopping = True
+        return executed
+
+    def _start(self, claims: list[Claim], backoff: Backoff) -> list[Started] | None:
+        """Start the claims, writing the held outcomes in the same transaction; None if the database failed."""
+        self.reporter.started(claims)
+        finished, self.pending = self.pending, []
+        try:
+            started = self.starter.start(claims, finished)
+        except DatabaseError as exc:
+            # An outage is nobody's fault; any other database error counts towards the poison
+            # limit, so a message that always breaks the transaction ends up dead-lettered.
+            outage = isinstance(exc, OperationalError | InterfaceError)
+            logger.warning("Database error when starting %d task(s) (%s); handing them back", len(claims), exc)
+            for conn in connections.all(initialized_only=True):
+                conn.close_if_unusable_or_obsolete()
+            for claim in claims:
+                hand_back(self.recording.db, self.broker, claim, forgive=outage)
+            self.reporter.done([c.id for c in claims])
+            self.pending = finished
+            self.flush()  # the outcomes are kept and written once the database answers
+            backoff.sleep()
+            return None
+        self.reporter.done([started.claim.id for started, _ in finished])
+        running = {s.claim.id for s in started}
+        self.reporter.done([c.id for c in claims if c.id not in running])
+        return started
+
+    def _execute(self, started: list[Started]) -> int:
+        """Execute the started tasks in order, until a stop, a slow task or recycling sends the rest back."""
+        executed = 0
+        for position, item in enumerate(started):
+            if position > 0 and (self.stopping or self._over_memory()):
+                # Warm shutdown or recycling: finish the task in hand, hand back the ones not begun.
+                self._hand_back(started[position:])
+                break
+            self._read_orders()
+            if item.claim.id in self.skip:
+                self.skip.discard(item.claim.id)
+                self.recording.drop_revoked(item)
+                self.reporter.done([item.claim.id])
+                continue
+            self._execute_one(item)
+            executed += 1
+            if not self.last_fast and position + 1 < len(started):
+                # A slow task: the rest of the batch goes back to the queue for idle children.
+                self._hand_back(started[position + 1 :])
+                break
+        return executed
+
+    def _execute_one(self, item: Started) -> None:
+        self.reporter.executing(item.claim.id, self.runner.hard_limit(item.task))
+        began = time.monotonic()
+        outcome = self.runner.execute(item)
+        _reset_connections()
+        self.pending.append((item, outcome))
+        self.last_fast = time.monotonic() - began <= FLUSH_AFTER
+        if not self.last_fast or self._oldest_pending_age() > FLUSH_AFTER:
+            self.flush()
+
+    def _hand_back(self, items: list[Started]) -> None:
+        """Send claims not begun back to their queue, for other children."""
+        for item in items:
+            hand_back(self.recording.db, self.broker, item.claim, forgive=True)
+        self.reporter.done([item.claim.id for item in items])
+
+    def _over_memory(self) -> bool:
+        return bool(self.max_memory) and resident_kib() > (self.max_memory or 0)
+
+    def _oldest_pending_age(self) -> float:
+        first = self.pending[0][1].finished_at if self.pending else None
+        return (timezone.now() - first).total_seconds() if first else 0.0
+
+
+_early_stop = {"requested": False}
+
+
+def request_early_stop(signum: int, frame: Any) -> None:
+    """SIGTERM handler of a child that has not built its Child yet."""
+    _early_stop["requested"] = True
+
+
+def child_main(index: int, worker_id: str, queues: list[str], pipe: Connection, limits: ChildLimits) -> None:
+    """Entry point of a forked child; returns (and the process exits) when asked to stop."""
+    # The fork copied the parent's handlers; a child must never run them (they signal "children").
+    signal.signal(signal.SIGTERM, request_early_stop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+    try:
+        Child(index, worker_id, queues, pipe, limits).run()
+        pipe.close()
+    finally:
+        connections.close_all()
+
+
+def _reset_connections() -> None:
+    for conn in connections.all(initialized_only=True):
+        if conn.in_atomic_block:  # a task left a transaction open: never carry it over
+            conn.rollback()
+            conn.set_autocommit(True)
+        if conn.errors_occurred and not conn.is_usable():
+            conn.close()

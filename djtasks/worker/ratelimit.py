@@ -1,0 +1,37 @@
+"""Task rate limits ("10/m"), enforced across all workers by a Redis script, changeable at runtime."""
+
+from __future__ import annotations
+
+import time
+
+from djtasks.core.exceptions import BrokerUnavailable
+from djtasks.core.rates import parse_rate
+from djtasks.transport.broker import Broker
+
+# Workers re-read the runtime overrides at most this often.
+OVERRIDES_TTL = 1.0
+
+
+class Limiter:
+    """Per process: knows which tasks have runtime overrides, asks Redis only for limited tasks."""
+
+    def __init__(self, broker: Broker):
+        self.broker = broker
+        self.overrides: set[str] = set()
+        self.read_at = 0.0
+
+    def delay_ms(self, task_name: str, declared: str | None) -> int:
+        """Return 0 if the task may start now, else how long it must wait (ms)."""
+        now = time.monotonic()
+        if now - self.read_at > OVERRIDES_TTL:
+            try:
+                self.overrides = self.broker.rate_overrides()
+            except BrokerUnavailable:
+                return 0
+            self.read_at = now
+        if declared is None and task_name not in self.overrides:
+            return 0
+        try:
+            return self.broker.take_rate_slot(task_name, parse_rate(declared))
+        except BrokerUnavailable:
+            return 0  # without Redis there is no shared bucket; the task is not held back

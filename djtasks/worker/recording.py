@@ -1,0 +1,179 @@
+"""Record how attempts ended and settle their claims: outcome writes, acks, after-commit work.
+
+Outcomes are batched where the guarantees allow it: one transaction records a batch of outcomes
+(each row still fenced by its own lease token), one round trip acks them.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from django.db import DatabaseError, InterfaceError, OperationalError, connections, router, transaction
+from django.tasks.signals import task_finished
+from django.utils import timezone
+
+from djtasks.core.conf import Settings, get_settings
+from djtasks.core.exceptions import BrokerUnavailable, MessageRejected
+from djtasks.core.message import Message
+from djtasks.core.states import FAILURE, READY_STATES, RETRY, RUNNABLE_STATES, SUCCESS
+from djtasks.record import transitions
+from djtasks.record.convert import to_task_result
+from djtasks.record.models import TaskRecord
+from djtasks.transport.broker import Broker, Claim
+from djtasks.transport.telemetry import Recorder
+from djtasks.worker import workflow
+from djtasks.worker.outcome import Outcome, Started
+from djtasks.worker.telemetry import TaskRecorder
+
+logger = logging.getLogger("djtasks")
+Done = list[tuple[Started, Outcome]]
+
+
+class Recording:
+    """A child's end of its attempts: write their outcomes, then ack or release their claims."""
+
+    def __init__(self, broker: Broker, config: Settings, worker_id: str):
+        self.broker = broker
+        self.config = config
+        self.db = router.db_for_write(TaskRecord)
+        # Events and counters ride along with the next ack (see settle).
+        self.recorder = TaskRecorder(broker, config, worker_id)
+
+    def finish(self, done: Done) -> None:
+        """Record outcomes in one transaction, each fenced by its attempt's token; then ack."""
+        if not done:
+            return
+        now = timezone.now()
+
+        def write() -> list[bool]:
+            with transaction.atomic(using=self.db):
+                return self.write(done, now)
+
+        self.after(done, self.with_db_retry(write))
+
+    def write(self, done: Done, now: datetime) -> list[bool]:
+        """Write outcomes in the caller's transaction: plain successes in one executemany, the rest one by one."""
+        plain = [
+            i
+            for i, (started, outcome) in enumerate(done)
+            if outcome.state == SUCCESS and not workflow.has_followers(started.record)
+        ]
+        batched: dict[int, bool] = {}
+        if len(plain) > 1:  # a single row gains nothing from executemany
+            batched.update(zip(plain, transitions.write_successes(self.db, [done[i] for i in plain], now), strict=True))
+        return [
+            batched[i] if i in batched else self._write_one(started, outcome, now)
+            for i, (started, outcome) in enumerate(done)
+        ]
+
+    def _write_one(self, started: Started, outcome: Outcome, now: datetime) -> bool:
+        written = transitions.write_outcome(self.db, started, outcome, now)
+        if written and outcome.state in READY_STATES:
+            error = (outcome.exception_type, outcome.message, outcome.traceback)
+            workflow.after_final(self.db, started.record, outcome.state, outcome.returned, error)
+        return written
+
+    def after(self, done: Done, written: list[bool]) -> None:
+        """After the commit: ack, wake waiting readers, send task_finished."""
+        if not done:
+            return
+        self._report(done, written)
+        # A retry goes back to the scheduled set only after its RETRY row committed; if this
+        # process dies first, the lease lapses, the reaper requeues it, and start() sees the eta.
+        retrying = [(s, o) for (s, o), ok in zip(done, written, strict=True) if ok and o.state == RETRY]
+        for started, outcome in retrying:
+            delay_ms = max(int(((outcome.eta or timezone.now()) - timezone.now()).total_seconds() * 1000), 1)
+            self.release(started.claim, started.record.priority, delay_ms=delay_ms, forgive=True)
+        released = {id(started) for started, _ in retrying}
+        self.settle([started.claim for started, _ in done if id(started) not in released])
+        for (started, _), ok in zip(done, written, strict=True):
+            if ok and started.record.state != RETRY:
+                backend = type(started.task.get_backend())
+                task_finished.send(backend, task_result=to_task_result(started.record, started.task))
+
+    def _report(self, done: Done, written: list[bool]) -> None:
+        """Queue the events of the written outcomes; log the attempts whose result was fenced off."""
+        for (started, outcome), ok in zip(done, written, strict=True):
+            if ok:
+                self.recorder.finished(started, outcome)
+            else:
+                logger.warning(
+                    "Task id=%s lost its lease before finishing; this attempt's result is discarded",
+                    started.claim.id,
+                )
+
+    def drop_revoked(self, started: Started) -> None:
+        """Settle a reserved claim whose row was revoked before it began: write nothing, ack."""
+        logger.info("Task id=%s was revoked while reserved; it does not run", started.claim.id)
+        claim = started.claim
+        self.with_db_retry(lambda: transitions.drop_lease(self.db, claim.id, claim.token))
+        self.settle([started.claim])
+
+    def with_db_retry(self, write: Callable[[], Any]) -> Any:
+        """Run a database write, retrying with backoff while the database is unavailable."""
+        deadline = time.monotonic() + self.config.DB_RETRY_WINDOW
+        delay = 0.1
+        while True:
+            try:
+                return write()
+            except (OperationalError, InterfaceError) as exc:
+                if time.monotonic() > deadline:
+                    raise
+                logger.warning("Database unavailable while recording (%s); retrying in %.1fs", exc, delay)
+                connections[self.db].close_if_unusable_or_obsolete()
+                time.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, 5.0)
+
+    def settle(self, claims: list[Claim], *, notify: bool = True) -> None:
+        """Ack claims. If Redis is unreachable their leases lapse and redeliveries are dropped."""
+        if not claims:
+            return
+        try:
+            self.broker.ack_many(claims, notify=notify, also=self.recorder.drain())
+        except BrokerUnavailable as exc:
+            logger.warning("Ack of %d task(s) failed (%s); redeliveries will be dropped", len(claims), exc)
+
+    def release(self, claim: Claim, priority: int, *, delay_ms: int = 0, forgive: bool = False) -> None:
+        """Put a claim back in its queue (after delay_ms); if Redis is unreachable its lease lapses."""
+        try:
+            self.broker.release(claim, priority=priority, delay_ms=delay_ms, forgive=forgive)
+        except BrokerUnavailable as exc:
+            logger.warning("Release of task id=%s failed (%s); its lease will lapse", claim.id, exc)
+
+
+def settle_killed(db: str, broker: Broker, claim: Claim, exc_type: str, message: str) -> None:
+    """Record the end of an attempt whose child the parent killed (hard time limit, terminate)."""
+    try:
+        record = transitions.fail_killed(db, claim.id, claim.token, exc_type, message, timezone.now())
+    except DatabaseError as exc:
+        logger.warning("Could not record the end of task id=%s (%s); it reruns once its lease lapses", claim.id, exc)
+        return
+    try:
+        broker.ack(claim)
+    except BrokerUnavailable as exc:
+        logger.warning("Ack of task id=%s failed (%s); its redelivery will be dropped", claim.id, exc)
+    if record is not None and record.state in RUNNABLE_STATES:  # a revoke made its own event
+        recorder = Recorder(broker, get_settings(), record.worker)
+        recorder.done[(record.task_name, claim.queue, FAILURE)] += 1
+        recorder.event(
+            "task-failed", id=claim.id, name=record.task_name, queue=claim.queue, exception=f"{exc_type}: {message}"
+        )
+        recorder.flush()
+
+
+def hand_back(db: str, broker: Broker, claim: Claim, *, forgive: bool) -> None:
+    """Return a claim whose process is gone or stopping: drop the row's lease, then requeue."""
+    try:
+        transitions.drop_lease(db, claim.id, claim.token)
+    except DatabaseError as exc:
+        logger.warning("Could not clear the lease of task id=%s (%s); it reruns once the lease lapses", claim.id, exc)
+    try:
+        message = Message.decode(claim.envelope, expected_id=claim.id, queue=claim.queue)
+        broker.release(claim, priority=message.priority, forgive=forgive)
+    except (MessageRejected, BrokerUnavailable) as exc:
+        logger.warning("Could not hand back task id=%s (%s); its lease will lapse", claim.id, exc)

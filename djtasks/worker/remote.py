@@ -1,0 +1,255 @@
+"""The worker's side of remote control: answer commands, change queues and pool size, emit worker events.
+
+The parent reads its control list every tick and hands each command here; a reply goes to the
+request's reply list, where djtasks.control waits for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import socket
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from django.utils import timezone
+
+from djtasks.calling.overrides import read_time_limits
+from djtasks.core import registry
+from djtasks.core.commands import INSPECTIONS
+from djtasks.core.exceptions import BrokerUnavailable
+from djtasks.record.models import TaskRecord
+from djtasks.transport import telemetry
+from djtasks.transport.broker import get_broker
+from djtasks.worker.pool import Pool
+
+logger = logging.getLogger("djtasks")
+
+
+class CommandError(Exception):
+    """A command this worker refuses; its message is the reply."""
+
+
+class Remote:
+    def __init__(self, pool: Pool):
+        self.pool = pool
+        self.commands: dict[str, Callable[..., Any]] = {
+            "ping": self.do_ping,
+            "inspect": self.do_inspect,
+            "time_limit": self.do_time_limit,
+            "rate_limit": self.do_rate_limit,
+            "add_consumer": self.do_add_consumer,
+            "cancel_consumer": self.do_cancel_consumer,
+            "pool_grow": self.do_pool_grow,
+            "pool_shrink": self.do_pool_shrink,
+            "shutdown": self.do_shutdown,
+        }
+        self.inspections: dict[str, Callable[[], Any]] = {
+            "active": self._inspect_active,
+            "scheduled": self._inspect_scheduled,
+            "reserved": self._inspect_reserved,
+            "registered": self._inspect_registered,
+            "stats": self._inspect_stats,
+            "queues": self._inspect_queues,
+        }
+
+    # Worker events ------------------------------------------------------------------------
+
+    def online(self) -> None:
+        pool = self.pool
+        self._event(
+            "worker-online",
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            queues=pool.queues,
+            concurrency=pool.concurrency,
+        )
+
+    def beat(self, info: dict[str, Any]) -> None:
+        self._event(
+            "worker-heartbeat",
+            processed=info["processed"],
+            active=len(info["active"]),
+            queues=info["queues"],
+            concurrency=info["concurrency"],
+        )
+
+    def offline(self) -> None:
+        self._event("worker-offline", processed=sum(child.processed for child in self.pool.children()))
+
+    def _event(self, kind: str, **fields: Any) -> None:
+        telemetry.emit(get_broker(), self.pool.config, kind, worker=self.pool.worker_id, **fields)
+
+    # Commands -----------------------------------------------------------------------------
+
+    def answer(self, command: dict[str, Any]) -> None:
+        """Carry out a command and push the reply, unless its sender stopped waiting long ago."""
+        name, request_id = str(command.get("cmd")), command.get("rid")
+        deadline = command.get("deadline")
+        if isinstance(deadline, int | float) and time.time() > deadline:
+            logger.info("Worker %s dropped control command %r: its sender stopped waiting", self.pool.worker_id, name)
+            return
+        handler = self.commands.get(name)
+        try:
+            if handler is None:
+                raise CommandError(f"unknown command {name!r}")
+            data, after = handler(**(command.get("args") or {})), None
+            if isinstance(data, tuple):
+                data, after = data
+            payload: dict[str, Any] = {"worker": self.pool.worker_id, "ok": True, "data": data}
+        except (CommandError, TypeError, ValueError) as exc:
+            after, payload = None, {"worker": self.pool.worker_id, "ok": False, "error": str(exc)}
+        except Exception as exc:  # a command must not take the parent down (database or Redis errors)
+            logger.exception("Worker %s failed to carry out control command %r", self.pool.worker_id, name)
+            error = f"{type(exc).__name__}: {exc}"
+            after, payload = None, {"worker": self.pool.worker_id, "ok": False, "error": error}
+        logger.info("Worker %s control %r: %s", self.pool.worker_id, name, "ok" if payload["ok"] else payload["error"])
+        if isinstance(request_id, str):
+            try:
+                get_broker().reply(request_id, payload)
+            except BrokerUnavailable as exc:
+                logger.warning("Reply to control command %r not sent (%s)", name, exc)
+        if after is not None:
+            after()
+
+    def do_ping(self) -> str:
+        return "pong"
+
+    def do_inspect(self, what: str) -> Any:
+        if what not in INSPECTIONS:
+            raise CommandError(f"cannot inspect {what!r}; choose one of {', '.join(INSPECTIONS)}")
+        return self.inspections[what]()
+
+    def do_time_limit(self, task: str) -> dict[str, Any]:
+        soft, hard = read_time_limits(get_broker()).get(task, (None, None))
+        return {"task": task, "soft": soft, "hard": hard, "note": "children apply it within 1 s"}
+
+    def do_rate_limit(self, task: str, rate: str) -> dict[str, Any]:
+        spacing = get_broker().rate_override(task)
+        declared = getattr(registry.get(task), "rate_limit", None)
+        if spacing is None:
+            return {"task": task, "rate": f"declared ({declared or 'no limit'})"}
+        return {"task": task, "rate": f"{rate} (one start every {spacing:g} ms)" if spacing else "no limit"}
+
+    def do_add_consumer(self, queue: str) -> str:
+        queues = self.pool.queues
+        if queue in queues:
+            return f"already consuming from {queue!r}"
+        self.pool.set_queues([*queues, queue])
+        return f"now consuming from {queue!r}"
+
+    def do_cancel_consumer(self, queue: str) -> str:
+        queues = self.pool.queues
+        if queue not in queues:
+            raise CommandError(f"not consuming from {queue!r}")
+        if len(queues) == 1:
+            raise CommandError(f"{queue!r} is the only queue of this worker; add another one first")
+        self.pool.set_queues([q for q in queues if q != queue])
+        return f"no longer consuming from {queue!r}"
+
+    def do_pool_grow(self, n: int = 1) -> str:
+        if not isinstance(n, int) or n < 1:
+            raise CommandError("pool_grow needs a positive number of children")
+        if self.pool.stopping:
+            raise CommandError("the worker is shutting down")
+        self.pool.grow(n)
+        return f"pool grown by {n} to {self.pool.concurrency}"
+
+    def do_pool_shrink(self, n: int = 1) -> str:
+        if not isinstance(n, int) or n < 1:
+            raise CommandError("pool_shrink needs a positive number of children")
+        serving = [child for child in self.pool.children() if not child.retiring]
+        if n >= len(serving):
+            raise CommandError(f"cannot stop {n} of {len(serving)} children: at least one must stay")
+        # Idle children first, then the most recently added ones.
+        chosen = sorted(serving, key=lambda child: (child.executing is not None, -child.index))[:n]
+        self.pool.retire([child.index for child in chosen])
+        return f"pool shrunk by {n} to {self.pool.concurrency} (stopping children {sorted(c.index for c in chosen)})"
+
+    def do_shutdown(self) -> tuple[str, Any]:
+        return "warm shutdown started", self.pool.request_warm_stop
+
+    # Inspections ----------------------------------------------------------------------------
+
+    def _inspect_active(self) -> list[dict[str, Any]]:
+        executing = {child.executing: child for child in self.pool.children() if child.executing is not None}
+        rows = _rows(self.pool.db, list(executing))
+        return [
+            {
+                **rows.get(task_id, {"id": task_id}),
+                "child": child.index,
+                "pid": child.pid,
+                "running_s": round(child.running_s, 3),
+            }
+            for task_id, child in executing.items()
+        ]
+
+    def _inspect_reserved(self) -> list[dict[str, Any]]:
+        held = {
+            claim.id: child for child in self.pool.children() for claim in child.held if claim.id != child.executing
+        }
+        rows = _rows(self.pool.db, list(held))
+        return [{**rows.get(task_id, {"id": task_id}), "child": child.index} for task_id, child in held.items()]
+
+    def _inspect_scheduled(self) -> list[dict[str, Any]]:
+        broker = get_broker()
+        due = {task_id: (queue, at) for queue in self.pool.queues for task_id, at in broker.scheduled(queue)}
+        rows = _rows(self.pool.db, list(due))
+        return [
+            {
+                **rows.get(task_id, {"id": task_id}),
+                "queue": queue,
+                "eta": datetime.fromtimestamp(at, tz=UTC).isoformat(),
+            }
+            for task_id, (queue, at) in sorted(due.items(), key=lambda item: item[1][1])
+        ]
+
+    def _inspect_registered(self) -> list[str]:
+        return registry.names()
+
+    def _inspect_stats(self) -> dict[str, Any]:
+        pool = self.pool
+        children = pool.children()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        descendants = resource.getrusage(resource.RUSAGE_CHILDREN)
+        limits = pool.limits
+        return {
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+            "uptime_s": round((timezone.now() - pool.started_at).total_seconds(), 1),
+            "concurrency": pool.concurrency,
+            "queues": pool.queues,
+            "processed": sum(child.processed for child in children),
+            "pool": [
+                {"child": c.index, "pid": c.pid, "processed": c.processed, "held": len(c.held), "retiring": c.retiring}
+                for c in sorted(children, key=lambda c: c.index)
+            ],
+            "limits": {
+                "soft_time_limit": limits.soft_time_limit,
+                "time_limit": limits.time_limit,
+                "max_tasks_per_child": limits.max_tasks,
+                "max_memory_per_child": limits.max_memory_kib,
+            },
+            "prefetch": pool.config.PREFETCH,
+            "rusage": {
+                "utime_s": round(usage.ru_utime + descendants.ru_utime, 3),
+                "stime_s": round(usage.ru_stime + descendants.ru_stime, 3),
+                "parent_maxrss_kib": usage.ru_maxrss,
+            },
+        }
+
+    def _inspect_queues(self) -> list[dict[str, Any]]:
+        depths = get_broker().queue_stats()
+        empty = {"ready": 0, "scheduled": 0, "reserved": 0}
+        return [{"name": queue, **depths.get(queue, empty)} for queue in self.pool.queues]
+
+
+def _rows(db: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Read what the record says about these tasks (name, arguments, times), by id."""
+    if not ids:
+        return {}
+    fields = ("id", "task_name", "queue", "args", "kwargs", "attempts", "started_at")
+    return {row["id"]: row for row in TaskRecord.objects.using(db).filter(pk__in=ids).values(*fields)}

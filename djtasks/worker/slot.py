@@ -1,0 +1,76 @@
+"""A child process as its parent sees it: the pipe to it, the claims it holds, the task it executes."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+
+from djtasks.transport.broker import Claim
+from djtasks.worker.pool import ChildView
+from djtasks.worker.protocol import Executing, Holding, Order, Released, Report, decode_report
+
+
+@dataclass
+class Slot:
+    index: int
+    process: BaseProcess
+    reader: Connection
+    running: dict[str, Claim] = field(default_factory=dict)
+    processed: int = 0
+    # The task the child is executing now: (id, monotonic start, hard time limit or None).
+    executing: tuple[str, float, float | None] | None = None
+    # Why the parent killed this child: (task id, exception class path, message).
+    killed: tuple[str, str, str] | None = None
+
+    def read(self) -> None:
+        """Take in the child's reports until its pipe is empty; a broken pipe is closed."""
+        try:
+            while self.reader.poll():
+                self._take(decode_report(self.reader.recv_bytes()))
+        except (EOFError, OSError):
+            self.reader.close()
+
+    def _take(self, report: Report) -> None:
+        match report:
+            case Holding(claims=claims):
+                for claim in claims:
+                    self.running[claim.id] = claim
+            case Executing(id=task_id, hard=hard):
+                self.executing = (task_id, time.monotonic(), hard)
+            case Released(ids=ids):
+                for task_id in ids:
+                    self.running.pop(task_id, None)
+                    if self.executing and self.executing[0] == task_id:
+                        self.executing = None
+                self.processed += len(ids)
+
+    def tell(self, order: Order) -> None:
+        """Send the child an order; a child that is gone does not need it."""
+        try:
+            self.reader.send_bytes(order.encode())
+        except OSError:
+            pass
+
+    def signal(self, signum: int) -> None:
+        """Send the child a signal, unless it is gone."""
+        if self.process.pid is not None:
+            try:
+                os.kill(self.process.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def view(self, now: float, *, retiring: bool) -> ChildView:
+        """Describe the child for an inspection or a heartbeat (now: time.monotonic())."""
+        task_id, began = (self.executing[0], self.executing[1]) if self.executing else (None, now)
+        return ChildView(
+            index=self.index,
+            pid=self.process.pid,
+            processed=self.processed,
+            held=tuple(self.running.values()),
+            executing=task_id,
+            running_s=now - began,
+            retiring=retiring,
+        )

@@ -1,0 +1,206 @@
+"""Start a batch of claims: decide what each claim's row allows, then take the runnable rows in one transaction.
+
+Claims that must not run are settled here: malformed or poison messages are set aside, duplicates
+of finished tasks are dropped, expired ones revoked, and claims whose row another live attempt
+holds (or whose time has not come) go back to wait.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from djtasks.calling.declaration import Task
+from djtasks.core import registry
+from djtasks.core.conf import Settings
+from djtasks.core.exceptions import MessageRejected
+from djtasks.core.message import Message
+from djtasks.core.states import FAILURE, REVOKED, RUNNABLE_STATES
+from djtasks.record import revocation, sql, transitions
+from djtasks.record.models import DeadLetter, TaskRecord
+from djtasks.transport.broker import Claim
+from djtasks.worker import workflow
+from djtasks.worker.outcome import Outcome, Started, db_lease, storable
+from djtasks.worker.ratelimit import Limiter
+from djtasks.worker.recording import Recording
+
+logger = logging.getLogger("djtasks")
+NO_ROW = "no task row has this id (forged, or its transaction rolled back)"
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Start the attempt."""
+
+    task: Task
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """A duplicate delivery of a finished task: ack it without waking its waiters again."""
+
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Not now: back to the scheduled set for delay_ms; `why` is logged when given."""
+
+    delay_ms: int
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Expire:
+    """Picked up after its expiry: revoke the row, ack the message."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """It can never run: fail the row with exc_type, dead-letter the message (with its text if raw)."""
+
+    reason: str
+    exc_type: str
+    raw: bool = False
+
+
+Verdict = Run | Drop | Wait | Expire | SetAside
+
+
+@dataclass
+class Batch:
+    """What starting a batch decided, settled after its commit."""
+
+    started: list[Started] = field(default_factory=list)
+    letters: list[tuple[Claim, DeadLetter]] = field(default_factory=list)
+    drops: list[Claim] = field(default_factory=list)
+    expired: list[Claim] = field(default_factory=list)
+
+
+class Starter:
+    """Start claims in this child: one compare-and-set transaction per batch."""
+
+    def __init__(self, recording: Recording, config: Settings, worker_id: str):
+        self.recording = recording
+        self.config = config
+        self.worker_id = worker_id
+        self.limiter = Limiter(recording.broker)
+
+    def start(self, claims: list[Claim], finished: list[tuple[Started, Outcome]] | None = None) -> list[Started]:
+        """Compare-and-set the claims' rows to this attempt in one transaction.
+
+        Outcomes of tasks that finished since the last commit are written in the same
+        transaction (one commit for both). Returns the claims to execute, in order.
+        """
+        finished = finished or []
+        batch = Batch()
+        valid = self._decode(claims, batch)
+        now = timezone.now()
+        db, recording = self.recording.db, self.recording
+        with transaction.atomic(using=db):
+            written = recording.write(finished, now)
+            rows = sql.read_rows(db, [claim.id for claim, _ in valid], lock=True)
+            for claim, message in valid:
+                record = rows.get(claim.id)
+                if record is None:
+                    batch.letters.append((claim, dead_letter(claim, NO_ROW)))
+                else:
+                    self._apply(self.decide(claim, record, now), claim, message, record, batch, now)
+            transitions.write_claimed(db, [item.record for item in batch.started])
+            # Set aside in the same commit; their messages are acked only after it.
+            DeadLetter.objects.using(db).bulk_create([letter for _, letter in batch.letters])
+        recording.recorder.received(batch.started)
+        recording.after(finished, written)
+        recording.settle(batch.drops, notify=False)
+        recording.settle([claim for claim, _ in batch.letters])
+        recording.settle(batch.expired)
+        return batch.started
+
+    def _decode(self, claims: list[Claim], batch: Batch) -> list[tuple[Claim, Message]]:
+        """Decode the claims' messages; set aside the malformed ones."""
+        valid: list[tuple[Claim, Message]] = []
+        for claim in claims:
+            try:
+                valid.append((claim, Message.decode(claim.envelope, expected_id=claim.id, queue=claim.queue)))
+            except MessageRejected as exc:
+                batch.letters.append((claim, dead_letter(claim, str(exc), raw=claim.envelope)))
+        return valid
+
+    def decide(self, claim: Claim, record: TaskRecord, now: datetime) -> Verdict:
+        """Say what to do with a claim, given its locked row: the first check that holds decides."""
+        if record.state not in RUNNABLE_STATES:
+            return Drop(record.state)
+        if record.lease_expires_at is not None and record.lease_expires_at > now:
+            delay = (record.lease_expires_at - now).total_seconds() + 1.0
+            return Wait(int(delay * 1000), f"is held by a live lease; redelivery in {delay:.0f}s")
+        if record.expires_at is not None and record.expires_at <= now:
+            return Expire()
+        if record.eta is not None and (record.eta - now).total_seconds() > 0.5:
+            # Reaped or swept before its time (a retry whose worker died): back to waiting.
+            return Wait(int((record.eta - now).total_seconds() * 1000))
+        if claim.deliveries > self.config.MAX_DELIVERIES:
+            reason = (
+                f"delivered {claim.deliveries} times without finishing (more than MAX_DELIVERIES="
+                f"{self.config.MAX_DELIVERIES}): its worker process died each time"
+            )
+            return SetAside(reason, "djtasks.exceptions.WorkerLost", raw=True)
+        task = registry.get(record.task_name)
+        if not isinstance(task, Task):
+            reason = f"task {record.task_name!r} is not registered in worker {self.worker_id}"
+            return SetAside(reason, "djtasks.exceptions.NotRegistered")
+        if wait_ms := self.limiter.delay_ms(task.name, task.rate_limit):
+            # Over its rate limit: wait in the scheduled set, not in this child.
+            return Wait(wait_ms)
+        return Run(task)
+
+    def _apply(
+        self, verdict: Verdict, claim: Claim, message: Message, record: TaskRecord, batch: Batch, now: datetime
+    ) -> None:
+        """Carry out a verdict inside the batch's transaction (settling its claim waits for the commit)."""
+        match verdict:
+            case Run(task=task):
+                transitions.claim_attempt(
+                    record, worker=self.worker_id, token=claim.token, now=now, lease=db_lease(self.config)
+                )
+                batch.started.append(Started(claim=claim, record=record, task=task, started_at=now))
+            case Drop(state=state):
+                logger.info("Task id=%s is already %s: duplicate delivery dropped", claim.id, state)
+                batch.drops.append(claim)
+            case Wait(delay_ms=delay_ms, why=why):
+                if why:
+                    logger.info("Task id=%s %s", claim.id, why)
+                self.recording.release(claim, message.priority, delay_ms=delay_ms, forgive=True)
+            case Expire():
+                self._expire(claim, record, now)
+                batch.expired.append(claim)
+            case SetAside(reason=reason, exc_type=exc_type, raw=raw):
+                if transitions.fail_unstarted(self.recording.db, record, exc_type, reason, now):
+                    workflow.after_final(self.recording.db, record, FAILURE, None, (exc_type, reason, ""))
+                letter = dead_letter(claim, reason, raw=claim.envelope if raw else b"", task_name=record.task_name)
+                batch.letters.append((claim, letter))
+
+    def _expire(self, claim: Claim, record: TaskRecord, now: datetime) -> None:
+        """Record a task picked up after its expiry as REVOKED with the reason; it does not run."""
+        db = self.recording.db
+        reason = f"expired at {record.expires_at.isoformat() if record.expires_at else '?'} before a worker started it"
+        logger.info("Task id=%s %s: revoked", record.pk, reason)
+        if revocation.revoke_expired(db, record, reason, now):
+            workflow.after_final(db, record, REVOKED, None, (revocation.REVOKED_TYPE, reason, ""))
+        self.recording.recorder.revoked(claim.id, record.task_name, claim.queue, "expired before it started")
+
+
+def dead_letter(claim: Claim, reason: str, *, raw: bytes | str = b"", task_name: str = "") -> DeadLetter:
+    """Build the dead letter of a message that cannot run, with its reason."""
+    text = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else raw
+    logger.error("Message id=%r dead-lettered: %s", claim.id, reason)
+    return DeadLetter(
+        task_id=storable(claim.id)[:255],
+        task_name=storable(task_name)[:255],
+        queue=storable(claim.queue)[:100],
+        reason=storable(reason),
+        raw=storable(text)[:65536],
+    )

@@ -1,0 +1,129 @@
+"""Enqueueing writes the row in the caller's transaction and publishes after commit."""
+
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from djtasks import AsyncResult
+from djtasks.calling import publisher
+from djtasks.core.conf import get_settings
+from djtasks.models import TaskRecord
+from djtasks.transport.broker import Broker, get_broker
+from djtasks.worker.maintenance import sweep
+from tests.testapp.tasks import add
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_server")]
+
+
+def test_delay_writes_a_pending_row_and_publishes_it():
+    result = add.delay(2, 3)
+    record = TaskRecord.objects.get(pk=result.id)
+    assert (record.state, record.task_name, record.args, record.queue) == ("PENDING", add.name, [2, 3], "default")
+    publisher.flush()  # delay() sends the publish; Redis's reply is read later
+    assert get_broker().known([result.id]) == [True]
+    assert result.state == "PENDING"
+
+
+def test_nothing_is_published_before_commit():
+    with transaction.atomic():
+        result = add.delay(1, 1)
+        assert get_broker().known([result.id]) == [False]
+    publisher.flush()
+    assert get_broker().known([result.id]) == [True]
+
+
+def test_a_rollback_leaves_neither_row_nor_message():
+    with pytest.raises(RuntimeError), transaction.atomic():
+        result = add.delay(1, 1)
+        raise RuntimeError
+    assert not TaskRecord.objects.filter(pk=result.id).exists()
+    assert get_broker().known([result.id]) == [False]
+    assert get_broker().queue_stats().get("default", {}).get("ready", 0) == 0
+
+
+def test_a_rolled_back_savepoint_publishes_only_what_survived():
+    with transaction.atomic():
+        kept = add.delay(1, 1)
+        with pytest.raises(RuntimeError), transaction.atomic():
+            dropped = add.delay(2, 2)
+            raise RuntimeError
+        also_kept = add.delay(3, 3)
+    publisher.flush()
+    assert get_broker().known([kept.id, dropped.id, also_kept.id]) == [True, False, True]
+
+
+def test_many_enqueues_in_one_transaction_publish_in_one_round_trip():
+    with mock.patch.object(Broker, "publish_nowait", autospec=True, side_effect=Broker.publish_nowait) as publish:
+        with transaction.atomic():
+            results = [add.delay(i, i) for i in range(200)]
+    assert publish.call_count == 1
+    publisher.flush()
+    assert all(get_broker().known([r.id for r in results]))
+
+
+def test_a_publish_refused_with_noscript_is_sent_again_and_arrives():
+    get_broker().client.script_flush()  # as after a Redis restart: the publish script is unknown
+    result = add.delay(1, 2)
+    publisher.flush()
+    assert get_broker().known([result.id]) == [True]
+
+
+def test_a_publish_whose_connection_broke_is_left_to_the_outbox_sweep(redis_server):
+    first = add.delay(1, 1)
+    publisher.flush()
+    get_broker().client.client_kill_filter(skipme=True, _type="normal")  # drops the sending connection too
+    second = add.delay(2, 2)  # the send fails or its reply never comes: no error for the caller
+    publisher.flush()
+    assert get_broker().known([second.id]) == [False]
+    TaskRecord.objects.update(enqueued_at=timezone.now() - timedelta(seconds=5))  # past the sweep's grace
+    assert sweep(get_broker(), get_settings(), full=False) == 1
+    assert get_broker().known([first.id, second.id]) == [True, True]
+
+
+def test_apply_async_takes_task_id_queue_and_priority():
+    result = add.apply_async((1, 2), task_id="my-id", queue="hipri", priority=7)
+    record = TaskRecord.objects.get(pk="my-id")
+    assert (result.id, record.queue, record.priority) == ("my-id", "hipri", 7)
+    assert get_broker().queue_stats()["hipri"]["ready"] == 1
+
+
+def test_unknown_apply_async_option_is_a_type_error():
+    with pytest.raises(TypeError, match="apply_async"):
+        add.apply_async((1, 2), retries_please=3)
+
+
+def test_countdown_waits_in_the_scheduled_set():
+    result = add.apply_async((1, 2), countdown=60)
+    assert TaskRecord.objects.get(pk=result.id).eta is not None
+    assert get_broker().queue_stats()["default"]["scheduled"] == 1
+
+
+def test_unserializable_arguments_fail_at_the_call_and_write_nothing():
+    with pytest.raises(TypeError, match=r"Argument args\[1\] of task tests.testapp.tasks.add is not JSON-serializable"):
+        add.delay(1, object())
+    with pytest.raises(TypeError, match=r"kwargs\['y'\]"):
+        add.delay(1, y={1, 2})
+    assert TaskRecord.objects.count() == 0
+
+
+def test_enqueue_succeeds_while_redis_is_down_and_the_sweep_publishes_later(redis_server):
+    redis_server.stop()
+    try:
+        result = add.delay(5, 5)  # must not raise
+        assert TaskRecord.objects.get(pk=result.id).state == "PENDING"
+    finally:
+        redis_server.start()
+    assert get_broker().known([result.id]) == [False]
+    config = get_settings()
+    TaskRecord.objects.filter(pk=result.id).update(enqueued_at=timezone.now() - timedelta(seconds=5))
+    assert sweep(get_broker(), config, full=False) == 1
+    assert get_broker().known([result.id]) == [True]
+    assert sweep(get_broker(), config, full=False) == 0
+
+
+def test_async_result_of_an_unknown_id_is_pending():
+    assert AsyncResult("no-such-id").state == "PENDING"
+    assert AsyncResult("no-such-id").ready() is False

@@ -1,0 +1,96 @@
+"""The fault suite's checker: compare what was enqueued with what the ledger says ran."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from djtasks.models import TaskRecord
+
+
+@dataclass
+class Entry:
+    kind: str
+    key: str
+    pid: int
+    at: float
+
+
+def read(path: Path) -> list[Entry]:
+    entries = []
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[0] in ("start", "end"):
+            entries.append(Entry(parts[0], parts[1], int(parts[2]), float(parts[3])))
+    return entries
+
+
+@dataclass
+class Verdict:
+    enqueued: int
+    succeeded: int
+    lost: list[str]
+    started_twice: list[str]
+    completed_twice: list[str]
+    recovery_s: float | None = None
+    notes: list[str] = field(default_factory=list)
+    # Completed twice because a kill struck after the first run's side effect (its ledger
+    # "end") and before its outcome was committed: at-least-once, counted and explained.
+    explained: list[str] = field(default_factory=list)
+
+    @property
+    def unexplained(self) -> list[str]:
+        return [key for key in self.completed_twice if key not in self.explained]
+
+
+# The longest a finished outcome can wait for its commit: a child holds fast tasks' outcomes
+# for up to 20 ms (child.FLUSH_AFTER) plus the next batch; a loaded machine stretches that.
+COMMIT_WINDOW_S = 2.0
+
+
+def check(
+    path: Path, keys: list[str], ids: list[str], *, since: float | None = None, kills: list[float] = ()
+) -> Verdict:
+    """Count lost tasks (no SUCCESS row) and tasks the ledger shows starting or ending twice.
+
+    With `since` (a fault's time), recovery is the time from the fault to the first start of a
+    task that had started but not ended before it. With `kills`, a task completed twice is
+    explained when its first end fell within COMMIT_WINDOW_S before one of the kills.
+    """
+    entries = read(path)
+    starts = Counter(e.key for e in entries if e.kind == "start")
+    ends = Counter(e.key for e in entries if e.kind == "end")
+    done = set(TaskRecord.objects.filter(pk__in=ids, state="SUCCESS").values_list("pk", flat=True))
+    verdict = Verdict(
+        enqueued=len(ids),
+        succeeded=len(done),
+        lost=[task_id for task_id in ids if task_id not in done],
+        started_twice=sorted(k for k in keys if starts[k] > 1),
+        completed_twice=sorted(k for k in keys if ends[k] > 1),
+    )
+    first_end = {}
+    for e in entries:
+        if e.kind == "end":
+            first_end.setdefault(e.key, e.at)
+    verdict.explained = [
+        key for key in verdict.completed_twice if any(0 <= kill - first_end[key] <= COMMIT_WINDOW_S for kill in kills)
+    ]
+    if since is not None:
+        interrupted = {e.key for e in entries if e.kind == "start" and e.at < since} - {
+            e.key for e in entries if e.kind == "end" and e.at < since
+        }
+        restarts = [e.at for e in entries if e.kind == "start" and e.key in interrupted and e.at >= since]
+        if restarts:
+            verdict.recovery_s = max(restarts) - since
+    return verdict
+
+
+def wait_all_done(ids: list[str], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if TaskRecord.objects.filter(pk__in=ids, state="SUCCESS").count() == len(ids):
+            return True
+        time.sleep(0.2)
+    return False

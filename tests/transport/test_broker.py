@@ -1,0 +1,149 @@
+"""The Redis protocol against a real redis-server: claim, ack, leases, delays, priorities."""
+
+import time
+
+import pytest
+
+from djtasks.core.message import Message
+from djtasks.transport.broker import get_broker
+
+pytestmark = pytest.mark.usefixtures("redis_server")
+
+
+def publish(*messages, due_ms=0):
+    return get_broker().publish([(m, due_ms) for m in messages])
+
+
+def test_publishing_twice_is_a_no_op():
+    m = Message(id="t1", queue="default")
+    assert publish(m) == 1
+    assert publish(m) == 0
+    assert get_broker().queue_stats()["default"]["ready"] == 1
+
+
+def test_higher_priority_is_claimed_first_then_arrival_order():
+    publish(
+        Message("low", "default", -10),
+        Message("a", "default", 0),
+        Message("b", "default", 0),
+        Message("high", "default", 50),
+    )
+    broker = get_broker()
+    order = [broker.claim_one(["default"], f"w:{i}", 10_000).id for i in range(4)]
+    assert order == ["high", "a", "b", "low"]
+    assert broker.claim_one(["default"], "w:5", 10_000) is None
+
+
+def test_a_claim_is_owned_until_acked_and_only_the_owner_can_ack():
+    publish(Message("t", "default"))
+    broker = get_broker()
+    claim = broker.claim_one(["default"], "w1", 10_000)
+    assert claim.deliveries == 1 and claim.token == "w1.0:1"
+    assert broker.queue_stats()["default"] == {"ready": 0, "scheduled": 0, "reserved": 1}
+    forged = type(claim)(id=claim.id, envelope=claim.envelope, deliveries=1, token="other:1", queue="default")
+    assert broker.ack(forged) is False
+    assert broker.ack(claim) is True
+    assert broker.known(["t"]) == [False]
+
+
+def test_a_copy_of_a_reserved_id_is_dropped_not_run_twice():
+    broker = get_broker()
+    publish(Message("t", "default"))
+    first = broker.claim_one(["default"], "w1", 10_000)
+    broker.client.zadd(broker.queue_keys("default")[0], {"t": 0})  # a forced duplicate
+    assert broker.claim_one(["default"], "w2", 10_000) is None
+    assert broker.ack(first)
+
+
+def test_an_expired_lease_is_reaped_back_to_the_queue():
+    broker = get_broker()
+    publish(Message("t", "default"))
+    claim = broker.claim_one(["default"], "w1", 50)
+    time.sleep(0.1)
+    assert broker.reap(["default"]) == ["t"]
+    again = broker.claim_one(["default"], "w2", 10_000)
+    assert again.id == "t" and again.deliveries == 2
+    assert broker.ack(claim) is False  # the first owner lost its lease
+
+
+def test_extend_keeps_a_lease_alive_and_reports_lost_ones():
+    broker = get_broker()
+    publish(Message("t", "default"), Message("u", "default"))
+    t = broker.claim_one(["default"], "w1", 200)
+    u = broker.claim_one(["default"], "w1b", 200)
+    broker.client.hset(broker.key("o"), "u", "someone-else")
+    assert broker.extend([t, u], 10_000) == ["u"]
+    time.sleep(0.3)
+    assert broker.reap(["default"]) == ["u"]
+
+
+def test_delayed_messages_wait_until_due():
+    broker = get_broker()
+    due = int(time.time() * 1000) + 300
+    publish(Message("later", "default"), due_ms=due)
+    assert broker.queue_stats()["default"]["scheduled"] == 1
+    assert broker.claim_one(["default"], "w", 10_000) is None
+    time.sleep(0.35)
+    assert broker.claim_one(["default"], "w", 10_000).id == "later"
+
+
+def test_release_returns_a_claim_and_can_forgive_the_delivery():
+    broker = get_broker()
+    publish(Message("t", "default", 3))
+    claim = broker.claim_one(["default"], "w1", 10_000)
+    assert broker.release(claim, priority=3, forgive=True)
+    again = broker.claim_one(["default"], "w2", 10_000)
+    assert again.deliveries == 1
+
+
+def test_queues_are_consumed_in_the_order_given():
+    publish(Message("a", "one"), Message("b", "two"))
+    broker = get_broker()
+    assert broker.claim_one(["two", "one"], "w", 10_000).id == "b"
+
+
+def test_wait_for_work_wakes_on_publish():
+    broker = get_broker()
+    assert broker.wait_for_work(["default"], 0.05) is False
+    publish(Message("t", "default"))
+    assert broker.wait_for_work(["default"], 1) is True
+
+
+def test_a_deep_queue_is_claimed_in_batches_and_a_shallow_one_one_at_a_time():
+    broker = get_broker()
+    publish(*[Message(f"t{i}", "default") for i in range(10)])
+    batch = broker.claim(["default"], "w", 10_000, limit=4, deep=3)
+    assert [c.id for c in batch] == ["t0", "t1", "t2", "t3"]
+    assert len({c.token for c in batch}) == 4
+    batch = broker.claim(["default"], "w2", 10_000, limit=4, deep=3)
+    assert [c.id for c in batch] == ["t4", "t5", "t6"]  # stops while 3 remain for others
+    assert len(broker.claim(["default"], "w3", 10_000, limit=4, deep=3)) == 1
+
+
+def test_the_oldest_waiting_id_is_found_across_priority_bands():
+    publish(
+        Message("first-low", "default", -100),
+        Message("then-high", "default", 100),
+        Message("mid", "default", 3),
+        Message("newest-high", "default", 100),
+    )
+    broker = get_broker()
+    assert broker.oldest_ready("default") == "first-low"
+    broker.claim_one(["default"], "w:1", 10_000)  # takes then-high
+    assert broker.oldest_ready("default") == "first-low"
+    assert broker.oldest_ready("empty") is None
+
+
+def test_scripted_pipelines_take_one_round_trip_and_survive_a_script_flush():
+    broker = get_broker()
+    publish(Message("warm", "default"))
+    broker.client.config_resetstat()
+    publish(Message("a", "default"), Message("b", "default"))
+    claims = broker.claim(["default"], "w", 10_000, limit=3, deep=0)
+    assert broker.ack_many(claims) == [True] * len(claims)
+    stats = broker.client.info("commandstats")
+    assert not any("exists" in name for name in stats)  # no SCRIPT EXISTS before each pipeline
+    broker.client.script_flush()
+    assert publish(Message("c", "default")) == 1  # NOSCRIPT: loaded again, sent again
+    [claim] = broker.claim(["default"], "w2", 10_000)
+    assert claim.id == "c" and broker.ack_many([claim]) == [True]

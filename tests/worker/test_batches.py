@@ -1,0 +1,50 @@
+"""A batch costs one transaction to start and one to record, whatever its size: the hot path's statements."""
+
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from djtasks.core.conf import get_settings
+from djtasks.models import TaskRecord
+from djtasks.transport.broker import get_broker
+from djtasks.worker.execute import Runner
+from djtasks.worker.recording import Recording
+from djtasks.worker.start import Starter
+from tests.testapp.tasks import add
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_server")]
+
+
+def statements(queries: CaptureQueriesContext) -> list[str]:
+    """Each statement's kind: BEGIN, COMMIT, SELECT, UPDATE, or "4 times: UPDATE" for an executemany."""
+    kinds = []
+    for query in queries.captured_queries:
+        match = re.match(r"(\d+ times: )?(\w+)", query["sql"])
+        assert match is not None
+        kinds.append((match[1] or "") + match[2].upper())
+    return kinds
+
+
+def test_four_claims_start_in_one_read_and_one_executemany_and_succeed_in_one_executemany():
+    config, broker = get_settings(), get_broker()
+    recording = Recording(broker, config, "w.1")
+    starter = Starter(recording, config, "w.1")
+    runner = Runner(recording, "w.1", soft_time_limit=None, time_limit=None)
+    ids = [add.enqueue(i, i).id for i in range(4)]
+    claims = broker.claim(["default"], "test", 30000, limit=4, deep=0)
+    assert sorted(claim.id for claim in claims) == sorted(ids)
+
+    with CaptureQueriesContext(connection) as start:
+        started = starter.start(claims)
+    done = [(item, runner.execute(item)) for item in started]
+    with CaptureQueriesContext(connection) as finish:
+        recording.finish(done)
+
+    assert statements(start) == ["BEGIN", "SELECT", "4 times: UPDATE", "COMMIT"]
+    assert statements(finish) == ["BEGIN", "4 times: UPDATE", "COMMIT"]
+    assert sorted(TaskRecord.objects.values_list("state", "result", "attempts")) == [
+        ("SUCCESS", 2 * i, 1) for i in range(4)
+    ]
+    assert broker.queue_stats()["default"]["reserved"] == 0
