@@ -6,16 +6,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_safe
 
-from djtasks.admin import display
+from djtasks.admin import display, redaction
 from djtasks.admin.stats import Bucket, snapshot
 from djtasks.core.states import State
+from djtasks.record.models import DeadLetter
 
 CHART_WIDTH = 600
 CHART_HEIGHT = 120
@@ -83,17 +86,27 @@ class DashboardAdmin(admin.ModelAdmin):
         return False
 
     def get_urls(self) -> list[Any]:
-        return [path("", self.admin_site.admin_view(self.changelist_view), name="djtasks_dashboard_changelist")]
+        view = self.admin_site.admin_view(require_safe(self.changelist_view))
+        return [path("", view, name="djtasks_dashboard_changelist")]
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """The page (GET only: it changes nothing); dead letters only for those who may view them."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        snap = snapshot()
+        may_see_letters = request.user.has_perm("djtasks.view_deadletter")
+        snap = snapshot(dead_letters=redaction.with_calls(DeadLetter.objects.all()) if may_see_letters else None)
+        open_ = redaction.may_see_secrets(request)
+        for letter in snap.dead_letters:
+            letter.reason_text = redaction.for_letter(open_, letter).text(letter.reason)  # type: ignore[attr-defined]
         states = [(value, label, snap.states.get(value, 0)) for value, label in State.choices]
         for queue in snap.queues:
             queue.oldest_text = display.duration(queue.oldest_age)  # type: ignore[attr-defined]
         for worker in snap.workers:
             worker["heartbeat_text"] = display.duration(worker.get("heartbeat_age"))
+            worker["running"] = [
+                (str(task_id), reverse("admin:djtasks_taskrecord_change", args=[quote(str(task_id))]))
+                for task_id in worker["active"]
+            ]
         for task in snap.tasks:
             task.p50_text = display.duration(task.p50)  # type: ignore[attr-defined]
             task.p95_text = display.duration(task.p95)  # type: ignore[attr-defined]
@@ -107,6 +120,7 @@ class DashboardAdmin(admin.ModelAdmin):
             "day_chart": chart(snap.day, "D H:i"),
             "refresh_seconds": REFRESH_SECONDS,
             "media": self.media,
+            "may_see_letters": may_see_letters,
             **(extra_context or {}),
         }
         template = "admin/djtasks/dashboard_body.html" if request.GET.get("partial") else "admin/djtasks/dashboard.html"

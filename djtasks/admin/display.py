@@ -1,4 +1,4 @@
-"""HTML pieces of the task admin: state badges, redacted JSON, progress bars, the timeline."""
+"""HTML pieces of the task admin: state badges, JSON, progress bars, the timeline."""
 
 from __future__ import annotations
 
@@ -6,26 +6,12 @@ import json
 from datetime import datetime
 from typing import Any
 
-from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
-from djtasks.core.conf import get_settings
-from djtasks.core.redact import redact
 from djtasks.record.models import TaskRecord
-
-VIEW_ARGUMENTS = "djtasks.view_task_arguments"
-
-
-def may_see_secrets(request: HttpRequest) -> bool:
-    return request.user.has_perm(VIEW_ARGUMENTS)
-
-
-def shown(value: Any, request: HttpRequest) -> Any:
-    """Return task data as this user may see it: redacted unless they hold view_task_arguments."""
-    return value if may_see_secrets(request) else redact(value, get_settings().REDACT_KEYS)
 
 
 def pretty_json(value: Any) -> SafeString:
@@ -56,6 +42,13 @@ def progress_bar(progress: dict[str, Any] | None) -> SafeString:
         f"{percent:.0f}",
         progress.get("message", ""),
     )
+
+
+def without_message(progress: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Progress with its numbers only: the message is text the task wrote, and may quote a secret."""
+    if not isinstance(progress, dict):
+        return None
+    return {k: v for k, v in progress.items() if k in ("current", "total", "percent") and isinstance(v, int | float)}
 
 
 def moment(value: datetime | None) -> SafeString:

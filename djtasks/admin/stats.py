@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connections, router
-from django.db.models import CharField, Count, Func, Q
+from django.db.models import CharField, Count, Func, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -65,8 +65,8 @@ class Snapshot:
     redis_error: str = ""
 
 
-def snapshot() -> Snapshot:
-    """Collect everything the dashboard shows, in a handful of queries."""
+def snapshot(dead_letters: QuerySet[DeadLetter] | None = None) -> Snapshot:
+    """Collect everything the dashboard shows, in a handful of queries; the latest of these dead letters."""
     now = timezone.now()
     snap = Snapshot(
         now=now,
@@ -75,7 +75,8 @@ def snapshot() -> Snapshot:
         day=throughput(now, minutes=False),
         tasks=per_task(now - timedelta(days=1)),
     )
-    snap.dead_letters = list(DeadLetter.objects.order_by("-created_at")[:10])
+    if dead_letters is not None:
+        snap.dead_letters = list(dead_letters.order_by("-created_at")[:10])
     try:
         snap.queues = queues(now)
         snap.workers = workers(now)

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import DateFieldListFilter
+from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -16,8 +17,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from djtasks.admin import display
+from djtasks.admin import display, redaction
 from djtasks.admin.filters import QueueFilter, TaskNameFilter, WorkerFilter
+from djtasks.admin.guard import GuardedAdmin, sees_secrets
 from djtasks.admin.paging import COUNT_CAP, CappedPaginator
 from djtasks.calling.rerun import rerun
 from djtasks.calling.revoke import revoke
@@ -25,9 +27,17 @@ from djtasks.core.exceptions import NotRegistered
 from djtasks.record.models import TaskRecord
 
 RELATED_LIMIT = 50
+BIG_COLUMNS = ("args", "kwargs", "result", "traceback", "errors", "worker_ids")
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+SEARCH_HELP = gettext_lazy("A task id, part of a task name, or text from the arguments.")
+SEARCH_HELP_REDACTED = gettext_lazy(
+    "Search by exact task id or part of a task name. Searching the arguments takes the permission "
+    "“Can see task arguments and results unredacted”."
+)
+
+
+class ReadOnlyAdmin(GuardedAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -50,8 +60,8 @@ class TaskRecordAdmin(ReadOnlyAdmin):
     )
     list_display_links = ("short_id",)
     list_filter = ("state", TaskNameFilter, QueueFilter, WorkerFilter, ("enqueued_at", DateFieldListFilter))
-    search_fields = ("=id", "task_name", "args", "kwargs", "=root_id", "=group_id", "=parent_id")
-    search_help_text = gettext_lazy("A task id, part of a task name, or text from the arguments.")
+    search_fields = ("=id", "task_name", "args", "kwargs")
+    search_help_text = SEARCH_HELP
     show_full_result_count = False
     paginator = CappedPaginator
     # Facet counts are one COUNT per filter choice: too slow on a big table to offer.
@@ -63,7 +73,7 @@ class TaskRecordAdmin(ReadOnlyAdmin):
     change_list_template = "admin/djtasks/taskrecord/change_list.html"
     fieldsets = (
         (None, {"fields": ("id", "task_name", "state_column", "queue", "priority", "worker", "attempts")}),
-        (gettext_lazy("Outcome"), {"fields": ("exception_type", "exception_message")}),
+        (gettext_lazy("Outcome"), {"fields": ("exception_type", "exception_text")}),
     )
 
     class Media:
@@ -74,7 +84,11 @@ class TaskRecordAdmin(ReadOnlyAdmin):
     @admin.display(description=gettext_lazy("state"), ordering="state")
     def state_column(self, obj: TaskRecord) -> str:
         badge = display.state_badge(obj)
-        return badge + display.progress_bar(obj.progress) if obj.is_running or obj.state == "STARTED" else badge
+        if not (obj.is_running or obj.state == "STARTED"):
+            return badge
+        # The list does not load the arguments, so it cannot mask their values in a progress message.
+        progress = obj.progress if sees_secrets(obj) else display.without_message(obj.progress)
+        return badge + display.progress_bar(progress)
 
     @admin.display(description=gettext_lazy("task id"), ordering="id")
     def short_id(self, obj: TaskRecord) -> str:
@@ -98,21 +112,43 @@ class TaskRecordAdmin(ReadOnlyAdmin):
     def run_time(self, obj: TaskRecord) -> str:
         return display.duration(obj.runtime)
 
+    @admin.display(description=gettext_lazy("exception message"))
+    def exception_text(self, obj: TaskRecord) -> str:
+        return redaction.for_task(sees_secrets(obj), obj).text(obj.exception_message)
+
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         return super().changelist_view(request, {"count_cap": COUNT_CAP, **(extra_context or {})})
 
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)
+        changelist.search_help_text = str(SEARCH_HELP if redaction.may_see_secrets(request) else SEARCH_HELP_REDACTED)
+        return changelist
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[TaskRecord]:
-        # The list never shows the big JSON columns; the detail page loads the whole row itself.
-        return super().get_queryset(request).defer("args", "kwargs", "result", "traceback", "errors", "worker_ids")
+        # The list never shows the big JSON columns; the detail page loads the whole row (get_object).
+        return super().get_queryset(request).defer(*BIG_COLUMNS)
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> TaskRecord | None:
+        """The whole row, with its viewer's flag (object_id is unquoted already)."""
+        record = super().get_object(request, object_id, from_field)
+        if record is not None:
+            record.refresh_from_db(fields=BIG_COLUMNS)
+        return record
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> Any:
-        """An exact task id is one index lookup; any other term scans names and argument text, newest first."""
+        """An exact task id is one index lookup; any other term scans names (and, with the right, arguments).
+
+        Without view_task_arguments the arguments are not searched at all: matching on redacted text
+        would let anyone recover a secret one guessed character at a time.
+        """
         term = search_term.strip()
         if not term:
             return queryset, False
         if queryset.filter(pk=term).exists():
             return queryset.filter(pk=term), False
-        match = Q(task_name__icontains=term) | Q(args__icontains=term) | Q(kwargs__icontains=term)
+        match = Q(task_name__icontains=term)
+        if redaction.may_see_secrets(request):
+            match |= Q(args__icontains=term) | Q(kwargs__icontains=term)
         return queryset.filter(match), False
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
@@ -123,9 +159,9 @@ class TaskRecordAdmin(ReadOnlyAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        record = TaskRecord.objects.filter(pk=object_id).first()
+        record = self.get_object(request, unquote(object_id))
         context = dict(extra_context or {})
-        if record is not None:
+        if record is not None and self.has_view_permission(request, record):
             context.update(self.detail_context(request, record))
         return super().change_view(request, object_id, form_url, context)
 
@@ -148,22 +184,31 @@ class TaskRecordAdmin(ReadOnlyAdmin):
                 .order_by()[:RELATED_LIMIT],
                 key=lambda r: r.enqueued_at,
             )
+        parent = others.filter(pk=record.parent_id).first() if record.parent_id else None
+        root = others.filter(pk=record.root_id).first() if record.root_id not in ("", record.parent_id) else None
+        for related in [parent, root, *children, *group_members]:
+            if related is not None:
+                related.admin_url = self.detail_url(related.pk)  # type: ignore[attr-defined]
+        shown = redaction.for_task(sees_secrets(record), record)
         return {
             "task": record,
-            "redacted": not display.may_see_secrets(request),
-            "args_json": display.pretty_json(display.shown(record.args, request)),
-            "kwargs_json": display.pretty_json(display.shown(record.kwargs, request)),
-            "result_json": display.pretty_json(display.shown(record.result, request)),
-            "progress_bar": display.progress_bar(display.shown(record.progress, request)),
+            "redacted": not shown.open,
+            "args_json": display.pretty_json(shown.data(record.args)),
+            "kwargs_json": display.pretty_json(shown.data(record.kwargs)),
+            "result_json": display.pretty_json(shown.data(record.result)),
+            "progress_bar": display.progress_bar(shown.data(record.progress)),
+            "traceback": shown.text(record.traceback),
             "timeline": display.timeline(record),
             "run_time": display.duration(record.runtime),
-            "attempt_errors": record.errors or [],
-            "parent": others.filter(pk=record.parent_id).first() if record.parent_id else None,
-            "root": others.filter(pk=record.root_id).first() if record.root_id not in ("", record.parent_id) else None,
+            "attempt_errors": shown.data(record.errors or []),
+            "parent": parent,
+            "root": root,
             "children": children,
             "group_members": group_members,
             "may_retry": self.has_retry_permission(request),
             "may_revoke": self.has_revoke_permission(request) and record.state in ("PENDING", "RETRY", "STARTED"),
+            "retry_url": reverse("admin:djtasks_taskrecord_retry", args=[quote(record.pk)]),
+            "revoke_url": reverse("admin:djtasks_taskrecord_revoke", args=[quote(record.pk)]),
         }
 
     # Actions: bulk from the list, single from the detail page (POST with CSRF either way) -----
@@ -219,7 +264,7 @@ class TaskRecordAdmin(ReadOnlyAdmin):
 
     @staticmethod
     def detail_url(task_id: str) -> str:
-        return reverse("admin:djtasks_taskrecord_change", args=[task_id])
+        return reverse("admin:djtasks_taskrecord_change", args=[quote(task_id)])
 
     def retry_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return require_POST(self._retry_one)(request, object_id)
@@ -228,14 +273,15 @@ class TaskRecordAdmin(ReadOnlyAdmin):
         return require_POST(self._revoke_one)(request, object_id)
 
     def _retry_one(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        if not self.has_retry_permission(request):
+        if not (self.has_view_permission(request) and self.has_retry_permission(request)):
             raise PermissionDenied
-        original = get_object_or_404(TaskRecord, pk=object_id)
+        original = get_object_or_404(TaskRecord, pk=unquote(object_id))
         created = self.retry_tasks(request, TaskRecord.objects.filter(pk=original.pk))
-        return HttpResponseRedirect(self.detail_url(created.id if created else object_id))
+        return HttpResponseRedirect(self.detail_url(created.id if created else original.pk))
 
     def _revoke_one(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        if not self.has_revoke_permission(request):
+        if not (self.has_view_permission(request) and self.has_revoke_permission(request)):
             raise PermissionDenied
-        self.revoke_tasks(request, TaskRecord.objects.filter(pk=get_object_or_404(TaskRecord, pk=object_id).pk))
-        return HttpResponseRedirect(self.detail_url(object_id))
+        original = get_object_or_404(TaskRecord, pk=unquote(object_id))
+        self.revoke_tasks(request, TaskRecord.objects.filter(pk=original.pk))
+        return HttpResponseRedirect(self.detail_url(original.pk))

@@ -73,6 +73,10 @@ class Recorder:
 
     def event(self, kind: str, **fields: Any) -> None:
         if self.events_on:
+            if "exception" in fields:
+                # An event names the exception's class, never its message: messages may quote a task's
+                # arguments, and anyone who reads Redis reads the stream. ("path.Class: message" -> class.)
+                fields["exception"] = str(fields["exception"]).split(":", 1)[0].strip()[:255]
             self.events.append({"type": kind, "ts": time.time(), "worker": self.worker_id, **fields})
 
     def revoked(self, task_id: str, name: str, queue: str, reason: str) -> None:

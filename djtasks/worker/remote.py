@@ -248,8 +248,21 @@ class Remote:
 
 
 def _rows(db: str, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Read what the record says about these tasks (name, arguments, times), by id."""
+    """Read what the record says about these tasks, by id: name, queue, times, and the call's shape.
+
+    Replies travel through Redis to whoever sent the command: they carry no argument values, only
+    how many positional arguments there are and the names of the keyword arguments.
+    """
     if not ids:
         return {}
     fields = ("id", "task_name", "queue", "args", "kwargs", "attempts", "started_at")
-    return {row["id"]: row for row in TaskRecord.objects.using(db).filter(pk__in=ids).values(*fields)}
+    rows = TaskRecord.objects.using(db).filter(pk__in=ids).values(*fields)
+    return {row["id"]: {**row, "args": _count(row["args"]), "kwargs": _names(row["kwargs"])} for row in rows}
+
+
+def _count(args: Any) -> int:
+    return len(args) if isinstance(args, list) else 0
+
+
+def _names(kwargs: Any) -> list[str]:
+    return sorted(str(name) for name in kwargs) if isinstance(kwargs, dict) else []

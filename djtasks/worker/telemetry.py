@@ -46,5 +46,7 @@ class TaskRecorder(Recorder):
             "attempt": item.record.attempts,
         }
         if outcome.state != SUCCESS:
-            fields["exception"] = f"{outcome.exception_type}: {outcome.message}"[:500]
+            # The class only: the message may quote the task's arguments, and events leave the record
+            # for anyone who can read Redis. The row keeps the message, behind the admin's permission.
+            fields["exception"] = outcome.exception_type[:255]
         self.event(OUTCOME_EVENTS.get(outcome.state, "task-" + outcome.state.lower()), **fields)

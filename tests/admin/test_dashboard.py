@@ -58,6 +58,11 @@ def test_the_page_shows_states_tasks_dead_letters_and_refreshes_itself():
     client = Client()
     client.force_login(user)
     page = client.get("/admin/djtasks/dashboard/").content.decode()
+    assert "app.visible" in page and "is not registered" not in page, "dead letters take their own permission"
+    user.user_permissions.add(Permission.objects.get(codename="view_deadletter"))
+    user = User.objects.get(pk=user.pk)  # a fresh permission cache
+    client.force_login(user)
+    page = client.get("/admin/djtasks/dashboard/").content.decode()
     assert "app.visible" in page and "is not registered" in page and "djtasks/dashboard.js" in page
     assert "No worker is online" in page
     partial = client.get("/admin/djtasks/dashboard/?partial=1").content.decode()
@@ -65,8 +70,9 @@ def test_the_page_shows_states_tasks_dead_letters_and_refreshes_itself():
     assert 'href="/admin/djtasks/dashboard/"' in client.get("/admin/").content.decode()
 
 
-def test_the_page_needs_the_view_permission_on_tasks():
+def test_the_page_needs_the_view_permission_on_tasks_and_answers_a_post_with_405():
     User.objects.create_user("nobody", password="pw", is_staff=True)
     client = Client()
     client.login(username="nobody", password="pw")
     assert client.get("/admin/djtasks/dashboard/").status_code == 403
+    assert client.post("/admin/djtasks/dashboard/").status_code == 405

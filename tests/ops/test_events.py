@@ -7,8 +7,9 @@ import sys
 from dataclasses import replace
 
 import pytest
+from django.db import transaction
 
-from djtasks import revoke
+from djtasks import control, revoke
 from djtasks.core.conf import get_settings
 from djtasks.ops import events
 from djtasks.transport import telemetry
@@ -18,6 +19,7 @@ from tests.support.workers import ROOT
 from tests.testapp.tasks import add, fail, flaky, sleep_then_record
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
+INSPECTED = ("active", "reserved", "scheduled")
 
 
 def kinds_of(task_id: str) -> list[str]:
@@ -47,7 +49,7 @@ def test_events_arrive_in_order_per_task(worker):
         )
     assert received_then(kinds_of(results[-1].id), "task-started", "task-failed"), kinds_of(results[-1].id)
     failed = [e for _, e in events.read(get_broker(), "0") if e.get("id") == results[-1].id][-1]
-    assert failed["exception"] == "builtins.ValueError: bad" and failed["name"] == "tests.testapp.tasks.fail"
+    assert failed["exception"] == "builtins.ValueError" and failed["name"] == "tests.testapp.tasks.fail"
 
 
 def test_a_retried_task_has_a_retried_event_for_each_retry(worker, ledger):
@@ -108,3 +110,38 @@ def test_events_and_counters_are_written_once_when_redis_lost_its_scripts(redis_
     commands = [("XADD", broker.events_key(), "*", "e", '[{"type": "task-succeeded", "id": "x"}]')]
     assert broker.ack_many([claim], also=commands) == [False]
     assert broker.client.xlen(broker.events_key()) == 1
+
+
+SECRET = "Zq8wX1vBmK3tR7yH"
+
+
+def test_inspect_replies_and_events_carry_no_argument_values_and_no_exception_message(worker):
+    process = worker("-c", "1")
+    wid = f"{get_settings().WORKER_NAME}.{process.pid}"
+    assert wait_for(lambda: wid in control.workers(), timeout=30)
+    later = add.apply_async((f"{SECRET}-later", "x"), countdown=120)
+    assert add.delay(0, 0).get(timeout=30) == 0  # a fast task first: the child now claims batches
+    with transaction.atomic():  # one deep queue: the child reserves some behind the slow one
+        slow = sleep_then_record.apply_async(kwargs={"key": f"{SECRET}-slow", "seconds": 4})
+        queued = [add.delay(f"{SECRET}-{i}", "y") for i in range(6)]
+    inspect = {what: lambda w=what: control.inspect(w, destination=[wid], timeout=10)[0].data for what in INSPECTED}
+    assert wait_for(inspect["active"], timeout=20)
+    replies = {what: ask() for what, ask in inspect.items()}
+    assert SECRET not in json.dumps(replies, default=str)
+    [active] = replies["active"]
+    assert (active["id"], active["args"], active["kwargs"]) == (slow.id, 0, ["key", "seconds"])
+    [scheduled] = replies["scheduled"]
+    assert (scheduled["id"], scheduled["args"], scheduled["kwargs"]) == (later.id, 2, [])
+    failed = fail.delay(message=f"refused {SECRET}")
+    assert [r.get(timeout=30) for r in queued][-1] == f"{SECRET}-5y"
+    assert wait_for(lambda: "task-failed" in kinds_of(failed.id), timeout=30)
+    stream = events.read(get_broker(), "0", count=100_000)
+    assert SECRET not in json.dumps(stream)
+    [event] = [e for _, e in stream if e.get("id") == failed.id and e["type"] == "task-failed"]
+    assert event["exception"] == "builtins.ValueError"
+
+
+def test_an_event_names_the_class_of_an_exception_whoever_writes_it(redis_server):
+    recorder = telemetry.Recorder(get_broker(), get_settings(), "w1")
+    recorder.event("task-failed", id="t", exception=f"djtasks.exceptions.TimeLimitExceeded: {SECRET}: more")
+    assert recorder.events[0]["exception"] == "djtasks.exceptions.TimeLimitExceeded"

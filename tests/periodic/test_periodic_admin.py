@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.utils import timezone
 
@@ -119,3 +119,36 @@ def test_a_row_from_settings_only_has_enabled_editable(admin_client):
     assert response.status_code == 302
     row.refresh_from_db()
     assert not row.enabled and row.interval == 30.0 and row.description == "x"
+
+
+def staff(*codenames, name="staff"):
+    user = User.objects.create_user(name, password="pw", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="djtasks", codename__in=codenames))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_a_view_only_user_cannot_enable_disable_or_run_periodic_tasks():
+    row = PeriodicTask.objects.create(name="p", task=ADD, interval=30, enabled=False)
+    client = staff("view_periodictask")
+    page = client.get(URL).content.decode()
+    assert 'value="run_selected_now"' not in page and 'value="enable"' not in page
+    for action in ("enable", "disable", "run_selected_now"):
+        assert client.post(URL, {"action": action, "_selected_action": [row.pk]}).status_code == 403
+    assert not PeriodicTask.objects.get().enabled and not TaskRecord.objects.exists()
+
+
+def test_without_the_arguments_permission_the_arguments_are_redacted_and_kept_on_save():
+    row = PeriodicTask.objects.create(
+        name="p", task=ADD, interval=30, kwargs={"api_token": "tok-12345", "n": 1}, next_run_at=timezone.now()
+    )
+    client = staff("view_periodictask", "change_periodictask")
+    page = client.get(f"{URL}{row.pk}/change/").content.decode()
+    assert "tok-12345" not in page and "********" in page and 'name="kwargs"' not in page
+    response = client.post(f"{URL}{row.pk}/change/", form(name="p", crontab="", interval="60"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    row.refresh_from_db()
+    assert row.interval == 60.0 and row.kwargs == {"api_token": "tok-12345", "n": 1} and row.args == []
+    reader = staff("view_periodictask", "view_task_arguments", name="reader")
+    assert "tok-12345" in reader.get(f"{URL}{row.pk}/change/").content.decode()

@@ -70,7 +70,7 @@ def test_a_dead_letter_can_be_requeued_from_the_admin_once_fixed(worker, ledger)
     DeadLetter.objects.create(task_id="poisoned", task_name=die.name, queue="default", reason="worker lost")
     open(f"{ledger}.fixme.died", "w").close()  # the cause is fixed: the task now survives
     worker()
-    request = RequestFactory().post("/")
+    request = RequestFactory().post("/", {"run_finished_again": "yes"})  # its row is FAILURE: confirmed
     request.user = User.objects.create_superuser("a", "a@example.com", "pw")
     request._messages = type("M", (), {"add": lambda *a, **k: None})()
     model_admin = site._registry[DeadLetter]

@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import quote
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
+from djtasks.admin import display, redaction
+from djtasks.admin.guard import GuardedAdmin
 from djtasks.core.exceptions import NotRegistered
 from djtasks.periodic.beat import run_now
 from djtasks.periodic.models import SCHEDULE_FIELDS, PeriodicRun, PeriodicTask, Source
@@ -21,10 +25,15 @@ from djtasks.record.models import TaskRecord
 RECENT_RUNS = 20
 # Rows from BEAT_SCHEDULE are defined in code: only `enabled` (and the description) is edited here.
 SETTINGS_OWNED = ("name", "task", "args", "kwargs", "queue", "priority", *SCHEDULE_FIELDS)
+# Shown instead of the arguments to a user without view_task_arguments: redacted, and read-only.
+REDACTED_CALL = {"args": "args_redacted", "kwargs": "kwargs_redacted"}
 
 
-@admin.register(PeriodicTask)
-class PeriodicTaskAdmin(admin.ModelAdmin):
+def task_url(task_id: str) -> str:
+    return reverse("admin:djtasks_taskrecord_change", args=[quote(task_id)])
+
+
+class PeriodicTaskAdmin(GuardedAdmin):
     list_display = (
         "name",
         "task",
@@ -45,11 +54,29 @@ class PeriodicTaskAdmin(admin.ModelAdmin):
         (_("Runs"), {"fields": ("source", "last_run_at", "next_run_at", "total_run_count", "recent_runs")}),
     )
 
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        """The arguments of an existing row, redacted and read-only, for a user who may not see them."""
+        if obj is None or redaction.may_see_secrets(request):
+            return self.fieldsets
+        swap = REDACTED_CALL.get
+        return [
+            (title, {**options, "fields": tuple(swap(f, f) if isinstance(f, str) else f for f in options["fields"])})
+            for title, options in self.fieldsets
+        ]
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
-        computed = ("source", "last_run_at", "next_run_at", "total_run_count", "recent_runs")
+        computed = ("source", "last_run_at", "next_run_at", "total_run_count", "recent_runs", *REDACTED_CALL.values())
         if obj is not None and obj.source == Source.SETTINGS:
             return (*SETTINGS_OWNED, *computed)
         return computed
+
+    @admin.display(description=_("positional arguments"))
+    def args_redacted(self, obj: PeriodicTask) -> SafeString:
+        return display.pretty_json(redaction.Shown(False, obj.args, obj.kwargs).data(obj.args))
+
+    @admin.display(description=_("keyword arguments"))
+    def kwargs_redacted(self, obj: PeriodicTask) -> SafeString:
+        return display.pretty_json(redaction.Shown(False, obj.args, obj.kwargs).data(obj.kwargs))
 
     def save_model(self, request: HttpRequest, obj: PeriodicTask, form: Any, change: bool) -> None:
         """Replan when the schedule changes or the task is enabled; leave the beat's own fields alone."""
@@ -85,7 +112,7 @@ class PeriodicTaskAdmin(admin.ModelAdmin):
                 (
                     timezone.localtime(run.scheduled_for).isoformat(sep=" ", timespec="seconds"),
                     timezone.localtime(run.fired_at).isoformat(sep=" ", timespec="seconds"),
-                    reverse("admin:djtasks_taskrecord_change", args=[run.task_id]),
+                    task_url(run.task_id),
                     run.task_id,
                     states.get(run.task_id, "expired"),
                     _("by hand") if run.manual else run.worker,
@@ -106,7 +133,7 @@ class PeriodicTaskAdmin(admin.ModelAdmin):
             _("All runs"),
         )
 
-    @admin.action(description=_("Enable selected periodic tasks"))
+    @admin.action(description=_("Enable selected periodic tasks"), permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
         count = 0
         for row in queryset.filter(enabled=False):
@@ -116,12 +143,12 @@ class PeriodicTaskAdmin(admin.ModelAdmin):
             count += 1
         self.message_user(request, f"{count} periodic task(s) enabled.", messages.SUCCESS)
 
-    @admin.action(description=_("Disable selected periodic tasks"))
+    @admin.action(description=_("Disable selected periodic tasks"), permissions=["change"])
     def disable(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
         count = queryset.update(enabled=False, changed_at=timezone.now())
         self.message_user(request, f"{count} periodic task(s) disabled.", messages.SUCCESS)
 
-    @admin.action(description=_("Run selected periodic tasks now"))
+    @admin.action(description=_("Run selected periodic tasks now"), permissions=["change"])
     def run_selected_now(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
         for row in queryset:
             try:
@@ -132,8 +159,7 @@ class PeriodicTaskAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{row.name}: enqueued task {task_id}.", messages.SUCCESS)
 
 
-@admin.register(PeriodicRun)
-class PeriodicRunAdmin(admin.ModelAdmin):
+class PeriodicRunAdmin(GuardedAdmin):
     list_display = ("periodic_task", "scheduled_for", "fired_at", "task_link", "worker", "manual")
     list_filter = ("periodic_task", "manual")
     search_fields = ("=task_id", "periodic_task__name")
@@ -149,6 +175,4 @@ class PeriodicRunAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("task"))
     def task_link(self, obj: PeriodicRun) -> str:
-        return format_html(
-            "<a href='{}'>{}</a>", reverse("admin:djtasks_taskrecord_change", args=[obj.task_id]), obj.task_id
-        )
+        return format_html("<a href='{}'>{}</a>", task_url(obj.task_id), obj.task_id)
