@@ -120,6 +120,9 @@ class Remote:
             get_broker().reply(request_id, payload)
         except BrokerUnavailable as exc:
             logger.warning("Reply to control command %s not sent (%s)", name, exc)
+        except (TypeError, ValueError) as exc:  # data JSON cannot hold (a cycle): say so instead
+            logger.exception("Reply to control command %s could not be encoded", name)
+            self._reply(request_id, name, {"worker": payload["worker"], "ok": False, "error": f"bad reply: {exc}"})
 
     def do_ping(self) -> str:
         return "pong"
