@@ -58,6 +58,16 @@ ensure_redis_server() {
     log "redis-server: $(command -v redis-server) ($(redis-server --version | head -n1))"
 }
 
+# The clock-skew tests (tests/attacks/test_clock_skew.py) run workers under Debian's libfaketime.
+ensure_faketime() {
+    if ! command -v faketime >/dev/null 2>&1 || ! ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1; then
+        log "faketime not found; installing Debian's faketime for the clock-skew tests"
+        apt_install faketime
+        command -v faketime >/dev/null 2>&1 || die "faketime still not on PATH after apt-get install faketime"
+    fi
+    log "faketime: $(command -v faketime) ($(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -n1))"
+}
+
 # The admin's browser tests drive Debian's chromium through Playwright (never a downloaded browser).
 ensure_chromium() {
     if [ ! -x /usr/bin/chromium ]; then

@@ -111,3 +111,9 @@ if os.environ.get("DJTASKS_TEST_BEAT"):
         name: {**entry, "schedule": crontab.parse(s) if isinstance(s := entry["schedule"], str) else s}
         for name, entry in json.loads(os.environ["DJTASKS_TEST_BEAT"]).items()
     }
+
+# Worker subprocesses of the settings tests get extra DJTASKS values (JSON) from the environment.
+if os.environ.get("DJTASKS_TEST_SETTINGS"):
+    import json
+
+    DJTASKS.update(json.loads(os.environ["DJTASKS_TEST_SETTINGS"]))

@@ -1,7 +1,8 @@
 """djtasks settings: the DJTASKS dict, read lazily, reset when settings change.
 
 Settings is the schema: each field declares a key's default, the types the system checks accept
-and the rules they apply (see core.schema).
+and the rules they apply, ranges and relations to other keys (see core.schema); the worker refuses
+to start on a value they refuse (worker/config.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from djtasks.core.schema import NUMBER, EachItem, NoneType, Rule, at_least, between, positive, setting
+from djtasks.core.names import MAX_QUEUE_NAME, MAX_WORKER_NAME, prefix_ok, queue_name_error, worker_name_error
+from djtasks.core.schema import NUMBER, EachItem, NoneType, Relation, Rule, between, positive, setting
 
 _REDACT_KEYS = (
     "password",
@@ -36,88 +38,167 @@ _REDACT_KEYS = (
 
 def _routes_to_a_queue(pattern: Any, target: Any) -> bool:
     queue = target.get("queue") if isinstance(target, dict) else target
-    return isinstance(pattern, str) and isinstance(queue, str) and bool(queue)
+    return isinstance(pattern, str) and bool(pattern) and queue_name_error(queue) is None
 
 
 _REDIS_URL = Rule(
     lambda url: url.startswith(("redis://", "rediss://", "unix://")),
     "djtasks.E004",
-    "DJTASKS[{key!r}] {value!r} is not a Redis URL.",
+    "{key} {value} is not a Redis URL.",
     "Use redis://host:port/db, rediss:// for TLS, or unix:///path/to/socket.",
+    "a redis://, rediss:// or unix:// URL",
+)
+_PREFIX = Rule(
+    prefix_ok,
+    "djtasks.E009",
+    "{key} {value} cannot be a Redis Cluster hash tag.",
+    "1 to 100 printable characters without spaces, braces or colons (every key is under {PREFIX}:).",
+    "of 1 to 100 characters, no spaces, braces or colons",
+)
+_QUEUE = Rule(
+    lambda name: queue_name_error(name) is None,
+    "djtasks.E010",
+    "{key} {value} is not a queue name.",
+    None,
+    f"of 1 to {MAX_QUEUE_NAME} printable characters, no commas, no surrounding spaces",
+)
+_WORKER_NAME = Rule(
+    lambda name: worker_name_error(name) is None,
+    "djtasks.E016",
+    "{key} {value} is not a worker name.",
+    "Worker ids are WORKER_NAME.pid, given to taskctl --destination as a comma-separated list.",
+    f"of 1 to {MAX_WORKER_NAME} printable characters, no spaces or commas",
 )
 _ROUTES = EachItem(
     _routes_to_a_queue,
     "djtasks.E007",
-    "DJTASKS[{key!r}][{name!r}] must map a task name or glob to a queue name, not {value!r}.",
+    "{key}[{name}] must map a task name or glob to a queue name, not {value}.",
     'ROUTES = {"myapp.tasks.send_*": "mail", "myapp.tasks.resize": {"queue": "images"}}',
+    "of task name or glob -> queue name",
 )
 _LEASE = between(
-    5, 55, "djtasks.E006", "Dead workers' tasks return after LEASE_SECONDS + REAP_INTERVAL, promised under 60 s."
+    5, 55, "djtasks.E006", why="Dead workers' tasks return after LEASE_SECONDS + REAP_INTERVAL, promised under 60 s."
 )
-_EVENTS_MAXLEN = at_least(100, "djtasks.E081", "The events stream keeps about this many entries; 10000 is the default.")
+_EVENTS_MAXLEN = between(100, 10**8, "djtasks.E081", why="The events stream keeps about this many entries.")
 _METRICS_TOKEN = Rule(
-    lambda token: len(token) >= 16,
+    lambda token: 16 <= len(token) <= 1000 and token.isprintable() and not any(c.isspace() for c in token),
     "djtasks.E082",
-    "DJTASKS[{key!r}] is shorter than 16 characters.",
+    "{key} must be 16 to 1000 printable characters without spaces.",
     "Use a long random secret, e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'.",
+    "of 16 to 1000 characters, no spaces",
 )
 _REDACT = Rule(
     lambda keys: all(isinstance(k, str) and k for k in keys),
     "djtasks.E008",
-    "DJTASKS[{key!r}] must be a list of non-empty strings.",
-    f"Default: {list(_REDACT_KEYS)!r}.",
+    "{key} must be a list of non-empty strings.",
+    None,
+    "of non-empty strings",
 )
-_POSITIVE = positive("djtasks.E005")
+_SOFT_BELOW_HARD = Relation(
+    "TIME_LIMIT",
+    lambda soft, hard: soft < hard,
+    "djtasks.E011",
+    "{key} is {value}; it must be below {other} ({other_value}).",
+    "The soft limit raises SoftTimeLimitExceeded so the task can clean up before the hard one kills it.",
+    "below TIME_LIMIT",
+)
+_REAP_BELOW_LEASE = Relation(
+    "LEASE_SECONDS",
+    lambda reap, lease: reap < lease,
+    "djtasks.E012",
+    "{key} is {value}; it must be below {other} ({other_value}).",
+    "Reapers must look more often than a lease lasts.",
+    "below LEASE_SECONDS",
+)
+_RECOVERY = Relation(
+    "LEASE_SECONDS",
+    lambda reap, lease: reap + lease <= 60,
+    "djtasks.E013",
+    "{key} is {value}: with {other} {other_value}, dead workers' tasks would return after more than 60 s.",
+    "LEASE_SECONDS + REAP_INTERVAL is at most 60 (the recovery the README promises).",
+    "LEASE_SECONDS + REAP_INTERVAL at most 60",
+)
+
+
+def _within_half_lease(timeout: float, lease: float) -> bool:
+    return timeout <= lease / 2
+
+
+_HALF_LEASE = Relation(
+    "LEASE_SECONDS",
+    _within_half_lease,
+    "djtasks.E014",
+    "{key} is {value}; it must be at most half {other} ({other_value}).",
+    "A Redis call may wait this long: longer, and a stalled call outlasts the leases it should extend.",
+    "at most LEASE_SECONDS / 2",
+)
+_WITHIN_MAX = Relation(
+    "MAX_CONCURRENCY",
+    lambda concurrency, most: concurrency <= most,
+    "djtasks.E015",
+    "{key} is {value}; it must be at most {other} ({other_value}).",
+    "Raise MAX_CONCURRENCY to run more children; pool_grow stops there too.",
+    "at most MAX_CONCURRENCY",
+)
+DAY = 86400.0
+_E = "djtasks.E005"  # a number out of its range
+
+
+def _cores() -> int:
+    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     REDIS_URL: str = setting(str, _REDIS_URL, default="redis://127.0.0.1:6379/0")
     # Every key lives under "{PREFIX}:" with PREFIX as a Redis Cluster hash tag.
-    PREFIX: str = setting(str, default="djtasks")
-    SOCKET_TIMEOUT: float = setting(NUMBER, _POSITIVE, default=5.0)
-    SOCKET_CONNECT_TIMEOUT: float = setting(NUMBER, default=2.0)
-    # After a failed publish, enqueues skip Redis for this long and leave rows to the sweeper.
-    PUBLISH_BACKOFF: float = setting(NUMBER, default=2.0)
-    DEFAULT_QUEUE: str = setting(str, default="default")
+    PREFIX: str = setting(str, _PREFIX, default="djtasks")
+    # Children wait for work in 1 s blocking calls: the socket timeout must outlast them.
+    SOCKET_TIMEOUT: float = setting(NUMBER, between(1.5, 300, _E), _HALF_LEASE, default=5.0)
+    SOCKET_CONNECT_TIMEOUT: float = setting(NUMBER, positive(_E, 300), _HALF_LEASE, default=2.0)
+    # After a failed publish, enqueues skip Redis for this long and leave rows to the sweeper (0: no pause).
+    PUBLISH_BACKOFF: float = setting(NUMBER, between(0, 3600, _E), default=2.0)
+    DEFAULT_QUEUE: str = setting(str, _QUEUE, default="default")
     TRACK_STARTED: bool = setting(bool, default=False)
     # Redis lease of a reserved task; the worker extends it while the task runs.
-    LEASE_SECONDS: float = setting(NUMBER, _POSITIVE, _LEASE, default=30.0)
+    LEASE_SECONDS: float = setting(NUMBER, _LEASE, default=30.0)
     # How often workers return expired leases to their queues and sweep the outbox.
-    REAP_INTERVAL: float = setting(NUMBER, _POSITIVE, default=5.0)
-    SWEEP_INTERVAL: float = setting(NUMBER, _POSITIVE, default=2.0)
-    # Rows this old and still unpublished are published by the sweeper.
-    SWEEP_GRACE: float = setting(NUMBER, default=2.0)
+    REAP_INTERVAL: float = setting(NUMBER, between(0.1, 55, _E), _REAP_BELOW_LEASE, _RECOVERY, default=5.0)
+    SWEEP_INTERVAL: float = setting(NUMBER, between(0.1, 60, _E), default=2.0)
+    # Rows this old and still unpublished are published by the sweeper (0: at once; duplicates are dropped).
+    SWEEP_GRACE: float = setting(NUMBER, between(0, 3600, _E), default=2.0)
     # A message delivered more often than this without finishing is dead-lettered.
-    MAX_DELIVERIES: int = setting(int, default=5)
+    MAX_DELIVERIES: int = setting(int, between(1, 1000, _E), default=5)
     # Most messages a child reserves in one round trip; more than one only when the queue is deep.
-    PREFETCH: int = setting(int, default=8)
-    SHUTDOWN_GRACE: float = setting(NUMBER, _POSITIVE, default=30.0)
+    PREFETCH: int = setting(int, between(1, 1000, _E), default=8)
+    SHUTDOWN_GRACE: float = setting(NUMBER, positive(_E, DAY), default=30.0)
     # Defaults for tasks that declare no limits of their own (seconds; None for no limit).
-    SOFT_TIME_LIMIT: float | None = setting((*NUMBER, NoneType))
-    TIME_LIMIT: float | None = setting((*NUMBER, NoneType))
+    SOFT_TIME_LIMIT: float | None = setting((*NUMBER, NoneType), positive(_E, 30 * DAY), _SOFT_BELOW_HARD)
+    TIME_LIMIT: float | None = setting((*NUMBER, NoneType), positive(_E, 30 * DAY))
     # Replace a child after it ran this many tasks / once its resident memory exceeds this (KiB).
-    MAX_TASKS_PER_CHILD: int | None = setting((int, NoneType))
-    MAX_MEMORY_PER_CHILD: int | None = setting((int, NoneType))
+    MAX_TASKS_PER_CHILD: int | None = setting((int, NoneType), between(1, 10**9, _E))
+    MAX_MEMORY_PER_CHILD: int | None = setting((int, NoneType), between(1, 2**40, _E))
     # How long a finished task keeps retrying its database write while the database is down.
-    DB_RETRY_WINDOW: float = setting(NUMBER, default=300.0)
+    DB_RETRY_WINDOW: float = setting(NUMBER, positive(_E, 7 * DAY), default=300.0)
     # Periodic tasks in Celery's shape: {"name": {"task": ..., "schedule": 30.0 | crontab(...), ...}},
-    # checked entry by entry in checks.py (the entries name tasks and schedules, above core).
+    # checked entry by entry in worker/config.py (the entries name tasks and schedules, above core).
     # Not part of equality or the hash: a dict is neither, and Settings serves as a cache key.
     BEAT_SCHEDULE: dict[str, Any] = setting(dict, factory=dict, compare=False)
     # A periodic run this late (seconds) is a missed one: missed runs collapse into one, for the latest slot.
-    BEAT_MISFIRE_GRACE: float = setting(NUMBER, _POSITIVE, default=5.0)
+    BEAT_MISFIRE_GRACE: float = setting(NUMBER, positive(_E, DAY), default=5.0)
     # Task name (or glob pattern) -> queue, consulted when apply_async names no queue.
     ROUTES: dict[str, Any] = setting(dict, _ROUTES, factory=dict, compare=False)
-    # Finished rows older than this many seconds are deleted by the workers (None: keep forever).
-    RESULT_EXPIRES: float | None = setting((*NUMBER, NoneType), default=86400.0)
+    # Finished rows older than this many seconds are deleted by the workers (None or 0: keep forever).
+    RESULT_EXPIRES: float | None = setting((*NUMBER, NoneType), between(0, 3650 * DAY, _E), default=DAY)
     # Task and worker events go to a Redis stream trimmed to about EVENTS_MAXLEN entries.
     ENABLE_EVENTS: bool = setting(bool, default=True)
     EVENTS_MAXLEN: int = setting(int, _EVENTS_MAXLEN, default=10000)
     # A bearer token that may read the metrics view (besides staff users); None: staff only.
     METRICS_TOKEN: str | None = setting((str, NoneType), _METRICS_TOKEN)
-    WORKER_NAME: str = setting(str, factory=lambda: f"djtasks@{socket.gethostname()}")
-    CONCURRENCY: int = setting(int, factory=lambda: os.cpu_count() or 1)
+    WORKER_NAME: str = setting(str, _WORKER_NAME, factory=lambda: f"djtasks@{socket.gethostname()}")
+    CONCURRENCY: int = setting(int, between(1, 1024, _E), _WITHIN_MAX, factory=_cores)
+    # The most children a worker runs: CONCURRENCY and pool_grow stop there.
+    MAX_CONCURRENCY: int = setting(int, between(1, 1024, _E), factory=lambda: max(64, 4 * _cores()))
     # The admin shows argument, result and progress values under keys containing one of these
     # (case-insensitive) as "********" to users without the view_task_arguments permission.
     REDACT_KEYS: tuple[str, ...] = setting((list, tuple), _REDACT, default=_REDACT_KEYS)

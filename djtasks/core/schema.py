@@ -1,7 +1,8 @@
 """How a DJTASKS key is declared (types, default, rules) and how a DJTASKS dict is checked against them.
 
 conf.Settings declares every key once, with setting(): the settings object takes its defaults
-from there and the system checks its types and rules, through problems().
+from there, and problems() checks a DJTASKS dict against it (the system checks, and the worker
+before it starts). Every problem carries a hint that says what a valid value is.
 """
 
 from __future__ import annotations
@@ -24,9 +25,28 @@ class Problem:
     message: str
     hint: str | None = None
 
+    def __str__(self) -> str:
+        return f"({self.check_id}) {self.message}" + (f" HINT: {self.hint}" if self.hint else "")
+
+
+def shown(value: Any) -> str:
+    """Return a value's repr for a message, cut short when long."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def label(name: str) -> str:
+    """Name a key as messages do."""
+    return f"DJTASKS[{name!r}]"
+
 
 class Check(Protocol):
-    def problems(self, key: str, value: Any, values: Mapping[str, Any]) -> list[Problem]:
+    @property
+    def valid(self) -> str:
+        """What the rule asks of a value, for hints ("from 1 to 1000"); empty if nothing."""
+        ...
+
+    def problems(self, key: str, value: Any, values: Mapping[str, Any], name: Callable[[str], str]) -> list[Problem]:
         """Report what is wrong with a key's value; values holds every key's well-typed value."""
         ...
 
@@ -39,11 +59,12 @@ class Rule:
     check_id: str
     message: str
     hint: str | None = None
+    valid: str = ""
 
-    def problems(self, key: str, value: Any, values: Mapping[str, Any]) -> list[Problem]:
+    def problems(self, key: str, value: Any, values: Mapping[str, Any], name: Callable[[str], str]) -> list[Problem]:
         if value is None or self.holds(value):
             return []
-        return [Problem(self.check_id, self.message.format(key=key, value=value), self.hint)]
+        return [Problem(self.check_id, self.message.format(key=name(key), value=shown(value)), self.hint)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +75,13 @@ class EachItem:
     check_id: str
     message: str
     hint: str | None = None
+    valid: str = ""
 
-    def problems(self, key: str, value: Any, values: Mapping[str, Any]) -> list[Problem]:
+    def problems(self, key: str, value: Any, values: Mapping[str, Any], name: Callable[[str], str]) -> list[Problem]:
         return [
-            Problem(self.check_id, self.message.format(key=key, name=name, value=item), self.hint)
-            for name, item in value.items()
-            if not self.holds(name, item)
+            Problem(self.check_id, self.message.format(key=name(key), name=shown(item), value=shown(target)), self.hint)
+            for item, target in value.items()
+            if not self.holds(item, target)
         ]
 
 
@@ -75,36 +97,37 @@ class Relation:
     check_id: str
     message: str
     hint: str | None = None
+    valid: str = ""
 
-    def problems(self, key: str, value: Any, values: Mapping[str, Any]) -> list[Problem]:
+    def problems(self, key: str, value: Any, values: Mapping[str, Any], name: Callable[[str], str]) -> list[Problem]:
         other_value = values.get(self.other)
         if value is None or other_value is None or self.holds(value, other_value):
             return []
-        message = self.message.format(key=key, value=value, other=self.other, other_value=other_value)
+        message = self.message.format(
+            key=name(key), value=shown(value), other=name(self.other), other_value=shown(other_value)
+        )
         return [Problem(self.check_id, message, self.hint)]
 
 
-def positive(check_id: str) -> Rule:
-    """Require a number above zero."""
-    # A bool passes a number's type check; this rule has always let it through.
-    return Rule(lambda value: isinstance(value, bool) or value > 0, check_id, "DJTASKS[{key!r}] must be positive.")
-
-
-def at_least(low: float, check_id: str, hint: str | None = None) -> Rule:
-    """Require a number of at least `low`."""
+def between(low: float, high: float, check_id: str, *, above: bool = False, why: str = "") -> Rule:
+    """Require a number from `low` (or above it) to `high`: NaN and infinities fail, as does a huge one."""
+    valid = f"above {_number(low)} and at most {_number(high)}" if above else f"from {_number(low)} to {_number(high)}"
     return Rule(
-        lambda value: value >= low, check_id, f"DJTASKS[{{key!r}}] is {{value}}; it must be at least {low}.", hint
-    )
-
-
-def between(low: float, high: float, check_id: str, hint: str | None = None) -> Rule:
-    """Require a number from `low` to `high`, both included."""
-    return Rule(
-        lambda value: low <= value <= high,
+        (lambda value: low < value <= high) if above else (lambda value: low <= value <= high),
         check_id,
-        f"DJTASKS[{{key!r}}] is {{value}}; it must be between {low} and {high}.",
-        hint,
+        f"{{key}} is {{value}}; it must be {valid}.",
+        why or None,
+        valid,
     )
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if x == int(x) else f"{x:g}"
+
+
+def positive(check_id: str, high: float, why: str = "") -> Rule:
+    """Require a number above zero and at most `high`."""
+    return between(0, high, check_id, above=True, why=why)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,13 +138,19 @@ class Key:
     rules: tuple[Check, ...] = ()
 
     def accepts(self, value: Any) -> bool:
-        # A bool is an int to isinstance: refused where only int is accepted, let through where a float is too.
-        if isinstance(value, bool) and self.types == (int,):
+        # A bool is an int to isinstance: refused wherever bool is not among the types.
+        if isinstance(value, bool) and bool not in self.types:
             return False
         return isinstance(value, self.types)
 
     def type_names(self) -> str:
         return " or ".join(t.__name__ for t in self.types)
+
+    def describe(self) -> str:
+        """Say what a valid value is: "int from 1 to 1000", "int or float above 0 and at most 60, or None"."""
+        kinds = " or ".join(t.__name__ for t in self.types if t is not NoneType)
+        valid = ", ".join(rule.valid for rule in self.rules if rule.valid)
+        return f"{kinds} {valid}".strip() + (", or None" if NoneType in self.types else "")
 
 
 def setting(
@@ -142,27 +171,47 @@ def _default(f: dataclasses.Field[Any]) -> Any:
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
-def problems(raw: object, schema: type) -> list[Problem]:
-    """Check a DJTASKS value against a dataclass declared with setting(): unknown keys, types, then rules."""
+def problems(raw: object, schema: type, labels: Mapping[str, str] | None = None) -> list[Problem]:
+    """Check a DJTASKS value against a dataclass declared with setting(): unknown keys, types, then rules.
+
+    labels names some keys otherwise than DJTASKS['KEY'] (the worker's command-line options).
+    """
     if not isinstance(raw, dict):
         return [Problem("djtasks.E001", "DJTASKS must be a dict.", "DJTASKS = {'REDIS_URL': ...}")]
+    name: Callable[[str], str] = lambda key: (labels or {}).get(key) or label(key)  # noqa: E731
     declared = {f.name: f for f in dataclasses.fields(schema)}
     found = [
-        Problem("djtasks.E002", f"DJTASKS has an unknown key {name!r}.", f"Known keys: {', '.join(sorted(declared))}.")
-        for name in sorted(set(raw) - set(declared))
+        Problem("djtasks.E002", f"DJTASKS has an unknown key {key!r}.", f"Known keys: {', '.join(sorted(declared))}.")
+        for key in sorted(set(raw) - set(declared), key=repr)
     ]
-    values = {name: _default(f) for name, f in declared.items()}
-    for name, value in raw.items():
-        if name not in declared:
+    defaults = {key: _default(f) for key, f in declared.items()}
+    values = dict(defaults)
+    for key, value in raw.items():
+        if key not in declared:
             continue
-        key: Key = declared[name].metadata[_KEY]
-        if key.accepts(value):
-            values[name] = value
+        spec: Key = declared[key].metadata[_KEY]
+        if spec.accepts(value):
+            values[key] = value
             continue
-        default = values.pop(name)  # its rules, and relations naming it, skip a value of the wrong type
-        message = f"DJTASKS[{name!r}] must be of type {key.type_names()}, not {type(value).__name__}."
-        found.append(Problem("djtasks.E003", message, f"Default: {default!r}."))
-    for name, value in values.items():
-        for rule in declared[name].metadata[_KEY].rules:
-            found += rule.problems(name, value, values)
+        values.pop(key)  # its rules, and relations naming it, skip a value of the wrong type
+        message = f"{name(key)} must be of type {spec.type_names()}, not {type(value).__name__}."
+        found.append(Problem("djtasks.E003", message, _hint(spec, defaults[key])))
+    failed: set[str] = set()
+    # Each value's own rules first; a relation is checked only between values that passed theirs.
+    for relations in (False, True):
+        for key, value in values.items():
+            spec = declared[key].metadata[_KEY]
+            for rule in spec.rules:
+                if isinstance(rule, Relation) is not relations:
+                    continue
+                if isinstance(rule, Relation) and {key, rule.other} & failed:
+                    continue
+                for problem in rule.problems(key, value, values, name):
+                    failed.add(key)
+                    hint = " ".join(filter(None, [_hint(spec, defaults[key]), problem.hint]))
+                    found.append(dataclasses.replace(problem, hint=hint))
     return found
+
+
+def _hint(spec: Key, default: Any) -> str:
+    return f"Valid: {spec.describe()}. Default: {shown(default)}."

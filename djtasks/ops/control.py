@@ -3,12 +3,12 @@
 Every function takes `destination` (worker ids such as "djtasks@host.1234"; None means every
 live worker) and `timeout` (seconds), and returns one Reply per worker, in destination order.
 A worker that does not answer in time gets a Reply with ok=False and "no reply from ... within
-N s". `status()` reads the heartbeats and asks no worker anything. The admin calls these too.
+N s"; arguments are checked against core.commands before anything is sent (ValueError). `status()`
+reads the heartbeats and asks no worker anything. The admin calls these too.
 """
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -17,13 +17,13 @@ from typing import Any
 from djtasks.calling.overrides import set_time_limit
 from djtasks.calling.ratelimit import set_rate_limit
 from djtasks.calling.revoke import revoke as revoke_task
-from djtasks.core import registry
-from djtasks.core.commands import INSPECTIONS
+from djtasks.core import commands, registry
 from djtasks.core.conf import get_settings
 from djtasks.core.exceptions import NotRegistered
 from djtasks.transport.broker import get_broker
 
 DEFAULT_TIMEOUT = 2.0
+MAX_TIMEOUT = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,22 +43,29 @@ def workers() -> list[str]:
 
 
 def status() -> list[dict[str, Any]]:
-    """Describe every live worker from its heartbeat (no round trip to the workers)."""
+    """Describe every live worker from its heartbeat (no round trip to the workers).
+
+    Ages are measured on Redis' clock (the heartbeat's TTL left), so a worker whose clock is off
+    shows the right age; an unreadable heartbeat is skipped.
+    """
     rows = []
-    for worker_id, raw in sorted(get_broker().workers().items()):
-        info = json.loads(raw)
+    for worker_id, beat in sorted(get_broker().heartbeats().items()):
+        info, age = beat.info, beat.age_s
+        uptime = _number(info.get("uptime_s"))
         rows.append(
             {
                 "worker": worker_id,
                 "hostname": info.get("hostname"),
                 "pid": info.get("pid"),
-                "queues": info.get("queues"),
+                "queues": _strings(info.get("queues")),
                 "concurrency": info.get("concurrency"),
                 "processed": info.get("processed"),
                 # Tasks the worker holds: running, and reserved by its children but not begun.
-                "held": len(info.get("active", [])),
+                "held": len(_strings(info.get("active"))),
                 "started_at": info.get("started_at"),
                 "heartbeat_at": info.get("heartbeat_at"),
+                "heartbeat_age_s": age,
+                "uptime_s": None if uptime is None else round(uptime + (age or 0.0), 1),
             }
         )
     return rows
@@ -71,27 +78,31 @@ def broadcast(
     destination: list[str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> list[Reply]:
-    """Send a command to the destination workers (all live ones by default) and gather their replies."""
-    if timeout <= 0:
-        raise ValueError("timeout must be positive")
+    """Send a command to the destination workers (all live ones by default) and gather their replies.
+
+    The arguments are checked first (ValueError). The command is valid for `timeout` seconds on
+    Redis' clock: a worker reading it later drops it unanswered, whatever its own clock says.
+    """
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= MAX_TIMEOUT:
+        raise ValueError(f"timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT:g}")
+    args = commands.arguments(command, arguments or {})
     broker = get_broker()
     targets = list(dict.fromkeys(destination)) if destination else workers()
     if not targets:
         return []
     request_id = uuid.uuid4().hex
-    deadline = time.time() + timeout
-    message = {"cmd": command, "rid": request_id, "args": arguments or {}, "deadline": deadline}
-    broker.send_controls(targets, message, ttl_s=int(timeout) + 60)
+    deadline = time.monotonic() + timeout  # the caller's own wait: one clock, this host's
+    broker.send_controls(targets, {"cmd": command, "rid": request_id, "args": args}, timeout_s=timeout)
     replies: dict[str, Reply] = {}
     # Each wait is short enough to stay under the Redis socket timeout.
     longest = max(get_settings().SOCKET_TIMEOUT - 0.5, 0.1)
     try:
-        while len(replies) < len(targets) and (left := deadline - time.time()) > 0:
+        while len(replies) < len(targets) and (left := deadline - time.monotonic()) > 0:
             got = broker.wait_reply(request_id, min(left, longest))
-            if got is None or got.get("worker") not in targets:
+            if got is None or got["worker"] not in targets:
                 continue
-            worker_id = str(got["worker"])
-            replies[worker_id] = Reply(worker_id, bool(got.get("ok")), got.get("data"), str(got.get("error", "")))
+            worker_id = got["worker"]
+            replies[worker_id] = Reply(worker_id, got["ok"], got["data"], got["error"])
     finally:
         broker.forget_replies(request_id)
     return [replies.get(w) or Reply(w, False, error=f"no reply from {w} within {timeout:g} s") for w in targets]
@@ -103,8 +114,6 @@ def ping(*, destination: list[str] | None = None, timeout: float = DEFAULT_TIMEO
 
 def inspect(what: str, *, destination: list[str] | None = None, timeout: float = DEFAULT_TIMEOUT) -> list[Reply]:
     """Ask workers about their active, scheduled, reserved or registered tasks, stats or queues."""
-    if what not in INSPECTIONS:
-        raise ValueError(f"cannot inspect {what!r}; choose one of {', '.join(INSPECTIONS)}")
     return broadcast("inspect", {"what": what}, destination=destination, timeout=timeout)
 
 
@@ -141,21 +150,22 @@ def time_limit(
 
 
 def add_consumer(queue: str, *, destination: list[str] | None = None, timeout: float = DEFAULT_TIMEOUT) -> list[Reply]:
-    return broadcast("add_consumer", {"queue": _queue(queue)}, destination=destination, timeout=timeout)
+    return broadcast("add_consumer", {"queue": _stripped(queue)}, destination=destination, timeout=timeout)
 
 
 def cancel_consumer(
     queue: str, *, destination: list[str] | None = None, timeout: float = DEFAULT_TIMEOUT
 ) -> list[Reply]:
-    return broadcast("cancel_consumer", {"queue": _queue(queue)}, destination=destination, timeout=timeout)
+    return broadcast("cancel_consumer", {"queue": _stripped(queue)}, destination=destination, timeout=timeout)
 
 
 def pool_grow(n: int = 1, *, destination: list[str] | None = None, timeout: float = DEFAULT_TIMEOUT) -> list[Reply]:
-    return broadcast("pool_grow", {"n": _count(n)}, destination=destination, timeout=timeout)
+    """Start n more children in each worker (up to its MAX_CONCURRENCY)."""
+    return broadcast("pool_grow", {"n": n}, destination=destination, timeout=timeout)
 
 
 def pool_shrink(n: int = 1, *, destination: list[str] | None = None, timeout: float = DEFAULT_TIMEOUT) -> list[Reply]:
-    return broadcast("pool_shrink", {"n": _count(n)}, destination=destination, timeout=timeout)
+    return broadcast("pool_shrink", {"n": n}, destination=destination, timeout=timeout)
 
 
 def shutdown(*, destination: list[str] | None = None, timeout: float = DEFAULT_TIMEOUT) -> list[Reply]:
@@ -168,13 +178,13 @@ def _known(task_name: str) -> None:
         raise NotRegistered(task_name)
 
 
-def _queue(queue: str) -> str:
-    if not queue or not queue.strip() or len(queue) > 100:
-        raise ValueError(f"{queue!r} is not a queue name")
-    return queue.strip()
+def _stripped(queue: Any) -> Any:
+    return queue.strip() if isinstance(queue, str) else queue
 
 
-def _count(n: int) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"the number of children must be a positive integer, not {n!r}")
-    return n
+def _strings(value: Any) -> list[str]:
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

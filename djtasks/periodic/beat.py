@@ -9,6 +9,9 @@ Exactly once, three guards deep:
 The task row is written by calling.enqueue in that transaction and published after the commit;
 a worker that dies after the commit leaves the row to the outbox sweep, never a missed run.
 
+Time: "due" and the slots are read on Redis' clock (RedisClock), never on the worker's own, so a
+worker whose clock runs ahead does not fire early and one behind does not fire late.
+
 Catch-up: a run late by at most BEAT_MISFIRE_GRACE seconds fires for its own slot (so a busy
 moment delays runs but skips none). After downtime, when the oldest due slot is later than
 that, the missed slots collapse into one run for the latest of them, never a burst.
@@ -59,18 +62,41 @@ def plan(schedule: Schedule, due: datetime, now: datetime, grace: timedelta) -> 
     return slot, schedule.next_after(slot)
 
 
+class RedisClock:
+    """Redis' clock, the one every worker agrees on: read once per tick, this host's clock in between.
+
+    sync() measures the offset between Redis' TIME and time.time() (one round trip); calling the
+    clock adds it to time.time(). While Redis is down the last offset stands (0 before any read).
+    """
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def sync(self) -> None:
+        try:
+            before = time.time()
+            redis_now = get_broker().redis_time()
+            self.offset = redis_now - (before + time.time()) / 2
+        except BrokerUnavailable as exc:
+            logger.debug("Beat: Redis' clock not read (%s); keeping the offset %.3f s", exc, self.offset)
+
+    def __call__(self) -> datetime:
+        return datetime.fromtimestamp(time.time() + self.offset, tz=UTC)
+
+
 class Beat:
     def __init__(
         self,
         worker_id: str,
         db: str,
-        clock: Callable[[], datetime] = timezone.now,
+        clock: Callable[[], datetime] | None = None,
         min_interval: float = MIN_TICK_SECONDS,
     ):
         self.worker_id = worker_id
         self.min_interval = min_interval
         self.db = db
-        self.clock = clock
+        # Due-ness and slots on Redis' clock: workers whose clocks disagree fire each run on time, once.
+        self.clock: Callable[[], datetime] = clock or RedisClock()
         self.synced = False
         self.next_look = 0.0
 
@@ -79,6 +105,8 @@ class Beat:
         if time.monotonic() < self.next_look:
             return 0
         self.next_look = time.monotonic() + self.min_interval
+        if isinstance(self.clock, RedisClock):
+            self.clock.sync()
         try:
             return self._tick()
         except DatabaseError as exc:
@@ -153,7 +181,11 @@ class Beat:
                     with transaction.atomic(using=self.db):
                         record = enqueue(task, list(row.args), dict(row.kwargs), options)
                         PeriodicRun.objects.using(self.db).create(
-                            periodic_task_id=row.pk, scheduled_for=slot, task_id=record.id, worker=self.worker_id
+                            periodic_task_id=row.pk,
+                            scheduled_for=slot,
+                            fired_at=self.clock(),  # the clock the slot is on: the lateness shown is real
+                            task_id=record.id,
+                            worker=self.worker_id,
                         )
                 except (ImproperlyDeclared, TypeError) as exc:
                     # Bad arguments or options: skip this run (the schedule moves on) rather than retry forever.

@@ -6,7 +6,6 @@ a Redis lock, so one worker does them per interval.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -68,8 +67,8 @@ class Duties:
             # Not on every wake-up: under load the parent wakes per child event, and this
             # round trip was 13% of the worker's samples in the benchmark's profile.
             timers.control = now + CONTROL_POLL_SECONDS
-            for command in get_broker().pop_control(self.pool.worker_id):
-                self._obey(command)
+            for message in get_broker().pop_control(self.pool.worker_id):
+                self.remote.answer(message)  # revoke included; never raises
         if now >= timers.heartbeat:
             timers.heartbeat = now + max(config.LEASE_SECONDS / 6, 0.2)
             self._heartbeat()
@@ -86,13 +85,6 @@ class Duties:
             if get_broker().acquire("expire", self.pool.worker_id, int(interval * 1000)):
                 maintenance.expire_results(config)
 
-    def _obey(self, command: dict[str, object]) -> None:
-        """Act on a control command addressed to this worker."""
-        if command.get("cmd") != "revoke":
-            self.remote.answer(command)
-            return
-        self.pool.revoke(str(command.get("id")), terminate=bool(command.get("terminate")))
-
     def _heartbeat(self) -> None:
         """Say this worker is alive, and extend the leases of the tasks its children hold."""
         broker, pool = get_broker(), self.pool
@@ -107,10 +99,11 @@ class Duties:
             "concurrency": pool.concurrency,
             "started_at": pool.started_at.isoformat(),
             "heartbeat_at": timezone.now().isoformat(),
+            "uptime_s": round((timezone.now() - pool.started_at).total_seconds(), 1),  # on this host's clock
             "processed": sum(child.processed for child in children),
             "active": [claim.id for claim in running],
         }
-        broker.heartbeat(pool.worker_id, json.dumps(info), ttl_s=int(pool.config.LEASE_SECONDS))
+        broker.heartbeat(pool.worker_id, info, ttl_s=int(pool.config.LEASE_SECONDS))
         self.remote.beat(info)
         if not running:
             return

@@ -1,7 +1,8 @@
 """The worker's side of remote control: answer commands, change queues and pool size, emit worker events.
 
-The parent reads its control list every tick and hands each command here; a reply goes to the
-request's reply list, where djtasks.control waits for it.
+The parent reads its control list every tick and hands each message here, decoded and checked
+against core.commands (arguments of the right type and range, or Refused with the reason); a
+reply goes to the request's reply list, where djtasks.control waits for it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import logging
 import os
 import resource
 import socket
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from djtasks.calling.overrides import read_time_limits
 from djtasks.core import registry
-from djtasks.core.commands import INSPECTIONS
+from djtasks.core.commands import COMMANDS, Command, Refused
 from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.record.models import TaskRecord
 from djtasks.transport import telemetry
@@ -46,7 +46,9 @@ class Remote:
             "pool_grow": self.do_pool_grow,
             "pool_shrink": self.do_pool_shrink,
             "shutdown": self.do_shutdown,
+            "revoke": self.do_revoke,
         }
+        assert set(self.commands) == set(COMMANDS), "every command of core.commands has a handler"
         self.inspections: dict[str, Callable[[], Any]] = {
             "active": self._inspect_active,
             "scheduled": self._inspect_scheduled,
@@ -85,43 +87,51 @@ class Remote:
 
     # Commands -----------------------------------------------------------------------------
 
-    def answer(self, command: dict[str, Any]) -> None:
-        """Carry out a command and push the reply, unless its sender stopped waiting long ago."""
-        name, request_id = str(command.get("cmd")), command.get("rid")
-        deadline = command.get("deadline")
-        if isinstance(deadline, int | float) and time.time() > deadline:
-            logger.info("Worker %s dropped control command %r: its sender stopped waiting", self.pool.worker_id, name)
+    def answer(self, message: Command | Refused) -> None:
+        """Carry out a control message and push the reply; a refused one gets an error reply (never raises)."""
+        worker_id = self.pool.worker_id
+        if isinstance(message, Refused):
+            logger.warning("Worker %s refused control message %s: %s", worker_id, message.name, message.reason)
+            self._reply(message.request_id, message.name, {"worker": worker_id, "ok": False, "error": message.reason})
             return
-        handler = self.commands.get(name)
+        after = None
         try:
-            if handler is None:
-                raise CommandError(f"unknown command {name!r}")
-            data, after = handler(**(command.get("args") or {})), None
+            data = self.commands[message.name](**message.args)
             if isinstance(data, tuple):
                 data, after = data
-            payload: dict[str, Any] = {"worker": self.pool.worker_id, "ok": True, "data": data}
-        except (CommandError, TypeError, ValueError) as exc:
-            after, payload = None, {"worker": self.pool.worker_id, "ok": False, "error": str(exc)}
+            payload: dict[str, Any] = {"worker": worker_id, "ok": True, "data": data}
+        except CommandError as exc:
+            payload = {"worker": worker_id, "ok": False, "error": str(exc)}
         except Exception as exc:  # a command must not take the parent down (database or Redis errors)
-            logger.exception("Worker %s failed to carry out control command %r", self.pool.worker_id, name)
-            error = f"{type(exc).__name__}: {exc}"
-            after, payload = None, {"worker": self.pool.worker_id, "ok": False, "error": error}
-        logger.info("Worker %s control %r: %s", self.pool.worker_id, name, "ok" if payload["ok"] else payload["error"])
-        if isinstance(request_id, str):
-            try:
-                get_broker().reply(request_id, payload)
-            except BrokerUnavailable as exc:
-                logger.warning("Reply to control command %r not sent (%s)", name, exc)
+            logger.exception("Worker %s failed to carry out control command %r", worker_id, message.name)
+            payload = {"worker": worker_id, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        if message.name != "revoke":
+            logger.info(
+                "Worker %s control %r: %s", worker_id, message.name, "ok" if payload["ok"] else payload["error"]
+            )
+        self._reply(message.request_id, message.name, payload)
         if after is not None:
             after()
+
+    def _reply(self, request_id: str | None, name: str, payload: dict[str, Any]) -> None:
+        if request_id is None:
+            return
+        try:
+            get_broker().reply(request_id, payload)
+        except BrokerUnavailable as exc:
+            logger.warning("Reply to control command %s not sent (%s)", name, exc)
+        except (TypeError, ValueError) as exc:  # data JSON cannot hold (a cycle): say so instead
+            logger.exception("Reply to control command %s could not be encoded", name)
+            self._reply(request_id, name, {"worker": payload["worker"], "ok": False, "error": f"bad reply: {exc}"})
 
     def do_ping(self) -> str:
         return "pong"
 
     def do_inspect(self, what: str) -> Any:
-        if what not in INSPECTIONS:
-            raise CommandError(f"cannot inspect {what!r}; choose one of {', '.join(INSPECTIONS)}")
         return self.inspections[what]()
+
+    def do_revoke(self, id: str, terminate: bool) -> None:
+        self.pool.revoke(id, terminate=terminate)
 
     def do_time_limit(self, task: str) -> dict[str, Any]:
         soft, hard = read_time_limits(get_broker()).get(task, (None, None))
@@ -151,16 +161,15 @@ class Remote:
         return f"no longer consuming from {queue!r}"
 
     def do_pool_grow(self, n: int = 1) -> str:
-        if not isinstance(n, int) or n < 1:
-            raise CommandError("pool_grow needs a positive number of children")
         if self.pool.stopping:
             raise CommandError("the worker is shutting down")
+        most = self.pool.config.MAX_CONCURRENCY
+        if self.pool.concurrency + n > most:
+            raise CommandError(f"cannot grow the pool by {n} from {self.pool.concurrency}: MAX_CONCURRENCY is {most}")
         self.pool.grow(n)
         return f"pool grown by {n} to {self.pool.concurrency}"
 
     def do_pool_shrink(self, n: int = 1) -> str:
-        if not isinstance(n, int) or n < 1:
-            raise CommandError("pool_shrink needs a positive number of children")
         serving = [child for child in self.pool.children() if not child.retiring]
         if n >= len(serving):
             raise CommandError(f"cannot stop {n} of {len(serving)} children: at least one must stay")

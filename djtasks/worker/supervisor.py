@@ -18,11 +18,11 @@ from typing import Any
 from django.db import connections, router
 from django.utils import timezone
 
-from djtasks.core.conf import get_settings
 from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.record.models import TaskRecord
 from djtasks.transport.broker import close_broker, get_broker
 from djtasks.worker.child import child_main
+from djtasks.worker.config import worker_settings
 from djtasks.worker.duties import Duties
 from djtasks.worker.pool import ChildView
 from djtasks.worker.protocol import ChildLimits, Consume, Skip
@@ -46,16 +46,25 @@ class Worker:
         time_limit: float | None = None,
         shutdown_grace: float | None = None,
     ):
-        self.config = get_settings()
+        # The options override their settings; a bad value of either raises ImproperlyConfigured.
+        options = {
+            "CONCURRENCY": concurrency,
+            "MAX_TASKS_PER_CHILD": max_tasks_per_child,
+            "MAX_MEMORY_PER_CHILD": max_memory_per_child,
+            "SOFT_TIME_LIMIT": soft_time_limit,
+            "TIME_LIMIT": time_limit,
+            "SHUTDOWN_GRACE": shutdown_grace,
+        }
+        self.config = worker_settings(options, queues)
         self.queues = queues or [self.config.DEFAULT_QUEUE]
-        self.concurrency = concurrency or self.config.CONCURRENCY
+        self.concurrency = self.config.CONCURRENCY
         self.limits = ChildLimits(
-            max_tasks=max_tasks_per_child or self.config.MAX_TASKS_PER_CHILD,
-            max_memory_kib=max_memory_per_child or self.config.MAX_MEMORY_PER_CHILD,
-            soft_time_limit=soft_time_limit or self.config.SOFT_TIME_LIMIT,
-            time_limit=time_limit or self.config.TIME_LIMIT,
+            max_tasks=self.config.MAX_TASKS_PER_CHILD,
+            max_memory_kib=self.config.MAX_MEMORY_PER_CHILD,
+            soft_time_limit=self.config.SOFT_TIME_LIMIT,
+            time_limit=self.config.TIME_LIMIT,
         )
-        self.grace = self.config.SHUTDOWN_GRACE if shutdown_grace is None else shutdown_grace
+        self.grace = self.config.SHUTDOWN_GRACE
         self.worker_id = f"{self.config.WORKER_NAME}.{os.getpid()}"
         self.slots: dict[int, Slot] = {}
         self.context = multiprocessing.get_context("fork")

@@ -233,3 +233,9 @@ def fail_if(value, bad):
     if value == bad:
         raise ValueError(f"bad value {value}")
     return value
+
+
+@task
+def clock():
+    """Return time.time() as the child sees it (the clock-skew tests check their worker's clock is off)."""
+    return time.time()

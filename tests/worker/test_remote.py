@@ -6,10 +6,11 @@ from datetime import datetime
 import pytest
 from django.utils import timezone
 
+from djtasks.core.commands import COMMANDS, INSPECTIONS
 from djtasks.core.conf import Settings, get_settings
 from djtasks.worker.pool import ChildView
 from djtasks.worker.protocol import ChildLimits
-from djtasks.worker.remote import INSPECTIONS, CommandError, Remote
+from djtasks.worker.remote import CommandError, Remote
 
 
 def child(index: int, *, executing: str | None = None, retiring: bool = False) -> ChildView:
@@ -60,17 +61,7 @@ class FakePool:
 
 def test_every_command_and_inspection_has_an_entry_in_the_tables():
     remote = Remote(FakePool([child(0)]))
-    assert set(remote.commands) == {
-        "ping",
-        "inspect",
-        "time_limit",
-        "rate_limit",
-        "add_consumer",
-        "cancel_consumer",
-        "pool_grow",
-        "pool_shrink",
-        "shutdown",
-    }
+    assert set(remote.commands) == set(COMMANDS)
     assert tuple(remote.inspections) == INSPECTIONS
 
 
@@ -90,6 +81,13 @@ def test_pool_shrink_keeps_one_child_serving():
 def test_pool_grow_is_refused_while_stopping():
     with pytest.raises(CommandError, match="the worker is shutting down"):
         Remote(FakePool([child(0)], stopping=True)).commands["pool_grow"](n=1)
+
+
+def test_pool_grow_stops_at_max_concurrency():
+    pool = FakePool([child(0)], concurrency=get_settings().MAX_CONCURRENCY - 1)
+    Remote(pool).commands["pool_grow"](n=1)
+    with pytest.raises(CommandError, match="MAX_CONCURRENCY is"):
+        Remote(pool).commands["pool_grow"](n=1)
 
 
 def test_consumers_change_the_pool_queues():

@@ -1,11 +1,9 @@
 import json
 from argparse import ArgumentParser, RawDescriptionHelpFormatter
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
 from djtasks.core.exceptions import BrokerUnavailable, NotRegistered
 from djtasks.ops import control
@@ -115,7 +113,6 @@ class Command(BaseCommand):
         if as_json:
             self.stdout.write(json.dumps(rows, indent=2))
             return
-        now = timezone.now()
         self._table(
             ["worker", "pid", "queues", "concurrency", "processed", "held", "up", "last heartbeat"],
             [
@@ -126,8 +123,8 @@ class Command(BaseCommand):
                     str(r["concurrency"]),
                     str(r["processed"]),
                     str(r["held"]),
-                    _ago(now, r["started_at"]),
-                    _ago(now, r["heartbeat_at"]) + " ago",
+                    _seconds(r["uptime_s"]),
+                    _seconds(r["heartbeat_age_s"]) + " ago",
                 ]
                 for r in rows
             ],
@@ -141,10 +138,9 @@ class Command(BaseCommand):
             self.stdout.write("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
 
 
-def _ago(now: datetime, iso: str | None) -> str:
-    if not iso:
-        return "?"
-    return f"{(now - datetime.fromisoformat(iso)).total_seconds():.1f}s"
+def _seconds(value: float | None) -> str:
+    """Show an age measured on Redis' clock (control.status), never by comparing two hosts' clocks."""
+    return "?" if value is None else f"{value:.1f}s"
 
 
 def summary(command: str, values: list[str], data: Any) -> str:

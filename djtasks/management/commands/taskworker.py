@@ -2,6 +2,7 @@ import logging
 from argparse import ArgumentParser
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from djtasks.core.conf import get_settings
@@ -34,17 +35,18 @@ class Command(BaseCommand):
             handler = logging.StreamHandler()
             handler.setFormatter(logging.Formatter("[%(asctime)s %(levelname)s %(process)d] %(message)s"))
             logger.addHandler(handler)
-        concurrency = options["concurrency"]
-        if concurrency is not None and concurrency < 1:
-            raise CommandError("--concurrency must be at least 1.")
         queues = [q.strip() for q in options["queues"].split(",") if q.strip()] or [get_settings().DEFAULT_QUEUE]
-        worker = Worker(
-            queues=queues,
-            concurrency=concurrency,
-            max_tasks_per_child=options["max_tasks_per_child"],
-            max_memory_per_child=options["max_memory_per_child"],
-            soft_time_limit=options["soft_time_limit"],
-            time_limit=options["time_limit"],
-            shutdown_grace=options["shutdown_grace"],
-        )
+        try:
+            # The options are checked like the settings they override (worker/config.py).
+            worker = Worker(
+                queues=queues,
+                concurrency=options["concurrency"],
+                max_tasks_per_child=options["max_tasks_per_child"],
+                max_memory_per_child=options["max_memory_per_child"],
+                soft_time_limit=options["soft_time_limit"],
+                time_limit=options["time_limit"],
+                shutdown_grace=options["shutdown_grace"],
+            )
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from None
         raise SystemExit(worker.run())
