@@ -27,9 +27,13 @@ class Slot:
 
     def read(self) -> None:
         """Take in the child's reports until its pipe is empty; a broken pipe is closed."""
+        if self.reader.closed:
+            return
         try:
             while self.reader.poll():
-                self._take(decode_report(self.reader.recv_bytes()))
+                report = decode_report(self.reader.recv_bytes())
+                if report is not None:
+                    self._take(report)
         except (EOFError, OSError):
             self.reader.close()
 
