@@ -7,6 +7,7 @@ dead-lettering a message or skipping an entry with skipped(), a warning that nam
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -27,8 +28,9 @@ _MAX_TRACKED = 10_000
 def escaped(raw: bytes | str, limit: int = 4096) -> str:
     """Return raw as printable text that says exactly which bytes it was, cut after `limit` characters.
 
-    Valid UTF-8 stays itself; a byte that is not UTF-8 becomes \\xNN, a control character \\xNN
-    (or \\uNNNN), a lone surrogate \\uNNNN, a backslash \\\\: so no two inputs look alike.
+    Valid UTF-8 stays itself; a byte that is not UTF-8 becomes \\xNN (80 to ff), an ASCII control
+    character \\xNN (00 to 1f, 7f), any other control character, line separator or lone surrogate
+    \\uNNNN, a backslash \\\\: so no two inputs look alike.
     """
     head = raw[: limit * 4 + 4]
     text = head.decode("utf-8", "surrogateescape") if isinstance(head, bytes) else head
@@ -41,7 +43,7 @@ def escaped(raw: bytes | str, limit: int = 4096) -> str:
         elif 0xDC80 <= code <= 0xDCFF and isinstance(raw, bytes):
             piece = f"\\x{code - 0xDC00:02x}"
         elif unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp"):
-            piece = f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+            piece = f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}"
         else:
             piece = char
         out.append(piece)
@@ -128,17 +130,17 @@ class _Skips:
 
     def __init__(self) -> None:
         self.windows: dict[str, tuple[float, int, int]] = {}  # key -> (window start, logged, unlogged)
-        self.seen: dict[tuple[str, str], float] = {}
+        self.seen: dict[tuple[str, str], float] = {}  # (key, digest) -> when last logged
 
-    def note(self, key: str, entry: str, reason: str) -> None:
+    def note(self, key: str, entry: str, digest: str, reason: str) -> None:
         now = time.monotonic()
         if len(self.seen) > _MAX_TRACKED:
             self.seen = {k: at for k, at in self.seen.items() if now - at < SKIP_REPEAT}
             if len(self.seen) > _MAX_TRACKED:
                 self.seen.clear()
-        if now - self.seen.get((key, entry), -math.inf) < SKIP_REPEAT:
+        if now - self.seen.get((key, digest), -math.inf) < SKIP_REPEAT:
             return
-        self.seen[(key, entry)] = now
+        self.seen[(key, digest)] = now
         start, logged, unlogged = self.windows.get(key, (now, 0, 0))
         if now - start >= SKIP_WINDOW:
             start, logged = now, 0
@@ -147,12 +149,22 @@ class _Skips:
             return
         self.windows[key] = (start, logged + 1, 0)
         more = f" ({unlogged} more skipped entries of this key were not logged)" if unlogged else ""
-        logger.warning("Skipped an entry of %s: %s: %s%s", key, entry, reason, more)
+        logger.warning("Skipped an entry of %s (sha1 %s): %s: %s%s", key, digest, entry, reason, more)
 
 
 _skips = _Skips()
 
 
 def skipped(key: str, entry: bytes | str, reason: str) -> None:
-    """Log, rate-limited, that an entry of a Redis key was undecodable and has been left out."""
-    _skips.note(key, escaped(entry, limit=200), reason)
+    """Log, rate-limited, that an entry of a Redis key was undecodable and has been left out.
+
+    The line names the key, the entry (escaped, cut at 200 characters) and the first 12 hex
+    digits of the SHA-1 of its bytes (digest()), by which it can be found whatever its length.
+    """
+    _skips.note(key, escaped(entry, limit=200), digest(entry), reason)
+
+
+def digest(entry: bytes | str) -> str:
+    """The first 12 hex digits of the SHA-1 of an entry's bytes, as skipped() logs them."""
+    raw = entry if isinstance(entry, bytes) else entry.encode("utf-8", "surrogatepass")
+    return hashlib.sha1(raw).hexdigest()[:12]
