@@ -84,15 +84,16 @@ class Batch:
     bad: int = 0
     seen: set[bytes] = field(default_factory=set)
     used: int = 0  # entries read as valid values (overrides, counters...)
+    waiting: int = 0  # scheduled for later: they stay where they are
     logged: int = 0  # entries the web process skipped and logged
     verdict: ledgers.Verdict | None = None
 
-    def fresh(self, raw: bytes) -> bool:
-        """True the first time a raw id comes up in this batch (a repeat could race its first copy)."""
-        if raw in self.seen:
-            return False
+    def unique(self, raw: bytes) -> bytes:
+        """The raw id, or (if it came up before in this batch, and a copy could race the first) it + "~n"."""
+        while raw in self.seen:
+            raw += b"~%d" % len(self.seen)
         self.seen.add(raw)
-        return True
+        return raw
 
     def valid(self, before_commit=None) -> None:
         """Enqueue one ledger task (doing `before_commit` in its transaction, before it is published)."""
@@ -167,7 +168,7 @@ def report(fault_report, batch: Batch) -> None:
         lost=len(batch.verdict.lost),
         ran_twice=len(batch.verdict.started_twice),
         notes=f"{sum(batch.letters.values())} dead-lettered, {len(batch.skips) + batch.logged} skipped and logged, "
-        f"{batch.used} read as valid; ping ok",
+        f"{batch.used} read as valid{f', {batch.waiting} still waiting (due later)' if batch.waiting else ''}; ping ok",
     )
 
 
@@ -178,8 +179,7 @@ def test_queued_ids_of_any_bytes_are_dead_lettered_and_acked(live, fault_report)
     @GENERATE
     @given(raw_ids, st.integers(-100, 100), scores)
     def write(raw, priority, score):
-        if not batch.fresh(raw):
-            return
+        raw = batch.unique(raw)
         queue(raw, f"2:{priority}".encode(), score=score)
         batch.letter(raw)
         batch.valid()
@@ -234,11 +234,11 @@ def test_scheduled_members_and_scores_of_any_value(live, fault_report):
         st.floats(min_value=now_ms + 3_600_000),
     )
     def write(raw, kind, due, later):
-        if not batch.fresh(raw):
-            return
+        raw = batch.unique(raw)
         if kind == "later":
             queue(raw, None, score=later, where=1)  # not due for an hour or more: it waits
             future.append(raw)
+            batch.waiting += 1
         elif kind == "due":
             queue(raw, b"2:0", score=due, where=1)
             batch.letter(raw)
@@ -266,8 +266,7 @@ def test_in_flight_owner_delivery_and_sequence_values_of_any_bytes(live, fault_r
     @GENERATE
     @given(raw_ids, st.booleans(), garbage, garbage, not_a_number)
     def write(raw, stored, owner, count, recount):
-        if not batch.fresh(raw):
-            return
+        raw = batch.unique(raw)
         broker.client.hset(broker.key("o"), raw, owner)
         broker.client.hset(deliveries, raw, count)
         queue(raw, b"2:0" if stored else None, score=-1.0, where=2)  # a lease that lapsed long ago
@@ -291,8 +290,11 @@ def test_rate_and_time_limit_overrides_of_any_bytes(live, fault_report):
     rates, limits = broker.key("rl-overrides"), broker.key("timelimits")
     written: dict[str, set[bytes]] = {rates: set(), limits: set()}
 
+    rate_values = st.one_of(st.sampled_from([b"100", b"0", b"2.5"]), garbage)
+    pair_values = st.one_of(st.sampled_from([b"[1, 2]", b"[null, 5]", b"[0, null]"]), garbage)
+
     @GENERATE
-    @given(st.binary(max_size=40), garbage, garbage, not_a_number, not_a_number)
+    @given(st.binary(max_size=40), rate_values, pair_values, not_a_number, not_a_number)
     def write(name, rate, pair, work_rate, work_pair):
         broker.client.hset(rates, mapping={name: rate, WORK: work_rate})
         broker.client.hset(limits, mapping={name: pair, WORK: work_pair})
