@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from djtasks.transport.broker import Broker
+from djtasks.transport.decode import number
 
 
 def read(
@@ -30,14 +31,14 @@ def follow(broker: Broker, after: str = "$", *, block_s: float = 1.0) -> Iterato
 
 
 def line(event: dict[str, Any]) -> str:
-    """Format an event as one readable line."""
-    at = datetime.fromtimestamp(float(event.get("ts", 0)), tz=UTC).strftime("%H:%M:%S.%f")[:-3]
+    """Format an event as one readable line (whatever its fields hold)."""
+    at = _clock(event.get("ts"))
     kind = str(event.get("type", "?"))
     worker = event.get("worker") or "-"
     if kind.startswith("task-"):
         text = f"{at} {kind:<15} {event.get('name', '?')}[{event.get('id', '?')}] queue={event.get('queue', '?')}"
-        if "runtime" in event:
-            text += f" runtime={float(event['runtime']):.3f}s"
+        if (runtime := number(event.get("runtime"))) is not None:
+            text += f" runtime={runtime:.3f}s"
         if event.get("exception"):
             text += f" exception={event['exception']!r}"
         if event.get("reason"):
@@ -45,3 +46,12 @@ def line(event: dict[str, Any]) -> str:
         return f"{text} worker={worker}"
     rest = " ".join(f"{k}={v}" for k, v in event.items() if k not in {"type", "ts", "worker"})
     return f"{at} {kind:<15} {worker} {rest}".rstrip()
+
+
+def _clock(ts: object) -> str:
+    """The time of day of a unix time, to the millisecond ("?" when it is not one)."""
+    seconds = number(ts)
+    try:
+        return datetime.fromtimestamp(seconds or 0.0, tz=UTC).strftime("%H:%M:%S.%f")[:-3]
+    except (OverflowError, ValueError, OSError):
+        return "?"

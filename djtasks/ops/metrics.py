@@ -24,6 +24,7 @@ from djtasks.core.conf import get_settings
 from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.core.states import RETRY
 from djtasks.record.models import DeadLetter
+from djtasks.transport import decode
 from djtasks.transport.broker import Broker, get_broker
 from djtasks.transport.telemetry import BUCKETS
 
@@ -45,15 +46,18 @@ class DjtasksCollector(Collector):
         retries = CounterMetricFamily(
             "djtasks_task_retries", "Task attempts that ended in a retry.", labels=["task", "queue"]
         )
-        for field, raw in sorted(done.items()):
-            name, queue, state = json.loads(field)
-            finished.add_metric([name, queue, state], int(raw))
+        for (name, queue, state), count in sorted(done.items()):
+            finished.add_metric([name, queue, state], count)
             if state == RETRY:
-                retries.add_metric([name, queue], int(raw))
+                retries.add_metric([name, queue], count)
         yield finished
         yield retries
-        yield _histogram("djtasks_task_runtime_seconds", "Time tasks spent running.", runtime)
-        yield _histogram("djtasks_task_wait_seconds", "Time tasks waited between ready and started.", wait)
+        yield _histogram(
+            "djtasks_task_runtime_seconds", "Time tasks spent running.", runtime, broker.stats_key("runtime")
+        )
+        yield _histogram(
+            "djtasks_task_wait_seconds", "Time tasks waited between ready and started.", wait, broker.stats_key("wait")
+        )
         depth = GaugeMetricFamily(
             "djtasks_queue_depth", "Messages in each queue, by where they wait.", labels=["queue", "state"]
         )
@@ -68,9 +72,14 @@ class DjtasksCollector(Collector):
             "djtasks_worker_processed", "Tasks each live worker has finished.", labels=["worker"]
         )
         for worker_id, raw in sorted(live.items()):
-            info = json.loads(raw)
-            active.add_metric([worker_id], len(info.get("active", [])))
-            processed.add_metric([worker_id], int(info.get("processed", 0)))
+            info = raw if isinstance(raw, dict) else decode.loads(raw)[0]
+            held = info.get("active") if isinstance(info, dict) else None
+            tally = decode.integer(info.get("processed", 0)) if isinstance(info, dict) else None
+            if not isinstance(held, list) or tally is None:
+                decode.skipped(broker.key("worker", worker_id), "heartbeat", "not a heartbeat of this version")
+                continue
+            active.add_metric([worker_id], len(held))
+            processed.add_metric([worker_id], tally)
         yield active
         yield processed
         try:
@@ -81,15 +90,17 @@ class DjtasksCollector(Collector):
             yield GaugeMetricFamily("djtasks_dead_letters", "Dead letters kept in the database.", value=letters)
 
 
-def _histogram(name: str, documentation: str, fields: dict[str, bytes]) -> HistogramMetricFamily:
+def _histogram(name: str, documentation: str, fields: dict[tuple[str, ...], float], key: str) -> HistogramMetricFamily:
     counts: dict[str, list[int]] = defaultdict(lambda: [0] * (len(BUCKETS) + 1))
     sums: dict[str, float] = defaultdict(float)
-    for field, value in fields.items():
-        task_name, slot = json.loads(field)
+    slots = {str(index): index for index in range(len(BUCKETS) + 1)}
+    for (task_name, slot), value in fields.items():
         if slot == "sum":
-            sums[task_name] = float(value)
-        elif isinstance(slot, int) and 0 <= slot <= len(BUCKETS):
-            counts[task_name][slot] = int(value)
+            sums[task_name] = value
+        elif slot in slots:
+            counts[task_name][slots[slot]] = int(value)
+        else:
+            decode.skipped(key, json.dumps([task_name, slot]), f"no bucket {slot!r} (0..{len(BUCKETS)}, or sum)")
     family = HistogramMetricFamily(name, documentation, labels=["task"])
     for task_name in sorted(counts):
         cumulative, buckets = 0, []

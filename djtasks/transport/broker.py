@@ -6,6 +6,7 @@ import os
 
 from djtasks.core.conf import Settings, get_settings
 from djtasks.transport.connection import Command
+from djtasks.transport.contents import Contents
 from djtasks.transport.coordination import Coordination
 from djtasks.transport.queues import Claim, Queues
 from djtasks.transport.streams import Streams
@@ -13,8 +14,8 @@ from djtasks.transport.streams import Streams
 __all__ = ["Broker", "Claim", "Command", "close_broker", "get_broker"]
 
 
-class Broker(Queues, Coordination, Streams):
-    """Redis as the transport: queues and claims, coordination, streams (errors: BrokerUnavailable)."""
+class Broker(Queues, Contents, Coordination, Streams):
+    """Redis as the transport: queues and claims, what they hold, coordination, streams (errors: BrokerUnavailable)."""
 
 
 _brokers: dict[tuple[int, Settings], Broker] = {}

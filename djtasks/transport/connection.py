@@ -17,6 +17,7 @@ from redis.retry import Retry
 
 from djtasks.core.conf import Settings
 from djtasks.core.exceptions import BrokerUnavailable
+from djtasks.transport.decode import skipped
 
 # A plain Redis command for a pipeline: its argv, as sent (("HINCRBY", key, field, 1), ...).
 Command = tuple[str | bytes | int | float, ...]
@@ -53,8 +54,14 @@ def make_client(config: Settings) -> redis.Redis:
     )
 
 
+def _text(value: object) -> str | bytes:
+    return value if isinstance(value, str | bytes) else str(value)
+
+
 def _source(name: str) -> str:
-    return resources.files("djtasks.transport").joinpath("lua", f"{name}.lua").read_text()
+    """Return a script's source, after the prelude every script shares (lua/_prelude.lua)."""
+    folder = resources.files("djtasks.transport").joinpath("lua")
+    return folder.joinpath("_prelude.lua").read_text() + folder.joinpath(f"{name}.lua").read_text()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +122,8 @@ class Batch:
     def command(self, command: Command) -> None:
         self.entries.append(command)
 
-    def execute(self) -> list[Any]:
+    def execute(self, *, strict: bool = True) -> list[Any]:
+        """Send the pipeline; raise the first error reply, or (not strict) only a script's."""
         replies = self._send(list(range(len(self.entries))))
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
         if missing:
@@ -125,8 +133,8 @@ class Batch:
                     entry.script.sha = self.client.script_load(entry.script.script)
             for index, reply in zip(missing, self._send(missing), strict=True):
                 replies[index] = reply
-        for reply in replies:
-            if isinstance(reply, Exception):
+        for entry, reply in zip(self.entries, replies, strict=True):
+            if isinstance(reply, Exception) and (strict or isinstance(entry, ScriptCall)):
                 raise reply
         return replies
 
@@ -165,12 +173,36 @@ class Connection:
 
     @converted
     def send_commands(self, commands: Iterable[Command]) -> None:
-        """Send plain commands (argv tuples) in one round trip."""
+        """Send plain commands (argv tuples) in one round trip; see refused() for those Redis refuses."""
         pipe = Batch(self.client)
         for command in commands:
             pipe.command(command)
         if pipe.entries:
-            pipe.execute()
+            self.refused(pipe.entries, pipe.execute(strict=False))
+
+    def refused(self, entries: list[ScriptCall | Command], replies: list[Any]) -> None:
+        """Deal with the plain commands of a pipeline that Redis refused (events, counters).
+
+        A counter field holding what is not a number (written by hand) makes every increment of
+        it fail: it restarts from the refused increment. Anything else is logged and dropped.
+        """
+        repairs: list[Command] = []
+        for entry, reply in zip(entries, replies, strict=True):
+            if isinstance(entry, ScriptCall) or not isinstance(reply, Exception):
+                continue
+            key = entry[1] if len(entry) > 1 else entry[0]
+            if entry[0] in ("HINCRBY", "HINCRBYFLOAT") and len(entry) == 4:
+                repairs.append(("HSET", entry[1], entry[2], entry[3]))
+                skipped(str(key), _text(entry[2]), f"held a value that is not a number ({reply}); counted afresh")
+            else:
+                skipped(str(key), str(entry[0]), f"Redis refused the command ({reply}); not written")
+        if repairs:
+            pipe = Batch(self.client)
+            for command in repairs:
+                pipe.command(command)
+            for command, reply in zip(repairs, pipe.execute(strict=False), strict=True):
+                if isinstance(reply, Exception):
+                    skipped(str(command[1]), _text(command[2]), f"could not be reset ({reply})")
 
     def close(self) -> None:
         self.client.close()

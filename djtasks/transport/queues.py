@@ -10,6 +10,7 @@ from typing import Any
 import redis
 
 from djtasks.core.message import Message
+from djtasks.transport import decode
 from djtasks.transport.connection import Batch, Command, Connection, converted
 
 PROMOTE_LIMIT = 100
@@ -26,6 +27,15 @@ class Claim:
     deliveries: int
     token: str
     queue: str
+    # An id that cannot be a task id (decode.task_id): its bytes as Redis holds them (`id` is
+    # then their escaped text) and why. Such a claim is dead-lettered without a database lookup.
+    raw_id: bytes | None = None
+    defect: str = ""
+
+    @property
+    def wire_id(self) -> bytes:
+        """The id as Redis holds it."""
+        return self.id.encode() if self.raw_id is None else self.raw_id
 
 
 class _Sender:
@@ -130,13 +140,6 @@ class Queues(Connection):
             if refused:
                 self.publish(messages)
 
-    @converted
-    def known(self, ids: list[str]) -> list[bool]:
-        """Tell, for each id, whether Redis holds its message (queued, scheduled or reserved)."""
-        if not ids:
-            return []
-        return [value is not None for value in self.client.hmget(self.key("m"), ids)]
-
     # Consuming --------------------------------------------------------------------------------
 
     @converted
@@ -148,17 +151,15 @@ class Queues(Connection):
         for queue in queues:
             ready, scheduled, inflight, _ = self.queue_keys(queue)
             keys += [ready, scheduled, inflight]
-        reply = self.scripts.claim(keys=keys, args=[lease_ms, token_prefix, PROMOTE_LIMIT, limit, deep])
-        return [
-            Claim(
-                id=reply[i].decode(),
-                envelope=reply[i + 1],
-                deliveries=int(reply[i + 2]),
-                token=reply[i + 3].decode(),
-                queue=queues[int(reply[i + 4])],
-            )
-            for i in range(0, len(reply), 5)
-        ]
+        taken, orphans, recounted = self.scripts.claim(
+            keys=keys, args=[lease_ms, token_prefix, PROMOTE_LIMIT, limit, deep]
+        )
+        for i in range(0, len(orphans), 2):
+            reason = "no message is stored for this id (acked already, or written by hand); dropped"
+            decode.skipped(keys[int(orphans[i]) - 1], orphans[i + 1], reason)
+        for raw in recounted:
+            decode.skipped(self.key("d"), raw, "its delivery count was not an integer; counted afresh from 1")
+        return [_claim(taken[i : i + 5], queues) for i in range(0, len(taken), 5)]
 
     def claim_one(self, queues: list[str], token_prefix: str, lease_ms: int) -> Claim | None:
         claims = self.claim(queues, token_prefix, lease_ms)
@@ -189,12 +190,15 @@ class Queues(Connection):
             argv: list[Any] = [len(indexes)]
             for index in indexes:
                 claim = claims[index]
-                argv += [claim.id, claim.token, self.done_channel(claim.id) if notify else ""]
+                channel = self.done_channel(claim.id) if notify and not claim.defect else ""
+                argv += [claim.wire_id, claim.token, channel]
             pipe.script(self.scripts.ack, keys, argv)
         for command in also:
             pipe.command(command)
         owned = [False] * len(claims)
-        for indexes, flags in zip(by_queue.values(), pipe.execute()[: len(by_queue)], strict=True):
+        replies = pipe.execute(strict=False)
+        self.refused(pipe.entries[len(by_queue) :], replies[len(by_queue) :])
+        for indexes, flags in zip(by_queue.values(), replies[: len(by_queue)], strict=True):
             for index, flag in zip(indexes, flags, strict=True):
                 owned[index] = bool(flag)
         return owned
@@ -203,31 +207,40 @@ class Queues(Connection):
     def release(self, claim: Claim, *, priority: int, delay_ms: int = 0, forgive: bool = False) -> bool:
         ready, scheduled, inflight, wake = self.queue_keys(claim.queue)
         keys = [inflight, ready, scheduled, self.key("o"), self.key("d"), self.key("seq"), wake]
-        args: list[str | int] = [claim.id, claim.token, delay_ms, priority, "1" if forgive else "0"]
+        args: list[bytes | str | int] = [claim.wire_id, claim.token, delay_ms, priority, "1" if forgive else "0"]
         return bool(self.scripts.release(keys=keys, args=args))
 
     @converted
     def extend(self, claims: Iterable[Claim], lease_ms: int) -> list[str]:
         """Extend the leases of claims still owned; return the ids whose lease was lost."""
-        by_queue: dict[str, list[str]] = defaultdict(list)
+        by_queue: dict[str, list[bytes | str]] = defaultdict(list)
+        ids: dict[bytes, str] = {}
         for claim in claims:
-            by_queue[claim.queue] += [claim.id, claim.token]
+            by_queue[claim.queue] += [claim.wire_id, claim.token]
+            ids[claim.wire_id] = claim.id
         if not by_queue:
             return []
         pipe = Batch(self.client)
         for queue, argv in by_queue.items():
             pipe.script(self.scripts.extend, [self.queue_keys(queue)[2], self.key("o")], [lease_ms, *argv])
-        return [task_id.decode() for lost in pipe.execute() for task_id in lost]
+        return [ids.get(raw) or decode.task_id(raw)[0] for lost in pipe.execute() for raw in lost]
 
     @converted
     def reap(self, queues: Iterable[str], limit: int = 500) -> list[str]:
         """Return expired reservations of these queues to their ready sets; return their ids."""
         pipe = Batch(self.client)
+        inflights = []
         for queue in queues:
             ready, _, inflight, wake = self.queue_keys(queue)
             keys = [inflight, ready, self.key("m"), self.key("o"), self.key("seq"), wake]
             pipe.script(self.scripts.reap, keys, [limit])
-        return [task_id.decode() for moved in pipe.execute() for task_id in moved]
+            inflights.append(inflight)
+        returned = []
+        for inflight, (moved, orphans) in zip(inflights, pipe.execute(), strict=True):
+            returned += [decode.task_id(raw)[0] for raw in moved]
+            for raw in orphans:
+                decode.skipped(inflight, raw, "a lapsed reservation without a message; dropped")
+        return returned
 
     # Taking ids out ---------------------------------------------------------------------------
 
@@ -251,33 +264,17 @@ class Queues(Connection):
         pipe.hdel(self.key("m"), task_id)
         pipe.execute()
 
-    # What the queues hold ---------------------------------------------------------------------
 
-    @converted
-    def scheduled(self, queue: str, limit: int = 100) -> list[tuple[str, float]]:
-        """Return (id, due unix time) of the queue's delayed tasks, soonest first."""
-        rows: list[tuple[bytes, float]] = self.client.zrange(  # type: ignore[assignment]
-            self.queue_keys(queue)[1], 0, limit - 1, withscores=True
-        )
-        return [(task_id.decode(), score / 1000.0) for task_id, score in rows]
-
-    @converted
-    def queue_stats(self) -> dict[str, dict[str, int]]:
-        queues = sorted(q.decode() for q in self.client.smembers(self.key("queues")))  # type: ignore[union-attr]
-        pipe = self.client.pipeline(transaction=False)
-        for queue in queues:
-            ready, scheduled, inflight, _ = self.queue_keys(queue)
-            pipe.zcard(ready)
-            pipe.zcard(scheduled)
-            pipe.zcard(inflight)
-        counts = pipe.execute()
-        return {
-            q: {"ready": counts[i * 3], "scheduled": counts[i * 3 + 1], "reserved": counts[i * 3 + 2]}
-            for i, q in enumerate(queues)
-        }
-
-    @converted
-    def oldest_ready(self, queue: str) -> str | None:
-        """Return the id that has waited longest in a queue's ready set, or None when it is empty."""
-        found = self.scripts.oldest(keys=[self.queue_keys(queue)[0]])
-        return found.decode() if found else None
+def _claim(entry: list[Any], queues: list[str]) -> Claim:
+    """Read one reservation of the claim script: {id, envelope, deliveries, token, queue index}."""
+    raw, envelope, deliveries, token, index = entry
+    task_id, defect = decode.task_id(raw)
+    return Claim(
+        id=task_id,
+        envelope=envelope,
+        deliveries=int(deliveries),
+        token=token.decode(),
+        queue=queues[int(index)],
+        raw_id=raw if defect else None,
+        defect=defect,
+    )

@@ -9,11 +9,58 @@ from typing import Any
 
 import redis
 
+from djtasks.transport import decode
 from djtasks.transport.connection import Command, Connection, converted, converted_errors
+from djtasks.transport.decode import escaped
 
 # A task's (soft, hard) time limits in seconds; None: no limit.
 TimeLimits = tuple[float | None, float | None]
 STATS = ("done", "runtime", "wait")
+MAX_INTERVAL_MS = 1e12  # the rate-limit script ignores overrides outside 0..1e12 ms
+
+
+def _timestamp(event: dict[str, Any]) -> bool:
+    return decode.number(event.get("ts")) is not None
+
+
+def _interval(key: str, field: bytes | str, value: bytes) -> float | None:
+    """A rate override's ms between starts, or None (logged) where the rate-limit script ignores it."""
+    interval = decode.number(value)
+    if interval is None or not 0 <= interval <= MAX_INTERVAL_MS:
+        decode.skipped(key, field, f"{escaped(value, 80)} is not a number of ms in 0..1e12; the declared rate applies")
+        return None
+    return interval
+
+
+def _limit(value: object) -> float | None | bool:
+    """A time limit in seconds (None: no limit), or False when it is not one."""
+    if value is None:
+        return None
+    seconds = decode.number(value) if isinstance(value, int | float) else None
+    if seconds is None or seconds < 0:
+        return False
+    return seconds or None
+
+
+def _counters(key: str, raw: dict[bytes, bytes], width: int) -> dict[tuple[str, ...], float]:
+    """Decode one counter hash: JSON lists of `width` labels (text; a histogram's slot may be an int)."""
+    counters: dict[tuple[str, ...], float] = {}
+    for field, value in raw.items():
+        labels, defect = decode.loads(field)
+        if defect or not isinstance(labels, list) or len(labels) != width:
+            decode.skipped(key, field, defect or f"a counter's field is a JSON list of {width} labels")
+            continue
+        if width == 2 and type(labels[1]) is int:
+            labels[1] = str(labels[1])
+        if not all(isinstance(label, str) and "\x00" not in label for label in labels):
+            decode.skipped(key, field, "a counter's labels are text")
+            continue
+        amount = decode.number(value) if labels[-1] == "sum" else decode.integer(value)
+        if amount is None:
+            decode.skipped(key, field, f"its value {escaped(value, 80)} is not a number")
+            continue
+        counters[tuple(labels)] = amount
+    return counters
 
 
 def add_events(key: str, maxlen: int, payload: str) -> Command:
@@ -39,16 +86,26 @@ class Streams(Connection):
 
     @converted
     def read_events(self, after: str, *, block_ms: int | None, count: int) -> list[tuple[str, dict[str, Any]]]:
-        """Return (entry id, event) pairs after the entry id, in order; block up to block_ms if none yet."""
-        reply: Any = self.client.xread({self.events_key(): after}, count=count, block=block_ms) or []
+        """Return (entry id, event) pairs after the entry id, in order; block up to block_ms if none yet.
+
+        An event is a JSON object with a "type" (text) and a "ts" (a number); entries and events
+        that are not are skipped (and logged).
+        """
+        key = self.events_key()
+        reply: Any = self.client.xread({key: after}, count=count, block=block_ms) or []
         events = []
         for _, entries in reply:
-            for entry_id, fields in entries:
-                try:
-                    batch = json.loads(fields[b"e"])
-                except (KeyError, ValueError):
+            for raw_id, fields in entries:
+                entry_id = raw_id.decode()
+                batch, defect = decode.loads(fields.get(b"e", b""))
+                if defect or not isinstance(batch, list):
+                    decode.skipped(key, entry_id, defect or "field e is not a JSON list of events")
                     continue
-                events += [(entry_id.decode(), event) for event in batch if isinstance(event, dict)]
+                for event in batch:
+                    if isinstance(event, dict) and isinstance(event.get("type"), str) and _timestamp(event):
+                        events.append((entry_id, event))
+                    else:
+                        decode.skipped(key, entry_id, "an event that is not an object with a type and a time")
         return events
 
     @converted
@@ -64,12 +121,19 @@ class Streams(Connection):
         return self.key("stats", name)
 
     @converted
-    def read_stats(self) -> tuple[dict[str, bytes], dict[str, bytes], dict[str, bytes]]:
-        """Return the done, runtime and wait counter hashes (field: raw value), read in one round trip."""
+    def read_stats(self) -> tuple[dict[tuple[str, ...], float], ...]:
+        """Return the done, runtime and wait counters, read in one round trip.
+
+        done: (task, queue, state) -> count; runtime and wait: (task, bucket index as text, or
+        "sum") -> count or sum of seconds. Fields and values that are not so are skipped (logged).
+        """
         pipe = self.client.pipeline(transaction=False)
         for name in STATS:
             pipe.hgetall(self.stats_key(name))
-        done, runtime, wait = ({k.decode(): v for k, v in raw.items()} for raw in pipe.execute())
+        done, runtime, wait = (
+            _counters(self.stats_key(name), raw, width)
+            for name, raw, width in zip(STATS, pipe.execute(), (3, 2, 2), strict=True)
+        )
         return done, runtime, wait
 
     # Rate limits ------------------------------------------------------------------------------
@@ -81,13 +145,24 @@ class Streams(Connection):
 
     @converted
     def rate_overrides(self) -> set[str]:
-        return {name.decode() for name in self.client.hkeys(self.key("rl-overrides"))}  # type: ignore[union-attr]
+        """Return the names of the tasks whose rate is overridden (entries the script ignores left out)."""
+        key = self.key("rl-overrides")
+        raw: Any = self.client.hgetall(key)
+        names = set()
+        for field, value in raw.items():
+            name = decode.text(field)
+            if name is not None and _interval(key, field, value) is not None:
+                names.add(name)
+            elif name is None:
+                decode.skipped(key, field, "not a task name (UTF-8 text without NUL)")
+        return names
 
     @converted
     def rate_override(self, task_name: str) -> float | None:
         """Return a task's overriding interval between starts (ms; 0: no limit), or None if not overridden."""
-        interval: Any = self.client.hget(self.key("rl-overrides"), task_name)
-        return None if interval is None else float(interval)
+        key = self.key("rl-overrides")
+        interval: Any = self.client.hget(key, task_name)
+        return None if interval is None else _interval(key, task_name, interval)
 
     @converted
     def set_rate_override(self, task_name: str, interval_ms: float) -> None:
@@ -110,14 +185,22 @@ class Streams(Connection):
     @converted
     def time_limits(self) -> dict[str, TimeLimits]:
         """Return every task's overriding (soft, hard) limits; unreadable entries are skipped."""
-        raw: Any = self.client.hgetall(self.key("timelimits"))
+        key = self.key("timelimits")
+        raw: Any = self.client.hgetall(key)
         limits: dict[str, TimeLimits] = {}
-        for name, value in raw.items():
-            try:
-                soft, hard = json.loads(value)
-            except (ValueError, TypeError):
-                continue
-            limits[name.decode()] = (soft, hard)
+        for field, value in raw.items():
+            name = decode.text(field)
+            pair, defect = decode.loads(value)
+            if name is None:
+                decode.skipped(key, field, "not a task name (UTF-8 text without NUL)")
+            elif defect or not isinstance(pair, list) or len(pair) != 2:
+                decode.skipped(key, field, defect or "not a JSON list [soft, hard]")
+            else:
+                soft, hard = (_limit(limit) for limit in pair)
+                if soft is False or hard is False:
+                    decode.skipped(key, field, f"limits {escaped(value, 80)} are not seconds (a number >= 0, or null)")
+                else:
+                    limits[name] = (soft, hard)
         return limits
 
     # Done notifications -----------------------------------------------------------------------

@@ -14,8 +14,8 @@ import logging
 import os
 import random
 import signal
-import threading
 import time
+from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -26,9 +26,10 @@ from djtasks.core.conf import Settings, get_settings
 from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.transport.broker import Claim, get_broker
 from djtasks.worker.execute import Runner
+from djtasks.worker.guard import Guard
 from djtasks.worker.limits import resident_kib
 from djtasks.worker.outcome import Outcome, Started
-from djtasks.worker.protocol import ChildLimits, Consume, Executing, Holding, Released, Report, Skip, decode_order
+from djtasks.worker.protocol import ChildLimits, Reporter
 from djtasks.worker.recording import Recording, hand_back
 from djtasks.worker.start import Starter
 
@@ -52,42 +53,6 @@ class Backoff:
         self.failures = 0
 
 
-class Reporter:
-    """Tell the parent which claims this child holds; safe to use from both threads."""
-
-    def __init__(self, pipe: Connection):
-        self.pipe = pipe
-        self.lock = threading.Lock()
-        # The queue list the parent last ordered (add_consumer / cancel_consumer), until read.
-        self.queues: list[str] | None = None
-
-    def send(self, report: Report) -> None:
-        data = report.encode()
-        with self.lock:
-            self.pipe.send_bytes(data)
-
-    def started(self, claims: list[Claim]) -> None:
-        self.send(Holding(tuple(claims)))
-
-    def done(self, ids: list[str]) -> None:
-        if ids:
-            self.send(Released(tuple(ids)))
-
-    def executing(self, task_id: str, hard_limit: float | None) -> None:
-        self.send(Executing(task_id, hard_limit))
-
-    def orders(self) -> set[str]:
-        """Read the parent's orders: ids to skip (revoked while reserved), and a new queue list."""
-        skip: set[str] = set()
-        while self.pipe.poll():
-            match decode_order(self.pipe.recv_bytes()):
-                case Skip(ids=ids):
-                    skip.update(ids)
-                case Consume(queues=queues):
-                    self.queues = list(queues)
-        return skip
-
-
 class Child:
     def __init__(self, index: int, worker_id: str, queues: list[str], pipe: Connection, limits: ChildLimits):
         self.index = index
@@ -109,6 +74,7 @@ class Child:
         self.prefix = f"{worker_id}.{index}.{os.getpid()}"
         self.last_fast = False
         self.lease_ms = int(self.config.LEASE_SECONDS * 1000)
+        self.guard = Guard(f"Worker {worker_id} child {index}")
 
     def request_stop(self, signum: int, frame: Any) -> None:
         self.stopping = True
@@ -122,19 +88,46 @@ class Child:
         try:
             while not self.stopping and (self.max_tasks is None or executed < self.max_tasks):
                 rounds += 1
-                self._read_orders()
-                limit = self._batch_size(executed)
-                claims = self._claim(rounds, limit, backoff)
-                if not claims:
-                    continue
-                backoff.reset()
-                executed += self._run_batch(claims, backoff)
-                if len(claims) < limit:
-                    # The queue is shallow: record now rather than after another (likely empty) claim.
-                    self.flush()
+                try:
+                    executed += self._round(rounds, executed, backoff)
+                except Exception:
+                    # Whatever a round met, the child goes on: what it holds goes back.
+                    self.guard.failed("a round of claiming and running")
+                    self._recover()
+                    backoff.sleep()
         finally:
             self.flush()
             self.recording.recorder.flush()
+
+    def _round(self, rounds: int, executed: int, backoff: Backoff) -> int:
+        """Claim a batch and run it; return how many tasks were executed."""
+        self._read_orders()
+        limit = self._batch_size(executed)
+        claims = self._claim(rounds, limit, backoff)
+        if not claims:
+            return 0
+        backoff.reset()
+        ran = self._run_batch(claims, backoff)
+        if len(claims) < limit:
+            # The queue is shallow: record now rather than after another (likely empty) claim.
+            self.flush()
+        return ran
+
+    def _recover(self) -> None:
+        """After an unexpected error: record what was executed, hand back (or set aside) the rest."""
+        if not self.guard.run("recording outcomes", self.flush):
+            self.pending = []
+        for claim in list(self.reporter.held.values()):
+            self.guard.run(f"handing back task id={claim.id!r}", partial(self._give_back, claim))
+        self.reporter.done(list(self.reporter.held))
+
+    def _give_back(self, claim: Claim) -> None:
+        """Hand back a claim held when a round failed; counted, so one that always fails is set aside."""
+        if claim.deliveries < self.config.MAX_DELIVERIES:
+            hand_back(self.recording.db, self.broker, claim, forgive=False)
+            return
+        reason = f"an unexpected error in the worker on each of its {claim.deliveries} deliveries (see its log)"
+        self.starter.set_aside(claim, reason)
 
     def _batch_size(self, executed: int) -> int:
         # Prefetch only while tasks are fast: a slow task must not hold others behind it.
@@ -191,10 +184,13 @@ class Child:
     def _start(self, claims: list[Claim], backoff: Backoff) -> list[Started] | None:
         """Start the claims, writing the held outcomes in the same transaction; None if the database failed."""
         self.reporter.started(claims)
-        finished, self.pending = self.pending, []
+        # The held outcomes stay in self.pending until written: if start() fails unexpectedly,
+        # _recover() still records them rather than hand back tasks that already ran.
+        finished = self.pending
         try:
             started = self.starter.start(claims, finished)
         except DatabaseError as exc:
+            self.pending = []
             # An outage is nobody's fault; any other database error counts towards the poison
             # limit, so a message that always breaks the transaction ends up dead-lettered.
             outage = isinstance(exc, OperationalError | InterfaceError)
@@ -208,6 +204,7 @@ class Child:
             self.flush()  # the outcomes are kept and written once the database answers
             backoff.sleep()
             return None
+        self.pending = []
         self.reporter.done([started.claim.id for started, _ in finished])
         running = {s.claim.id for s in started}
         self.reporter.done([c.id for c in claims if c.id not in running])

@@ -21,6 +21,7 @@ from djtasks.core.schema import Problem, label
 from djtasks.core.schema import problems as schema_problems
 from djtasks.periodic.entries import parse_entry
 from djtasks.periodic.schedules import ScheduleError
+from djtasks.worker.protocol import ChildLimits
 
 # The Settings keys that taskworker's options (and the Worker's arguments) override.
 OPTIONS = {
@@ -75,3 +76,13 @@ def worker_settings(options: Mapping[str, Any], queues: list[str]) -> Settings:
     if found:
         raise ImproperlyConfigured("The worker cannot start:\n" + "\n".join(f"  {problem}" for problem in found))
     return dataclasses.replace(get_settings(), **{key: value for key, value in options.items() if value is not None})
+
+
+def child_limits(config: Settings) -> ChildLimits:
+    """Return the limits each child enforces on itself under these settings."""
+    return ChildLimits(
+        max_tasks=config.MAX_TASKS_PER_CHILD,
+        max_memory_kib=config.MAX_MEMORY_PER_CHILD,
+        soft_time_limit=config.SOFT_TIME_LIMIT,
+        time_limit=config.TIME_LIMIT,
+    )

@@ -11,7 +11,9 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from django.db import DatabaseError, connections
 from django.utils import timezone
@@ -21,6 +23,7 @@ from djtasks.periodic.beat import Beat
 from djtasks.record import transitions
 from djtasks.transport.broker import get_broker
 from djtasks.worker import maintenance
+from djtasks.worker.guard import Guard
 from djtasks.worker.outcome import db_lease
 from djtasks.worker.pool import Pool
 from djtasks.worker.remote import Remote
@@ -48,47 +51,72 @@ class Duties:
         self.timers = Timers()
         self.full_sweep_pending = True
         self.beat = Beat(pool.worker_id, pool.db)
+        self.guard = Guard(f"Worker {pool.worker_id}")
 
     def run(self) -> None:
-        """Do the duties that are due; an outage of Redis or the database waits for the next turn."""
-        try:
-            self._due(time.monotonic())
-        except BrokerUnavailable as exc:
-            logger.warning("Worker %s: Redis unavailable during maintenance (%s)", self.pool.worker_id, exc)
-        except DatabaseError as exc:
-            logger.warning("Worker %s: database unavailable during maintenance (%s)", self.pool.worker_id, exc)
-            connections[self.pool.db].close_if_unusable_or_obsolete()
-        if not self.pool.stopping:
-            self.beat.tick()  # periodic tasks; handles its own Redis and database errors
-
-    def _due(self, now: float) -> None:
-        config, timers = self.pool.config, self.timers
+        """Do the duties that are due, each on its own: one that fails waits for its next turn."""
+        config, timers, now = self.pool.config, self.timers, time.monotonic()
         if now >= timers.control:
             # Not on every wake-up: under load the parent wakes per child event, and this
             # round trip was 13% of the worker's samples in the benchmark's profile.
             timers.control = now + CONTROL_POLL_SECONDS
-            for message in get_broker().pop_control(self.pool.worker_id):
-                self.remote.answer(message)  # revoke included; never raises
+            self._do("control", self._control)
         if now >= timers.heartbeat:
             timers.heartbeat = now + max(config.LEASE_SECONDS / 6, 0.2)
-            self._heartbeat()
+            # Leases first, on their own: whatever else fails, running tasks keep their lease.
+            self._do("lease extension", self._extend_leases)
+            self._do("heartbeat", self._heartbeat)
         if now >= timers.reap:
             timers.reap = now + config.REAP_INTERVAL
-            maintenance.reap(get_broker(), self.pool.queues)
+            self._do("reaping", lambda: maintenance.reap(get_broker(), self.pool.queues))
         if now >= timers.sweep and not self.pool.stopping:
             timers.sweep = now + config.SWEEP_INTERVAL
-            self._sweep()
+            self._do("outbox sweep", self._sweep)
         if now >= timers.expire and not self.pool.stopping and config.RESULT_EXPIRES:
             # result_expires: one worker per interval deletes old finished rows.
             interval = min(60.0, max(1.0, config.RESULT_EXPIRES / 4))
             timers.expire = now + interval
-            if get_broker().acquire("expire", self.pool.worker_id, int(interval * 1000)):
-                maintenance.expire_results(config)
+            self._do("result expiry", lambda: self._expire(interval))
+        if not self.pool.stopping:
+            self._do("beat", self.beat.tick)  # periodic tasks; handles its own Redis and database errors
+
+    def _do(self, duty: str, action: Callable[[], object]) -> None:
+        """Run one duty: an outage is a warning, anything else unexpected is logged; neither stops the parent."""
+        try:
+            action()
+        except BrokerUnavailable as exc:
+            logger.warning("Worker %s: Redis unavailable during %s (%s)", self.pool.worker_id, duty, exc)
+        except DatabaseError as exc:
+            logger.warning("Worker %s: database unavailable during %s (%s)", self.pool.worker_id, duty, exc)
+            connections[self.pool.db].close_if_unusable_or_obsolete()
+        except Exception:
+            self.guard.failed(duty)
+
+    def _control(self) -> None:
+        """Obey the control commands addressed to this worker, each on its own (revoke included)."""
+        for message in get_broker().pop_control(self.pool.worker_id):
+            self._do(f"control command {message.name[:40]!r}", partial(self.remote.answer, message))
+
+    def _expire(self, interval: float) -> None:
+        if get_broker().acquire("expire", self.pool.worker_id, int(interval * 1000)):
+            maintenance.expire_results(self.pool.config)
+
+    def _extend_leases(self) -> None:
+        """Extend the leases of the tasks the children hold, in Redis and on their rows."""
+        pool = self.pool
+        pool.collect()  # settle "done" reports first, so finished tasks are not extended
+        running = [claim for child in pool.children() for claim in child.held]
+        if not running:
+            return
+        lost = get_broker().extend(running, int(pool.config.LEASE_SECONDS * 1000))
+        if lost:
+            logger.info("Leases no longer held for task(s) %s; their results are fenced off", lost)
+        tokens = [claim.token for claim in running if claim.id not in lost and not claim.defect]
+        transitions.extend_leases(pool.db, tokens, timezone.now() + db_lease(pool.config))
 
     def _heartbeat(self) -> None:
-        """Say this worker is alive, and extend the leases of the tasks its children hold."""
+        """Say this worker is alive."""
         broker, pool = get_broker(), self.pool
-        pool.collect()  # settle "done" reports first, so finished tasks are not extended
         children = pool.children()
         running = [claim for child in children for claim in child.held]
         info = {
@@ -105,13 +133,6 @@ class Duties:
         }
         broker.heartbeat(pool.worker_id, info, ttl_s=int(pool.config.LEASE_SECONDS))
         self.remote.beat(info)
-        if not running:
-            return
-        lost = broker.extend(running, int(pool.config.LEASE_SECONDS * 1000))
-        if lost:
-            logger.info("Leases no longer held for task(s) %s; their results are fenced off", lost)
-        tokens = [claim.token for claim in running if claim.id not in lost]
-        transitions.extend_leases(pool.db, tokens, timezone.now() + db_lease(pool.config))
 
     def _sweep(self) -> None:
         broker = get_broker()

@@ -169,7 +169,8 @@ def settle_killed(db: str, broker: Broker, claim: Claim, exc_type: str, message:
 def hand_back(db: str, broker: Broker, claim: Claim, *, forgive: bool) -> None:
     """Return a claim whose process is gone or stopping: drop the row's lease, then requeue."""
     try:
-        transitions.drop_lease(db, claim.id, claim.token)
+        if not claim.defect:  # an id that cannot be a row's is never looked up
+            transitions.drop_lease(db, claim.id, claim.token)
     except DatabaseError as exc:
         logger.warning("Could not clear the lease of task id=%s (%s); it reruns once the lease lapses", claim.id, exc)
     try:

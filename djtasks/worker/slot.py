@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -10,7 +12,9 @@ from multiprocessing.process import BaseProcess
 
 from djtasks.transport.broker import Claim
 from djtasks.worker.pool import ChildView
-from djtasks.worker.protocol import Executing, Holding, Order, Released, Report, decode_report
+from djtasks.worker.protocol import Executing, Holding, Order, Released, Report, Skip, decode_report
+
+logger = logging.getLogger("djtasks")
 
 
 @dataclass
@@ -27,9 +31,13 @@ class Slot:
 
     def read(self) -> None:
         """Take in the child's reports until its pipe is empty; a broken pipe is closed."""
+        if self.reader.closed:
+            return
         try:
             while self.reader.poll():
-                self._take(decode_report(self.reader.recv_bytes()))
+                report = decode_report(self.reader.recv_bytes())
+                if report is not None:
+                    self._take(report)
         except (EOFError, OSError):
             self.reader.close()
 
@@ -61,6 +69,17 @@ class Slot:
                 os.kill(self.process.pid, signum)
             except ProcessLookupError:
                 pass
+
+    def revoke(self, task_id: str, *, terminate: bool) -> None:
+        """Stop a task this child holds: kill the child if it runs it and terminate is asked, else skip it."""
+        if task_id not in self.running:
+            return
+        if not (self.executing and self.executing[0] == task_id):
+            self.tell(Skip((task_id,)))
+        elif terminate and self.killed is None:
+            logger.warning("Task id=%s revoked with terminate: killing child %d", task_id, self.index)
+            self.killed = (task_id, "djtasks.exceptions.Terminated", "revoked with terminate=True")
+            self.signal(signal.SIGKILL)
 
     def view(self, now: float, *, retiring: bool) -> ChildView:
         """Describe the child for an inspection or a heartbeat (now: time.monotonic())."""

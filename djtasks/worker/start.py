@@ -23,6 +23,7 @@ from djtasks.core.states import FAILURE, REVOKED, RUNNABLE_STATES
 from djtasks.record import revocation, sql, transitions
 from djtasks.record.models import DeadLetter, TaskRecord
 from djtasks.transport.broker import Claim
+from djtasks.transport.decode import escaped
 from djtasks.worker import workflow
 from djtasks.worker.outcome import Outcome, Started, db_lease, storable
 from djtasks.worker.ratelimit import Limiter
@@ -120,10 +121,25 @@ class Starter:
         recording.settle(batch.expired)
         return batch.started
 
+    def set_aside(self, claim: Claim, reason: str) -> None:
+        """Set one claim aside outside a batch: fail its row (if it has one), dead-letter it, ack it."""
+        db, now, exc_type = self.recording.db, timezone.now(), "djtasks.exceptions.MessageRejected"
+        with transaction.atomic(using=db):
+            record = None if claim.defect else TaskRecord.objects.using(db).filter(pk=claim.id).first()
+            if record is not None and transitions.fail_unstarted(db, record, exc_type, reason, now):
+                workflow.after_final(db, record, FAILURE, None, (exc_type, reason, ""))
+            name = record.task_name if record is not None else ""
+            dead_letter(claim, reason, raw=claim.envelope, task_name=name).save(using=db)
+        self.recording.settle([claim])
+
     def _decode(self, claims: list[Claim], batch: Batch) -> list[tuple[Claim, Message]]:
-        """Decode the claims' messages; set aside the malformed ones."""
+        """Decode the claims' messages; set aside the malformed ones, and ids that cannot be a row's."""
         valid: list[tuple[Claim, Message]] = []
         for claim in claims:
+            if claim.defect:
+                # Never looked up: the database would refuse the id (or cannot hold such a row).
+                batch.letters.append((claim, dead_letter(claim, f"{claim.defect}: {claim.id}", raw=claim.envelope)))
+                continue
             try:
                 valid.append((claim, Message.decode(claim.envelope, expected_id=claim.id, queue=claim.queue)))
             except MessageRejected as exc:
@@ -193,14 +209,13 @@ class Starter:
         self.recording.recorder.revoked(claim.id, record.task_name, claim.queue, "expired before it started")
 
 
-def dead_letter(claim: Claim, reason: str, *, raw: bytes | str = b"", task_name: str = "") -> DeadLetter:
-    """Build the dead letter of a message that cannot run, with its reason."""
-    text = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else raw
+def dead_letter(claim: Claim, reason: str, *, raw: bytes = b"", task_name: str = "") -> DeadLetter:
+    """Build the dead letter of a message that cannot run, with its reason and its raw bytes, escaped."""
     logger.error("Message id=%r dead-lettered: %s", claim.id, reason)
     return DeadLetter(
         task_id=storable(claim.id)[:255],
         task_name=storable(task_name)[:255],
         queue=storable(claim.queue)[:100],
-        reason=storable(reason),
-        raw=storable(text)[:65536],
+        reason=storable(reason)[:65536],
+        raw=escaped(raw, limit=65536) if raw else "",
     )

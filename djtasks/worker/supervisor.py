@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import signal
 import time
+from functools import partial
 from multiprocessing.connection import wait
 from typing import Any
 
@@ -20,12 +21,13 @@ from django.utils import timezone
 
 from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.record.models import TaskRecord
-from djtasks.transport.broker import close_broker, get_broker
+from djtasks.transport.broker import Claim, close_broker, get_broker
 from djtasks.worker.child import child_main
-from djtasks.worker.config import worker_settings
+from djtasks.worker.config import child_limits, worker_settings
 from djtasks.worker.duties import Duties
+from djtasks.worker.guard import Guard
 from djtasks.worker.pool import ChildView
-from djtasks.worker.protocol import ChildLimits, Consume, Skip
+from djtasks.worker.protocol import Consume
 from djtasks.worker.recording import hand_back, settle_killed
 from djtasks.worker.remote import Remote
 from djtasks.worker.slot import Slot
@@ -58,12 +60,7 @@ class Worker:
         self.config = worker_settings(options, queues)
         self.queues = queues or [self.config.DEFAULT_QUEUE]
         self.concurrency = self.config.CONCURRENCY
-        self.limits = ChildLimits(
-            max_tasks=self.config.MAX_TASKS_PER_CHILD,
-            max_memory_kib=self.config.MAX_MEMORY_PER_CHILD,
-            soft_time_limit=self.config.SOFT_TIME_LIMIT,
-            time_limit=self.config.TIME_LIMIT,
-        )
+        self.limits = child_limits(self.config)
         self.grace = self.config.SHUTDOWN_GRACE
         self.worker_id = f"{self.config.WORKER_NAME}.{os.getpid()}"
         self.slots: dict[int, Slot] = {}
@@ -76,6 +73,9 @@ class Worker:
         self.retiring: set[int] = set()
         self.remote = Remote(self)
         self.duties = Duties(self, self.remote)
+        self.guard = Guard(f"Worker {self.worker_id}")
+        # Indexes of children that died and are not replaced yet (spawning can fail too).
+        self.vacant: set[int] = set()
 
     # Lifecycle ----------------------------------------------------------------------------
 
@@ -84,28 +84,54 @@ class Worker:
         logger.info(
             "Worker %s starting: queues=%s concurrency=%d", self.worker_id, ",".join(self.queues), self.concurrency
         )
-        for index in range(self.concurrency):
-            if self.stop_requested_at is not None:
-                break  # a stop during start-up: spawn no more
-            self._spawn(index)
-        self.remote.online()
-        while True:
-            self._supervise()
-            if self.stop_requested_at is not None:
-                if not self._alive():
-                    break
-                # A child forked after the signal, or caught before its handler was installed,
-                # hears it again; asking twice is harmless (it only sets a flag).
-                for slot in self.slots.values():
-                    slot.signal(signal.SIGTERM)
-                if self.cold or time.monotonic() - self.stop_requested_at > self.grace:
-                    self._terminate_children()
-                    break
-            self._enforce_time_limits()
-            self.duties.run()
+        try:
+            for index in range(self.concurrency):
+                if self.stop_requested_at is not None:
+                    break  # a stop during start-up: spawn no more
+                self._spawn(index)
+            self.remote.online()
+            self._loop()
+        except BaseException:
+            # Never leave children running unsupervised (no lease extension, no time limits),
+            # nor an exit that waits for them.
+            for slot in list(self.slots.values()):
+                slot.signal(signal.SIGKILL)
+            raise
         self._finish()
         logger.info("Worker %s stopped (%s shutdown)", self.worker_id, "cold" if self.cold else "warm")
         return 1 if self.cold else 0
+
+    def _loop(self) -> None:
+        """Supervise until stopped. Each step of a turn is guarded: an unexpected error in one is
+        logged and the others still run, so leases stay extended and time limits enforced."""
+        while True:
+            if not self.guard.run("supervising children", self._supervise):
+                time.sleep(0.1)  # an error that repeats at once must not spin the loop
+            self.guard.run("replacing children", self._fill_vacancies)
+            if self.stop_requested_at is not None and self._stopped():
+                return
+            self.guard.run("enforcing time limits", self._enforce_time_limits)
+            self.guard.run("duties", self.duties.run)
+
+    def _stopped(self) -> bool:
+        """While stopping: True once every child is gone (killed, past the grace or when cold)."""
+        try:
+            if not self._alive():
+                return True
+            # A child forked after the signal, or caught before its handler was installed,
+            # hears it again; asking twice is harmless (it only sets a flag).
+            for slot in self.slots.values():
+                slot.signal(signal.SIGTERM)
+            if self.cold or time.monotonic() - (self.stop_requested_at or 0.0) > self.grace:
+                self._terminate_children()
+                return True
+        except Exception:
+            self.guard.failed("stopping")
+            if self.cold:  # a second signal stops the worker whatever went wrong
+                for slot in list(self.slots.values()):
+                    slot.signal(signal.SIGKILL)
+                return True
+        return False
 
     def _install_signals(self) -> None:
         signal.signal(signal.SIGTERM, self._on_stop_signal)
@@ -116,7 +142,7 @@ class Worker:
         if self.stop_requested_at is None:
             self.stop_requested_at = time.monotonic()
             logger.info("Warm shutdown: finishing running tasks (grace %.0fs); signal again to stop now", self.grace)
-            for slot in self.slots.values():
+            for slot in list(self.slots.values()):
                 slot.signal(signal.SIGTERM)
         else:
             self._on_cold_signal(signum, frame)
@@ -156,36 +182,42 @@ class Worker:
                 self._reap_child(slot)
 
     def _reap_child(self, slot: Slot) -> None:
-        if not slot.reader.closed:
-            slot.read()
+        """Settle what a dead child held, one claim at a time, then replace it (whatever failed)."""
+        del self.slots[slot.index]
+        self.guard.run("reading a dead child's reports", slot.read)
         slot.process.join(timeout=0)
         code = slot.process.exitcode
-        executing = slot.executing[0] if slot.executing else None
         for claim in list(slot.running.values()):
-            if slot.killed and claim.id == slot.killed[0]:
-                settle_killed(self.db, get_broker(), claim, slot.killed[1], slot.killed[2])
-            elif claim.id == executing:
-                # The task in hand may be what killed its child: this delivery counts towards
-                # MAX_DELIVERIES, after which the message is dead-lettered as poison.
-                logger.error(
-                    "Child %d (pid %s) died (exit code %s) while running task id=%s; handing it back",
-                    slot.index,
-                    slot.process.pid,
-                    code,
-                    claim.id,
-                )
-                hand_back(self.db, get_broker(), claim, forgive=self.cold)
-            else:
-                hand_back(self.db, get_broker(), claim, forgive=True)
+            self.guard.run(f"handing back task id={claim.id!r}", partial(self._settle, slot, claim, code))
         slot.reader.close()
-        del self.slots[slot.index]
         if slot.index in self.retiring:
             self.retiring.discard(slot.index)
             logger.info("Child %d stopped (pool_shrink)", slot.index)
         elif self.stop_requested_at is None:
             if not slot.running and code != 0 and not slot.killed:
                 logger.warning("Child %d exited with code %s; replacing it", slot.index, code)
-            self._spawn(slot.index)
+            self.vacant.add(slot.index)
+            self._fill_vacancies()
+
+    def _settle(self, slot: Slot, claim: Claim, code: int | None) -> None:
+        """Settle one claim of a dead child: record a kill, or hand the task back."""
+        if slot.killed and claim.id == slot.killed[0]:
+            settle_killed(self.db, get_broker(), claim, slot.killed[1], slot.killed[2])
+        elif slot.executing and claim.id == slot.executing[0]:
+            # The task in hand may be what killed its child: this delivery counts towards
+            # MAX_DELIVERIES, after which the message is dead-lettered as poison.
+            died = f"child {slot.index} (pid {slot.process.pid}) died (exit code {code}) while running it"
+            logger.error("Task id=%s: %s; handing it back", claim.id, died)
+            hand_back(self.db, get_broker(), claim, forgive=self.cold)
+        else:
+            hand_back(self.db, get_broker(), claim, forgive=True)
+
+    def _fill_vacancies(self) -> None:
+        """Spawn the children that died and are not replaced yet (not while stopping)."""
+        while self.vacant and self.stop_requested_at is None:
+            index = min(self.vacant)
+            self._spawn(index)
+            self.vacant.discard(index)
 
     def _enforce_time_limits(self) -> None:
         now = time.monotonic()
@@ -204,11 +236,10 @@ class Worker:
             slot.signal(signal.SIGKILL)
         for slot in list(self.slots.values()):
             slot.process.join(timeout=5)
-            if not slot.reader.closed:
-                slot.read()
+            self.guard.run("reading a killed child's reports", slot.read)
             for claim in slot.running.values():
                 logger.warning("Cold shutdown: handing back task id=%s", claim.id)
-                hand_back(self.db, get_broker(), claim, forgive=True)
+                self.guard.run("handing back", partial(hand_back, self.db, get_broker(), claim, forgive=True))
             slot.running.clear()
             slot.reader.close()
         self.slots.clear()
@@ -238,7 +269,7 @@ class Worker:
 
     def grow(self, n: int) -> None:
         for _ in range(n):
-            self._spawn(max([*self.slots, *self.retiring], default=-1) + 1)
+            self._spawn(max([*self.slots, *self.retiring, *self.vacant], default=-1) + 1)
         self.concurrency += n
 
     def retire(self, indexes: list[int]) -> None:
@@ -256,15 +287,7 @@ class Worker:
 
     def revoke(self, task_id: str, *, terminate: bool) -> None:
         for slot in self.slots.values():
-            if task_id not in slot.running:
-                continue
-            if slot.executing and slot.executing[0] == task_id:
-                if terminate and slot.killed is None:
-                    logger.warning("Task id=%s revoked with terminate: killing child %d", task_id, slot.index)
-                    slot.killed = (task_id, "djtasks.exceptions.Terminated", "revoked with terminate=True")
-                    slot.signal(signal.SIGKILL)
-            else:
-                slot.tell(Skip((task_id,)))
+            slot.revoke(task_id, terminate=terminate)
 
     def request_warm_stop(self) -> None:
         self._on_stop_signal(signal.SIGTERM, None)

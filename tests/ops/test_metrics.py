@@ -1,5 +1,7 @@
 """The metrics view: Prometheus exposition computed from the shared stores, for staff or a token."""
 
+import json
+
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -7,6 +9,7 @@ from django.test import override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
 from djtasks.models import DeadLetter
+from djtasks.transport.broker import get_broker
 from tests.support.waiting import wait_for
 from tests.testapp.tasks import add, fail, flaky, sleep_then_record
 
@@ -57,3 +60,21 @@ def test_metrics_require_staff_or_the_bearer_token(client, redis_server):
         assert client.get("/metrics/", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert client.get("/metrics/", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
     assert client.get("/metrics/", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 401
+
+
+def test_a_counter_that_is_not_a_number_is_skipped_and_counted_afresh(worker, client, caplog):
+    broker = get_broker()
+    done = broker.stats_key("done")
+    field = json.dumps(["tests.testapp.tasks.add", "default", "SUCCESS"])
+    broker.client.hset(done, mapping={field: "not a number", b"\xff": "1", '["x", "y", "SUCCESS"]': "2"})
+    broker.client.hset(broker.stats_key("runtime"), mapping={'["x", 99]': "1", '["x", "sum"]': "inf"})
+    client.force_login(User.objects.create_user("staff", is_staff=True))
+    found = families(client)  # 200, not 500
+    assert value(found["djtasks_tasks"], task="x", state="SUCCESS") == 2
+    assert value(found["djtasks_tasks"], task="tests.testapp.tasks.add") == 0
+    assert f"Skipped an entry of {done}" in caplog.text
+    worker()
+    add.delay(1, 1).get(timeout=20)
+    # The worker's increment met the garbage, restarted the counter from 1 and said so.
+    assert wait_for(lambda: broker.client.hget(done, field) == b"1", timeout=10)
+    assert value(families(client)["djtasks_tasks"], task="tests.testapp.tasks.add", state="SUCCESS") == 1

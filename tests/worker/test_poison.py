@@ -10,7 +10,7 @@ from django.test import RequestFactory
 from djtasks.models import DeadLetter, TaskRecord
 from djtasks.transport.broker import get_broker
 from tests.support.waiting import wait_for
-from tests.testapp.tasks import add, always_die, die
+from tests.testapp.tasks import add, always_die, die, sleep_then_record
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -77,3 +77,42 @@ def test_a_dead_letter_can_be_requeued_from_the_admin_once_fixed(worker, ledger)
     model_admin.requeue(request, DeadLetter.objects.all())
     assert not DeadLetter.objects.exists()
     assert wait_for(lambda: TaskRecord.objects.get(pk=row.pk).state == "SUCCESS", timeout=20)
+
+
+def redis_holds(raw_id: bytes) -> list[str]:
+    """Name the structures of the default queue that still hold this id."""
+    broker = get_broker()
+    client = broker.client
+    ready, scheduled, inflight, _ = broker.queue_keys("default")
+    found = [key for key in (ready, scheduled, inflight) if client.zscore(key, raw_id) is not None]
+    return found + [key for key in (broker.key("m"), broker.key("o"), broker.key("d")) if client.hexists(key, raw_id)]
+
+
+@pytest.mark.parametrize("children", ["1", "2"])
+def test_an_id_that_is_not_utf8_is_dead_lettered_and_the_worker_lives_on(worker, ledger, children):
+    proc = worker("-c", children)
+    long = sleep_then_record.delay("long", 8)  # outlives a lease: the parent must keep extending it
+    push_raw(b"\xff", "2:0")
+    assert wait_for(lambda: DeadLetter.objects.filter(task_id="\\xff").exists(), timeout=20)
+    assert "not valid UTF-8" in DeadLetter.objects.get(task_id="\\xff").reason
+    assert redis_holds(b"\xff") == []
+    assert [add.delay(i, 1).get(timeout=20) for i in range(3)] == [1, 2, 3]
+    long.get(timeout=30)
+    assert ledger.read_text().count("start long") == 1
+    assert proc.process.poll() is None
+    # A restarted worker does not meet it again: it was acked with its dead letter.
+    proc.stop()
+    again = worker("-c", children)
+    assert add.delay(2, 2).get(timeout=20) == 4
+    assert DeadLetter.objects.count() == 1 and again.process.poll() is None
+
+
+def test_an_id_with_nul_is_dead_lettered_without_a_database_lookup(worker):
+    proc = worker("-c", "1")
+    push_raw(b"a\x00b", "2:0")
+    assert wait_for(lambda: DeadLetter.objects.exists(), timeout=20)
+    letter = DeadLetter.objects.get()
+    assert letter.task_id == "a\\x00b" and "NUL" in letter.reason
+    assert redis_holds(b"a\x00b") == []
+    assert "handing them back" not in proc.log()  # PostgreSQL refused it forever, once
+    assert add.delay(1, 1).get(timeout=20) == 2 and proc.process.poll() is None

@@ -43,6 +43,33 @@ def test_an_order_is_sent_as_its_json_object_and_read_back_equal(order, wire):
     assert decode_order(order.encode()) == order
 
 
-def test_a_claim_with_undecodable_bytes_crosses_the_pipe_as_text():
+def test_a_claim_with_undecodable_bytes_crosses_the_pipe_unchanged():
     claim = Claim(id="t1", envelope=b"\xff{}", deliveries=1, token="tok", queue="q")
-    assert decode_claim(json.loads(json.dumps(encode_claim(claim)))).envelope == b"\\xff{}"
+    assert decode_claim(json.loads(json.dumps(encode_claim(claim)))) == claim
+    odd = Claim(id="\\xff", envelope=b"2:0", deliveries=1, token="t", queue="q", raw_id=b"\xff", defect="not UTF-8")
+    assert decode_claim(json.loads(json.dumps(encode_claim(odd)))) == odd
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"\xff",
+        b"[]",
+        b"{}",
+        b'{"event": "exec"}',
+        b'{"event": "exec", "id": 1, "hard": null}',
+        b'{"event": "exec", "id": "t", "hard": "soon"}',
+        b'{"event": "done", "ids": "t1"}',
+        b'{"event": "start", "claims": [{"id": "t"}]}',
+        b'{"event": "start", "claims": "x"}',
+        b"[" * 100000,
+    ],
+)
+def test_a_report_that_is_not_one_reads_as_none(raw):
+    assert decode_report(raw) is None
+
+
+@pytest.mark.parametrize("raw", [b"", b"{}", b"[1]", b'{"skip": "t"}', b'{"queues": [1]}', b'{"other": 1}'])
+def test_an_order_that_is_not_one_reads_as_none(raw):
+    assert decode_order(raw) is None

@@ -10,18 +10,20 @@
 -- KEYS[5..] three keys per queue, in the order to consume: ready ZSET, scheduled ZSET, inflight ZSET
 -- ARGV[1] lease_ms, ARGV[2] owner token prefix, ARGV[3] promote limit per queue,
 -- ARGV[4] most ids to reserve, ARGV[5] ready ids that must remain before taking another
--- Returns a flat list of {id, envelope, deliveries, token, queue_index} groups (empty: nothing).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Returns {taken, orphans, recounted}:
+--   taken     a flat list of {id, envelope (its first 4097 bytes), deliveries, token, queue_index}
+--   orphans   a flat list of {key index, id}: ids found in a ready or scheduled set without a
+--             message (acked already, or written by hand), dropped; at most 50 pairs
+--   recounted ids whose delivery count was not an integer, counted afresh from 1
+local now = now_ms()
 local nq = (#KEYS - 4) / 3
+local orphans, recounted = {}, {}
 
-local function priority_of(envelope)
-  -- "2:<priority>", or the JSON {"v": 1, ..., "p": priority} of earlier releases
-  local compact = string.match(envelope, '^2:(%-?%d+)$')
-  if compact then return tonumber(compact) end
-  local ok, data = pcall(cjson.decode, envelope)
-  if ok and type(data) == 'table' and type(data.p) == 'number' then return data.p end
-  return 0
+local function orphan(key_index, id)
+  if #orphans < 100 then
+    table.insert(orphans, key_index)
+    table.insert(orphans, id)
+  end
 end
 
 for q = 0, nq - 1 do
@@ -31,8 +33,9 @@ for q = 0, nq - 1 do
     redis.call('ZREM', scheduled, id)
     local envelope = redis.call('HGET', KEYS[1], id)
     if envelope then
-      local seq = redis.call('INCR', KEYS[4])
-      redis.call('ZADD', ready, (100 - priority_of(envelope)) * 1e13 + seq, id)
+      redis.call('ZADD', ready, ready_score(priority_of(envelope), KEYS[4]), id)
+    else
+      orphan(6 + q * 3, id)
     end
   end
 end
@@ -47,16 +50,18 @@ for q = 0, nq - 1 do
     local id = popped[1]
     local envelope = redis.call('HGET', KEYS[1], id)
     if envelope and not redis.call('ZSCORE', inflight, id) then
-      local deliveries = redis.call('HINCRBY', KEYS[3], id, 1)
+      local deliveries, reset = add_delivery(KEYS[3], id, 1)
+      if reset then table.insert(recounted, id) end
       local token = ARGV[2] .. '.' .. (#taken / 5) .. ':' .. deliveries
       redis.call('ZADD', inflight, now + tonumber(ARGV[1]), id)
       redis.call('HSET', KEYS[2], id, token)
-      for _, v in ipairs({id, envelope, deliveries, token, q}) do table.insert(taken, v) end
+      for _, v in ipairs({id, string.sub(envelope, 1, 4097), deliveries, token, q}) do table.insert(taken, v) end
     else
       -- Already acked (no envelope) or already reserved (a duplicate): drop this copy.
+      if not envelope then orphan(5 + q * 3, id) end
       skipped = skipped + 1
     end
   end
   if #taken > 0 then break end
 end
-return taken
+return {taken, orphans, recounted}

@@ -6,8 +6,7 @@
 -- KEYS[5] sequence  STRING counter that orders arrivals within a priority
 -- ARGV[1] n, then n groups of ARGV: id, envelope, priority (-100..100), due_ms (0 = now)
 -- Returns the number of ids newly published.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local n = tonumber(ARGV[1])
 local added, ready = 0, 0
 for i = 0, n - 1 do
@@ -18,8 +17,7 @@ for i = 0, n - 1 do
     if due > now then
       redis.call('ZADD', KEYS[3], due, id)
     else
-      local seq = redis.call('INCR', KEYS[5])
-      redis.call('ZADD', KEYS[2], (100 - tonumber(ARGV[4 + i * 4])) * 1e13 + seq, id)
+      redis.call('ZADD', KEYS[2], ready_score(tonumber(ARGV[4 + i * 4]), KEYS[5]), id)
       ready = ready + 1
     end
   end

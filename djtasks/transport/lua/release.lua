@@ -12,14 +12,12 @@
 if redis.call('HGET', KEYS[4], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[4], ARGV[1])
-if ARGV[5] == '1' then redis.call('HINCRBY', KEYS[5], ARGV[1], -1) end
+if ARGV[5] == '1' then add_delivery(KEYS[5], ARGV[1], -1) end
 local delay = tonumber(ARGV[3])
 if delay > 0 then
-  local t = redis.call('TIME')
-  redis.call('ZADD', KEYS[3], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + delay, ARGV[1])
+  redis.call('ZADD', KEYS[3], now_ms() + delay, ARGV[1])
 else
-  local seq = redis.call('INCR', KEYS[6])
-  redis.call('ZADD', KEYS[2], (100 - tonumber(ARGV[4])) * 1e13 + seq, ARGV[1])
+  redis.call('ZADD', KEYS[2], ready_score(tonumber(ARGV[4]), KEYS[6]), ARGV[1])
   redis.call('LPUSH', KEYS[7], '1')
   redis.call('LTRIM', KEYS[7], 0, 63)
 end
