@@ -78,40 +78,66 @@ def plain(value: Any, path: str = "") -> Any:
         raise Unstorable(path or "the value", f"cannot be read ({type(exc).__qualname__})", wrong_type=True) from None
 
 
+# A container being copied: (the container, the frame it sits in, its key there, its depth).
+Frame = tuple[Any, Any, Any, int]
+
+
+def _where(path: str, frame: Frame | None, key: Any = None) -> str:
+    """The path of a frame's container (and of its key, if given): built only to report a problem."""
+    keys = [] if key is None else [key]
+    while frame is not None and frame[1] is not None:
+        keys.append(frame[2])
+        frame = frame[1]
+    return path + "".join(f"[{_label(k)}]" for k in reversed(keys))
+
+
 def _plain(value: Any, path: str) -> Any:
     if not isinstance(value, list | tuple | dict):
         return _scalar(value, path)
-    root: list[Any] = []
-    # Depth-first without recursion: (value, path, depth, the container its copy goes into, key).
-    stack: list[tuple[Any, str, int, Any, Any]] = [(value, path, 1, root, None)]
+    root: list[Any] = [None]
+    # Depth first without recursion; paths are built only for a problem (most values have none).
+    stack: list[tuple[Frame, Any, Any]] = [((value, None, None, 1), root, 0)]
     while stack:
-        item, where, depth, into, key = stack.pop()
-        if isinstance(item, list | tuple | dict):
-            if depth > MAX_DEPTH:
-                raise Unstorable(where, f"is nested more than {MAX_DEPTH} levels deep")
-            if isinstance(item, dict):
-                copy: Any = {}
-                for k, v in dict.items(item):
-                    if not isinstance(k, str):
-                        raise Unstorable(f"{where}[{_label(k)}]", "is a key that is not a string", wrong_type=True)
-                    k = str.__str__(k)
-                    if problem := text_problem(k):
-                        raise Unstorable(f"{where}[{k!r}]", f"is a key that {problem}")
-                    copy[k] = None
-                    stack.append((v, f"{where}[{k!r}]", depth + 1, copy, k))
-            else:
-                # The base class's own iteration, as json.dumps does: a subclass's __iter__ is not asked.
-                items = list(list.__iter__(item) if isinstance(item, list) else tuple.__iter__(item))
-                copy = [None] * len(items)
-                for index, v in enumerate(items):
-                    stack.append((v, f"{where}[{index}]", depth + 1, copy, index))
+        frame, into, slot = stack.pop()
+        item, _, _, depth = frame
+        if depth > MAX_DEPTH:
+            raise Unstorable(_where(path, frame), f"is nested more than {MAX_DEPTH} levels deep")
+        copy: Any
+        if isinstance(item, dict):
+            copy = {}
+            for k, v in dict.items(item):
+                if not isinstance(k, str):
+                    raise Unstorable(_where(path, frame, k), "is a key that is not a string", wrong_type=True)
+                if problem := text_problem(k):
+                    raise Unstorable(_where(path, frame, k), f"is a key that {problem}")
+                k = str.__str__(k)
+                copy[k] = _child(v, frame, k, path, stack, copy)
         else:
-            copy = _scalar(item, where)
-        if key is None and into is root:
-            root.append(copy)
-        else:
-            into[key] = copy
+            # The base class's own iteration, as json.dumps does: a subclass's __iter__ is not asked.
+            items = list(list.__iter__(item) if isinstance(item, list) else tuple.__iter__(item))
+            copy = items
+            for index, v in enumerate(items):
+                items[index] = _child(v, frame, index, path, stack, items)
+        into[slot] = copy
     return root[0]
+
+
+def _child(value: Any, frame: Frame, key: Any, path: str, stack: list[Any], into: Any) -> Any:
+    """Copy a member of a container; a container member is queued (its place filled later)."""
+    kind = type(value)
+    if kind is str:
+        if not str.isascii(value) or "\x00" in value:
+            if problem := text_problem(value):
+                raise Unstorable(_where(path, frame, key), problem)
+        return value
+    if kind is bool or value is None or (kind is int and int.bit_length(value) <= _SHORT_INT_BITS):
+        return value
+    if kind is float and math.isfinite(value):
+        return value
+    if isinstance(value, list | tuple | dict):
+        stack.append(((value, frame, key, frame[3] + 1), into, key))
+        return None
+    return _scalar(value, _where(path, frame, key))
 
 
 def _label(key: Any) -> str:
