@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from functools import cache
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, iscoroutinefunction
 from django.db import InterfaceError, OperationalError
 from django.tasks import TaskResult
 from django.tasks.signals import task_started
@@ -154,7 +154,7 @@ def call(task: Task, args: list[Any], kwargs: dict[str, Any], soft_limit: float 
     where SIGALRM cannot reach it: its soft limit cancels it at its next await instead, so it
     never runs on after its attempt ended.
     """
-    if inspect.iscoroutinefunction(task.func):
+    if iscoroutinefunction(task.func):
         return async_to_sync(within(task.func, soft_limit))(*args, **kwargs)
     with soft_time_limit(soft_limit):
         return task.call(*args, **kwargs)
