@@ -5,6 +5,7 @@ from djtasks.core.exceptions import (
     ChordError,
     DjtasksError,
     ImproperlyDeclared,
+    InvalidCall,
     MaxRetriesExceededError,
     MessageRejected,
     NotRegistered,
@@ -17,6 +18,7 @@ from djtasks.core.exceptions import (
     TimeLimitExceeded,
     TimeoutError,
     WorkerLost,
+    WriteRefused,
 )
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "ChordError",
     "DjtasksError",
     "ImproperlyDeclared",
+    "InvalidCall",
     "MaxRetriesExceededError",
     "MessageRejected",
     "NotRegistered",
@@ -36,4 +39,5 @@ __all__ = [
     "TimeLimitExceeded",
     "TimeoutError",
     "WorkerLost",
+    "WriteRefused",
 ]

@@ -19,7 +19,7 @@ from djtasks.calling.enqueue import djtasks_backend_alias, enqueue
 from djtasks.calling.result import AsyncResult
 from djtasks.core import registry
 from djtasks.core.conf import get_settings
-from djtasks.core.exceptions import ImproperlyDeclared
+from djtasks.core.exceptions import ImproperlyDeclared, InvalidCall
 from djtasks.core.options import NO_OPTIONS, ExecutionOptions, from_celery_priority
 from djtasks.core.rates import parse_rate
 
@@ -98,12 +98,16 @@ class Task(DjangoTask):
         kwargs: dict[str, Any] | None = None,
         **options: Any,
     ) -> AsyncResult:
-        """Enqueue with execution options (see ExecutionOptions.build and the README)."""
+        """Enqueue with execution options (see ExecutionOptions.build and the README).
+
+        Raises InvalidCall (a TypeError and a ValueError) naming an option or argument that cannot be stored.
+        """
         try:
             execution = ExecutionOptions.build(**options) if options else NO_OPTIONS
-        except TypeError as exc:
-            raise type(exc)(f"{self.name}.apply_async(): {exc}") from None
-        record = enqueue(self, list(args or ()), dict(kwargs or {}), execution)
+            positional, named = list(args or ()), dict(kwargs or {})
+        except (TypeError, ValueError) as exc:  # an unknown option, args that are not a sequence...
+            raise InvalidCall(f"{self.name}.apply_async(): {exc}") from None
+        record = enqueue(self, positional, named, execution)
         return AsyncResult(record.id, task_name=self.name)
 
     # Canvas -------------------------------------------------------------------------------

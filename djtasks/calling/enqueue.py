@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,9 +16,11 @@ from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
 from django.tasks.signals import task_enqueued
 
 from djtasks.core.conf import get_settings
-from djtasks.core.exceptions import ImproperlyDeclared
-from djtasks.core.options import ExecutionOptions
+from djtasks.core.exceptions import InvalidCall
+from djtasks.core.logs import escape
+from djtasks.core.options import ID_LENGTH, QUEUE_LENGTH, ExecutionOptions, check_name
 from djtasks.core.spec import TaskDefaults
+from djtasks.core.values import Unstorable, plain
 from djtasks.record import sql
 from djtasks.record.convert import to_task_result
 from djtasks.record.models import TaskRecord
@@ -59,23 +60,19 @@ def route(name: str) -> str | None:
     return target
 
 
-def check_json(name: str, args: list[Any], kwargs: dict[str, Any]) -> None:
-    """Raise TypeError naming the first argument that JSON cannot carry."""
+def check_json(name: str, args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    """Return plain copies of the arguments (core/values.py); raise InvalidCall naming one that cannot be stored."""
     try:
-        json.dumps([args, kwargs], allow_nan=False)
-        return
-    except (TypeError, ValueError, RecursionError):
-        pass  # find which argument it was
-    named = [(f"args[{i}]", value) for i, value in enumerate(args)]
-    named += [(f"kwargs[{key!r}]", value) for key, value in kwargs.items()]
-    for label, value in named:
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise TypeError(
-                f"Argument {label} of task {name} is not JSON-serializable ({exc}); "
-                "pass plain data such as ids, strings and numbers. Nothing was enqueued."
-            ) from None
+        checked = plain(args, "args")
+        if not isinstance(kwargs, dict):
+            raise Unstorable("kwargs", "is not a dict", wrong_type=True)
+        return checked, plain(kwargs, "kwargs")
+    except Unstorable as exc:
+        what = "is not JSON-serializable" if exc.wrong_type else "cannot be stored"
+        raise InvalidCall(
+            f"Argument {exc.path} of task {escape(name)} {what}: it {exc.problem}. "
+            "Pass plain data such as ids, strings and numbers. Nothing was enqueued."
+        ) from None
 
 
 def workflow(options: ExecutionOptions) -> dict[str, Any]:
@@ -89,22 +86,30 @@ def workflow(options: ExecutionOptions) -> dict[str, Any]:
     return canvas
 
 
+def checked_workflow(name: str, options: ExecutionOptions) -> dict[str, Any]:
+    """Return the canvas field in plain JSON; raise InvalidCall if a signature in it cannot be stored."""
+    try:
+        return plain(workflow(options), "options")
+    except Unstorable as exc:
+        raise InvalidCall(f"The {exc.path} of a call of {escape(name)} cannot be stored: it {exc.problem}.") from None
+
+
 def enqueue(task: TaskDefaults, args: list[Any], kwargs: dict[str, Any], options: ExecutionOptions) -> TaskRecord:
     """Insert the row (state PENDING) in the current transaction and return it."""
-    check_json(task.name, args, kwargs)
+    args, kwargs = check_json(task.name, args, kwargs)
+    name = check_name("task name", task.name, ID_LENGTH)
+    queue = check_name("queue name", options.queue or route(task.name) or task.queue_name, QUEUE_LENGTH)
     priority = task.priority if options.priority is None else options.priority
     if type(priority) is not int or not TASK_MIN_PRIORITY <= priority <= TASK_MAX_PRIORITY:
-        raise ImproperlyDeclared(
-            f"priority must be a whole number between {TASK_MIN_PRIORITY} and {TASK_MAX_PRIORITY}."
-        )
+        raise InvalidCall(f"priority must be a whole number between {TASK_MIN_PRIORITY} and {TASK_MAX_PRIORITY}.")
     task_id = options.task_id or str(uuid.uuid4())
     expires = options.expires
     if expires is None and task.expires is not None:
         expires = ExecutionOptions.build(expires=task.expires).expires
     record = sql.new_record(
         id=task_id,
-        task_name=task.name,
-        queue=options.queue or route(task.name) or task.queue_name,
+        task_name=name,
+        queue=queue,
         priority=priority,
         backend=task.backend,
         args=args,
@@ -113,7 +118,7 @@ def enqueue(task: TaskDefaults, args: list[Any], kwargs: dict[str, Any], options
         expires_at=expires,
         ignore_result=task.ignore_result if options.ignore_result is None else options.ignore_result,
         headers=dict(options.headers),
-        canvas=workflow(options),
+        canvas=checked_workflow(task.name, options),
         parent_id=options.parent_id,
         root_id=options.root_id or task_id,
         group_id=options.group_id,

@@ -11,6 +11,13 @@ class ImproperlyDeclared(DjtasksError, TypeError):
     """A task declaration cannot work; the message says what to change."""
 
 
+class InvalidCall(ImproperlyDeclared, ValueError):
+    """A call's arguments, headers or options cannot be stored as given; the message names which. Nothing was enqueued.
+
+    A TypeError and a ValueError both, as the errors it replaces were (so `except TypeError` still works).
+    """
+
+
 class BrokerUnavailable(DjtasksError):
     """Redis could not be reached or did not answer in time."""
 
@@ -53,6 +60,10 @@ class SoftTimeLimitExceeded(DjtasksError):
 
 class TimeLimitExceeded(DjtasksError):
     """A task ran past its hard time limit; its child process was killed and replaced."""
+
+
+class WriteRefused(DjtasksError):
+    """The database refused a write because of the data in it (not an outage); the attempt ended there."""
 
 
 class WorkerLost(DjtasksError):

@@ -1,8 +1,13 @@
-"""Per-call execution options (what apply_async accepts), as one frozen object."""
+"""Per-call execution options (what apply_async accepts), as one frozen object.
+
+Every option is checked here, and a value that cannot be stored as given raises InvalidCall
+naming it (a TypeError and a ValueError, as the errors it replaces): a countdown of NaN or
+10**12, a task id with a newline, headers that are not plain JSON.
+"""
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -11,28 +16,73 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from djtasks.core.exceptions import ImproperlyDeclared
+from djtasks.core.exceptions import InvalidCall
+from djtasks.core.logs import CONTROL
+from djtasks.core.values import Unstorable, plain, text_problem
 
 CELERY_PRIORITY_MAX = 9
+ID_LENGTH = 255  # TaskRecord.id, parent_id, root_id, group_id, task_name
+QUEUE_LENGTH = 100  # TaskRecord.queue
+MAX_RETRIES_COUNT = 2**31 - 1  # TaskRecord.retries: a PositiveIntegerField
+
+
+def check_name(what: str, value: object, limit: int) -> str:
+    """Return a name or id that every database stores as it is; raise InvalidCall saying why not.
+
+    Non-empty, at most `limit` characters, no control characters (they would forge log lines),
+    no NUL and no surrogates (PostgreSQL refuses them).
+    """
+    if not isinstance(value, str) or not value:
+        raise InvalidCall(f"{what} must be a non-empty string, not {value!r}.")
+    if len(value) > limit:
+        raise InvalidCall(f"{what} must be at most {limit} characters long; {value[:40]!r}... has {len(value)}.")
+    if CONTROL.search(value) or text_problem(value):
+        raise InvalidCall(f"{what} {value[:100]!r} contains a control character or a surrogate.")
+    return str.__str__(value)
+
+
+def seconds(what: str, value: object) -> float:
+    """Return a finite number of seconds; raise InvalidCall for NaN, infinity or what is not a number."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidCall(f"{what} must be a number of seconds, not {value!r}.") from None
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise InvalidCall(f"{what} must be a finite number of seconds, not {value!r}.")
+    return number
+
+
+def later(now: datetime, what: str, value: object) -> datetime:
+    """Return now + value seconds; raise InvalidCall if that is not a date Python can hold."""
+    try:
+        return now + timedelta(seconds=seconds(what, value))
+    except (OverflowError, ValueError):
+        raise InvalidCall(f"{what}={value!r} is beyond the dates Python can hold (the year 9999).") from None
 
 
 def from_celery_priority(value: int) -> int:
     """Map Celery's 0..9 (9 runs first, as in apply_async's docs) onto Django's -100..100."""
     if type(value) is not int or not 0 <= value <= CELERY_PRIORITY_MAX:
-        raise ImproperlyDeclared("celery_priority must be a whole number between 0 and 9 (9 runs first).")
+        raise InvalidCall("celery_priority must be a whole number between 0 and 9 (9 runs first).")
     return round((value - 4.5) * 200 / CELERY_PRIORITY_MAX)
 
 
 def aware(value: datetime | str, name: str) -> datetime:
     """Return an aware datetime; a naive one is read in the project's TIME_ZONE."""
     if isinstance(value, str):
-        parsed = parse_datetime(value)
+        try:
+            parsed = parse_datetime(value)
+        except ValueError:  # well formed, but not a date (the 30th of February)
+            parsed = None
         if parsed is None:
-            raise ImproperlyDeclared(f"{name} {value!r} is not an ISO 8601 datetime.")
+            raise InvalidCall(f"{name} {value[:100]!r} is not an ISO 8601 datetime.")
         value = parsed
     if not isinstance(value, datetime):
-        raise ImproperlyDeclared(f"{name} must be a datetime, not {type(value).__name__}.")
-    return timezone.make_aware(value) if timezone.is_naive(value) else value
+        raise InvalidCall(f"{name} must be a datetime, not {type(value).__name__}.")
+    try:
+        return timezone.make_aware(value) if timezone.is_naive(value) else value
+    except (OverflowError, ValueError) as exc:
+        raise InvalidCall(f"{name} {value!r} cannot be read in the project's time zone ({exc}).") from None
 
 
 def expiry(value: float | int | datetime | str | None, now: datetime) -> datetime | None:
@@ -40,7 +90,7 @@ def expiry(value: float | int | datetime | str | None, now: datetime) -> datetim
     if value is None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return now + timedelta(seconds=float(value))
+        return later(now, "expires", value)
     return aware(value, "expires")  # type: ignore[arg-type]
 
 
@@ -53,7 +103,7 @@ def _signatures(value: Any, name: str) -> tuple[dict[str, Any], ...]:
     for item in items:
         data = item.as_dict() if hasattr(item, "as_dict") else item
         if not isinstance(data, Mapping) or "task" not in data and "subtask_type" not in data:
-            raise ImproperlyDeclared(f"{name} takes signatures such as add.s(16), not {item!r}.")
+            raise InvalidCall(f"{name} takes signatures such as add.s(16), not {item!r}.")
         out.append(dict(data))
     return tuple(out)
 
@@ -102,23 +152,38 @@ class ExecutionOptions:
         """Validate apply_async's keywords and fold countdown into an aware eta."""
         now = timezone.now()
         if countdown is not None and eta is not None:
-            raise ImproperlyDeclared("Pass either countdown or eta, not both.")
+            raise InvalidCall("Pass either countdown or eta, not both.")
         if priority is not None and celery_priority is not None:
-            raise ImproperlyDeclared("Pass either priority (-100..100) or celery_priority (0..9), not both.")
+            raise InvalidCall("Pass either priority (-100..100) or celery_priority (0..9), not both.")
         if celery_priority is not None:
             priority = from_celery_priority(celery_priority)
         if countdown is not None:
-            eta = now + timedelta(seconds=float(countdown))
+            eta = later(now, "countdown", countdown)
         elif eta is not None:
             eta = aware(eta, "eta")
-        if task_id is not None and (not isinstance(task_id, str) or not 0 < len(task_id) <= 255):
-            raise ImproperlyDeclared("task_id must be a non-empty string of at most 255 characters.")
-        headers = dict(headers or {})
-        if headers:
-            try:
-                json.dumps(headers, allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                raise ImproperlyDeclared(f"headers must be JSON-serializable: {exc}") from None
+        if task_id is not None:
+            task_id = check_name("task_id", task_id, ID_LENGTH)
+        if queue is not None:
+            queue = check_name("queue", queue, QUEUE_LENGTH)
+        parent_id, root_id, group_id, chord = (
+            check_name(what, value, ID_LENGTH) if value else ""
+            for what, value in (
+                ("parent_id", parent_id),
+                ("root_id", root_id),
+                ("group_id", group_id),
+                ("chord", chord),
+            )
+        )
+        if type(retries) is not int or not 0 <= retries <= MAX_RETRIES_COUNT:
+            raise InvalidCall(f"retries must be a whole number between 0 and {MAX_RETRIES_COUNT}, not {retries!r}.")
+        if ignore_result is not None and not isinstance(ignore_result, bool):
+            raise InvalidCall(f"ignore_result must be True, False or None, not {ignore_result!r}.")
+        if headers is not None and not isinstance(headers, Mapping):
+            raise InvalidCall(f"headers must be a dict, not {type(headers).__name__}.")
+        try:
+            headers = plain(dict(headers or {}), "headers")
+        except Unstorable as exc:
+            raise InvalidCall(f"Header {exc.path} cannot be stored: it {exc.problem}.") from None
         return cls(
             task_id=task_id,
             queue=queue,

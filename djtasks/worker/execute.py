@@ -1,16 +1,23 @@
 """Call a started task's function: its context, its soft time limit, and the Outcome of the call.
 
-Every error becomes an Outcome (a RETRY one when the task asks for, or is set to, retry); none escapes.
+Every error becomes an Outcome (a RETRY one when the task asks for, or is set to, retry); none escapes:
+not KeyboardInterrupt, SystemExit, GeneratorExit or any other BaseException the task raises, nor
+an error of the machinery around the call (a signal receiver, a refused dead letter), except a
+database outage, which the child's loops wait out while the lease keeps the task. A return value
+is stored only if it reads back as it was (core/values.py); otherwise the task is a FAILURE that says why.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import cache
 from typing import Any
 
+from asgiref.sync import async_to_sync, iscoroutinefunction
+from django.db import InterfaceError, OperationalError
 from django.tasks import TaskResult
 from django.tasks.signals import task_started
 from django.utils import timezone
@@ -18,12 +25,14 @@ from django.utils import timezone
 from djtasks.calling import retry
 from djtasks.calling.declaration import Task
 from djtasks.core.context import Current, activate, deactivate
+from djtasks.core.exceptions import SoftTimeLimitExceeded
 from djtasks.core.states import FAILURE, RETRY, SUCCESS
+from djtasks.core.values import Unstorable, plain
 from djtasks.record import transitions
 from djtasks.record.convert import to_task_result
 from djtasks.record.models import DeadLetter, TaskRecord
 from djtasks.worker.limits import soft_time_limit
-from djtasks.worker.outcome import Outcome, Started, describe
+from djtasks.worker.outcome import Outcome, Started, describe, storable
 from djtasks.worker.overrides import TimeLimitOverrides
 from djtasks.worker.recording import Recording
 
@@ -64,6 +73,14 @@ class Runner:
         return outcome
 
     def _execute(self, started: Started) -> Outcome:
+        try:
+            return self._call(started)
+        except (OperationalError, InterfaceError):
+            raise  # an outage: the child waits for the database; the lease keeps the task
+        except BaseException as exc:  # noqa: BLE001 - any error around the call is this attempt's failure
+            return describe(exc)
+
+    def _call(self, started: Started) -> Outcome:
         task, record = started.task, started.record
         if task.effective_track_started:
             db = self.recording.db
@@ -86,9 +103,8 @@ class Runner:
         )
         token = activate(running)
         try:
-            with soft_time_limit(self.soft_limit(task)):
-                value = task.call(*args, **record.kwargs)
-        except (Exception, SystemExit) as exc:  # any task error is recorded, never fatal
+            value = call(task, args, record.kwargs, self.soft_limit(task))
+        except BaseException as exc:  # noqa: BLE001 - whatever a task raises is its outcome, never fatal
             return failed(task, record, exc)
         finally:
             deactivate(token)
@@ -110,14 +126,15 @@ class Runner:
         try:
             signature_of(task.func).bind(*args, **record.kwargs)
         except TypeError as exc:
-            reason = f"arguments do not match {task.name}{signature_of(task.func)}: {exc}"
-            DeadLetter.objects.using(self.recording.db).create(
+            reason = storable(f"arguments do not match {task.name}{signature_of(task.func)}: {exc}")
+            letter = DeadLetter(
                 task_id=record.pk,
                 task_name=task.name,
                 queue=started.claim.queue,
                 reason=reason,
-                raw=json.dumps({"args": record.args, "kwargs": record.kwargs})[:65536],
+                raw=storable(json.dumps({"args": record.args, "kwargs": record.kwargs}))[:65536],
             )
+            self.recording.with_db_retry(lambda: letter.save(using=self.recording.db, force_insert=True))
             return Outcome(state=FAILURE, exception_type="builtins.TypeError", message=reason)
         return None
 
@@ -130,15 +147,47 @@ class Runner:
         return override[1] if override else task.time_limit or self.time_limit
 
 
+def call(task: Task, args: list[Any], kwargs: dict[str, Any], soft_limit: float | None) -> Any:
+    """Call the task's function within its soft time limit.
+
+    A coroutine function runs in its own event loop (async_to_sync, as Django's Task.call does),
+    where SIGALRM cannot reach it: its soft limit cancels it at its next await instead, so it
+    never runs on after its attempt ended.
+    """
+    if iscoroutinefunction(task.func):
+        return async_to_sync(within(task.func, soft_limit))(*args, **kwargs)
+    with soft_time_limit(soft_limit):
+        return task.call(*args, **kwargs)
+
+
+def within(func: Callable[..., Awaitable[Any]], seconds: float | None) -> Callable[..., Awaitable[Any]]:
+    """Wrap a coroutine function so it is cancelled after `seconds`, raising SoftTimeLimitExceeded."""
+
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        if not seconds:
+            return await func(*args, **kwargs)
+        limit = asyncio.timeout(seconds)
+        try:
+            async with limit:
+                return await func(*args, **kwargs)
+        except TimeoutError:
+            if limit.expired():
+                raise SoftTimeLimitExceeded(f"soft time limit ({seconds:g} s) exceeded") from None
+            raise
+
+    return run
+
+
 def returned(task: Task, record: TaskRecord, value: Any) -> Outcome:
-    """Describe a returned value: SUCCESS, or FAILURE if it cannot be stored as JSON."""
+    """Describe a returned value: SUCCESS, or FAILURE if it would not read back as it is."""
     try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError, RecursionError) as exc:
+        value = plain(value, "result")
+    except Unstorable as exc:
+        why = "is not JSON-serializable" if exc.wrong_type else "cannot be stored"
         return Outcome(
             state=FAILURE,
             exception_type="builtins.TypeError",
-            message=f"return value of {task.name} is not JSON-serializable: {exc}",
+            message=storable(f"return value of {task.name} {why}: {exc.path} {exc.problem}"),
         )
     ignored = task.ignore_result or record.ignore_result
     return Outcome(state=SUCCESS, result=None if ignored else value, returned=value)
@@ -148,7 +197,7 @@ def failed(task: Task, record: TaskRecord, exc: BaseException) -> Outcome:
     """Describe a task's error: a RETRY outcome if it asked for (or is set to) retry."""
     try:
         planned = retry.plan(task, record.retries, exc)
-    except Exception as bad:  # noqa: BLE001 - a bad retry request is the task's failure
+    except BaseException as bad:  # noqa: BLE001 - a bad retry request is the task's failure
         return describe(bad)
     if planned is None:
         return describe(exc)

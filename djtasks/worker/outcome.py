@@ -1,17 +1,27 @@
-"""What a child knows about an attempt: the claim it started (Started) and how it ended (Outcome)."""
+"""What a child knows about an attempt: the claim it started (Started) and how it ended (Outcome).
+
+describe() turns whatever a task raised into a FAILURE outcome without raising itself: an
+exception whose str() raises, a class with a 300-character name, a message with NUL characters
+or a million of them are all recorded (escaped and cut to size where they must be).
+"""
 
 from __future__ import annotations
 
 import traceback as tb
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from djtasks.calling.declaration import Task
 from djtasks.core.conf import Settings
+from djtasks.core.exceptions import WriteRefused
 from djtasks.core.states import FAILURE
+from djtasks.core.values import storable_text
 from djtasks.record.models import TaskRecord
 from djtasks.transport.broker import Claim
+
+EXCEPTION_TYPE_LENGTH = 255  # TaskRecord.exception_type
+REFUSED_TYPE = f"{WriteRefused.__module__}.{WriteRefused.__qualname__}"
 
 
 @dataclass
@@ -34,10 +44,20 @@ class Started:
     record: TaskRecord
     task: Task
     started_at: datetime
+    # What an outcome write adds to (the errors list, the retry count), as read at the start.
+    _base: tuple[list[Any], int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._base = (list(self.record.errors), self.record.retries)
 
     @property
     def token(self) -> str:
         return self.claim.token
+
+    def rewind(self) -> None:
+        """Undo in memory what an outcome write whose transaction rolled back added, so it can be written again."""
+        errors, retries = self._base
+        self.record.errors, self.record.retries = list(errors), retries
 
 
 def db_lease(config: Settings) -> timedelta:
@@ -46,16 +66,50 @@ def db_lease(config: Settings) -> timedelta:
 
 
 def describe(exc: BaseException) -> Outcome:
-    """Describe an error as a FAILURE outcome: its class path, message and traceback."""
-    cls = type(exc)
+    """Describe an error as a FAILURE outcome: its class path, message and traceback; never raises."""
     return Outcome(
         state=FAILURE,
-        exception_type=f"{cls.__module__}.{cls.__qualname__}",
-        message=storable(str(exc)),
-        traceback=storable("".join(tb.format_exception(exc))),
+        exception_type=class_path(type(exc)),
+        message=storable(safe_str(exc)),
+        traceback=storable(safe_traceback(exc)),
     )
 
 
+def refused(outcome: Outcome, exc: BaseException) -> Outcome:
+    """The FAILURE recorded instead of an outcome the database refused: why, without the refused values."""
+    reason = f"{type(exc).__qualname__}: {safe_str(exc)}"
+    return Outcome(
+        state=FAILURE,
+        exception_type=REFUSED_TYPE,
+        message=storable(f"the database refused to store this attempt's outcome ({outcome.state}): {reason}")[:4096],
+        finished_at=outcome.finished_at,
+    )
+
+
+def class_path(cls: type) -> str:
+    module = getattr(cls, "__module__", None)
+    path = f"{module}.{cls.__qualname__}" if isinstance(module, str) else cls.__qualname__
+    return storable(path)[:EXCEPTION_TYPE_LENGTH]
+
+
+def safe_str(exc: BaseException) -> str:
+    """str(exc), or a note saying that it failed."""
+    try:
+        return str.__str__(str(exc))
+    except BaseException as err:  # noqa: BLE001 - a task's exception may make str() raise anything
+        return f"<str() of this {type(exc).__qualname__} raised {type(err).__qualname__}>"
+
+
+def safe_traceback(exc: BaseException) -> str:
+    try:
+        return "".join(tb.format_exception(exc))
+    except BaseException:  # noqa: BLE001 - as above: the traceback is best effort
+        try:
+            return "".join(tb.format_tb(exc.__traceback__)) + f"{class_path(type(exc))}: {safe_str(exc)}\n"
+        except BaseException:  # noqa: BLE001
+            return ""
+
+
 def storable(text: str) -> str:
-    """Make untrusted text storable in any database: PostgreSQL refuses NUL characters."""
-    return text.replace("\x00", "\\x00")
+    """Make untrusted text storable in any database: NUL and surrogates escaped, long text cut."""
+    return storable_text(text)

@@ -1,7 +1,10 @@
 """Record how attempts ended and settle their claims: outcome writes, acks, after-commit work.
 
 Outcomes are batched where the guarantees allow it: one transaction records a batch of outcomes
-(each row still fenced by its own lease token), one round trip acks them.
+(each row still fenced by its own lease token), one round trip acks them. If the database refuses
+the batch because of the data in it (record/refusals.py), it is written again one outcome at a
+time, each in a savepoint, and an outcome that is refused becomes a FAILURE that says why: its
+neighbours are written as they were, and no task runs again because its outcome was refused.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ from djtasks.core.conf import Settings, get_settings
 from djtasks.core.exceptions import BrokerUnavailable, MessageRejected
 from djtasks.core.message import Message
 from djtasks.core.states import FAILURE, READY_STATES, RETRY, RUNNABLE_STATES, SUCCESS
-from djtasks.record import transitions
+from djtasks.record import sql, transitions
 from djtasks.record.convert import to_task_result
-from djtasks.record.models import TaskRecord
+from djtasks.record.models import DeadLetter, TaskRecord
+from djtasks.record.refusals import REFUSALS
 from djtasks.transport.broker import Broker, Claim
 from djtasks.transport.telemetry import Recorder
 from djtasks.worker import workflow
-from djtasks.worker.outcome import Outcome, Started
+from djtasks.worker.outcome import REFUSED_TYPE, Outcome, Started, refused, safe_str, storable
 from djtasks.worker.telemetry import TaskRecorder
 
 logger = logging.getLogger("djtasks")
@@ -50,14 +54,29 @@ class Recording:
             return
         now = timezone.now()
 
-        def write() -> list[bool]:
+        def write(careful: bool) -> list[bool]:
             with transaction.atomic(using=self.db):
-                return self.write(done, now)
+                return self.write(done, now, careful=careful)
 
-        self.after(done, self.with_db_retry(write))
+        try:
+            written = self.with_db_retry(lambda: write(False))
+        except REFUSALS as exc:
+            logger.warning(
+                "The database refused a batch of %d outcome(s) (%s); writing them one by one", len(done), exc
+            )
+            written = self.with_db_retry(lambda: write(True))
+        self.after(done, written)
 
-    def write(self, done: Done, now: datetime) -> list[bool]:
-        """Write outcomes in the caller's transaction: plain successes in one executemany, the rest one by one."""
+    def write(self, done: Done, now: datetime, *, careful: bool = False) -> list[bool]:
+        """Write outcomes in the caller's transaction: plain successes in one executemany, the rest one by one.
+
+        Careful: each in its own savepoint, an outcome the database refuses replaced (in `done`) by
+        the FAILURE that says so. Either way the writes can be tried again after a rollback.
+        """
+        for started, _ in done:
+            started.rewind()
+        if careful:
+            return [self._write_guarded(done, i, now) for i in range(len(done))]
         plain = [
             i
             for i, (started, outcome) in enumerate(done)
@@ -71,12 +90,34 @@ class Recording:
             for i, (started, outcome) in enumerate(done)
         ]
 
-    def _write_one(self, started: Started, outcome: Outcome, now: datetime) -> bool:
+    def _write_one(self, started: Started, outcome: Outcome, now: datetime, *, follow: bool = True) -> bool:
         written = transitions.write_outcome(self.db, started, outcome, now)
-        if written and outcome.state in READY_STATES:
+        if written and follow and outcome.state in READY_STATES:
             error = (outcome.exception_type, outcome.message, outcome.traceback)
             workflow.after_final(self.db, started.record, outcome.state, outcome.returned, error)
         return written
+
+    def _write_guarded(self, done: Done, index: int, now: datetime) -> bool:
+        """Write one outcome in a savepoint; if the database refuses it, write the FAILURE that says why instead."""
+        started, outcome = done[index]
+        try:
+            with transaction.atomic(using=self.db):
+                return self._write_one(started, outcome, now)
+        except REFUSALS as exc:
+            started.rewind()
+            failure = refused(outcome, exc)
+            done[index] = (started, failure)
+            logger.warning(
+                "Task id=%s: the database refused its outcome (%s); recording FAILURE", started.claim.id, exc
+            )
+        for follow in (True, False):  # what follows a failure may be refused too: then the FAILURE alone
+            try:
+                with transaction.atomic(using=self.db):
+                    return self._write_one(started, failure, now, follow=follow)
+            except REFUSALS as exc:
+                started.rewind()
+                logger.error("Task id=%s: the database refused its FAILURE too (%s)", started.claim.id, exc)
+        return False
 
     def after(self, done: Done, written: list[bool]) -> None:
         """After the commit: ack, wake waiting readers, send task_finished."""
@@ -106,6 +147,34 @@ class Recording:
                     "Task id=%s lost its lease before finishing; this attempt's result is discarded",
                     started.claim.id,
                 )
+
+    def refuse_start(self, claim: Claim, exc: BaseException) -> None:
+        """Fail and set aside a claim whose start the database refused for its data (its id, its row): it never runs."""
+        reason = storable(f"the database refused to start this task: {type(exc).__qualname__}: {safe_str(exc)}")[:4096]
+        name = ""
+        try:
+            with transaction.atomic(using=self.db):
+                record = sql.read_rows(self.db, [claim.id], lock=True).get(claim.id)  # refused too if the id is
+                if record is not None:
+                    name = record.task_name
+                    if transitions.fail_unstarted(self.db, record, REFUSED_TYPE, reason, timezone.now()):
+                        workflow.after_final(self.db, record, FAILURE, None, (REFUSED_TYPE, reason, ""))
+        except REFUSALS as again:
+            logger.warning("Task id=%r: its row cannot be failed either (%s)", claim.id, again)
+        raw = claim.envelope.decode("utf-8", "backslashreplace")
+        letter = DeadLetter(
+            task_id=storable(claim.id)[:255],
+            task_name=storable(name)[:255],
+            queue=storable(claim.queue)[:100],
+            reason=reason,
+            raw=storable(raw)[:65536],
+        )
+        try:
+            letter.save(using=self.db, force_insert=True)
+            logger.error("Message id=%r dead-lettered: %s", claim.id, reason)
+        except REFUSALS as again:  # acked all the same: handing it back would only be refused again
+            logger.error("Message id=%r dropped: %s; its dead letter was refused too (%s)", claim.id, reason, again)
+        self.settle([claim])
 
     def drop_revoked(self, started: Started) -> None:
         """Settle a reserved claim whose row was revoked before it began: write nothing, ack."""

@@ -22,6 +22,7 @@ from djtasks.core.message import Message
 from djtasks.core.states import FAILURE, REVOKED, RUNNABLE_STATES
 from djtasks.record import revocation, sql, transitions
 from djtasks.record.models import DeadLetter, TaskRecord
+from djtasks.record.refusals import REFUSALS
 from djtasks.transport.broker import Claim
 from djtasks.transport.decode import escaped
 from djtasks.worker import workflow
@@ -95,9 +96,27 @@ class Starter:
         """Compare-and-set the claims' rows to this attempt in one transaction.
 
         Outcomes of tasks that finished since the last commit are written in the same
-        transaction (one commit for both). Returns the claims to execute, in order.
+        transaction (one commit for both). Returns the claims to execute, in order. If the
+        database refuses the transaction because of its data, the outcomes are written on their
+        own and the claims started one at a time: a claim refused alone is failed and set aside.
         """
         finished = finished or []
+        try:
+            return self._start(claims, finished)
+        except REFUSALS as exc:
+            refusal = exc
+        if finished:  # perhaps theirs: written on their own (outcome by outcome if need be)
+            self.recording.finish(finished)
+            return self.start(claims)
+        if len(claims) > 1:
+            logger.warning(
+                "The database refused to start %d tasks (%s); starting them one by one", len(claims), refusal
+            )
+            return [started for claim in claims for started in self.start([claim])]
+        self.recording.refuse_start(claims[0], refusal)
+        return []
+
+    def _start(self, claims: list[Claim], finished: list[tuple[Started, Outcome]]) -> list[Started]:
         batch = Batch()
         valid = self._decode(claims, batch)
         now = timezone.now()

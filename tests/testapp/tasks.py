@@ -239,3 +239,84 @@ def fail_if(value, bad):
 def clock():
     """Return time.time() as the child sees it (the clock-skew tests check their worker's clock is off)."""
     return time.time()
+
+
+# Issue 14, values and exceptions (tests/attacks/test_task_values.py): each run writes one ledger
+# line, so the test can tell a second run from a first. Imports are local to keep this block apart.
+
+
+def _ran(key):
+    ledger(f"start {key} {os.getpid()} {time.time():.3f}")
+
+
+@task
+def give_back(key, recipe):
+    """Return the value a hostile recipe describes (tests/support/hostile.py)."""
+    from tests.support import hostile
+
+    _ran(key)
+    return hostile.build(recipe)
+
+
+@task
+def raise_back(key, kind, recipe):
+    """Raise the exception of class `kind` (hostile.EXCEPTIONS) with the value a recipe describes."""
+    from tests.support import hostile
+
+    _ran(key)
+    raise hostile.exception(kind, hostile.build(recipe))
+
+
+@task
+async def async_raise(key, kind):
+    from tests.support import hostile
+
+    _ran(key)
+    raise hostile.exception(kind, "raised in a coroutine")
+
+
+@task(soft_time_limit=0.5)
+async def async_sleep_past_soft_limit(key):
+    import asyncio
+
+    _ran(key)
+    await asyncio.sleep(3)
+    ledger(f"end {key} {os.getpid()} {time.time():.3f}")
+    return "not interrupted"
+
+
+@task(soft_time_limit=0.5)
+def raise_after_soft_limit(key, kind):
+    from djtasks import SoftTimeLimitExceeded
+    from tests.support import hostile
+
+    _ran(key)
+    try:
+        time.sleep(5)
+    except SoftTimeLimitExceeded:
+        raise hostile.exception(kind, "raised while handling the soft time limit") from None
+
+
+@task
+def echo(key, value):
+    _ran(key)
+    return value
+
+
+@task
+def kill_self_once(key, how):
+    """Kill this child the first time it runs for `key` (os._exit, SIGKILL or a segfault); then succeed."""
+    import ctypes
+    import signal
+
+    _ran(key)
+    marker = os.environ.get("DJTASKS_LEDGER", "") + f".{key}.killed"
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        if how == "exit":
+            os._exit(3)
+        elif how == "sigkill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        else:
+            ctypes.string_at(0)
+    return "survived"
