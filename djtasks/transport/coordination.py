@@ -56,6 +56,10 @@ class Coordination(Connection):
         if self.client.get(key) == owner.encode():
             self.client.pexpire(key, ttl_ms)
             return True
+        if self.client.pttl(key) == -1:
+            # Every lock djtasks takes expires; one that never would (written by hand, or a
+            # restore that dropped expiries) is given a lifetime, so its duty is not stopped forever.
+            self.client.pexpire(key, ttl_ms)
         return False
 
     @converted

@@ -147,3 +147,13 @@ def test_scripted_pipelines_take_one_round_trip_and_survive_a_script_flush():
     assert publish(Message("c", "default")) == 1  # NOSCRIPT: loaded again, sent again
     [claim] = broker.claim(["default"], "w2", 10_000)
     assert claim.id == "c" and broker.ack_many([claim]) == [True]
+
+
+def test_a_lock_left_without_an_expiry_lapses_instead_of_stopping_its_duty_forever(redis_server):
+    broker = get_broker()
+    key = broker.key("lock", "sweep")
+    redis_server.client().set(key, b"\xffnot-a-worker")  # no TTL: not a lock djtasks wrote
+    assert broker.acquire("sweep", "w1", 200) is False
+    assert 0 < redis_server.client().pttl(key) <= 200
+    time.sleep(0.3)
+    assert broker.acquire("sweep", "w1", 200) is True
