@@ -4,6 +4,7 @@ from __future__ import annotations
 
 MAX_QUEUE_NAME = 100  # TaskRecord.queue is a CharField(max_length=100)
 MAX_WORKER_NAME = 200
+MAX_TASK_NAME = 255  # TaskRecord.task_name is a CharField(max_length=255)
 
 
 def queue_name_error(name: object) -> str | None:
@@ -17,6 +18,15 @@ def queue_name_error(name: object) -> str | None:
     if not name.isprintable() or "," in name or name != name.strip():
         # -Q and --destination split on commas and strip spaces; control characters forge log lines.
         return f"a queue name has no control characters, commas or surrounding spaces: {name!r}"
+    return None
+
+
+def task_name_error(name: object) -> str | None:
+    """Say why this cannot be a task's registered name (None if it can): 1-255 printable characters."""
+    if not isinstance(name, str) or not name or len(name) > MAX_TASK_NAME:
+        return f"a task name is a string of 1 to {MAX_TASK_NAME} characters"
+    if not name.isprintable():
+        return f"a task name has no control characters: {name!r}"
     return None
 
 

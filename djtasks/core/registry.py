@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from djtasks.core.exceptions import ImproperlyDeclared, NotRegistered
+from djtasks.core.names import task_name_error
 
 if TYPE_CHECKING:
     from django.tasks import Task
@@ -14,6 +15,8 @@ _tasks: dict[str, Task] = {}
 
 def register(name: str, task: Task) -> None:
     """Register a task under its name; a second function under the same name is an error."""
+    if error := task_name_error(name):
+        raise ImproperlyDeclared(f"{error}; pass another name=, e.g. @task(name={task.module_path!r}).")
     existing = _tasks.get(name)
     if existing is not None and existing.module_path != task.module_path:
         raise ImproperlyDeclared(

@@ -92,3 +92,13 @@ def test_priority_out_of_range_fails(priority):
 def test_run_after_cannot_be_declared():
     with pytest.raises(ImproperlyDeclared, match="run_after"):
         task(run_after=None)
+
+
+@pytest.mark.parametrize("bad", ["line\nbreak", "tab\there", "nul\x00", "x" * 256])
+def test_a_task_name_that_could_forge_a_log_line_or_overflow_its_column_fails_at_declaration(bad):
+    def body():
+        return 1
+
+    body.__qualname__ = "body"  # module level in the registry's eyes
+    with pytest.raises(ImproperlyDeclared, match="task name"):
+        task(name=bad)(body)
