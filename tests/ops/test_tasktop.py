@@ -41,6 +41,7 @@ class Tmux:
     def __init__(self, tmp_path: Path):
         self.socket = str(tmp_path / "tmux.sock")
         self.conf = tmp_path / "tmux.conf"
+        self.status = tmp_path / "exit-status"
         # No status bar: the pane is the whole window. The pane stays after its program exits,
         # so its exit status can be read.
         self.conf.write_text("set -g status off\nset -g remain-on-exit on\nset -g default-terminal screen-256color\n")
@@ -52,7 +53,7 @@ class Tmux:
     def start(self, argv: list[str], env: dict[str, str], *, width: int = 80, height: int = 24, tail: str = "") -> None:
         options = [f"-e{name}={value}" for name, value in env.items()]
         self.run("new-session", "-d", "-s", "top", "-x", str(width), "-y", str(height), "-c", str(ROOT), *options,
-                 f"trap : INT; {shlex.join(argv)} {tail}; exit $?")  # fmt: skip
+                 f"trap : INT; {shlex.join(argv)} {tail}; echo $? > {shlex.quote(str(self.status))}")  # fmt: skip
 
     def screen(self, *, escapes: bool = False) -> str:
         return self.run("capture-pane", "-p", "-t", "top", *(["-e"] if escapes else []))
@@ -71,16 +72,12 @@ class Tmux:
     def exit_status(self, timeout: float = 30.0) -> int:
         """Wait for the program to end and return its exit status.
 
-        The pane's shell exits with it; it traps SIGINT (Ctrl-C reaches the whole foreground
-        group), so only the program dies of it and the shell still reports the status.
+        The pane's shell writes it to a file (tmux's own #{pane_dead_status} is sometimes
+        empty); it traps SIGINT, which Ctrl-C sends to the whole foreground group, so only
+        the program dies of it and the shell goes on to write the status.
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            state = self.run("display-message", "-p", "-t", "top", "#{pane_dead} #{pane_dead_status}").split()
-            if len(state) == 2 and state[0] == "1":
-                return int(state[1])
-            assert time.monotonic() < deadline, f"no exit status after {timeout:g} s ({state}):\n{self.screen()}"
-            time.sleep(0.2)
+        assert wait_for(lambda: self.status.exists() and self.status.read_text().strip(), timeout), self.screen()
+        return int(self.status.read_text())
 
     def wait(self, pattern: str, timeout: float = 60.0, *, absent: str | None = None) -> str:
         """Poll the screen until `pattern` (a regex) shows, and `absent` does not; return the screen."""
@@ -207,6 +204,7 @@ def test_the_screen_shows_filters_opens_revokes_and_rate_limits_tasks(worker, tm
     tmux.wait("Show the tasks whose name contains")
     tmux.type("sleep_then")
     tmux.keys("Enter")
+    tmux.wait(r"\[name~sleep_then\]")  # the pop-up is gone: keys go to the table again
     assert wait_for(lambda: ledger.read_text().count("start nap-") == 2, timeout=60)
     select(tmux, naps[0].id)
     tmux.keys("r")
@@ -233,6 +231,7 @@ def test_the_screen_shows_filters_opens_revokes_and_rate_limits_tasks(worker, tm
     tmux.wait("Show the tasks whose name contains")
     tmux.type("limited")
     tmux.keys("Enter")
+    tmux.wait(r"\[name~limited\]")
     select(tmux, throttled.id)
     tmux.keys("l")
     tmux.wait("Rate limit of tests.testapp.tasks.limited")

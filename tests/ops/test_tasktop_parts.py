@@ -12,6 +12,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections import deque
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -26,7 +27,7 @@ from djtasks.core.redact import MASK
 from djtasks.management.commands import taskevents
 from djtasks.models import TaskRecord
 from djtasks.ops import control
-from djtasks.ops.top import actions, detail, render, terminal
+from djtasks.ops.top import actions, detail, render, stream, terminal
 from djtasks.ops.top.board import STATES, Board, Filters, TaskRow, printable
 from djtasks.ops.top.feed import Feed, Heartbeats, Snapshot, Worker, start_id
 from djtasks.transport import telemetry
@@ -334,3 +335,25 @@ def test_the_line_dump_needs_no_textual(redis_server):
     )
     assert out.returncode == 0, out.stderr
     assert "task-succeeded  a.b[plain-1]" in out.stdout
+
+
+def test_unreadable_entries_at_the_end_of_the_stream_are_passed_not_read_again_and_again(redis_server):
+    broker, client = get_broker(), redis_server.client()
+    telemetry.emit(broker, get_settings(), "task-succeeded", id="before", name="a.b", queue="q", worker="w")
+    client.xadd(broker.events_key(), {"e": b"\xff not json"})
+    client.xadd(broker.events_key(), {"no": "payload"})
+    cursor = stream.Cursor("0")
+    assert [event["id"] for _, event in cursor.read(broker, block_ms=None)] == ["before"]
+    assert cursor.read(broker, block_ms=None) == [] and cursor.after == broker.last_event_id() and cursor.skipped == 1
+    began = time.monotonic()
+    assert cursor.read(broker, block_ms=300) == []
+    assert time.monotonic() - began >= 0.25  # it blocked in Redis: nothing unread is left behind it
+    assert [event["id"] for _, event in stream.held(broker)] == ["before"]
+
+    reads = []
+    original = stream.events.read
+    feed = Feed(Board(), since=300, refresh=0.5)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(stream.events, "read", lambda *a, **k: reads.append(1) or original(*a, **k))
+        snapshot = feed.poll()
+    assert [row.id for row in snapshot.tasks] == ["before"] and len(reads) <= 4, len(reads)

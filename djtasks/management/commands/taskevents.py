@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.ops import events
+from djtasks.ops.top import stream as stream_of
 from djtasks.ops.top.board import Filters, parse_state
 from djtasks.ops.top.feed import start_id
 from djtasks.transport.broker import get_broker
@@ -74,10 +75,7 @@ class Command(BaseCommand):
                 after = start_id(broker.last_event_id(), options["since"])
             else:
                 after = "0" if history else "$"
-            if options["no_follow"]:
-                stream = iter(events.read(broker, after, count=1_000_000))
-            else:
-                stream = events.follow(broker, after)
+            stream = stream_of.held(broker, after) if options["no_follow"] else stream_of.follow(broker, after)
             for _, event in stream:
                 if options["task_id"] and event.get("id") != options["task_id"]:
                     continue

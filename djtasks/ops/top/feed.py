@@ -13,19 +13,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from django.db import close_old_connections, connections
 
-from djtasks.ops import control, events
+from djtasks.ops import control
 from djtasks.ops.top.board import FINAL, Board, TaskRow, number, printable, reason
+from djtasks.ops.top.stream import Cursor, position
 from djtasks.record.models import TaskRecord
 from djtasks.transport.broker import get_broker
 
 logger = logging.getLogger("djtasks")
-CHUNK = 500  # stream entries per read
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +119,8 @@ class Feed:
         self.board = board
         self.since = since
         self.refresh = refresh
-        self.after: str | None = None
+        self.cursor: Cursor | None = None
+        self.until = "0"  # the stream's newest entry when the feed began: history up to there
         self.catching_up = True
         self.heartbeats = Heartbeats()
         self.workers: tuple[Worker, ...] = ()
@@ -132,7 +133,12 @@ class Feed:
         """Poll until stopped: the body of the feed's thread (it closes its database connection)."""
         try:
             while not self.stopped.is_set():
-                self.poll()
+                try:
+                    self.poll()
+                except Exception as exc:  # the thread must live on, or the screen would freeze unnoticed
+                    logger.warning("tasktop feed: %s", reason(exc), exc_info=True)
+                    self.latest = replace(self.latest, error=f"feed: {reason(exc)}", taken_at=time.time())
+                    self.stopped.wait(self.refresh)
         finally:
             connections.close_all()
 
@@ -171,15 +177,15 @@ class Feed:
 
     def _read(self, left: float) -> None:
         broker = get_broker()
-        if self.after is None:
-            self.after = start_id(broker.last_event_id(), self.since)
+        if self.cursor is None:
+            newest = broker.last_event_id()
+            self.until = newest or "0"
+            self.cursor = Cursor(start_id(newest, self.since))
+        self.catching_up = position(self.cursor.after) < position(self.until)
         block = None if self.catching_up else max(int(left * 1000), 1)
-        got = events.read(broker, self.after, block_ms=block, count=CHUNK)
-        if got:
-            self.after = got[-1][0]
+        got = self.cursor.read(broker, block_ms=block)
         self.board.ingest((event for _, event in got), arrived=None if self.catching_up else time.time())
-        if len({entry_id for entry_id, _ in got}) < CHUNK:
-            self.catching_up = False
+        self.catching_up = position(self.cursor.after) < position(self.until)
 
     def _read_queues(self) -> None:
         def count(counts: dict[str, Any], key: str) -> int:
