@@ -28,7 +28,7 @@ from djtasks.ops.top.board import Board, Filters, TaskRow, printable
 from djtasks.ops.top.feed import Feed, Snapshot
 from djtasks.ops.top.screens import ConfirmScreen, PromptScreen, TaskScreen
 
-MAX_SHOWN = 500  # table rows (newest first); the header counts them all
+MAX_SHOWN = 200  # table rows (newest first); the header counts them all
 PANEL_HEIGHT = 6
 QUEUES_WIDTH = 27  # at least; a quarter of a wider terminal
 MAIN_ACTIONS = {"open", "revoke", "terminate", "rate_limit", "state", "queue", "name", "clear", "down", "up"}

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from djtasks.ops.top.app import TopApp
-from djtasks.ops.top.board import Filters
+from djtasks.ops.top.board import Filters, printable
 
 
 class _Messages(logging.Handler):
@@ -25,7 +25,7 @@ class _Messages(logging.Handler):
         self.sink = sink
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.sink.append(f"{record.levelname.lower()}: {record.getMessage()}")
+        self.sink.append(printable(f"{record.levelname.lower()}: {record.getMessage()}", 300))
 
 
 @contextmanager
