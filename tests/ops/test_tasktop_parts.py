@@ -357,3 +357,11 @@ def test_unreadable_entries_at_the_end_of_the_stream_are_passed_not_read_again_a
         patch.setattr(stream.events, "read", lambda *a, **k: reads.append(1) or original(*a, **k))
         snapshot = feed.poll()
     assert [row.id for row in snapshot.tasks] == ["before"] and len(reads) <= 4, len(reads)
+
+
+def test_a_refresh_longer_than_the_socket_timeout_waits_in_short_blocks(redis_server):
+    assert get_settings().SOCKET_TIMEOUT < 4  # the suite's 3 s
+    feed = Feed(Board(), since=0, refresh=4.0)
+    began = time.monotonic()
+    snapshot = feed.poll()
+    assert snapshot.error == "" and time.monotonic() - began >= 3.9

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.db import close_old_connections, connections
 
+from djtasks.core.conf import get_settings
 from djtasks.ops import control
 from djtasks.ops.top.board import FINAL, Board, TaskRow, number, printable, reason
 from djtasks.ops.top.stream import Cursor, position
@@ -182,7 +183,9 @@ class Feed:
             self.until = newest or "0"
             self.cursor = Cursor(start_id(newest, self.since))
         self.catching_up = position(self.cursor.after) < position(self.until)
-        block = None if self.catching_up else max(int(left * 1000), 1)
+        # Each wait stays under the Redis socket timeout; the period goes on with the next one.
+        longest = max(get_settings().SOCKET_TIMEOUT - 0.5, 0.1)
+        block = None if self.catching_up else max(int(min(left, longest) * 1000), 1)
         got = self.cursor.read(broker, block_ms=block)
         self.board.ingest((event for _, event in got), arrived=None if self.catching_up else time.time())
         self.catching_up = position(self.cursor.after) < position(self.until)
