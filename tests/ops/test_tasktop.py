@@ -259,8 +259,9 @@ def test_hostile_events_are_shown_as_text_and_never_stop_the_screen(worker, tmux
     online(worker())
     client, key = redis_server.client(), get_broker().events_key()
     hostile = [
-        {"type": "task-failed", "id": "evil-1", "name": "[b]x[/]\x1b[2J", "queue": ["q"], "ts": "NaN",
+        {"type": "task-failed", "id": "evil-1", "name": "[b]x[/]\x1b[2J", "queue": ["q"], "ts": 1e9,
          "runtime": 1e308, "worker": {"w": 1}},
+        {"type": "task-failed", "id": "evil-nan", "ts": "NaN"},  # no time: the transport skips it
         {"type": ["task-received"], "id": "evil-2"},
         {"type": "task-started", "id": "\x00nul"},
         {"type": "task-started", "id": "x" * 1000},
@@ -275,6 +276,7 @@ def test_hostile_events_are_shown_as_text_and_never_stop_the_screen(worker, tmux
     shown = tmux.wait(r"FAILURE .*\\x1b\[2J")
     assert "[b]x[/]\\x1b[2J" in shown and re.search(r"RETRY .*evil-3", shown)
     assert "evil-2" not in shown and "numbers" not in shown and "xxxxxxxx" not in shown
+    assert "evil-nan" not in shown
     assert add.delay(20, 22).get(timeout=60) == 42  # real events keep coming after the garbage
     tmux.wait(r"SUCCESS .*tasks\.add ")
     tmux.keys("q")

@@ -1,26 +1,24 @@
 """One task as the monitor shows it, read from its row: redacted as the admin shows it to a user
 without djtasks.view_task_arguments.
 
-Arguments, result and progress go through core.redact with REDACT_KEYS, so a value under a key
-such as "password" reads ********. The exception message and traceback are text the task wrote,
-so they may quote such a value: every value the redaction hid (4 characters or more) is masked
-in them too.
+Arguments, result and progress go through core.redact's Redactor with REDACT_KEYS, so a value
+under a key such as "password" reads ********. The exception message and traceback are text the
+task wrote, so they may quote such a value: the Redactor masks it there too, by the same rule as
+the admin (a very short secret withholds the whole text).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from typing import Any
 
 from django.db import DatabaseError, close_old_connections
 
 from djtasks.core.conf import get_settings
-from djtasks.core.redact import MASK, is_secret, redact
+from djtasks.core.redact import MASK, Redactor
 from djtasks.ops.top.board import printable, reason, task_id_of
 from djtasks.record.models import TaskRecord
 
-MIN_SECRET = 4  # shorter values are not looked for in free text (they would mask common words)
 MAX_FIELD = 20_000  # characters of one field shown (a traceback can be long)
 
 
@@ -39,7 +37,7 @@ def describe(task_id: str) -> str:
 
 
 def text_of(record: TaskRecord, patterns: tuple[str, ...]) -> str:
-    hidden = secrets_in((record.args, record.kwargs, record.result, record.progress), patterns)
+    hidden = Redactor.of(patterns, record.args, record.kwargs, record.result, record.progress)
     runtime = f"{record.runtime:.3f} s" if record.runtime is not None else "-"
     fields = [
         ("task", record.task_name),
@@ -52,16 +50,16 @@ def text_of(record: TaskRecord, patterns: tuple[str, ...]) -> str:
         ("eta", _moment(record.eta)),
         ("started", _moment(record.started_at)),
         ("finished", f"{_moment(record.finished_at)}   runtime {runtime}"),
-        ("args", _json(redact(record.args, patterns))),
-        ("kwargs", _json(redact(record.kwargs, patterns))),
-        ("result", _json(redact(record.result, patterns))),
+        ("args", _json(hidden.data(record.args))),
+        ("kwargs", _json(hidden.data(record.kwargs))),
+        ("result", _json(hidden.data(record.result))),
     ]
     if record.progress is not None:
-        fields.append(("progress", _json(redact(record.progress, patterns))))
+        fields.append(("progress", _json(hidden.data(record.progress))))
     if record.exception_type or record.exception_message:
-        fields.append(("exception", mask(f"{record.exception_type}: {record.exception_message}", hidden)))
+        fields.append(("exception", hidden.text(f"{record.exception_type}: {record.exception_message}")))
     if record.traceback:
-        fields.append(("traceback", mask(record.traceback, hidden)))
+        fields.append(("traceback", hidden.text(record.traceback)))
     lines = []
     for label, value in fields:
         body = [printable(line, MAX_FIELD) for line in value[:MAX_FIELD].splitlines() or [""]]
@@ -73,33 +71,6 @@ def text_of(record: TaskRecord, patterns: tuple[str, ...]) -> str:
     lines += ["", f"Values under keys containing {keys} are shown as {MASK}, as the admin shows them"]
     lines.append("to a user without the view_task_arguments permission.")
     return "\n".join(lines)
-
-
-def secrets_in(values: Iterable[Any], patterns: tuple[str, ...]) -> set[str]:
-    """Return the texts of every value the redaction hides (at any depth), in the forms a message may quote."""
-    found: set[str] = set()
-
-    def walk(value: Any, hidden: bool) -> None:
-        if isinstance(value, dict):
-            for key, item in value.items():
-                walk(item, hidden or is_secret(str(key), patterns))
-        elif isinstance(value, list | tuple):
-            for item in value:
-                walk(item, hidden)
-        elif hidden and value is not None and not isinstance(value, bool):
-            text = value if isinstance(value, str) else json.dumps(value)
-            found.update({text, repr(text)[1:-1], json.dumps(text)[1:-1]})
-
-    if patterns:
-        for value in values:
-            walk(value, False)
-    return {text for text in found if len(text) >= MIN_SECRET}
-
-
-def mask(text: str, secrets: set[str]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    return text
 
 
 def _json(value: Any) -> str:
