@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -79,8 +81,16 @@ class TaskRecord(models.Model):
     headers = models.JSONField(_("headers"), default=dict, blank=True)
     # What follows this task: {"link": [...], "link_error": [...], "chain": [...], "chord": id}.
     canvas = models.JSONField(_("workflow"), default=dict, blank=True)
+    # This call's own options, which the worker applies to it: {"time_limit", "soft_time_limit", "shadow",
+    # "add_to_parent": False, "replaced": [the calls replace() rewrote this row from]}.
+    options = models.JSONField(_("call options"), default=dict, blank=True)
+    # What the running attempt last said with update_state(): {"state", "meta", "attempt", "at"}.
+    reported = models.JSONField(_("reported state"), null=True, blank=True)
 
     objects = TaskRecordQuerySet.as_manager()
+    # Not a field: how the after-commit publish of a row being enqueued retries (apply_async's retry=);
+    # None: one attempt, then the outbox sweep.
+    publish_retry: Any = None
 
     class Meta:
         db_table = "djtasks_task"
@@ -116,6 +126,23 @@ class TaskRecord(models.Model):
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+    @property
+    def shown_name(self) -> str:
+        """The name logs, events and the admin show: the call's shadow=, else the task's name."""
+        shadow = self.options.get("shadow") if isinstance(self.options, dict) else None
+        return shadow if isinstance(shadow, str) and shadow else self.task_name
+
+    @property
+    def reported_state(self) -> tuple[str, Any] | None:
+        """(state, meta) the running attempt reported with update_state(); None when nothing current was."""
+        reported = self.reported
+        if self.state not in (PENDING, STARTED) or not isinstance(reported, dict):
+            return None
+        state = reported.get("state")
+        if not isinstance(state, str) or reported.get("attempt") != self.attempts:
+            return None
+        return state, reported.get("meta")
 
     @property
     def is_running(self) -> bool:
