@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, fields
+from datetime import timedelta
 from typing import Any, NoReturn
 
 from django.tasks import DEFAULT_TASK_QUEUE_NAME, TaskContext, TaskResult, TaskResultStatus
@@ -12,7 +13,7 @@ from django.tasks import Task as DjangoTask
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
-from djtasks.calling import retry
+from djtasks.calling import gates, retry, unique
 from djtasks.calling.canvas import Signature
 from djtasks.calling.chunks import Chunks, map_signature, starmap_signature
 from djtasks.calling.enqueue import djtasks_backend_alias, enqueue
@@ -47,6 +48,14 @@ class Task(DjangoTask):
     retry_jitter: bool = True
     rate_limit: str | None = None  # "10/s", "10/m", "10/h"; enforced across all workers.
     expires: float | None = None  # Seconds after enqueue; a task picked up later is REVOKED.
+    # Unique, debounced, keyed rate-limited and capped tasks (calling/gates.py; seconds or timedeltas;
+    # a key is a function of the task's arguments or a template of them, such as "{customer_id}").
+    unique_for: float | timedelta | None = None  # One unfinished row per name and key within this window.
+    unique_key: Callable[..., Any] | str | None = None  # Default: the arguments (unique), the name (debounce).
+    debounce: float | timedelta | None = None  # A new call replaces a waiting one's arguments and moves its start.
+    rate_limit_key: Callable[..., Any] | str | None = None  # One rate_limit bucket per key.
+    concurrency: int | None = None  # At most this many running at once across all workers (per key).
+    concurrency_key: Callable[..., Any] | str | None = None
 
     def __init__(self, **kwargs: Any) -> None:
         known = {f.name: f for f in fields(Task) if f.init}
@@ -77,6 +86,7 @@ class Task(DjangoTask):
             object.__setattr__(self, "name", f"{self.func.__module__}.{self.func.__qualname__}")
         DjangoTask.__post_init__(self)
         registry.register(self.name, self)
+        gates.register(self.name, gates.build(self, f" on {self.func.__module__}.{self.func.__qualname__}"))
 
     # Celery's calling API ---------------------------------------------------------------
 
@@ -102,12 +112,13 @@ class Task(DjangoTask):
 
         Raises InvalidCall (a TypeError and a ValueError) naming an option or argument that cannot be stored.
         """
+        once = unique.pop_call(options) if options else None  # unique_key=, unique_for= (calling/unique.py)
         try:
             execution = ExecutionOptions.build(**options) if options else NO_OPTIONS
             positional, named = list(args or ()), dict(kwargs or {})
         except (TypeError, ValueError) as exc:  # an unknown option, args that are not a sequence...
             raise InvalidCall(f"{self.name}.apply_async(): {exc}") from None
-        record = enqueue(self, positional, named, execution)
+        record = enqueue(self, positional, named, execution, once)
         return AsyncResult(record.id, task_name=self.name)
 
     # Canvas -------------------------------------------------------------------------------
@@ -205,6 +216,7 @@ def validate_options(task: Task) -> None:
             raise ImproperlyDeclared(f"{exc}{where}.") from None
     if task.expires is not None and (not isinstance(task.expires, int | float) or task.expires <= 0):
         raise ImproperlyDeclared(f"expires must be a positive number of seconds{where}.")
+    gates.build(task, where)  # unique_for, unique_key, debounce, rate_limit_key, concurrency, concurrency_key
 
 
 def task(

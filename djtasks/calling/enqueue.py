@@ -15,6 +15,8 @@ from django.tasks import Task as DjangoTask
 from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
 from django.tasks.signals import task_enqueued
 
+from djtasks.calling import unique
+from djtasks.calling.gates import ENQUEUE
 from djtasks.core.conf import get_settings
 from djtasks.core.exceptions import InvalidCall
 from djtasks.core.logs import escape
@@ -94,8 +96,18 @@ def checked_workflow(name: str, options: ExecutionOptions) -> dict[str, Any]:
         raise InvalidCall(f"The {exc.path} of a call of {escape(name)} cannot be stored: it {exc.problem}.") from None
 
 
-def enqueue(task: TaskDefaults, args: list[Any], kwargs: dict[str, Any], options: ExecutionOptions) -> TaskRecord:
-    """Insert the row (state PENDING) in the current transaction and return it."""
+def enqueue(
+    task: TaskDefaults,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    options: ExecutionOptions,
+    once: unique.UniqueCall | None = None,
+) -> TaskRecord:
+    """Insert the row (state PENDING) in the current transaction and return it.
+
+    For a unique or debounced task (or a call with its own unique_key/unique_for: `once`), return
+    instead the row that holds its key, if one does (calling/unique.py): no row is written then.
+    """
     args, kwargs = check_json(task.name, args, kwargs)
     name = check_name("task name", task.name, ID_LENGTH)
     queue = check_name("queue name", options.queue or route(task.name) or task.queue_name, QUEUE_LENGTH)
@@ -124,8 +136,20 @@ def enqueue(task: TaskDefaults, args: list[Any], kwargs: dict[str, Any], options
         group_id=options.group_id,
         retries=options.retries,
     )
+    db = router.db_for_write(TaskRecord)
+    gate = ENQUEUE.get(name)
+    if options.chain:
+        unique.check_chain(options)  # a unique step ends a chain: refused unless it is the last
     # post_save (publisher.on_task_saved) registers the publish on this database's commit.
-    sql.insert(record, router.db_for_write(TaskRecord))
+    if gate is None and once is None:
+        sql.insert(record, db)
+    else:
+        # Unique, debounced and keyed tasks: their keys, then the row, or its key's holder (no row written).
+        unique.prepare(name, gate, once, record, options)
+        if record.unique_lock is None:
+            sql.insert(record, db)
+        elif (held := unique.take(record, db, debounced=gate is not None and gate.debounce is not None)) is not record:
+            return held
     # Django's receivers get a TaskResult, which only a declared task builds (send_task's Defaults cannot).
     if isinstance(task, DjangoTask) and task_enqueued.has_listeners():
         task_enqueued.send(type(task.get_backend()), task_result=to_task_result(record, task))

@@ -320,3 +320,7 @@ def kill_self_once(key, how):
         else:
             ctypes.string_at(0)
     return "survived"
+
+
+# Issue 21's tasks (unique, debounced, keyed rate-limited, capped) are declared apart.
+from . import gated_tasks  # noqa: E402, F401
