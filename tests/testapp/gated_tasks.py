@@ -73,3 +73,15 @@ def capped_two(key, seconds=0.3):
 @task(concurrency=1, concurrency_key=lambda customer, **kwargs: customer)
 def capped_per_customer(customer, key, seconds=0.3):
     return _run(key, seconds)
+
+
+def _exiting_key(customer, **kwargs):
+    """A key function that raises what task code should not (SystemExit) for one customer."""
+    if customer == "exit":
+        raise SystemExit(3)
+    return customer
+
+
+@task(concurrency=1, concurrency_key=_exiting_key)
+def capped_exiting_key(customer, key):
+    return _run(key)
