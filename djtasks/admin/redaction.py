@@ -22,6 +22,7 @@ VIEW_ARGUMENTS = "djtasks.view_task_arguments"
 # Columns holding task data: a user without VIEW_ARGUMENTS may not filter or search on them.
 DATA_FIELDS = frozenset(
     {"args", "kwargs", "result", "exception_message", "traceback", "errors", "progress", "headers", "canvas"}
+    | {"keys", "unique_lock"}  # unique, rate-limit and concurrency keys are computed from the arguments
     | {"raw", "reason"}
 )
 
