@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.admin.utils import quote
@@ -54,25 +54,37 @@ def detail_rows(record: TaskRecord, open_: bool) -> list[tuple[str, str]]:
     """The rows of the detail page's "Keys" box (empty for a task without these options)."""
     keys = record.keys if isinstance(record.keys, dict) else {}
     rows: list[tuple[str, str]] = []
-    count = keys.get("duplicates") if type(keys.get("duplicates")) is int else 0
-    answered = f"{count}, {_('the last')} {_when(keys.get('last_duplicate_at'))}" if count else "0"
     if isinstance(unique := keys.get("unique"), dict):
         rows.append((_("unique key"), shown_key(str(unique.get("key", "")), open_)))
         rows.append((_("unique until"), _when(unique.get("until"))))
         holds = record.unique_lock is not None and active(record)
         rows.append((_("holds its key"), _("yes") if holds else _("no (finished, or its window passed)")))
-        rows.append((_("duplicate enqueues it answered"), answered))
+        rows.append((_("duplicate enqueues it answered"), _answered(record.pk)))
     if isinstance(debounce := keys.get("debounce"), dict):
         key = str(debounce.get("key") or "")
         rows.append((_("debounce key"), shown_key(key, open_) if key else _("the task name")))
         rows.append((_("debounce"), f"{debounce.get('seconds')} s"))
         holds = record.unique_lock is not None and waiting(record)
         rows.append((_("takes new calls"), _("yes (still waiting)") if holds else _("no (a worker started it)")))
-        rows.append((_("calls that replaced its arguments"), answered))
+        count = keys.get("duplicates") if type(keys.get("duplicates")) is int else 0
+        last = _when(keys.get("last_duplicate_at"))
+        rows.append((_("calls that replaced its arguments"), f"{count}, {_('the last')} {last}" if count else "0"))
     for option, label in (("rate_limit", _("rate-limit key")), ("concurrency", _("concurrency key"))):
         if isinstance(keys.get(option), str):
             rows.append((label, shown_key(keys[option], open_)))
     return rows
+
+
+def _answered(task_id: str) -> str:
+    """How many enqueues a unique row answered, as counted in Redis (a day after the last)."""
+    try:
+        count, at = get_broker().duplicates(task_id)
+    except BrokerUnavailable:
+        return _("unknown (Redis is unreachable)")
+    if not count:
+        return "0"
+    moment = datetime.fromtimestamp(at, tz=UTC) if at is not None and 0 <= at < 253402300799 else None
+    return f"{count}, {_('the last')} {_when(moment.isoformat() if moment else None)}"
 
 
 @dataclass

@@ -9,7 +9,6 @@ transaction (a savepoint of its own, if it is in one already).
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -34,6 +33,13 @@ def _insert_sql(vendor: str, quote: Any) -> str:
     )
 
 
+@cache
+def _holder_sql(vendor: str, quote: Any) -> str:
+    meta = TaskRecord._meta
+    lock = quote(meta.get_field("unique_lock").column)  # type: ignore[union-attr]
+    return f"SELECT {quote(meta.pk.column)} FROM {quote(meta.db_table)} WHERE {lock} = %s"  # type: ignore[union-attr]
+
+
 def insert_unless_held(record: TaskRecord, using: str) -> bool:
     """INSERT the row unless another row holds its unique_lock; say whether it was inserted.
 
@@ -55,23 +61,21 @@ def insert_unless_held(record: TaskRecord, using: str) -> bool:
 
 
 def holder(using: str, lock: str) -> TaskRecord | None:
-    """The row holding a key, locked for update (PostgreSQL; SQLite's write lock is held already)."""
-    return TaskRecord.objects.using(using).select_for_update().filter(unique_lock=lock).first()
+    """The row holding a key, as committed (or as this transaction wrote it); one lookup of the partial index.
+
+    Not locked: whether it still holds the key rightly is read from committed data, and every
+    change made on that basis (give_up, replace_waiting) is an UPDATE that checks it again.
+    """
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        cursor.execute(_holder_sql(connection.vendor, connection.ops.quote_name), [lock])
+        found = cursor.fetchone()
+    return sql.read_rows(using, [found[0]]).get(found[0]) if found else None
 
 
 def give_up(using: str, task_id: str, lock: str) -> bool:
     """Take the key from a row that no longer holds it rightly (finished, its window passed, or started)."""
     return bool(TaskRecord.objects.using(using).filter(pk=task_id, unique_lock=lock).update(unique_lock=None))
-
-
-def note_duplicate(using: str, record: TaskRecord, at: datetime) -> None:
-    """Count, on the row a duplicate enqueue returned, that it did so and when."""
-    keys = dict(record.keys) if isinstance(record.keys, dict) else {}
-    duplicates = keys.get("duplicates")
-    keys["duplicates"] = (duplicates if type(duplicates) is int else 0) + 1
-    keys["last_duplicate_at"] = at.isoformat()
-    record.keys = keys
-    TaskRecord.objects.using(using).filter(pk=record.pk).update(keys=keys)
 
 
 def replace_waiting(using: str, record: TaskRecord, latest: TaskRecord) -> bool:

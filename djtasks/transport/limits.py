@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from djtasks.transport.queues import Claim
 WHOLE_TASK = "-"  # the key part of a cap without concurrency_key (never a digest)
 WAKE_TRIES = 5  # waiters tried per release: one that is no longer parked is skipped
 SHOWN_KEYS = 50  # keys per task the admin reads, most recently used first
+DUPLICATES_TTL_S = 86400
 
 
 def key_part(key: str | None) -> str:
@@ -120,6 +122,29 @@ class Limits(Connection):
         ready, scheduled, _, _ = self.queue_keys(queue)
         keys = [ready, scheduled, self.key("m")]
         return bool(self._limit_scripts()["reschedule"](keys=keys, args=[task_id, due_ms]))
+
+    # Duplicate enqueues, counted for the admin --------------------------------------------------
+
+    @converted
+    def note_duplicate(self, task_id: str) -> None:
+        """Count one enqueue that a unique task's row answered (kept a day after the last)."""
+        key = self.key("dups", task_id)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hincrby(key, "n", 1)
+        pipe.hset(key, "at", f"{time.time():.3f}")
+        pipe.expire(key, DUPLICATES_TTL_S)
+        pipe.execute()
+
+    @converted
+    def duplicates(self, task_id: str) -> tuple[int, float | None]:
+        """How many enqueues the row answered (0 if none, or if the count expired) and when the last did."""
+        key = self.key("dups", task_id)
+        raw: Any = self.client.hmget(key, ["n", "at"])
+        count, at = decode.integer(raw[0]) if raw[0] is not None else 0, decode.number(raw[1])
+        if count is None or count < 0:
+            decode.skipped(key, "n", "not a count")
+            count = 0
+        return count, at
 
     # For the admin ----------------------------------------------------------------------------
 

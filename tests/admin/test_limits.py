@@ -43,7 +43,7 @@ def test_the_detail_page_shows_the_unique_key_and_the_duplicates_it_answered():
 def test_without_the_argument_permission_keys_show_as_digests_everywhere():
     first = unique_work.apply_async(("x",), unique_key="customer-acme-key", unique_for=60)
     per_customer_key = "acme-secret-customer"
-    get_broker().take_keyed_rate_slot(per_customer.name, per_customer_key, 500)
+    get_broker().take_keyed_rate_slot(per_customer.name, per_customer_key, 60_000)
     viewer = client_for("view_taskrecord")
     page = detail(viewer, first.id)
     assert "customer-acme-key" not in page and "<td>#" in page
