@@ -168,3 +168,17 @@ def test_a_replacement_the_database_refuses_raises_and_changes_nothing(redis_ser
             debounced.delay("refuse-me")
         assert debounced.delay("next").id == first.id  # the caller's transaction is still usable
     assert TaskRecord.objects.get(pk=first.id).args == ["next"]
+
+
+def test_a_worker_that_takes_a_debounced_row_early_puts_it_back(worker, ledger):
+    """Redis says it is due (its entry was not moved): the row's later start wins."""
+    worker("-c", "1")
+    first = debounced.delay("early")
+    publisher.flush()
+    broker = get_broker()
+    broker.client.zadd(broker.queue_keys("default")[1], {first.id: 0})  # due since 1970
+    called = time.time()
+    broker.client.lpush(broker.queue_keys("default")[3], "1")
+    assert wait_for(lambda: runs(ledger), timeout=30)
+    [run] = runs(ledger)
+    assert run.key == "debounced-early" and run.at >= called + 4.5  # its start, less the start check's 0.5 s

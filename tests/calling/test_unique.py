@@ -11,10 +11,10 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from djtasks import AsyncResult, chain
+from djtasks import AsyncResult, chain, send_task
 from djtasks.calling.revoke import revoke
 from djtasks.core.conf import get_settings
 from djtasks.exceptions import InvalidCall
@@ -274,3 +274,37 @@ def test_a_long_or_unprintable_key_is_kept_as_its_digest(redis_server):
     assert unique_work.apply_async(("l",), unique_key="x" * 499, unique_for=60).id != long.id
     odd = unique_work.apply_async(("l",), unique_key="line\nbreak", unique_for=60)
     assert TaskRecord.objects.get(pk=odd.id).keys["unique"]["key"].startswith("sha256:")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite serialises writers; no isolation levels")
+def test_under_repeatable_read_a_racing_enqueue_raises_instead_of_waiting(redis_server):
+    inserted, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                unique_work.apply_async(("rr",), unique_key="rr")
+                inserted.set()
+                done.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert inserted.wait(10)
+    try:
+        with pytest.raises(OperationalError, match="could not serialize"), transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            threading.Timer(0.5, done.set).start()
+            unique_work.apply_async(("rr",), unique_key="rr")
+    finally:
+        done.set()
+        thread.join()
+    assert len(rows(unique_work)) == 1
+
+
+def test_send_task_of_a_task_not_declared_here_cannot_apply_unique_options(redis_server):
+    with pytest.raises(InvalidCall, match="unique_key"):
+        send_task("elsewhere.tasks.only_in_workers", unique_key="k", unique_for=60)
+    assert not TaskRecord.objects.exists()

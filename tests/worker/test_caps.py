@@ -11,10 +11,16 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from djtasks import publisher, set_rate_limit
+from djtasks.calling.gates import START
 from djtasks.core.conf import get_settings
+from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.models import DeadLetter, TaskRecord
-from djtasks.transport.broker import get_broker
+from djtasks.transport.broker import Claim, get_broker
 from djtasks.transport.limits import key_part
+from djtasks.worker.caps import Caps
+from djtasks.worker.ratelimit import Limiter
+from djtasks.worker.verdicts import Wait
 from tests.support import ledger as ledgers
 from tests.support.ledger import wait_all_done
 from tests.support.waiting import wait_for
@@ -244,3 +250,56 @@ def test_after_redis_loses_its_data_caps_start_empty_and_nothing_is_lost(worker,
         recovery_s=None,
         notes=f"caps rebuilt empty: at most {overlapping} ran at once, only with the attempt already running",
     )
+
+
+def test_a_waiter_no_release_wakes_asks_again_after_lease_and_reap(worker, ledger):
+    """Its holder's lease ended without a release (a time-limit kill, a revoke while reserved): it comes back."""
+    broker = get_broker()
+    holder = capped.delay("phantom", 0)
+    publisher.flush()
+    [claim] = broker.claim(["default"], "test", 60_000)
+    assert broker.acquire_slot(capped.name, None, 1, claim, 60_000) == 1  # held by no worker that will release it
+    worker("-c", "1")
+    waiting = capped.delay("waiting", 0)
+    assert wait_for(lambda: broker.client.zcard(broker.key("cap-wait", capped.name, "-")) == 1, timeout=30)
+    broker.client.hdel(broker.key("o"), holder.id)  # the holder's lease ends, nothing releases its slot
+    ended = time.time()
+    assert waiting.get(timeout=30) == "waiting"
+    [run] = [e for e in ledgers.read(ledger) if e.kind == "start"]
+    park = get_settings().LEASE_SECONDS + get_settings().REAP_INTERVAL
+    assert run.at - ended <= park * 1.1 + 1.0
+
+
+def test_a_runtime_rate_override_applies_to_every_key(worker, ledger):
+    set_rate_limit(per_customer.name, "0")  # lifted
+    try:
+        worker("-c", "2")
+        results = [per_customer.delay("override", n) for n in range(4)]
+        for r in results:
+            r.get(timeout=30)
+        starts = sorted(e.at for e in ledgers.read(ledger) if e.kind == "start")
+        assert starts[-1] - starts[0] < 1.2  # "2/s" would take at least 1.5 s
+    finally:
+        set_rate_limit(per_customer.name, None)
+
+
+class Unreachable:
+    """A broker whose every call fails as if Redis were down."""
+
+    def __getattr__(self, name):
+        def fail(*args, **kwargs):
+            raise BrokerUnavailable("Redis: ConnectionError: down")
+
+        return fail
+
+
+def test_without_redis_a_rate_limit_lets_the_task_start_and_a_cap_makes_it_wait():
+    config = get_settings()
+    limiter = Limiter(Unreachable())  # type: ignore[arg-type]
+    limiter.read_at = time.monotonic()
+    assert limiter.keyed_delay_ms(per_customer.name, "acme", "2/s") == 0
+    caps = Caps(Unreachable(), config, limiter)  # type: ignore[arg-type]
+    record = TaskRecord(id="t", task_name=capped.name, args=["k"], kwargs={})
+    claim = Claim(id="t", envelope=b"2:0", deliveries=1, token="x", queue="default")
+    verdict = caps.decide(capped, START[capped.name], claim, record)
+    assert isinstance(verdict, Wait) and "cannot reach Redis to take a concurrency slot" in verdict.why
