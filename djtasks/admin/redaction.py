@@ -23,6 +23,7 @@ VIEW_ARGUMENTS = "djtasks.view_task_arguments"
 DATA_FIELDS = frozenset(
     {"args", "kwargs", "result", "exception_message", "traceback", "errors", "progress", "headers", "canvas"}
     | {"options", "reported"}
+    | {"keys", "unique_lock"}  # unique, rate-limit and concurrency keys are computed from the arguments
     | {"raw", "reason"}
 )
 

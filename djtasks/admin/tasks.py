@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from djtasks.admin import display, redaction
+from djtasks.admin import display, limits, redaction
 from djtasks.admin.filters import QueueFilter, TaskNameFilter, WorkerFilter
 from djtasks.admin.guard import GuardedAdmin, sees_secrets
 from djtasks.admin.paging import COUNT_CAP, CappedPaginator
@@ -209,6 +209,7 @@ class TaskRecordAdmin(ReadOnlyAdmin):
             "timeline": display.timeline(record),
             "run_time": display.duration(record.runtime),
             "attempt_errors": shown.data(record.errors or []),
+            "key_rows": limits.detail_rows(record, shown.open),
             "parent": parent,
             "root": root,
             "children": children,

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import FrozenInstanceError, dataclass, fields
+from datetime import timedelta
 from typing import Any, Concatenate, Literal, NoReturn, overload
 
 from django.tasks import Task as DjangoTask
 
-from djtasks.calling import eager, retry
+from djtasks.calling import eager, gates, retry, unique
 from djtasks.calling.canvas import Signature
 from djtasks.calling.chunks import Chunks, map_signature, starmap_signature
 from djtasks.calling.enqueue import check_json, djtasks_backend_alias, enqueue
@@ -63,6 +64,14 @@ class Task[**P, R](DjangoTask, TaskHooks):
     acks_late: bool | None = True  # Celery's options, honoured only with the values that say what djtasks does.
     reject_on_worker_lost: bool | None = None
     store_errors_even_if_ignored: bool | None = None
+    # Unique, debounced, keyed rate-limited and capped tasks (calling/gates.py; seconds or timedeltas;
+    # a key is a function of the task's arguments or a template of them, such as "{customer_id}").
+    unique_for: float | timedelta | None = None  # One unfinished row per name and key within this window.
+    unique_key: Callable[..., Any] | str | None = None  # Default: the arguments (unique), the name (debounce).
+    debounce: float | timedelta | None = None  # A new call replaces a waiting one's arguments and moves its start.
+    rate_limit_key: Callable[..., Any] | str | None = None  # One rate_limit bucket per key.
+    concurrency: int | None = None  # At most this many running at once across all workers (per key).
+    concurrency_key: Callable[..., Any] | str | None = None
 
     def __init__(self, **kwargs: Any) -> None:
         known = {f.name: f for f in fields(Task) if f.init}
@@ -87,11 +96,14 @@ class Task[**P, R](DjangoTask, TaskHooks):
 
     def __post_init__(self) -> None:
         func = self.func
-        validate_options(self, f" on {func.__module__}.{func.__qualname__}", self._set)
+        where = f" on {func.__module__}.{func.__qualname__}"
+        validate_options(self, where, self._set)
+        gate = gates.build(self, where)  # unique_for, unique_key, debounce, rate_limit_key, concurrency...
         if not self.name:
             object.__setattr__(self, "name", f"{func.__module__}.{func.__qualname__}")
         DjangoTask.__post_init__(self)
         registry.register(self.name, self)
+        gates.register(self.name, gate)
 
     def _set(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
@@ -121,6 +133,7 @@ class Task[**P, R](DjangoTask, TaskHooks):
         Raises InvalidCall (a TypeError and a ValueError) naming an option or argument that cannot be
         stored, or arguments the function cannot take (typing=True, as in Celery).
         """
+        once = unique.pop_call(options) if options else None  # unique_key=, unique_for= (calling/unique.py)
         try:
             execution = ExecutionOptions.build(**options) if options else NO_OPTIONS
             positional, named = list(args or ()), dict(kwargs or {})
@@ -129,7 +142,7 @@ class Task[**P, R](DjangoTask, TaskHooks):
         positional, named = check_json(self.name, positional, named)
         if self.typing and not execution.parent_id:  # a workflow's next step gets a result nobody checked
             self.check_arguments(positional, named)
-        record = enqueue(self, positional, named, execution, checked=True)
+        record = enqueue(self, positional, named, execution, once, checked=True)
         return AsyncResult(record.id, task_name=self.name)
 
     def check_arguments(self, args: list[Any], kwargs: dict[str, Any]) -> None:

@@ -15,7 +15,8 @@ from django.tasks import Task as DjangoTask
 from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
 from django.tasks.signals import task_enqueued
 
-from djtasks.calling import inline
+from djtasks.calling import inline, unique
+from djtasks.calling.gates import ENQUEUE
 from djtasks.core.conf import get_settings
 from djtasks.core.context import current
 from djtasks.core.exceptions import InvalidCall
@@ -108,12 +109,20 @@ def lineage(options: ExecutionOptions, task_id: str) -> tuple[str, str]:
 
 
 def enqueue(
-    task: TaskDefaults, args: list[Any], kwargs: dict[str, Any], options: ExecutionOptions, *, checked: bool = False
+    task: TaskDefaults,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    options: ExecutionOptions,
+    once: unique.UniqueCall | None = None,
+    *,
+    checked: bool = False,
 ) -> TaskRecord:
     """Insert the row (state PENDING) in the current transaction and return it.
 
     A call made inside a running task is its child (parent_id, root_id), as in Celery. checked:
-    the arguments are check_json()'s copies already.
+    the arguments are check_json()'s copies already. For a unique or debounced task (or a call with
+    its own unique_key/unique_for: `once`), return instead the row that holds its key, if one does
+    (calling/unique.py): no row is written then.
     """
     if not checked:
         args, kwargs = check_json(task.name, args, kwargs)
@@ -147,9 +156,20 @@ def enqueue(
         options=options.stored(),
     )
     record.publish_retry = options.publish_retry
-    # post_save (publisher.on_task_saved) registers the publish on this database's commit.
     db = router.db_for_write(TaskRecord)
-    sql.insert(record, db)
+    gate = ENQUEUE.get(name)
+    if options.chain:
+        unique.check_chain(options)  # a unique step ends a chain: refused unless it is the last
+    # post_save (publisher.on_task_saved) registers the publish on this database's commit.
+    if gate is None and once is None:
+        sql.insert(record, db)
+    else:
+        # Unique, debounced and keyed tasks: their keys, then the row, or its key's holder (no row written).
+        unique.prepare(name, gate, once, record, options)
+        if record.unique_lock is None:
+            sql.insert(record, db)
+        elif (held := unique.take(record, db, debounced=gate is not None and gate.debounce is not None)) is not record:
+            return held
     # Django's receivers get a TaskResult, which only a declared task builds (send_task's Defaults cannot).
     if isinstance(task, DjangoTask) and task_enqueued.has_listeners():
         task_enqueued.send(type(task.get_backend()), task_result=to_task_result(record, task))

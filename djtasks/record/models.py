@@ -86,6 +86,12 @@ class TaskRecord(models.Model):
     options = models.JSONField(_("call options"), default=dict, blank=True)
     # What the running attempt last said with update_state(): {"state", "meta", "attempt", "at"}.
     reported = models.JSONField(_("reported state"), null=True, blank=True)
+    # Unique and debounced tasks (calling/unique.py): the key this row holds while it is active
+    # (a digest of the task name and key; a partial unique index makes it the lock), and what its
+    # options computed at enqueue: {"unique" or "debounce": {...}, "rate_limit": key, "concurrency": key,
+    # "duplicates": calls that returned this row}. Both are NULL for tasks without those options.
+    unique_lock = models.CharField(_("unique lock"), max_length=64, null=True, blank=True, editable=False)
+    keys = models.JSONField(_("unique, rate-limit and concurrency keys"), null=True, blank=True)
 
     objects = TaskRecordQuerySet.as_manager()
     # Not a field: how the after-commit publish of a row being enqueued retries (apply_async's retry=);
@@ -111,6 +117,13 @@ class TaskRecord(models.Model):
             # and a full index of one repeated '' looks useless to the planner (queries repeat the condition).
             models.Index(fields=["parent_id"], name="djtasks_task_parent_idx", condition=~Q(parent_id="")),
             models.Index(fields=["group_id"], name="djtasks_task_group_idx", condition=~Q(group_id="")),
+        ]
+        constraints = [
+            # Partial: only rows of unique or debounced tasks hold a key, and a finished one gives
+            # it up lazily (the next enqueue of the key clears it), so the index stays small.
+            models.UniqueConstraint(
+                fields=["unique_lock"], condition=Q(unique_lock__isnull=False), name="djtasks_task_unique_lock"
+            ),
         ]
         permissions = [
             ("view_task_arguments", _("Can see task arguments and results unredacted")),

@@ -47,6 +47,8 @@ class Recording:
         self.db = router.db_for_write(TaskRecord)
         # Events and counters ride along with the next ack (see settle).
         self.recorder = TaskRecorder(broker, config, worker_id)
+        # Called with the attempts after() settled (worker/caps.py gives back their concurrency slots).
+        self.settled: list[Callable[[Done], None]] = []
 
     def finish(self, done: Done) -> None:
         """Record outcomes in one transaction, each fenced by its attempt's token; then ack."""
@@ -132,6 +134,8 @@ class Recording:
             self.release(started.claim, started.record.priority, delay_ms=delay_ms, forgive=True)
         released = {id(started) for started, _ in retrying}
         self.settle([started.claim for started, _ in done if id(started) not in released])
+        for hook in self.settled:
+            hook(done)
         for (started, _), ok in zip(done, written, strict=True):
             if ok and started.record.state != RETRY:
                 backend = type(started.task.get_backend())

@@ -447,3 +447,7 @@ def soft_catch(seconds):
     except SoftTimeLimitExceeded:
         return "soft limit"
     return "no limit"
+
+
+# Issue 21's tasks (unique, debounced, keyed rate-limited, capped) are declared apart.
+from . import gated_tasks  # noqa: E402, F401
