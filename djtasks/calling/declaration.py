@@ -64,8 +64,7 @@ class Task[**P, R](DjangoTask, TaskHooks):
     acks_late: bool | None = True  # Celery's options, honoured only with the values that say what djtasks does.
     reject_on_worker_lost: bool | None = None
     store_errors_even_if_ignored: bool | None = None
-    # Unique, debounced, keyed rate-limited and capped tasks (calling/gates.py; seconds or timedeltas;
-    # a key is a function of the task's arguments or a template of them, such as "{customer_id}").
+    # calling/gates.py: windows in seconds or timedeltas; a key is a function of the arguments or "{arg}".
     unique_for: float | timedelta | None = None  # One unfinished row per name and key within this window.
     unique_key: Callable[..., Any] | str | None = None  # Default: the arguments (unique), the name (debounce).
     debounce: float | timedelta | None = None  # A new call replaces a waiting one's arguments and moves its start.
@@ -97,16 +96,13 @@ class Task[**P, R](DjangoTask, TaskHooks):
     def __post_init__(self) -> None:
         func = self.func
         where = f" on {func.__module__}.{func.__qualname__}"
-        validate_options(self, where, self._set)
+        validate_options(self, where, lambda name, value: object.__setattr__(self, name, value))
         gate = gates.build(self, where)  # unique_for, unique_key, debounce, rate_limit_key, concurrency...
         if not self.name:
             object.__setattr__(self, "name", f"{func.__module__}.{func.__qualname__}")
         DjangoTask.__post_init__(self)
         registry.register(self.name, self)
         gates.register(self.name, gate)
-
-    def _set(self, name: str, value: Any) -> None:
-        object.__setattr__(self, name, value)
 
     # Celery's calling API ---------------------------------------------------------------
 
@@ -297,9 +293,7 @@ def task(
             func=func, backend=backend or djtasks_backend_alias(), takes_context=takes_context, **declared, **options
         )
 
-    if function is not None:
-        return wrapper(function)
-    return wrapper
+    return wrapper(function) if function is not None else wrapper
 
 
 shared_task = task  # Celery's decorator for tasks of reusable apps; djtasks has no app object to bind to
