@@ -4,7 +4,8 @@ In eager mode delay() and apply_async() write the row as always and run the task
 process when the caller's transaction commits (at once outside one; a Django TestCase's own
 transaction counts as committed), recording its outcome on the row as a worker would. Nothing is
 published: no Redis server and no worker are needed. The same test code runs against a real
-worker unchanged (result.get() returns the same value, the row holds the same outcome).
+worker unchanged (result.get() returns the same value, the row holds the same outcome). For
+example::
 
     from djtasks.testing import eager
 

@@ -1,0 +1,160 @@
+"""Sphinx directives that generate reference pages from djtasks itself, so they cannot drift.
+
+``djtasks-setting``: one DJTASKS key (under a heading of the page): its type, valid values,
+default and check ids, read from the settings schema (``djtasks.core.conf.Settings``); the
+directive's content is the prose. The build
+warns (an error under -W) about a key of the schema that no page documents, a documented name the
+schema does not have, and a key documented twice.
+
+``djtasks-command``: a management command's ``--help``, from its own argument parser.
+
+Type hints name objects by the module that defines them (``djtasks.calling.canvas.Signature``);
+the reference documents them under their public import path (``djtasks.Signature``). A reference
+to the defining path resolves to the public one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import io
+from functools import cache
+from typing import Any
+
+from django.core.management import load_command_class
+from docutils import nodes
+from docutils.parsers.rst import directives
+from sphinx.application import Sphinx
+from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective
+
+from djtasks.core.conf import Settings
+from djtasks.core.schema import Key
+
+logger = logging.getLogger(__name__)
+_KEY = "djtasks"  # the field metadata holding a setting's Key (djtasks.core.schema.setting)
+
+
+def schema_fields() -> dict[str, dataclasses.Field[Any]]:
+    return {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def default_text(field: dataclasses.Field[Any], override: str | None) -> str:
+    """Say a key's default: its value, or for a computed default the text the page gives."""
+    if field.default_factory is dataclasses.MISSING:
+        return repr(field.default)
+    if override:
+        return override
+    value = field.default_factory()
+    if value in ({}, [], ()):
+        return repr(value)
+    raise ValueError(f"DJTASKS[{field.name!r}] has a computed default: give it with :default:")
+
+
+class SettingDirective(SphinxDirective):
+    required_arguments = 1
+    has_content = True
+    option_spec = {"default": directives.unchanged_required}
+
+    def run(self) -> list[nodes.Node]:
+        name = self.arguments[0]
+        field = schema_fields().get(name)
+        documented = self.env.domaindata.setdefault("djtasks", {}).setdefault("settings", {})
+        if field is None:
+            logger.warning("DJTASKS has no key %r (djtasks.core.conf.Settings)", name, location=self.get_location())
+            return []
+        if name in documented and documented[name] != self.env.docname:
+            logger.warning("DJTASKS[%r] is documented twice", name, location=self.get_location())
+        documented[name] = self.env.docname
+        key: Key = field.metadata[_KEY]
+        try:
+            default = default_text(field, self.options.get("default"))
+        except ValueError as error:
+            logger.warning("%s", error, location=self.get_location())
+            default = "?"
+        checks = sorted({rule.check_id for rule in key.rules})
+        facts = nodes.field_list()
+        for label, value in (
+            ("Valid", key.describe()),
+            ("Default", default),
+            ("Checks", ", ".join(["djtasks.E003 (type)", *checks])),
+        ):
+            body = nodes.field_body()
+            body += nodes.paragraph(text=value)
+            facts += nodes.field("", nodes.field_name(text=label), body)
+        return [facts, *self.parse_content_to_nodes()]
+
+
+class CommandDirective(SphinxDirective):
+    required_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        name = self.arguments[0]
+        command = load_command_class("djtasks", name)
+        parser = command.create_parser("manage.py", name)
+        out = io.StringIO()
+        parser.print_help(out)
+        text = out.getvalue().replace(parser.prog, f"python manage.py {name}", 1)
+        block = nodes.literal_block(text, text, language="text")
+        return [block]
+
+
+PUBLIC_MODULES = (
+    "djtasks",
+    "djtasks.exceptions",
+    "djtasks.states",
+    "djtasks.control",
+    "djtasks.schedules",
+    "djtasks.metrics",
+    "djtasks.testing",
+    "djtasks.publisher",
+    "djtasks.overrides",
+)
+
+
+@cache
+def public_names() -> dict[str, str]:
+    """Map each public class's and function's defining path to its public import path."""
+    names: dict[str, str] = {}
+    for module_name in reversed(PUBLIC_MODULES):  # djtasks itself wins over its submodules
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            value = getattr(module, name)
+            if inspect.isclass(value) or inspect.isfunction(value):
+                names[f"{value.__module__}.{value.__qualname__}"] = f"{module_name}.{name}"
+                names[value.__qualname__] = f"{module_name}.{name}"
+    return names
+
+
+def resolve_public(app: Sphinx, env: Any, node: Any, contnode: Any) -> Any:
+    if node.get("refdomain") != "py":
+        return None
+    public = public_names().get(node["reftarget"])
+    if public is None:
+        return None
+    alias = node.deepcopy()
+    alias["reftarget"] = public
+    domain = env.get_domain("py")
+    return domain.resolve_xref(env, node["refdoc"], app.builder, node["reftype"], public, alias, contnode)
+
+
+def check_every_setting(app: Sphinx, env: Any) -> None:
+    documented = env.domaindata.get("djtasks", {}).get("settings", {})
+    for name in sorted(set(schema_fields()) - set(documented)):
+        logger.warning("DJTASKS[%r] is in the settings schema but no page documents it (djtasks-setting)", name)
+
+
+def purge(app: Sphinx, env: Any, docname: str) -> None:
+    documented = env.domaindata.get("djtasks", {}).get("settings", {})
+    for name in [n for n, doc in documented.items() if doc == docname]:
+        del documented[name]
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    app.add_directive("djtasks-setting", SettingDirective)
+    app.add_directive("djtasks-command", CommandDirective)
+    app.connect("env-check-consistency", check_every_setting)
+    app.connect("env-purge-doc", purge)
+    app.connect("missing-reference", resolve_public)
+    return {"version": "1", "parallel_read_safe": False, "env_version": 1}
