@@ -202,3 +202,16 @@ def test_every_setting_has_its_entry_in_the_settings_reference() -> None:
     page = (DOCS / "ref" / "settings.md").read_text()
     documented = re.findall(r"^```\{djtasks-setting\} (\w+)$", page, re.M)
     assert sorted(documented) == sorted(Settings.names())
+
+
+def test_the_settings_overview_shows_the_schema_defaults(tmp_path: Path) -> None:
+    overview = next(b for b in blocks(DOCS / "ref" / "settings.md") if b.kind == "settings")
+    namespace: dict = {"__name__": "settings", "BASE_DIR": tmp_path}
+    exec(compile(overview.code, overview.where, "exec"), namespace)
+    shown = namespace["DJTASKS"]
+    assert set(shown) == Settings.names()
+    defaults = Settings()
+    # Computed per machine (the host name, the CPUs) or shortened on the page (REDACT_KEYS).
+    differ = {"WORKER_NAME", "CONCURRENCY", "MAX_CONCURRENCY", "REDACT_KEYS"}
+    wrong = {k: v for k, v in shown.items() if k not in differ and v != getattr(defaults, k)}
+    assert not wrong, f"docs/ref/settings.md shows defaults the schema does not have: {wrong}"

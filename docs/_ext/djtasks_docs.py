@@ -75,13 +75,14 @@ class SettingDirective(SphinxDirective):
             default = "?"
         checks = sorted({rule.check_id for rule in key.rules})
         facts = nodes.field_list()
-        for label, value in (
-            ("Valid", key.describe()),
-            ("Default", default),
-            ("Checks", ", ".join(["djtasks.E003 (type)", *checks])),
+        computed = "default" in self.options
+        for label, value, literal in (
+            ("Valid", key.describe(), False),
+            ("Default", default, not computed),
+            ("Checks", ", ".join(["djtasks.E003 (type)", *checks]), False),
         ):
             body = nodes.field_body()
-            body += nodes.paragraph(text=value)
+            body += nodes.paragraph("", "", nodes.literal(text=value) if literal else nodes.Text(value))
             facts += nodes.field("", nodes.field_name(text=label), body)
         return [facts, *self.parse_content_to_nodes()]
 
