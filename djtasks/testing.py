@@ -14,8 +14,8 @@ example::
             response = client.post("/signup/", {...})   # the view calls send_welcome.delay(...)
         assert TaskRecord.objects.get(task_name="accounts.tasks.send_welcome").state == "SUCCESS"
 
-With pytest, `pytest_plugins = ["djtasks.testing"]` in conftest.py (or importing djtasks_eager
-there) gives the fixture: `def test_it(djtasks_eager): ...`.
+With pytest, ``pytest_plugins = ["djtasks.testing"]`` in conftest.py (or importing djtasks_eager
+there) gives the fixture: ``def test_it(djtasks_eager): ...``.
 """
 
 from __future__ import annotations

@@ -40,6 +40,8 @@ pygments_dark_style = "monokai"
 # objects (in signatures and type hints) cannot: the build runs offline, without their
 # intersphinx inventories, so those targets, and only those, are let through.
 nitpicky = True
+# In docstrings, `Name` is a cross-reference (checked, as nitpicky makes every one), ``code`` is code.
+default_role = "py:obj"
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_typehints_format = "short"

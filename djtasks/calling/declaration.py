@@ -162,7 +162,7 @@ class Task[**P, R](DjangoTask, TaskHooks):
     def replace(self, sig: Signature) -> Any:
         """Replace this task with sig: the row keeps its id and workflow, and runs sig instead.
 
-        Write `return self.replace(sig)`: in a worker it ends the task; called directly or by apply(),
+        Write ``return self.replace(sig)``: in a worker it ends the task; called directly or by apply(),
         it returns sig's value.
         """
         return replace_task(self, sig)
@@ -235,7 +235,7 @@ Task.__setattr__ = _set_attribute  # type: ignore[method-assign,assignment]
 
 
 def register_task[T: Task[Any, Any]](task: T | type[T]) -> T:
-    """Register a class-based task (`AddTask = register_task(AddTask)`, or Celery 5's register_task(AddTask()))."""
+    """Register a class-based task (``AddTask = register_task(AddTask)``, or Celery 5's register_task(AddTask()))."""
     if isinstance(task, type):
         if not issubclass(task, Task):
             raise ImproperlyDeclared(f"register_task() takes a djtasks Task subclass, not {task!r}.")

@@ -14,7 +14,7 @@ class ImproperlyDeclared(DjtasksError, TypeError):
 class InvalidCall(ImproperlyDeclared, ValueError):
     """A call's arguments, headers or options cannot be stored as given; the message names which. Nothing was enqueued.
 
-    A TypeError and a ValueError both, as the errors it replaces were (so `except TypeError` still works).
+    A TypeError and a ValueError both, as the errors it replaces were (so ``except TypeError`` still works).
     """
 
 
@@ -75,7 +75,7 @@ class Terminated(DjtasksError):
 
 
 class Retry(DjtasksError):
-    """Raised by task.retry(): the executor records RETRY and runs the task again at `when`."""
+    """Raised by task.retry(): the executor records RETRY and runs the task again at ``when``."""
 
     def __init__(self, exc: BaseException | None = None, when: object = None):
         super().__init__(f"Retry at {when}" + (f": {exc!r}" if exc is not None else ""))

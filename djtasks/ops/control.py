@@ -1,7 +1,7 @@
 """Remote control of running workers: send a command, gather each worker's reply within a timeout.
 
 Every function takes `destination` (worker ids such as "djtasks@host.1234"; None means every
-live worker) and `timeout` (seconds), and returns one Reply per worker, in destination order.
+live worker) and ``timeout`` (seconds), and returns one Reply per worker, in destination order.
 A worker that does not answer in time gets a Reply with ok=False and "no reply from ... within
 N s"; arguments are checked against core.commands before anything is sent (ValueError). `status()`
 reads the heartbeats and asks no worker anything. The admin calls these too.
@@ -80,7 +80,7 @@ def broadcast(
 ) -> list[Reply]:
     """Send a command to the destination workers (all live ones by default) and gather their replies.
 
-    The arguments are checked first (ValueError). The command is valid for `timeout` seconds on
+    The arguments are checked first (ValueError). The command is valid for ``timeout`` seconds on
     Redis' clock: a worker reading it later drops it unanswered, whatever its own clock says.
     """
     if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= MAX_TIMEOUT:

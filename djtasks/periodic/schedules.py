@@ -68,7 +68,7 @@ class Schedule:
         raise NotImplementedError
 
     def latest_between(self, first: datetime, moment: datetime) -> datetime:
-        """Return the latest slot s with first <= s <= moment, given that `first` is a slot."""
+        """Return the latest slot s with first <= s <= moment, given that ``first`` is a slot."""
         # Walk the last day only; a schedule with no slot in it is sparse, so walking it all is short.
         latest = self._walk(max(first, moment - _LOOKBACK), moment)
         if latest is None:
@@ -116,7 +116,7 @@ class interval(Schedule):  # noqa: N801 - lower case like crontab, as users writ
 
 @dataclass(frozen=True, slots=True)
 class crontab(Schedule):  # noqa: N801 - Celery's name
-    """A cron rule read in a time zone (the project's TIME_ZONE unless `tz` names one)."""
+    """A cron rule read in a time zone (the project's TIME_ZONE unless ``tz`` names one)."""
 
     minute: str | int = "*"
     hour: str | int = "*"
