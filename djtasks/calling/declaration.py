@@ -124,7 +124,7 @@ class Task[**P, R](DjangoTask, TaskHooks):
         kwargs: dict[str, Any] | None = None,
         **options: Any,
     ) -> AsyncResult[R]:
-        """Enqueue with execution options (see core/options.py's CELERY_OPTIONS and the README).
+        """Enqueue with execution options (see core/options.py's CELERY_OPTIONS and docs/topics/tasks.md).
 
         Raises InvalidCall (a TypeError and a ValueError) naming an option or argument that cannot be
         stored, or arguments the function cannot take (typing=True, as in Celery).

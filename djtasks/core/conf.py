@@ -115,7 +115,7 @@ _RECOVERY = Relation(
     lambda reap, lease: reap + lease <= 60,
     "djtasks.E013",
     "{key} is {value}: with {other} {other_value}, dead workers' tasks would return after more than 60 s.",
-    "LEASE_SECONDS + REAP_INTERVAL is at most 60 (the recovery the README promises).",
+    "LEASE_SECONDS + REAP_INTERVAL is at most 60 (the recovery djtasks promises).",
     "LEASE_SECONDS + REAP_INTERVAL at most 60",
 )
 

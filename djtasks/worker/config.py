@@ -56,7 +56,7 @@ def schedule_problems(entries: dict[Any, Any]) -> list[Problem]:
         try:
             entry = parse_entry(name, raw)
         except ScheduleError as exc:
-            found.append(Problem(exc.check_id, str(exc), exc.hint or "See the README's Periodic tasks."))
+            found.append(Problem(exc.check_id, str(exc), exc.hint or "See docs/topics/periodic.md."))
             continue
         if registry.get(entry.task) is None:
             close = difflib.get_close_matches(entry.task, registry.names(), n=1)
