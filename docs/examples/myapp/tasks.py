@@ -1,4 +1,5 @@
-# myapp/tasks.py
+"""The example app's tasks: the tutorial shows the first one (from its djtasks import on)."""
+
 from django.tasks import task as django_task
 
 from djtasks import task
