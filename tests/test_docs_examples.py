@@ -215,3 +215,11 @@ def test_the_settings_overview_shows_the_schema_defaults(tmp_path: Path) -> None
     differ = {"WORKER_NAME", "CONCURRENCY", "MAX_CONCURRENCY", "REDACT_KEYS"}
     wrong = {k: v for k, v in shown.items() if k not in differ and v != getattr(defaults, k)}
     assert not wrong, f"docs/ref/settings.md shows defaults the schema does not have: {wrong}"
+
+
+def test_the_readme_links_to_pages_that_exist() -> None:
+    readme = (ROOT / "README.md").read_text()
+    targets = [t for t in re.findall(r"\]\(([^)#\s]+)", readme) if "://" not in t]
+    assert targets, "the README links to the docs"
+    missing = [t for t in targets if not (ROOT / t).exists()]
+    assert not missing, f"README.md links to files that do not exist: {missing}"
