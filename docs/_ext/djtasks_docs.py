@@ -6,7 +6,8 @@ directive's content is the prose. The build
 warns (an error under -W) about a key of the schema that no page documents, a documented name the
 schema does not have, and a key documented twice.
 
-``djtasks-command``: a management command's ``--help``, from its own argument parser.
+``djtasks-command``: a management command's ``--help``, from its own argument parser; the build
+warns about a command of djtasks/management/commands that no page documents.
 
 Type hints name objects by the module that defines them (``djtasks.calling.canvas.Signature``);
 the reference documents them under their public import path (``djtasks.Signature``). A reference
@@ -20,19 +21,22 @@ import importlib
 import inspect
 import io
 from functools import cache
+from pathlib import Path
 from typing import Any
 
-from django.core.management import load_command_class
+from django.core.management import find_commands, load_command_class
 from docutils import nodes
 from docutils.parsers.rst import directives
 from sphinx.application import Sphinx
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
+import djtasks
 from djtasks.core.conf import Settings
 from djtasks.core.schema import Key
 
 logger = logging.getLogger(__name__)
+COMMANDS = str(Path(djtasks.__file__).parent / "management")
 _KEY = "djtasks"  # the field metadata holding a setting's Key (djtasks.core.schema.setting)
 
 
@@ -92,6 +96,7 @@ class CommandDirective(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         name = self.arguments[0]
+        self.env.domaindata.setdefault("djtasks", {}).setdefault("commands", {})[name] = self.env.docname
         command = load_command_class("djtasks", name)
         parser = command.create_parser("manage.py", name)
         out = io.StringIO()
@@ -144,12 +149,16 @@ def check_every_setting(app: Sphinx, env: Any) -> None:
     documented = env.domaindata.get("djtasks", {}).get("settings", {})
     for name in sorted(set(schema_fields()) - set(documented)):
         logger.warning("DJTASKS[%r] is in the settings schema but no page documents it (djtasks-setting)", name)
+    commands = env.domaindata.get("djtasks", {}).get("commands", {})
+    for name in sorted(set(find_commands(COMMANDS)) - set(commands)):
+        logger.warning("manage.py %s is a djtasks command but no page documents it (djtasks-command)", name)
 
 
 def purge(app: Sphinx, env: Any, docname: str) -> None:
-    documented = env.domaindata.get("djtasks", {}).get("settings", {})
-    for name in [n for n, doc in documented.items() if doc == docname]:
-        del documented[name]
+    for kind in ("settings", "commands"):
+        documented = env.domaindata.get("djtasks", {}).get(kind, {})
+        for name in [n for n, doc in documented.items() if doc == docname]:
+            del documented[name]
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
