@@ -109,6 +109,7 @@ def broadcast(
 
 
 def ping(*, destination: list[str] | None = None, timeout: float = DEFAULT_TIMEOUT) -> list[Reply]:
+    """Ask workers to answer; a worker that does not within the timeout gets an error reply."""
     return broadcast("ping", destination=destination, timeout=timeout)
 
 
@@ -150,12 +151,14 @@ def time_limit(
 
 
 def add_consumer(queue: str, *, destination: list[str] | None = None, timeout: float = DEFAULT_TIMEOUT) -> list[Reply]:
+    """Make workers read one more queue, until they stop."""
     return broadcast("add_consumer", {"queue": _stripped(queue)}, destination=destination, timeout=timeout)
 
 
 def cancel_consumer(
     queue: str, *, destination: list[str] | None = None, timeout: float = DEFAULT_TIMEOUT
 ) -> list[Reply]:
+    """Make workers stop reading a queue; a worker refuses to cancel its last one."""
     return broadcast("cancel_consumer", {"queue": _stripped(queue)}, destination=destination, timeout=timeout)
 
 
@@ -165,6 +168,7 @@ def pool_grow(n: int = 1, *, destination: list[str] | None = None, timeout: floa
 
 
 def pool_shrink(n: int = 1, *, destination: list[str] | None = None, timeout: float = DEFAULT_TIMEOUT) -> list[Reply]:
+    """Stop n children in each worker, idle ones first; a worker keeps at least one."""
     return broadcast("pool_shrink", {"n": n}, destination=destination, timeout=timeout)
 
 

@@ -11,7 +11,9 @@ warns about a command of djtasks/management/commands that no page documents.
 
 Type hints name objects by the module that defines them (``djtasks.calling.canvas.Signature``);
 the reference documents them under their public import path (``djtasks.Signature``). A reference
-to the defining path resolves to the public one.
+to the defining path resolves to the public one. The build warns about a name in the ``__all__``
+of a public module (conf.py's ``djtasks_public_modules``) that the reference does not document,
+unless conf.py's ``djtasks_left_out`` says why.
 """
 
 from __future__ import annotations
@@ -106,24 +108,11 @@ class CommandDirective(SphinxDirective):
         return [block]
 
 
-PUBLIC_MODULES = (
-    "djtasks",
-    "djtasks.exceptions",
-    "djtasks.states",
-    "djtasks.control",
-    "djtasks.schedules",
-    "djtasks.metrics",
-    "djtasks.testing",
-    "djtasks.publisher",
-    "djtasks.overrides",
-)
-
-
 @cache
-def public_names() -> dict[str, str]:
+def public_names(modules: tuple[str, ...]) -> dict[str, str]:
     """Map each public class's and function's defining path to its public import path."""
     names: dict[str, str] = {}
-    for module_name in reversed(PUBLIC_MODULES):  # djtasks itself wins over its submodules
+    for module_name in reversed(modules):  # djtasks itself wins over its submodules
         module = importlib.import_module(module_name)
         for name in module.__all__:
             value = getattr(module, name)
@@ -136,7 +125,7 @@ def public_names() -> dict[str, str]:
 def resolve_public(app: Sphinx, env: Any, node: Any, contnode: Any) -> Any:
     if node.get("refdomain") != "py":
         return None
-    public = public_names().get(node["reftarget"])
+    public = public_names(tuple(app.config.djtasks_public_modules)).get(node["reftarget"])
     if public is None:
         return None
     alias = node.deepcopy()
@@ -149,6 +138,16 @@ def check_every_setting(app: Sphinx, env: Any) -> None:
     documented = env.domaindata.get("djtasks", {}).get("settings", {})
     for name in sorted(set(schema_fields()) - set(documented)):
         logger.warning("DJTASKS[%r] is in the settings schema but no page documents it (djtasks-setting)", name)
+    objects = env.get_domain("py").objects
+    left_out = app.config.djtasks_left_out
+    exports: dict[str, list[str]] = {}  # an object's id -> its public paths (djtasks.Retry, djtasks.exceptions.Retry)
+    for module_name in app.config.djtasks_public_modules:
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            exports.setdefault(str(id(getattr(module, name))), []).append(f"{module_name}.{name}")
+    for paths in exports.values():
+        if not any(path in objects or path in left_out for path in paths):
+            logger.warning("%s is public (in __all__) but the API reference does not document it", paths[0])
     commands = env.domaindata.get("djtasks", {}).get("commands", {})
     for name in sorted(set(find_commands(COMMANDS)) - set(commands)):
         logger.warning("manage.py %s is a djtasks command but no page documents it (djtasks-command)", name)
@@ -162,6 +161,8 @@ def purge(app: Sphinx, env: Any, docname: str) -> None:
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
+    app.add_config_value("djtasks_public_modules", [], "env")
+    app.add_config_value("djtasks_left_out", {}, "env")
     app.add_directive("djtasks-setting", SettingDirective)
     app.add_directive("djtasks-command", CommandDirective)
     app.connect("env-check-consistency", check_every_setting)
