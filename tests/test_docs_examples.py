@@ -18,6 +18,7 @@ Each page under docs/ is one test, and so is README.md. Its fenced code blocks r
 
 from __future__ import annotations
 
+import dataclasses
 import doctest
 import io
 import re
@@ -31,7 +32,7 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 
-from djtasks import control
+from djtasks import Task, control
 from djtasks.core.conf import Settings
 from djtasks.core.schema import problems
 from tests.support.redisserver import RedisServer
@@ -223,3 +224,16 @@ def test_the_readme_links_to_pages_that_exist() -> None:
     assert targets, "the README links to the docs"
     missing = [t for t in targets if not (ROOT / t).exists()]
     assert not missing, f"README.md links to files that do not exist: {missing}"
+
+
+def test_the_task_options_table_lists_every_option_of_task() -> None:
+    page = (DOCS / "topics" / "tasks.md").read_text()
+    table = page[page.index("| `@task` option | default | meaning |") :].split("\n\n")[0]
+    cells = [line.split("|")[1] for line in table.splitlines()[2:]]
+    shown = {name for cell in cells for name in re.findall(r"`(\w+)`", cell)}
+    # Django's own Task fields, set through django.tasks' API (using()) or named otherwise here.
+    djangos = {"func", "backend", "queue_name", "run_after"}
+    declared = {f.name for f in dataclasses.fields(Task) if f.init} - djangos
+    accepted = declared | {"queue", "celery_priority", "base"}
+    assert declared <= shown, f"options missing from the table: {sorted(declared - shown)}"
+    assert shown <= accepted, f"the table shows options @task does not take: {sorted(shown - accepted)}"
