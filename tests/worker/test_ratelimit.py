@@ -37,7 +37,7 @@ def test_the_limit_holds_across_workers_and_others_are_not_blocked(worker, ledge
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert min(gaps) >= 0.4  # 500 ms apart, less scheduling jitter
     assert all(r.state == "SUCCESS" for r in results)
-    deliveries = get_broker().client.hgetall(get_broker().key("d"))
+    deliveries = get_broker().client.hgetall(get_broker().queue_key("default", "deliveries"))
     assert not deliveries  # waits were forgiven: none counts towards the poison limit
 
 
