@@ -180,8 +180,9 @@ class Queues(Publishing):
         pipe.zrem(self.queue_key(queue, "scheduled"), task_id)
         pipe.hdel(self.queue_key(queue, "messages"), task_id)
         pipe.hdel(self.queue_key(queue, "deliveries"), task_id)
-        pipe.publish(self.done_channel(task_id), "done")
         pipe.execute()
+        # Apart: a cluster pipeline refuses PUBLISH (it has no key to route by); any node serves it.
+        self.client.publish(self.done_channel(task_id), "done")
 
     @converted
     def forget_message(self, task_id: str, queue: str) -> None:
