@@ -123,7 +123,8 @@ def _as_postgres(argv: list[str]) -> list[str]:
 class PostgresCluster:
     """A throwaway cluster (fsync on) on a free loopback port, as bin/test makes one; removed by stop()."""
 
-    def __init__(self) -> None:
+    def __init__(self, options: str = "") -> None:
+        """options: more server settings (-c name=value ...), e.g. scale.py's pg_stat_statements."""
         self.bin = _pg_bin()
         if os.getuid() == 0 and subprocess.run(["id", "postgres"], capture_output=True).returncode != 0:
             subprocess.run(
@@ -174,7 +175,7 @@ class PostgresCluster:
                     "-t",
                     "60",
                     "-o",
-                    f"-c listen_addresses=127.0.0.1 -c port={self.port} -k {self.dir} -c fsync=on",
+                    f"-c listen_addresses=127.0.0.1 -c port={self.port} -k {self.dir} -c fsync=on {options}",
                     "start",
                 ]
             ),
