@@ -10,14 +10,16 @@ from djtasks.transport.connection import Command
 from djtasks.transport.contents import Contents
 from djtasks.transport.coordination import Coordination
 from djtasks.transport.legacy import Legacy
+from djtasks.transport.limits import Limits
 from djtasks.transport.queues import Claim, Queues
 from djtasks.transport.streams import Streams
 
 __all__ = ["Broker", "Claim", "Command", "close_broker", "get_broker"]
 
 
-class Broker(Queues, Contents, Legacy, Coordination, Streams):
-    """Redis as the transport: queues and claims, what they hold, coordination, streams (errors: BrokerUnavailable).
+class Broker(Limits, Queues, Contents, Legacy, Coordination, Streams):
+    """Redis as the transport: queues and claims, what they hold, coordination, streams, limits (unique tasks,
+    caps, keyed rates) (errors: BrokerUnavailable).
 
     Key names and their hash slots: keys.py. One server, Sentinel or a cluster: clients.py.
     """

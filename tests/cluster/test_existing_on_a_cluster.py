@@ -3,7 +3,8 @@
 Each name below is the test of its own module, collected here a second time; the fixtures it
 asks for (redis_server, worker, ledger) are the cluster's. Chosen to cover what the cluster
 changes: the broker's operations, drain, priorities, delayed work, rate limits, the beat,
-control, revoke, the FLUSHALL rebuild and the fault suite's Redis rows.
+control, revoke, the FLUSHALL rebuild and the fault suite's Redis rows; and issue 21's caps,
+keyed rate limits, debounced starts and unique enqueues.
 """
 
 import pytest
@@ -13,11 +14,13 @@ from tests.calling.test_calling import (  # noqa: F401
     test_a_task_for_a_queue_no_worker_consumes_waits_then_runs,
     test_eta_runs_at_its_time_once_however_many_workers,
 )
+from tests.calling.test_debounce import test_the_start_moves_in_redis_too  # noqa: F401
 from tests.calling.test_retries import test_the_state_is_retry_while_the_task_waits  # noqa: F401
 from tests.calling.test_revoke import (  # noqa: F401
     test_a_task_revoked_while_no_worker_is_online_never_runs,
     test_terminate_kills_the_running_task_and_the_worker_carries_on,
 )
+from tests.calling.test_unique import test_20_threads_in_3_processes_enqueue_the_same_unique_key_into_one_row  # noqa: F401
 from tests.faults.test_faults import (  # noqa: F401
     test_flushall_with_work_queued_delayed_and_running,
     test_one_message_delivered_three_times,
@@ -55,6 +58,12 @@ from tests.transport.test_keys import (
     test_every_script_call_touches_one_hash_slot,  # noqa: F401
 )
 from tests.transport.test_legacy import test_the_old_layout_is_taken_in_with_its_order_due_times_and_delivery_counts  # noqa: F401
+from tests.worker.test_caps import (  # noqa: F401
+    test_a_keyed_cap_serialises_each_key_and_lets_keys_run_side_by_side,
+    test_a_slot_held_by_a_killed_worker_comes_back_within_lease_and_reap,
+    test_concurrency_1_never_overlaps_across_workers_and_waiters_are_woken,
+    test_two_keys_at_2_per_second_interleave_at_their_own_pace_across_2_workers,
+)
 from tests.worker.test_ratelimit import test_the_limit_holds_across_workers_and_others_are_not_blocked  # noqa: F401
 from tests.worker.test_worker import (  # noqa: F401
     test_a_view_enqueues_in_its_transaction_and_the_worker_runs_it,

@@ -58,6 +58,20 @@ def exercise(broker):
     claims = broker.claim(queues, "w", 10_000, limit=4, deep=0)
     claims += broker.claim(queues, "w2", 10_000, limit=1)
     assert broker.extend(claims, 10_000) == []
+    # Issue 21's limits: a cap held, a second claim of the same queue parked, then woken.
+    holder, parked = [c for c in claims if c.queue == claims[0].queue][:2]
+    assert broker.acquire_slot("some.task", None, 1, holder, 1000) == 1
+    assert broker.acquire_slot("some.task", None, 1, parked, 1000) == 0
+    assert broker.release_slot("some.task", None, holder) == parked.id
+    assert broker.acquire_slot("keyed.task", "acme", 1, holder, 1000) == 1
+    broker.cap_states("some.task", keyed=False)
+    broker.cap_states("keyed.task", keyed=True)
+    broker.take_keyed_rate_slot("some.task", "acme", 100.0)
+    broker.rate_key_states("some.task")
+    broker.reschedule("mail", "later", int(time.time() * 1000) + 90_000)
+    broker.note_duplicate("t1")
+    broker.duplicates("t1")
+    claims.remove(parked)
     broker.release(claims.pop(), priority=0)
     broker.ack_many(claims, also=[("HINCRBY", broker.stats_key("done"), "x", 1)])
     short = broker.claim(["hipri"], "w3", 1)
@@ -75,7 +89,7 @@ def test_every_script_call_touches_one_hash_slot(sent):
     broker = get_broker()
     exercise(broker)
     calls = script_keys(sent)
-    assert len(calls) >= 15
+    assert len(calls) >= 22
     for keys in calls:
         assert len({key_slot(k) for k in keys}) == 1, keys
     # Several queues' calls went out, each in its own queue's slot.
