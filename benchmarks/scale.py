@@ -72,6 +72,12 @@ class Step:
                 "AND query NOT ILIKE '%count(*)%' AND query NOT ILIKE '%pg_stat%'"
             )
             statements = cursor.fetchone()[0]
+            cursor.execute(
+                "SELECT query, calls FROM pg_stat_statements WHERE dbid = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND query NOT ILIKE '%count(*)%' AND query NOT ILIKE '%pg_stat%'"
+            )
+            self.by_query = dict(cursor.fetchall())
         stats = self.redis.info("commandstats")
         calls = sum(v["calls"] for k, v in stats.items() if k.split("_", 1)[1] not in {"info", "config"})
         cpu = self.redis.info("cpu")
@@ -90,6 +96,7 @@ class Step:
         self.adapter.enqueue_bulk(size)
         argv = [sys.executable, "-m", "django", "taskworker", "-c", str(procs), "-l", "WARNING"]
         before, machine_before, polls = self.counters(), psutil.cpu_times(), 0
+        queries_before = self.by_query
         start = time.perf_counter()
         worker = Worker(argv, Path(self.options.log_dir) / f"scale-{procs}.log")
         tree: list[psutil.Process] = [psutil.Process(worker.pid)]
@@ -128,6 +135,14 @@ class Step:
             "commits_per_s": (after["commits"] - before["commits"] - polls) / elapsed,
         }
         row["bottleneck"] = bottleneck(row, cores)
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT LEFT(reason, 160), COUNT(*) FROM djtasks_deadletter GROUP BY 1 ORDER BY 2 DESC LIMIT 3"
+            )
+            row["dead_letters"] = cursor.fetchall()
+        calls = {q: n - queries_before.get(q, 0) for q, n in self.by_query.items()}
+        top = sorted(((n, q) for q, n in calls.items() if n > 0), reverse=True)[:6]
+        row["top_statements"] = [(n / size, " ".join(q.split())[:100]) for n, q in top]
         return row
 
 
@@ -163,6 +178,11 @@ def table(rows: list[dict], meta: str) -> str:
             f"| {r['commits_per_task']:.2f} | {r['statements_per_task']:.2f} | {r['redis_calls_per_task']:.2f} "
             f"| {r['bottleneck']} |"
         )
+    for r in rows:
+        lines += ["", f"Statements per task with -c {r['procs']}, most called first:", ""]
+        lines += [f"- {per:.2f} `{query}`" for per, query in r["top_statements"]]
+        if r["dead_letters"]:
+            lines += ["", "Dead letters:", ""] + [f"- {count} `{reason}`" for reason, count in r["dead_letters"]]
     return "\n".join(lines) + "\n"
 
 

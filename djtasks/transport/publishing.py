@@ -18,17 +18,33 @@ WAKE_TOKENS = 64  # a wake-up list holds at most this many tokens
 
 
 class _Sender:
-    """A connection of one thread for publishes sent without waiting, and what awaits a reply."""
+    """A connection of one thread for publishes sent without waiting, and what awaits a reply.
 
-    def __init__(self, pool: redis.ConnectionPool):
+    Each time the connection is made (first, and again after Redis restarted) it loads the publish
+    script before anything is sent: a publish sent without waiting is then never refused NOSCRIPT
+    by a Redis that lacks the script, a refusal read only at the thread's next publish (which
+    would replay it then, and leave the task to the outbox sweep meanwhile).
+    """
+
+    def __init__(self, pool: redis.ConnectionPool, script: str):
         self.pool = pool
-        self.connection = pool.make_connection()
+        self.script = script
+        self.connection = self._connect()
         self.unread: deque[tuple[list[tuple[Message, int]], int]] = deque()
+
+    def _connect(self) -> Any:
+        connection = self.pool.make_connection()
+        connection.register_connect_callback(self._load)
+        return connection
+
+    def _load(self, connection: Any) -> None:
+        connection.send_command("SCRIPT", "LOAD", self.script)
+        connection.read_response()
 
     def reset(self) -> None:
         """Drop the connection and the unread replies: the outbox sweep covers those messages."""
         self.connection.disconnect()
-        self.connection = self.pool.make_connection()
+        self.connection = self._connect()
         self.unread.clear()
 
 
@@ -128,7 +144,7 @@ class Publishing(Connection):
         if sender is None:
             client = self.client
             assert isinstance(client, redis.Redis)
-            sender = self.local.sender = _Sender(client.connection_pool)
+            sender = self.local.sender = _Sender(client.connection_pool, str(self.scripts.publish.script))
         return sender
 
     def _read_replies(self, sender: _Sender, *, wait: bool) -> None:

@@ -4,8 +4,9 @@ import time
 
 import pytest
 
+from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.core.message import Message
-from djtasks.transport.broker import get_broker
+from djtasks.transport.broker import close_broker, get_broker
 
 pytestmark = pytest.mark.usefixtures("redis_server")
 
@@ -187,3 +188,30 @@ def test_a_queue_whose_keys_were_lost_alone_is_noticed_by_its_epoch_marker(redis
     # One cluster master lost its data: only the lonely queue's keys are gone.
     redis_server.client().delete(*[broker.queue_key("lonely", kind) for kind in ("ready", "messages", "epoch")])
     assert broker.ensure_epoch("third", ["default"]) is True  # found through the set of queue names
+
+
+@pytest.mark.parametrize("how", ["first connection", "restart"])
+def test_a_publish_sent_without_waiting_arrives_though_redis_lacks_the_script(redis_server, how):
+    """A Redis that never saw the publish script (new, or restarted) must not refuse a publish sent
+    without waiting: its NOSCRIPT reply would be read only at the thread's next publish (seconds or
+    hours later, replaying it then) and meanwhile the task would wait for the outbox sweep."""
+    broker = get_broker()
+    if how == "restart":
+        broker.publish_nowait([(Message("before", "default"), 0)])
+        broker.flush_publishes()
+        redis_server.stop()
+        redis_server.start()  # empty, without scripts
+        # What is sent on the dead connection is the outbox sweep's (test_enqueue); reading its
+        # reply finds the connection gone, and the next publish makes a new one.
+        broker.publish_nowait([(Message("lost", "default"), 0)])
+        with pytest.raises(BrokerUnavailable):
+            broker.flush_publishes()
+    else:
+        close_broker()
+        redis_server.client().script_flush()
+        broker = get_broker()
+    broker.publish_nowait([(Message("sent", "default"), 0)])
+    deadline = time.monotonic() + 2
+    while broker.known(["sent"], "default") != [True] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert broker.known(["sent"], "default") == [True]  # without another publish from this thread
