@@ -15,6 +15,12 @@ Two kinds of keys, two kinds of hash tags:
   commands and scripts over them (BLPOP on several queues' wake-up lists, the rate-limit script)
   stay in one slot.
 
+Issue 21's keys follow it (transport/limits.py): a concurrency cap's slots, waiters and index
+are queue keys (``cap:<task>:<digest>``, ``cap-wait:...``, ``cap-keys:<task>``), as its script
+checks the queue's owners and parks in its scheduled set; keyed rate buckets (``rlk``, beside
+the rate overrides ``rl-overrides``), their index and duplicate counts (``dups``) are
+coordination keys.
+
 The rule for a new key (a pause flag, a uniqueness lock, a concurrency cap, ...): name it with
 ``queue_key(queue, kind)`` when a queue's scripts read or write it, and with
 ``coordination_key(kind, ...)`` otherwise. A script takes keys of one queue only, or coordination
