@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+import budget
+
 HERE = Path(__file__).resolve().parent
 WORKER_START_TIMEOUT = 120.0
 # A high-priority task that has not run this long after its publish is reported as "> 30 s".
@@ -35,6 +37,7 @@ def main() -> None:
     parser.add_argument("--log-dir", required=True)
     parser.add_argument("--profile", help="directory for py-spy / cProfile output (djtasks)")
     parser.add_argument("--workloads", default="enqueue,bulk,drain,roundtrip,queued")
+    parser.add_argument("--budget", action="store_true", help="also count each path's per-task budget (budget.py)")
     options = parser.parse_args()
 
     if os.environ.get("BENCH_DB") == "postgres":
@@ -56,6 +59,9 @@ def main() -> None:
     for workload in workloads:
         log(f"{options.peer}: {workload}")
         figures.update(getattr(bench, workload)())
+    if options.budget:
+        log(f"{options.peer}: budget")
+        figures.update(budget.run(bench))
     Path(options.out).write_text(json.dumps(figures, indent=2))
 
 
