@@ -78,7 +78,7 @@ class Counters:
             "worker_cpu_us": cpu[1] / count * 1e6 if self.worker_pids else None,
             "redis_commands": sum(commands.values()) / count,
             "redis_reads": reads / count,
-            "redis_top": dict(Counter(commands).most_common(8)),
+            "redis_top": dict(Counter(commands).most_common()),
         }
         if self.pg is not None:
             figures["commits"] = (self._next_xid() - self.xid_before) / count
@@ -90,11 +90,11 @@ class Counters:
             ).fetchall()
             counted = [(q, n) for q, n in rows if not any(own in q.lower() for own in _OWN)]
             figures["statements"] = sum(n for _, n in counted) / count
-            figures["statements_top"] = {" ".join(q.split())[:120]: n for q, n in counted[:8]}
+            figures["statements_top"] = {" ".join(q.split())[:120]: n for q, n in counted[:15]}
         elif self.pg is None:
             figures["statements"] = sum(self.local.values()) / count if not self.worker_pids else None
             figures["statements_caller"] = sum(self.local.values()) / count
-            figures["statements_top"] = dict(self.local.most_common(8))
+            figures["statements_top"] = dict(self.local.most_common(15))
         return figures
 
     def wrapper(self, execute, sql, params, many, context):

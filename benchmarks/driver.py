@@ -55,7 +55,7 @@ def main() -> None:
         "priority": bench.adapter.PRIORITY,
         "size": options.size,
     }
-    workloads = options.workloads.split(",") + (["profile_run"] if options.profile else [])
+    workloads = [w for w in options.workloads.split(",") if w] + (["profile_run"] if options.profile else [])
     for workload in workloads:
         log(f"{options.peer}: {workload}")
         figures.update(getattr(bench, workload)())

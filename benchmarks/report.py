@@ -275,6 +275,6 @@ def budget_table(raw: list[dict]) -> str:
     for title, b in tops:
         lines += ["", f"{title}, {b['tasks']:,} tasks: statements by calls, Redis commands by calls", "", "```"]
         lines += [f"{n:>8,}  {q}" for q, n in (b.get("statements_top") or {}).items()]
-        lines += [f"{n:>8,}  redis {c}" for c, n in b["redis_top"].items()]
+        lines += [f"{n:>8,}  redis {c}" for c, n in list(b["redis_top"].items())[:15]]
         lines.append("```")
     return "\n".join(lines) + "\n"

@@ -60,6 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also count every path's per-task budget: statements, commits, Redis commands, CPU (budget.py)",
     )
+    parser.add_argument("--budget-only", action="store_true", help="count the budget and measure nothing else")
     parser.add_argument(
         "--postgres-url",
         help="use this server (postgres://user@host:port/anything) instead of "
@@ -131,8 +132,10 @@ def run_driver(
     ]
     if options.profile and system == "djtasks":
         argv += ["--profile", str(stamp_dir)]
-    if options.budget:
+    if options.budget or options.budget_only:
         argv.append("--budget")
+    if options.budget_only:
+        argv.append("--workloads=")
     log(f"run {run}/{options.runs}: {system} on {db}")
     started, load_before = time.monotonic(), os.getloadavg()[0]
     subprocess.run(argv, check=True, env=env, cwd=HERE)
