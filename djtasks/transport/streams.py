@@ -219,8 +219,10 @@ class Streams(Connection):
         channels = [self.done_channel(t) for t in task_ids]
         kept = getattr(self.local, "pubsub", None)
         self.local.pubsub = None
-        pubsub = kept if kept is not None and self.local.pubsub_pid == os.getpid() else None
-        pubsub = pubsub or self.client.pubsub(ignore_subscribe_messages=True)
+        if kept is None or self.local.pubsub_pid != os.getpid():  # none yet, or the parent's before a fork
+            kept = self.client.pubsub(ignore_subscribe_messages=True)
+        pubsub = kept
+        keep = False
         try:
             with converted_errors():
                 pubsub.subscribe(*channels)
@@ -237,9 +239,11 @@ class Streams(Connection):
             yield wait
             with converted_errors():
                 pubsub.unsubscribe(*channels)  # no reply awaited: its confirmation is read, and skipped, later
-            self.local.pubsub, self.local.pubsub_pid, pubsub = pubsub, os.getpid(), None
+            keep = True
         finally:
-            if pubsub is not None:
+            if keep:
+                self.local.pubsub, self.local.pubsub_pid = pubsub, os.getpid()
+            else:
                 try:
                     pubsub.close()
                 except redis.RedisError:
