@@ -21,7 +21,7 @@ POLL = 0.005
 
 def reset():
     with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM django_tasks_db_dbtaskresult")
+        cursor.execute("DELETE FROM django_tasks_database_dbtaskresult")
 
 
 def enqueue(i):
@@ -49,7 +49,7 @@ def wait(handle, timeout):
 
 def done_count():
     with connection.cursor() as cursor:
-        cursor.execute("SELECT COUNT(*) FROM django_tasks_db_dbtaskresult WHERE status = 'SUCCESSFUL'")
+        cursor.execute("SELECT COUNT(*) FROM django_tasks_database_dbtaskresult WHERE status = 'SUCCESSFUL'")
         return cursor.fetchone()[0]
 
 
