@@ -97,15 +97,16 @@ class Worker:
     def pid(self) -> int:
         return self.process.pid
 
-    def rss(self) -> int:
-        """Resident memory of the worker: the parent and all its descendants, in bytes."""
+    def rss(self, kind: str = "rss") -> int:
+        """Resident memory of the worker (or its PSS: shared pages split): the parent and all its descendants."""
         import psutil
 
         parent = psutil.Process(self.pid)
         total = 0
         for process in [parent, *parent.children(recursive=True)]:
             try:
-                total += process.memory_info().rss
+                info = process.memory_info() if kind == "rss" else process.memory_full_info()
+                total += getattr(info, kind)
             except psutil.NoSuchProcess:
                 pass
         return total
@@ -203,7 +204,7 @@ class Bench:
                 result = self.adapter.wait(self.adapter.enqueue(i), 30)
                 times.append(time.perf_counter() - start)
                 assert result == i, (result, i)
-            rss = worker.rss()
+            rss, pss = worker.rss(), worker.rss("pss")
         finally:
             worker.stop()
         cuts = statistics.quantiles(times, n=100, method="inclusive")
@@ -213,6 +214,7 @@ class Bench:
             "rt_p99_ms": cuts[98] * 1000,
             "rt_count": self.trips,
             "rss_mib": rss / 2**20,
+            "pss_mib": pss / 2**20,
         }
 
     def queued(self) -> dict[str, float | None]:

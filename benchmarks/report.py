@@ -22,6 +22,7 @@ METRICS = [
     "rt_p95_ms",
     "rt_p99_ms",
     "rss_mib",
+    "pss_mib",
     "redis_bytes_per_task",
     "queued_rss_mib",
     "queued_rss_growth_mib",
@@ -68,6 +69,8 @@ def _cells(row: dict, base: dict | None) -> list[str]:
         rt += _ratio(p50, base and base.get("rt_p50_ms"))
     rss = row.get("rss_mib")
     rss_cell = "n/a" if rss is None else f"{rss:.0f} MiB" + ("" if same else _ratio(rss, base and base.get("rss_mib")))
+    if rss is not None and row.get("pss_mib") is not None:
+        rss_cell += f"; PSS {row['pss_mib']:.0f} MiB"
     per_task = row.get("redis_bytes_per_task")
     per_task_cell = (
         "n/a"
@@ -105,7 +108,7 @@ HEADER = [
     "bulk enqueue",
     "drain: worker start to last result",
     "round trip p50 / p95 / p99",
-    "worker RSS (parent + children)",
+    "worker RSS (parent + children); PSS",
     "Redis per queued task",
     "worker RSS with 10x size queued",
     "high-priority start with 10x size queued",
