@@ -13,6 +13,7 @@ Standard library only: this file runs before the virtualenvs exist.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import platform
@@ -203,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     if options.assemble:
         return assemble(options)
     pythons = interpreters(options)
+    # The harness runs with PYTHONDONTWRITEBYTECODE; djtasks and the peers' projects run from source,
+    # so compile them once: otherwise every worker start compiles them (the peers' packages come compiled).
+    for source in (HERE.parent / "djtasks", HERE / "peers"):
+        compileall.compile_dir(str(source), quiet=1)
     WORK.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     while True:  # two runs started in the same second get their own directories
