@@ -107,7 +107,8 @@ def test_debounce_holds_with_redis_down_and_runs_the_latest_once_it_is_back(work
     worker("-c", "1")
     assert wait_for(lambda: runs(ledger), timeout=30)
     assert [e.key for e in runs(ledger)] == ["offline-2"]
-    assert TaskRecord.objects.get(pk=task_id).state == "SUCCESS"
+    # The ledger is written by the task, before its outcome commits.
+    assert wait_for(lambda: TaskRecord.objects.get(pk=task_id).state == "SUCCESS", timeout=10)
 
 
 def test_a_rolled_back_call_leaves_the_waiting_arguments(redis_server):
