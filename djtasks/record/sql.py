@@ -195,7 +195,7 @@ def insert(record: TaskRecord, using: str, *, deferrable: bool = False) -> None:
     """INSERT a new row as save(force_insert=True) would, sending pre_save and post_save.
 
     deferrable: inside deferred_inserts() on this connection, the row joins the block's pending
-    rows instead, written by one multi-row INSERT before the connection's next statement.
+    rows instead, written with them (write_pending) before the connection's next statement.
     """
     connection = connections[using]
     signals.pre_save.send(sender=TaskRecord, instance=record, raw=False, using=using, update_fields=None)
@@ -218,7 +218,7 @@ MAX_ROWS_PER_INSERT = 1000
 
 @contextmanager
 def deferred_inserts(using: str) -> Iterator[None]:
-    """Within the block, deferrable inserts on this connection are written in multi-row INSERTs.
+    """Within the block, deferrable inserts on this connection are written together (write_pending).
 
     The pending rows are written before any other statement the connection runs (a read, a
     SAVEPOINT, a RELEASE or ROLLBACK TO, an UPDATE: the transaction always reads its own writes)
