@@ -38,7 +38,7 @@ class Counters:
     def _connect(self):
         import psycopg
 
-        url = os.environ["BENCH_PG_URL"]
+        url = os.environ.get("BENCH_PG_ADMIN_URL") or os.environ["BENCH_PG_URL"]  # not through PgBouncer
         self.dbname = url.rpartition("/")[2]
         conn = psycopg.connect(url.rpartition("/")[0] + "/postgres", autocommit=True)
         try:
