@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db import router, transaction
 
+from djtasks.calling.bulk import bulk
 from djtasks.calling.result import AsyncResult, GroupResult
 from djtasks.calling.send import send_task
 from djtasks.core import registry
@@ -227,7 +228,7 @@ class group:  # noqa: N801 - Celery's name
     def apply_async(self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any) -> Any:
         result = self.freeze()
         options.pop("chain", None)  # a chain never continues after a bare group (it became a chord)
-        with transaction.atomic(using=router.db_for_write(TaskRecord)):
+        with bulk(using=router.db_for_write(TaskRecord)):  # one transaction, multi-row INSERTs, one publish
             for member in self.tasks:
                 member.apply_async(args, kwargs, group_id=self.group_id, **options)
         return result
