@@ -6,7 +6,7 @@
 -- KEYS[1] messages   HASH id -> envelope ("2:<priority>"; JSON in releases before)
 -- KEYS[2] owners     HASH id -> owner token of the current lease
 -- KEYS[3] deliveries HASH id -> times reserved without being acked
--- KEYS[4] sequence   STRING arrival counter
+-- KEYS[4] sequence   STRING the arrival clock (see ready_score)
 -- KEYS[5..] three keys per queue, in the order to consume: ready ZSET, scheduled ZSET, inflight ZSET
 -- ARGV[1] lease_ms, ARGV[2] owner token prefix, ARGV[3] promote limit per queue,
 -- ARGV[4] most ids to reserve, ARGV[5] ready ids that must remain before taking another
@@ -28,12 +28,14 @@ end
 
 for q = 0, nq - 1 do
   local ready, scheduled = KEYS[5 + q * 3], KEYS[6 + q * 3]
-  local due = redis.call('ZRANGE', scheduled, '-inf', now, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[3]))
-  for _, id in ipairs(due) do
+  local due = redis.call('ZRANGE', scheduled, '-inf', now, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[3]), 'WITHSCORES')
+  for d = 1, #due, 2 do
+    local id = due[d]
     redis.call('ZREM', scheduled, id)
     local envelope = redis.call('HGET', KEYS[1], id)
     if envelope then
-      redis.call('ZADD', ready, ready_score(priority_of(envelope), KEYS[4]), id)
+      -- Ranked by its due time: among its priority it starts before what became due after it.
+      redis.call('ZADD', ready, ready_score(priority_of(envelope), KEYS[4], due[d + 1], now), id)
     else
       orphan(6 + q * 3, id)
     end
