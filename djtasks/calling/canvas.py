@@ -40,7 +40,7 @@ class Signature:
         *,
         immutable: bool = False,
     ):
-        self.task = getattr(task, "name", task)
+        self.task = getattr(task, "registered_name", task)
         self.args = tuple(args or ())
         self.kwargs = dict(kwargs or {})
         self.options = dict(options or {})
@@ -192,7 +192,7 @@ class chain:  # noqa: N801 - Celery's name
 
 
 def _is_step(value: Any) -> bool:
-    return isinstance(value, Signature | chain | group | dict) or hasattr(value, "name")
+    return isinstance(value, Signature | chain | group | dict) or hasattr(value, "registered_name")
 
 
 def _result_id(step: Any) -> str:

@@ -32,7 +32,9 @@ class Task(DjangoTask):
     so both decorators pass them through and dataclasses.replace() keeps them.
     """
 
-    name: str = ""  # The registered name; defaults to "module.function" as in Celery.
+    # The name the registry, the rows and the messages know the task by (Celery's Task.name): "module.function"
+    # unless @task(name=...) says otherwise. `name` itself is Django's: the function's name.
+    registered_name: str = ""
     ignore_result: bool = False
     track_started: bool | None = None  # None: the TRACK_STARTED setting decides.
     # Seconds; None: the worker's --soft-time-limit / --time-limit (or no limit).
@@ -49,6 +51,8 @@ class Task(DjangoTask):
     expires: float | None = None  # Seconds after enqueue; a task picked up later is REVOKED.
 
     def __init__(self, **kwargs: Any) -> None:
+        if "name" in kwargs:  # Celery's declaration option, also through @django.tasks.task(name=...)
+            kwargs["registered_name"] = kwargs.pop("name") or kwargs.get("registered_name", "")
         known = {f.name: f for f in fields(Task) if f.init}
         unknown = sorted(set(kwargs) - set(known))
         if unknown:
@@ -73,10 +77,10 @@ class Task(DjangoTask):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
                 raise ImproperlyDeclared(f"{option} must be a positive number of seconds, not {value!r}.")
         validate_options(self)
-        if not self.name:
-            object.__setattr__(self, "name", f"{self.func.__module__}.{self.func.__qualname__}")
+        if not self.registered_name:
+            object.__setattr__(self, "registered_name", f"{self.func.__module__}.{self.func.__qualname__}")
         DjangoTask.__post_init__(self)
-        registry.register(self.name, self)
+        registry.register(self.registered_name, self)
 
     # Celery's calling API ---------------------------------------------------------------
 
@@ -106,43 +110,43 @@ class Task(DjangoTask):
             execution = ExecutionOptions.build(**options) if options else NO_OPTIONS
             positional, named = list(args or ()), dict(kwargs or {})
         except (TypeError, ValueError) as exc:  # an unknown option, args that are not a sequence...
-            raise InvalidCall(f"{self.name}.apply_async(): {exc}") from None
+            raise InvalidCall(f"{self.registered_name}.apply_async(): {exc}") from None
         record = enqueue(self, positional, named, execution)
-        return AsyncResult(record.id, task_name=self.name)
+        return AsyncResult(record.id, task_name=self.registered_name)
 
     # Canvas -------------------------------------------------------------------------------
 
     def signature(self, args: Any = (), kwargs: dict[str, Any] | None = None, **options: Any) -> Signature:
         """Return a signature of this task with partial arguments and options."""
         immutable = options.pop("immutable", False)
-        return Signature(self.name, args, kwargs, options, immutable=immutable)
+        return Signature(self.registered_name, args, kwargs, options, immutable=immutable)
 
     def s(self, *args: Any, **kwargs: Any) -> Signature:
         """A signature whose arguments a parent's result is prepended to."""
-        return Signature(self.name, args, kwargs)
+        return Signature(self.registered_name, args, kwargs)
 
     def si(self, *args: Any, **kwargs: Any) -> Signature:
         """An immutable signature: it ignores its parent's result."""
-        return Signature(self.name, args, kwargs, immutable=True)
+        return Signature(self.registered_name, args, kwargs, immutable=True)
 
     def map(self, items: Any) -> Signature:
         """One task that calls this task on each item and returns the list of results."""
-        return map_signature(self.name, items)
+        return map_signature(self.registered_name, items)
 
     def starmap(self, items: Any) -> Signature:
         """One task that calls this task with each item unpacked as arguments."""
-        return starmap_signature(self.name, items)
+        return starmap_signature(self.registered_name, items)
 
     def chunks(self, items: Any, n: int) -> Chunks:
         """Split items into chunks of n, each one starmap task; call it to run them as a group."""
-        return Chunks(self.name, items, n)
+        return Chunks(self.registered_name, items, n)
 
     # Retries ------------------------------------------------------------------------------
 
     @property
     def request(self) -> retry.Request:
         """The running invocation (id, retries, args, kwargs, eta, queue, hostname, headers...)."""
-        return retry.current_request(self.name)
+        return retry.current_request(self.registered_name)
 
     def retry(
         self,
@@ -182,9 +186,9 @@ class Task(DjangoTask):
 def _unknown_options_message(unknown: list[str], known: dict[str, Any], where: str) -> str:
     hints = []
     for option in unknown:
-        close = difflib.get_close_matches(option, list(known) + ["queue"], n=1)
+        close = difflib.get_close_matches(option, list(known) + ["queue", "name"], n=1)
         hints.append(f"{option!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    choices = ", ".join(sorted(set(known) - {"func", "backend"}))
+    choices = ", ".join(sorted((set(known) - {"func", "backend", "registered_name"}) | {"name"}))
     return f"Unknown task option {', '.join(hints)}{where}. Known options: {choices}."
 
 
@@ -237,7 +241,7 @@ def task(
             raise ImproperlyDeclared(f"@task must decorate a function, not {func!r}.")
         return Task(
             func=func,
-            name=name or "",
+            registered_name=name or "",
             priority=priority,
             queue_name=queue or queue_name or DEFAULT_TASK_QUEUE_NAME,
             backend=backend or djtasks_backend_alias(),

@@ -15,6 +15,7 @@ from django.tasks import Task as DjangoTask
 from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
 from django.tasks.signals import task_enqueued
 
+from djtasks.calling import publishing
 from djtasks.core.conf import get_settings
 from djtasks.core.exceptions import InvalidCall
 from djtasks.core.logs import escape
@@ -40,7 +41,7 @@ def djtasks_backend_alias() -> str:
 class Defaults:
     """The declaration of a task known only by its name (send_task): a TaskDefaults with no options."""
 
-    name: str
+    registered_name: str
     queue_name: str = DEFAULT_TASK_QUEUE_NAME
     priority: int = 0
     backend: str = "default"
@@ -96,9 +97,9 @@ def checked_workflow(name: str, options: ExecutionOptions) -> dict[str, Any]:
 
 def enqueue(task: TaskDefaults, args: list[Any], kwargs: dict[str, Any], options: ExecutionOptions) -> TaskRecord:
     """Insert the row (state PENDING) in the current transaction and return it."""
-    args, kwargs = check_json(task.name, args, kwargs)
-    name = check_name("task name", task.name, ID_LENGTH)
-    queue = check_name("queue name", options.queue or route(task.name) or task.queue_name, QUEUE_LENGTH)
+    args, kwargs = check_json(task.registered_name, args, kwargs)
+    name = check_name("task name", task.registered_name, ID_LENGTH)
+    queue = check_name("queue name", options.queue or route(task.registered_name) or task.queue_name, QUEUE_LENGTH)
     priority = task.priority if options.priority is None else options.priority
     if type(priority) is not int or not TASK_MIN_PRIORITY <= priority <= TASK_MAX_PRIORITY:
         raise InvalidCall(f"priority must be a whole number between {TASK_MIN_PRIORITY} and {TASK_MAX_PRIORITY}.")
@@ -118,12 +119,13 @@ def enqueue(task: TaskDefaults, args: list[Any], kwargs: dict[str, Any], options
         expires_at=expires,
         ignore_result=task.ignore_result if options.ignore_result is None else options.ignore_result,
         headers=dict(options.headers),
-        canvas=checked_workflow(task.name, options),
+        canvas=checked_workflow(task.registered_name, options),
         parent_id=options.parent_id,
         root_id=options.root_id or task_id,
         group_id=options.group_id,
         retries=options.retries,
     )
+    publishing.before(record)  # Celery's before_task_publish (its receivers may add headers)
     # post_save (publisher.on_task_saved) registers the publish on this database's commit.
     sql.insert(record, router.db_for_write(TaskRecord))
     # Django's receivers get a TaskResult, which only a declared task builds (send_task's Defaults cannot).

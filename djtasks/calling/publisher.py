@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db import transaction
 
+from djtasks.calling import publishing, signals
 from djtasks.core.conf import get_settings
 from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.core.message import Message
@@ -84,17 +85,21 @@ class _Batch:
         self.using = using
         self.savepoints = savepoints
         self.items: list[tuple[Message, int]] = []
+        self.records: list[TaskRecord] = []  # for after_task_publish, when it has receivers
 
     def __call__(self) -> None:
         items, self.items = self.items, []
-        publish(items)
+        records, self.records = self.records, []
+        if publish(items) and records:
+            publishing.after(records)
 
 
 def schedule(record: TaskRecord, using: str) -> None:
     """Arrange for the row to be published when the transaction holding it commits."""
     connection = transaction.get_connection(using)
     if not connection.in_atomic_block:
-        publish([message_of(record)])
+        if publish([message_of(record)]) and signals.after_task_publish.listening():
+            publishing.after([record])
         return
     savepoints = tuple(connection.savepoint_ids)
     batches: dict[str, _Batch] = _local.__dict__.setdefault("batches", {})
@@ -105,6 +110,8 @@ def schedule(record: TaskRecord, using: str) -> None:
         batch = batches[using] = _Batch(using, savepoints)
         transaction.on_commit(batch, using=using, robust=True)
     batch.items.append(message_of(record))
+    if signals.after_task_publish.listening():
+        batch.records.append(record)
 
 
 def _pending(connection: Any, batch: _Batch) -> bool:

@@ -25,5 +25,5 @@ def send_task(name: str, args: Iterable[Any] = (), kwargs: dict[str, Any] | None
         positional, named = list(args or ()), dict(kwargs or {})
     except (TypeError, ValueError) as exc:  # an unknown option, args that are not a sequence...
         raise InvalidCall(f"send_task({name!r}): {exc}") from None
-    record = enqueue(Defaults(name=name, backend=djtasks_backend_alias()), positional, named, execution)
+    record = enqueue(Defaults(registered_name=name, backend=djtasks_backend_alias()), positional, named, execution)
     return AsyncResult(record.id, task_name=name)

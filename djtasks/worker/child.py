@@ -22,6 +22,7 @@ from typing import Any
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.utils import timezone
 
+from djtasks.calling import signals
 from djtasks.core.conf import Settings, get_settings
 from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.transport.broker import Claim, get_broker
@@ -270,10 +271,12 @@ def child_main(index: int, worker_id: str, queues: list[str], pipe: Connection, 
     signal.signal(signal.SIGTERM, request_early_stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+    signals.worker_process_init.emit()
     try:
         Child(index, worker_id, queues, pipe, limits).run()
         pipe.close()
     finally:
+        signals.worker_process_shutdown.emit(pid=os.getpid(), exitcode=0)
         connections.close_all()
 
 

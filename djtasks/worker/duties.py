@@ -18,6 +18,7 @@ from functools import partial
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
+from djtasks.calling import signals
 from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.periodic.beat import Beat
 from djtasks.record import transitions
@@ -51,6 +52,7 @@ class Duties:
         self.timers = Timers()
         self.full_sweep_pending = True
         self.beat = Beat(pool.worker_id, pool.db)
+        self.beat_started = False
         self.guard = Guard(f"Worker {pool.worker_id}")
 
     def run(self) -> None:
@@ -78,6 +80,9 @@ class Duties:
             timers.expire = now + interval
             self._do("result expiry", lambda: self._expire(interval))
         if not self.pool.stopping:
+            if not self.beat_started:  # every worker runs the beat: once per worker, as it begins
+                self.beat_started = True
+                signals.beat_init.emit(sender=self.beat)
             self._do("beat", self.beat.tick)  # periodic tasks; handles its own Redis and database errors
 
     def _do(self, duty: str, action: Callable[[], object]) -> None:

@@ -31,6 +31,7 @@ from djtasks.core.values import Unstorable, plain
 from djtasks.record import transitions
 from djtasks.record.convert import to_task_result
 from djtasks.record.models import DeadLetter, TaskRecord
+from djtasks.worker import signalling
 from djtasks.worker.limits import soft_time_limit
 from djtasks.worker.outcome import Outcome, Started, describe, storable
 from djtasks.worker.overrides import TimeLimitOverrides
@@ -63,7 +64,7 @@ class Runner:
         recorder = self.recording.recorder
         started.started_at = started.record.started_at = timezone.now()
         recorder.started(started)
-        name = started.task.name
+        name = started.task.registered_name
         if self.last_runtimes.get(name, SLOW_TASK) >= SLOW_TASK:
             # Worth a round trip so a watcher sees it begin; a fast task's event rides with its ack.
             recorder.flush()
@@ -94,7 +95,7 @@ class Runner:
         running = Current(
             id=record.pk,
             token=started.token,
-            task_name=task.name,
+            task_name=task.registered_name,
             attempt=record.attempts,
             worker_id=self.worker_id,
             queue=started.claim.queue,
@@ -103,6 +104,7 @@ class Runner:
         )
         token = activate(running)
         try:
+            signalling.prerun(started, args)
             value = call(task, args, record.kwargs, self.soft_limit(task))
         except BaseException as exc:  # noqa: BLE001 - whatever a task raises is its outcome, never fatal
             return failed(task, record, exc)
@@ -126,10 +128,10 @@ class Runner:
         try:
             signature_of(task.func).bind(*args, **record.kwargs)
         except TypeError as exc:
-            reason = storable(f"arguments do not match {task.name}{signature_of(task.func)}: {exc}")
+            reason = storable(f"arguments do not match {task.registered_name}{signature_of(task.func)}: {exc}")
             letter = DeadLetter(
                 task_id=record.pk,
-                task_name=task.name,
+                task_name=task.registered_name,
                 queue=started.claim.queue,
                 reason=reason,
                 raw=storable(json.dumps({"args": record.args, "kwargs": record.kwargs}))[:65536],
@@ -139,11 +141,11 @@ class Runner:
         return None
 
     def soft_limit(self, task: Task) -> float | None:
-        override = self.overrides.get(task.name)
+        override = self.overrides.get(task.registered_name)
         return override[0] if override else task.soft_time_limit or self.soft_time_limit
 
     def hard_limit(self, task: Task) -> float | None:
-        override = self.overrides.get(task.name)
+        override = self.overrides.get(task.registered_name)
         return override[1] if override else task.time_limit or self.time_limit
 
 
@@ -183,14 +185,18 @@ def returned(task: Task, record: TaskRecord, value: Any) -> Outcome:
     try:
         value = plain(value, "result")
     except Unstorable as exc:
-        why = "is not JSON-serializable" if exc.wrong_type else "cannot be stored"
-        return Outcome(
-            state=FAILURE,
-            exception_type="builtins.TypeError",
-            message=storable(f"return value of {task.name} {why}: {exc.path} {exc.problem}"),
-        )
+        why = "is not JSON serializable" if exc.wrong_type else "cannot be stored"
+        return describe(raised(TypeError(f"return value of {task.registered_name} {why}: {exc.path} {exc.problem}")))
     ignored = task.ignore_result or record.ignore_result
     return Outcome(state=SUCCESS, result=None if ignored else value, returned=value)
+
+
+def raised(exc: BaseException) -> BaseException:
+    """Raise and catch exc, so that its FAILURE carries a traceback, as an error a task raised does."""
+    try:
+        raise exc
+    except BaseException as caught:  # noqa: BLE001 - it is the one just raised
+        return caught
 
 
 def failed(task: Task, record: TaskRecord, exc: BaseException) -> Outcome:

@@ -34,6 +34,8 @@ class Outcome:
     finished_at: datetime | None = None
     eta: datetime | None = None  # when a RETRY outcome runs again
     returned: Any = None  # the return value even under ignore_result, for links and chains
+    # What the task raised, in this process only (never stored): for the log and the signals after the write.
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -54,6 +56,11 @@ class Started:
     def token(self) -> str:
         return self.claim.token
 
+    @property
+    def retries(self) -> int:
+        """The retries before this attempt (the row's count grows when a RETRY is written)."""
+        return self._base[1]
+
     def rewind(self) -> None:
         """Undo in memory what an outcome write whose transaction rolled back added, so it can be written again."""
         errors, retries = self._base
@@ -72,6 +79,7 @@ def describe(exc: BaseException) -> Outcome:
         exception_type=class_path(type(exc)),
         message=storable(safe_str(exc)),
         traceback=storable(safe_traceback(exc)),
+        exception=exc,
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from django.db import connections, router
 from django.utils import timezone
 
+from djtasks.calling import signals
 from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.record.models import TaskRecord
 from djtasks.transport.broker import Claim, close_broker, get_broker
@@ -81,6 +82,7 @@ class Worker:
 
     def run(self) -> int:
         self._install_signals()
+        signals.worker_init.emit(sender=self)
         logger.info(
             "Worker %s starting: queues=%s concurrency=%d", self.worker_id, ",".join(self.queues), self.concurrency
         )
@@ -90,6 +92,7 @@ class Worker:
                     break  # a stop during start-up: spawn no more
                 self._spawn(index)
             self.remote.online()
+            signals.worker_ready.emit(sender=self)
             self._loop()
         except BaseException:
             # Never leave children running unsupervised (no lease extension, no time limits),
@@ -245,6 +248,7 @@ class Worker:
         self.slots.clear()
 
     def _finish(self) -> None:
+        signals.worker_shutdown.emit(sender=self)
         try:
             get_broker().forget_worker(self.worker_id)
         except BrokerUnavailable:

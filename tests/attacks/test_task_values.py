@@ -318,7 +318,7 @@ def test_a_queued_id_the_database_refuses_is_dead_lettered_not_handed_back_forev
 
 def test_a_newline_in_a_task_id_cannot_forge_a_worker_log_line(child):
     forged = "dup\n[2026-01-01 00:00:00 ERROR 1] FORGED line\r\x1b[2Kcleared"
-    TaskRecord.objects.create(id=forged, task_name=tasks.add.name, state="SUCCESS", args=[1, 1])
+    TaskRecord.objects.create(id=forged, task_name=tasks.add.registered_name, state="SUCCESS", args=[1, 1])
     push_raw(forged)
     assert wait_for(lambda: "FORGED" in child.process.log(), timeout=30)
     lines = child.process.log().splitlines()

@@ -5,7 +5,9 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
+import djtasks
 from djtasks.core.conf import get_settings
+from djtasks.worker.banner import banner
 from djtasks.worker.supervisor import Worker
 
 
@@ -49,4 +51,16 @@ class Command(BaseCommand):
             )
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from None
+        if options["verbosity"] > 0:  # the banner, as Celery's worker prints one; -v 0 leaves it out
+            self.stdout.write(
+                banner(
+                    worker_id=worker.worker_id,
+                    config=worker.config,
+                    queues=worker.queues,
+                    concurrency=worker.concurrency,
+                    db=worker.db,
+                    version=djtasks.__version__,
+                )
+            )
+            self.stdout.flush()
         raise SystemExit(worker.run())

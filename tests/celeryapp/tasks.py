@@ -1,0 +1,65 @@
+"""Tasks as Celery's documentation declares them (userguide: tasks, calling, canvas; next steps).
+
+Adapted only by imports: `from djtasks import task` where the docs write `@app.task` with
+`app = Celery(...)`. tests/calling/test_celery_examples.py runs the documentation's examples on them.
+"""
+
+from djtasks import task
+
+
+@task
+def add(x, y):
+    return x + y
+
+
+@task
+def mul(x, y):
+    return x * y
+
+
+@task
+def xsum(numbers):
+    return sum(numbers)
+
+
+@task
+def tsum(numbers):
+    return sum(numbers)
+
+
+@task
+def identity(x):
+    return x
+
+
+@task
+def add_to_all(nums, val):
+    return [n + val for n in nums]
+
+
+@task
+def subtract(x, y):
+    return x - y
+
+
+@task
+def hello(to):
+    return "hello {0}".format(to)  # noqa: UP030, UP032 - as the docs write it
+
+
+@task
+def raising_task():
+    raise ValueError("something something")
+
+
+# For the worker-output and signal tests: values that hold a secret, errors that quote one.
+
+
+@task
+def reveal(x, password=None):
+    return {"sum": x, "password": password, "note": f"uses {password}"}
+
+
+@task
+def refuse(password=None):
+    raise ValueError(f"wrong password {password}\nsecond line")
