@@ -29,7 +29,7 @@ _EXPORTS = {
     "chord": "djtasks.calling.canvas",
     "chunks": "djtasks.calling.chunks",
     "send_task": "djtasks.calling.send",
-    "GroupResult": "djtasks.calling.result",
+    "GroupResult": "djtasks.calling.groups",
     "Retry": "djtasks.core.exceptions",
     "MaxRetriesExceededError": "djtasks.core.exceptions",
     "ChordError": "djtasks.core.exceptions",

@@ -5,12 +5,13 @@ Django (and `from djtasks.models import TaskRecord`) finds them.
 """
 
 from djtasks.periodic.models import PeriodicRun, PeriodicTask, Source
-from djtasks.record.models import Chord, Dashboard, DeadLetter, TaskRecord, TaskRecordQuerySet
+from djtasks.record.models import Chord, Dashboard, DeadLetter, GroupRecord, TaskRecord, TaskRecordQuerySet
 
 __all__ = [
     "Chord",
     "Dashboard",
     "DeadLetter",
+    "GroupRecord",
     "PeriodicRun",
     "PeriodicTask",
     "Source",

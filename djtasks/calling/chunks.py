@@ -7,7 +7,7 @@ from itertools import islice
 from typing import Any
 
 from djtasks.calling.canvas import Signature, group
-from djtasks.calling.result import GroupResult
+from djtasks.calling.groups import GroupResult
 
 
 def map_signature(task_name: str, items: Iterable[Any]) -> Signature:

@@ -123,10 +123,11 @@ def test_a_group_is_enqueued_in_one_transaction(redis_server):
     assert TaskRecord.objects.count() == 0
 
 
-def test_signatures_are_what_group_members_must_be():
-    with pytest.raises(TypeError, match="signatures"):
-        group([chain(add.s(1, 1), add.s(2))])
+def test_composition_follows_celery():
+    assert isinstance(group([chain(add.s(1, 1), add.s(2))]).tasks[0], chain)  # any workflow can be a member
     assert isinstance(add.s(1) | add.s(2), chain) and isinstance(group(add.s(1)) | xsum.s(), chord)
+    assert [type(step) for step in chain(add.s(1), group(add.s(2)), add.s(3)).tasks] == [Signature] * 3
+    assert isinstance(chain(add.s(1), group(add.s(2), add.s(3)), xsum.s()).tasks[1], chord)
     assert isinstance(Signature("x"), Signature)
 
 

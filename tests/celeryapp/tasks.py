@@ -4,6 +4,8 @@ Adapted only by imports: `from djtasks import task` where the docs write `@app.t
 `app = Celery(...)`. tests/calling/test_celery_examples.py runs the documentation's examples on them.
 """
 
+import time
+
 from djtasks import task
 
 
@@ -63,3 +65,19 @@ def reveal(x, password=None):
 @task
 def refuse(password=None):
     raise ValueError(f"wrong password {password}\nsecond line")
+
+
+# For the canvas tests: a step that takes its time, and one that fails on a given value.
+
+
+@task
+def pause(x, seconds):
+    time.sleep(seconds)
+    return x
+
+
+@task
+def fail_on(value, bad):
+    if value == bad:
+        raise ValueError(f"bad value {value}")
+    return value
