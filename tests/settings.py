@@ -131,3 +131,10 @@ if os.environ.get("DJTASKS_TEST_SETTINGS"):
     import json
 
     DJTASKS.update(json.loads(os.environ["DJTASKS_TEST_SETTINGS"]))
+
+# Worker subprocesses of the Celery-settings tests get top-level settings (JSON) from the environment,
+# e.g. {"CELERY_TASK_DEFAULT_QUEUE": "celery"}.
+if os.environ.get("DJTASKS_TEST_DJANGO_SETTINGS"):
+    import json
+
+    globals().update(json.loads(os.environ["DJTASKS_TEST_DJANGO_SETTINGS"]))

@@ -99,7 +99,10 @@ def enqueue(task: TaskDefaults, args: list[Any], kwargs: dict[str, Any], options
     """Insert the row (state PENDING) in the current transaction and return it."""
     args, kwargs = check_json(task.registered_name, args, kwargs)
     name = check_name("task name", task.registered_name, ID_LENGTH)
-    queue = check_name("queue name", options.queue or route(task.registered_name) or task.queue_name, QUEUE_LENGTH)
+    declared = task.queue_name
+    if declared == DEFAULT_TASK_QUEUE_NAME:  # Django's "default": DEFAULT_QUEUE (Celery's task_default_queue)
+        declared = get_settings().DEFAULT_QUEUE
+    queue = check_name("queue name", options.queue or route(task.registered_name) or declared, QUEUE_LENGTH)
     priority = task.priority if options.priority is None else options.priority
     if type(priority) is not int or not TASK_MIN_PRIORITY <= priority <= TASK_MAX_PRIORITY:
         raise InvalidCall(f"priority must be a whole number between {TASK_MIN_PRIORITY} and {TASK_MAX_PRIORITY}.")

@@ -11,11 +11,11 @@ import difflib
 from collections.abc import Mapping
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.tasks import DEFAULT_TASK_QUEUE_NAME
 
 from djtasks.core import registry
-from djtasks.core.conf import Settings, get_settings
+from djtasks.core.conf import Settings, configured, get_settings
 from djtasks.core.names import queue_name_error
 from djtasks.core.schema import Problem, label
 from djtasks.core.schema import problems as schema_problems
@@ -35,35 +35,69 @@ OPTIONS = {
 
 
 def problems(options: Mapping[str, Any] | None = None, queues: list[str] | None = None) -> list[Problem]:
-    """Report what is wrong with DJTASKS, with the given options (None: not given) in place of their keys."""
-    raw = getattr(settings, "DJTASKS", {})
+    """Report what is wrong with DJTASKS (and the Celery settings read as its keys), with the given options
+    (None: not given) in place of their keys."""
+    raw, labels = configured()
     given = {key: value for key, value in (options or {}).items() if value is not None}
     if isinstance(raw, dict):
         raw = {**raw, **given}
-    found = schema_problems(raw, Settings, {key: OPTIONS[key] for key in given})
+    found = schema_problems(raw, Settings, {**labels, **{key: OPTIONS[key] for key in given}})
     if isinstance(raw, dict) and isinstance(raw.get("BEAT_SCHEDULE"), dict):
-        found += schedule_problems(raw["BEAT_SCHEDULE"])
+        found += schedule_problems(raw["BEAT_SCHEDULE"], labels.get("BEAT_SCHEDULE"))
     for queue in queues or []:
         if error := queue_name_error(queue):
             found.append(Problem("djtasks.E010", f"-Q names {queue!r}: {error}.", "-Q default,hipri"))
+    if isinstance(raw, dict) and not found:
+        found += queue_problems(raw, labels, queues or [])
     return found
 
 
-def schedule_problems(entries: dict[Any, Any]) -> list[Problem]:
-    """Report BEAT_SCHEDULE entries of the wrong shape, with a bad schedule, or naming an unknown task."""
+def queue_problems(raw: dict[str, Any], labels: Mapping[str, str], queues: list[str]) -> list[Problem]:
+    """With QUEUES declared, report the routes, tasks, default queue and -Q queues that name another queue."""
+    declared = set(raw.get("QUEUES") or ())
+    if not declared:
+        return []
+    name = lambda key: labels.get(key) or label(key)  # noqa: E731
+    hint = f"Declare it in {name('QUEUES')}, or use one of: {', '.join(sorted(declared))}."
+    found = []
+    default = raw.get("DEFAULT_QUEUE", "default")
+    if default not in declared:
+        found.append(Problem("djtasks.E017", f"{name('DEFAULT_QUEUE')} {default!r} is not a declared queue.", hint))
+    for pattern, target in (raw.get("ROUTES") or {}).items():
+        queue = target.get("queue") if isinstance(target, dict) else target
+        if queue not in declared:
+            message = f"{name('ROUTES')}[{pattern!r}] routes to {queue!r}, which is not a declared queue."
+            found.append(Problem("djtasks.E017", message, hint))
+    for task_name in registry.names():
+        queue = getattr(registry.get(task_name), "queue_name", None)
+        if queue not in declared and queue != DEFAULT_TASK_QUEUE_NAME:  # that one goes to DEFAULT_QUEUE
+            message = f"Task {task_name!r} is declared on queue {queue!r}, which is not a declared queue."
+            found.append(Problem("djtasks.E018", message, hint))
+    for queue in queues:
+        if queue not in declared:
+            found.append(Problem("djtasks.E019", f"-Q names {queue!r}, which is not a declared queue.", hint))
+    return found
+
+
+def schedule_problems(entries: dict[Any, Any], where: str | None = None) -> list[Problem]:
+    """Report BEAT_SCHEDULE entries of the wrong shape, with a bad schedule, or naming an unknown task.
+
+    where: the setting they came from when it is not DJTASKS['BEAT_SCHEDULE'] (CELERY_BEAT_SCHEDULE).
+    """
     found: list[Problem] = []
     for name, raw in entries.items():
         try:
             entry = parse_entry(name, raw)
         except ScheduleError as exc:
-            found.append(Problem(exc.check_id, str(exc), exc.hint or "See the README's Periodic tasks."))
+            message = str(exc).replace(label("BEAT_SCHEDULE"), where) if where else str(exc)
+            found.append(Problem(exc.check_id, message, exc.hint or "See the README's Periodic tasks."))
             continue
         if registry.get(entry.task) is None:
             close = difflib.get_close_matches(entry.task, registry.names(), n=1)
             found.append(
                 Problem(
                     "djtasks.E072",
-                    f"{label('BEAT_SCHEDULE')}[{name!r}] names task {entry.task!r}, which is not registered.",
+                    f"{where or label('BEAT_SCHEDULE')}[{name!r}] names task {entry.task!r}, which is not registered.",
                     f"Did you mean {close[0]!r}?" if close else "Declare it with @task in an app's tasks.py.",
                 )
             )
