@@ -2,6 +2,7 @@
 
 from djtasks.ops.control import (
     DEFAULT_TIMEOUT,
+    Inspect,
     Reply,
     add_consumer,
     broadcast,
@@ -14,12 +15,14 @@ from djtasks.ops.control import (
     revoke,
     shutdown,
     status,
+    terminate,
     time_limit,
     workers,
 )
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "Inspect",
     "Reply",
     "add_consumer",
     "broadcast",
@@ -32,6 +35,7 @@ __all__ = [
     "revoke",
     "shutdown",
     "status",
+    "terminate",
     "time_limit",
     "workers",
 ]
