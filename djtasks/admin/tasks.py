@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from djtasks.admin import display, redaction
+from djtasks.admin import display, limits, redaction
 from djtasks.admin.filters import QueueFilter, TaskNameFilter, WorkerFilter
 from djtasks.admin.guard import GuardedAdmin, sees_secrets
 from djtasks.admin.paging import COUNT_CAP, CappedPaginator
@@ -49,7 +49,7 @@ class TaskRecordAdmin(ReadOnlyAdmin):
     list_display = (
         "short_id",
         "state_column",
-        "task_name",
+        "name_column",
         "queue",
         "worker",
         "enqueued",
@@ -89,6 +89,10 @@ class TaskRecordAdmin(ReadOnlyAdmin):
         # The list does not load the arguments, so it cannot mask their values in a progress message.
         progress = obj.progress if sees_secrets(obj) else display.without_message(obj.progress)
         return badge + display.progress_bar(progress)
+
+    @admin.display(description=gettext_lazy("task name"), ordering="task_name")
+    def name_column(self, obj: TaskRecord) -> str:
+        return display.task_name(obj)
 
     @admin.display(description=gettext_lazy("task id"), ordering="id")
     def short_id(self, obj: TaskRecord) -> str:
@@ -190,6 +194,7 @@ class TaskRecordAdmin(ReadOnlyAdmin):
             if related is not None:
                 related.admin_url = self.detail_url(related.pk)  # type: ignore[attr-defined]
         shown = redaction.for_task(sees_secrets(record), record)
+        reported = record.reported_state
         return {
             "task": record,
             "redacted": not shown.open,
@@ -197,10 +202,14 @@ class TaskRecordAdmin(ReadOnlyAdmin):
             "kwargs_json": display.pretty_json(shown.data(record.kwargs)),
             "result_json": display.pretty_json(shown.data(record.result)),
             "progress_bar": display.progress_bar(shown.data(record.progress)),
+            "reported_state": reported[0] if reported else "",
+            "reported_meta": display.pretty_json(shown.data(reported[1])) if reported else "",
+            "call_options": display.pretty_json(shown.data(record.options)),
             "traceback": shown.text(record.traceback),
             "timeline": display.timeline(record),
             "run_time": display.duration(record.runtime),
             "attempt_errors": shown.data(record.errors or []),
+            "key_rows": limits.detail_rows(record, shown.open),
             "parent": parent,
             "root": root,
             "children": children,

@@ -83,7 +83,9 @@ def as_tuple(value: Any) -> Any:
 
 
 def from_tuple(value: Any) -> AsyncResult | GroupResult:
-    """Rebuild a result from as_tuple()'s form (lists, as JSON stores it)."""
+    """Rebuild a result from as_tuple()'s form (lists, as JSON stores it): Celery's result_from_tuple()."""
+    if isinstance(value, AsyncResult | result.GroupResult):
+        return value
     (task_id, parent), members = value
     rebuilt_parent = from_tuple(parent) if parent else None
     if members is not None:
@@ -92,3 +94,6 @@ def from_tuple(value: Any) -> AsyncResult | GroupResult:
         group.parent = rebuilt_parent  # type: ignore[assignment]
         return group
     return AsyncResult(task_id, parent=rebuilt_parent)
+
+
+result_from_tuple = from_tuple

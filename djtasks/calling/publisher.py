@@ -20,6 +20,7 @@ from djtasks.calling import publishing, signals
 from djtasks.core.conf import get_settings
 from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.core.message import Message
+from djtasks.core.options import PublishRetry
 from djtasks.core.states import READY_STATES
 from djtasks.record.models import TaskRecord
 from djtasks.transport.broker import get_broker
@@ -37,15 +38,28 @@ def message_of(record: TaskRecord) -> tuple[Message, int]:
     return Message(id=record.id, queue=record.queue, priority=record.priority), due_ms(record.eta)
 
 
-def publish(items: list[tuple[Message, int]], *, from_sweeper: bool = False) -> int:
+def publish(items: list[tuple[Message, int]], *, from_sweeper: bool = False, retry: PublishRetry | None = None) -> int:
     """Publish now; on a Redis failure log it and leave the rows to the outbox sweep.
 
     The sweep waits for Redis's answer and returns how many ids were new; callers enqueueing
-    send without waiting for it (see Broker.publish_nowait) and get the number sent.
+    send without waiting for it (see Broker.publish_nowait) and get the number sent. With a
+    PublishRetry (apply_async's retry=True) a connection error is retried as it says first.
     """
     if not items:
         return 0
-    if not from_sweeper and time.monotonic() < _breaker["open_until"]:
+    if retry is None:
+        return _publish(items, from_sweeper=from_sweeper)
+    for delay in retry.delays():  # attempts the breaker does not skip: the caller asked to wait
+        if _publish(items, from_sweeper=False, retrying=True):
+            return len(items)
+        time.sleep(delay)
+    return _publish(items, from_sweeper=False, retrying=True, last=True)
+
+
+def _publish(
+    items: list[tuple[Message, int]], *, from_sweeper: bool, retrying: bool = False, last: bool = False
+) -> int:
+    if not from_sweeper and not retrying and time.monotonic() < _breaker["open_until"]:
         return 0
     try:
         if from_sweeper:
@@ -58,6 +72,9 @@ def publish(items: list[tuple[Message, int]], *, from_sweeper: bool = False) -> 
         _breaker["open_until"] = time.monotonic() + get_settings().PUBLISH_BACKOFF
         if from_sweeper:
             raise
+        if retrying and not last:
+            logger.info("Publish of %d task(s) failed (%s); retrying as retry_policy says", len(items), exc)
+            return 0
         logger.warning("Publish of %d task(s) deferred to the outbox sweep: %s", len(items), exc)
         return 0
     _breaker["open_until"] = 0.0
@@ -85,12 +102,21 @@ class _Batch:
         self.using = using
         self.savepoints = savepoints
         self.items: list[tuple[Message, int]] = []
+        self.retry: PublishRetry | None = None  # the most patient retry= of its calls
         self.records: list[TaskRecord] = []  # for after_task_publish, when it has receivers
+
+    def add(self, record: TaskRecord) -> None:
+        self.items.append(message_of(record))
+        wanted = record.publish_retry
+        if wanted is not None and (self.retry is None or sum(wanted.delays()) > sum(self.retry.delays())):
+            self.retry = wanted
+        if signals.after_task_publish.listening():
+            self.records.append(record)
 
     def __call__(self) -> None:
         items, self.items = self.items, []
         records, self.records = self.records, []
-        if publish(items) and records:
+        if publish(items, retry=self.retry) and records:
             publishing.after(records)
 
 
@@ -98,7 +124,7 @@ def schedule(record: TaskRecord, using: str) -> None:
     """Arrange for the row to be published when the transaction holding it commits."""
     connection = transaction.get_connection(using)
     if not connection.in_atomic_block:
-        if publish([message_of(record)]) and signals.after_task_publish.listening():
+        if publish([message_of(record)], retry=record.publish_retry) and signals.after_task_publish.listening():
             publishing.after([record])
         return
     savepoints = tuple(connection.savepoint_ids)
@@ -109,9 +135,7 @@ def schedule(record: TaskRecord, using: str) -> None:
     if batch is None or batch.savepoints != savepoints or not _pending(connection, batch):
         batch = batches[using] = _Batch(using, savepoints)
         transaction.on_commit(batch, using=using, robust=True)
-    batch.items.append(message_of(record))
-    if signals.after_task_publish.listening():
-        batch.records.append(record)
+    batch.add(record)
 
 
 def _pending(connection: Any, batch: _Batch) -> bool:
@@ -119,5 +143,6 @@ def _pending(connection: Any, batch: _Batch) -> bool:
 
 
 def on_task_saved(sender: type, instance: TaskRecord, created: bool, using: str, **kwargs: Any) -> None:
-    if created and instance.state not in READY_STATES:  # a workflow may record a step as already failed
+    # A workflow may record a step as already failed; in eager mode enqueue() runs the row instead.
+    if created and instance.state not in READY_STATES and not get_settings().TASK_ALWAYS_EAGER:
         schedule(instance, using)

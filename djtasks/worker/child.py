@@ -234,7 +234,7 @@ class Child:
         return executed
 
     def _execute_one(self, item: Started) -> None:
-        self.reporter.executing(item.claim.id, self.runner.hard_limit(item.task))
+        self.reporter.executing(item.claim.id, self.runner.hard_limit(item.task, item.record))
         began = time.monotonic()
         outcome = self.runner.execute(item)
         _reset_connections()

@@ -34,8 +34,10 @@ class Outcome:
     finished_at: datetime | None = None
     eta: datetime | None = None  # when a RETRY outcome runs again
     returned: Any = None  # the return value even under ignore_result, for links and chains
-    # What the task raised, in this process only (never stored): for the log and the signals after the write.
-    exception: BaseException | None = field(default=None, repr=False, compare=False)
+    # What the task raised, in this process only (never stored): for hooks, the log and the signals.
+    error: BaseException | None = field(default=None, repr=False, compare=False)
+    expected: bool = False  # an error the task declares in throws=: logged without its traceback
+    rewrite: dict[str, Any] | None = None  # replace(): the row's new call, written with the RETRY
 
 
 @dataclass
@@ -79,7 +81,7 @@ def describe(exc: BaseException) -> Outcome:
         exception_type=class_path(type(exc)),
         message=storable(safe_str(exc)),
         traceback=storable(safe_traceback(exc)),
-        exception=exc,
+        error=exc,
     )
 
 

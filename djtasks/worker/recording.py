@@ -48,6 +48,8 @@ class Recording:
         self.worker_id = worker_id
         # Events and counters ride along with the next ack (see settle).
         self.recorder = TaskRecorder(broker, config, worker_id)
+        # Called with the attempts after() settled (worker/caps.py gives back their concurrency slots).
+        self.settled: list[Callable[[Done], None]] = []
 
     def finish(self, done: Done) -> None:
         """Record outcomes in one transaction, each fenced by its attempt's token; then ack."""
@@ -133,6 +135,8 @@ class Recording:
             self.release(started.claim, started.record.priority, delay_ms=delay_ms, forgive=True)
         released = {id(started) for started, _ in retrying}
         self.settle([started.claim for started, _ in done if id(started) not in released])
+        for hook in self.settled:
+            hook(done)
         for (started, outcome), ok in zip(done, written, strict=True):
             if ok:
                 signalling.finished(started, outcome, self.worker_id)

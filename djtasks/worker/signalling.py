@@ -75,7 +75,7 @@ def prerun(started: Started, args: list[Any]) -> None:
 
 def finished(started: Started, outcome: Outcome, worker_id: str) -> None:
     """After the outcome's commit: Django's task_finished (not for a retry), then Celery's signals."""
-    exc = outcome.exception
+    exc = outcome.error
     if outcome.state != RETRY:
         backend = type(started.task.get_backend())
         result = to_task_result(started.record, started.task)
@@ -92,11 +92,13 @@ def finished(started: Started, outcome: Outcome, worker_id: str) -> None:
 
 
 def _celery_finished(started: Started, outcome: Outcome, worker_id: str) -> None:
-    record, task, exc = started.record, started.task, outcome.exception
+    record, task, exc = started.record, started.task, outcome.error
     einfo = ExceptionInfo(exc, outcome.traceback, type(exc) if exc else None, exc.__traceback__ if exc else None)
     if outcome.state == SUCCESS:
         signals.task_success.emit(sender=task, result=outcome.returned)
         retval: Any = outcome.returned
+    elif outcome.rewrite is not None:  # replace(): Celery ends the task with Ignore, no retry or failure
+        retval = None
     elif outcome.state == RETRY:
         request = dataclasses.replace(request_of(record, started.claim.queue, worker_id), retries=started.retries)
         signals.task_retry.emit(sender=task, request=request, reason=exc, einfo=einfo)

@@ -7,7 +7,8 @@
 
 Values are shown as the admin shows them to a user without djtasks.view_task_arguments: values
 under secret-looking keys are masked, and so is any of them quoted in a message or traceback.
-A result is shown as a shortened repr. Nothing is built unless its level is enabled.
+A result is shown as a shortened repr. A call's shadow= name is the one shown, as in Celery.
+Nothing is built unless its level is enabled.
 """
 
 from __future__ import annotations
@@ -33,19 +34,20 @@ def received(items: Iterable[Started]) -> None:
     """Log the tasks a child has just started (Celery logs them as the worker receives them)."""
     if logger.isEnabledFor(logging.INFO):
         for item in items:
-            logger.info("Task %s[%s] received", item.task.registered_name, item.claim.id)
+            logger.info("Task %s[%s] received", item.record.shown_name, item.claim.id)
 
 
 def finished(started: Started, outcome: Outcome) -> None:
     """Log how an attempt ended, once its outcome is written."""
     state = outcome.state
     if state == FAILURE:
-        if logger.isEnabledFor(logging.ERROR):
+        # An error declared in throws= was logged "raised expected" at INFO, without a traceback, as in Celery.
+        if not outcome.expected and logger.isEnabledFor(logging.ERROR):
             _failed(started, outcome)
     elif logger.isEnabledFor(logging.INFO):
         if state == SUCCESS:
             _succeeded(started, outcome)
-        elif state == RETRY:
+        elif state == RETRY and outcome.rewrite is None:  # replace() is not a retry
             _retrying(started, outcome)
 
 
@@ -59,7 +61,7 @@ def _succeeded(started: Started, outcome: Outcome) -> None:
     shown = shorten(_repr.repr(_redactor(started, value).data(value)))
     logger.info(
         "Task %s[%s] succeeded in %ss: %s",
-        started.task.registered_name,
+        started.record.shown_name,
         started.claim.id,
         runtime(started, outcome),
         shown,
@@ -70,7 +72,7 @@ def _failed(started: Started, outcome: Outcome) -> None:
     redactor = _redactor(started)
     logger.error(
         "Task %s[%s] failed: %s",
-        started.task.registered_name,
+        started.record.shown_name,
         started.claim.id,
         redactor.text(exception_text(outcome)),
         # The stored traceback, redacted: written below the line (indented) by core.logs' filter.
@@ -83,7 +85,7 @@ def _retrying(started: Started, outcome: Outcome) -> None:
     if outcome.eta is not None and outcome.finished_at is not None:
         when = f" in {round(max((outcome.eta - outcome.finished_at).total_seconds(), 0.0), 1):g}s"
     reason = _redactor(started).text(exception_text(outcome)) if outcome.exception_type else "retry requested"
-    logger.info("Task %s[%s] retry: Retry%s: %s", started.task.registered_name, started.claim.id, when, reason)
+    logger.info("Task %s[%s] retry: Retry%s: %s", started.record.shown_name, started.claim.id, when, reason)
 
 
 def exception_text(outcome: Outcome) -> str:

@@ -9,7 +9,6 @@ import pytest
 from django.db import connection
 
 from djtasks import GroupResult, chain, chord, group
-from djtasks.calling.declaration import Task
 from djtasks.models import GroupRecord, TaskRecord
 from tests.celeryapp.tasks import add, mul, xsum
 from tests.support.workers import ROOT
@@ -65,7 +64,6 @@ def test_revoke_stops_every_member_and_forget_removes_what_finished(redis_server
     assert TaskRecord.objects.filter(pk__in=[r.id for r in unfinished.results], state="PENDING").count() == 2
 
 
-@pytest.mark.skipif(not hasattr(Task, "apply"), reason="Task.apply() is built by the other half of issue 15 (15a)")
 def test_apply_runs_a_workflow_here_and_now():
     assert add.s(2, 2).apply().get() == 4
     res = chain(add.s(4, 4), mul.s(8), mul.s(10)).apply()
