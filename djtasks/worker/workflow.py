@@ -68,7 +68,7 @@ def count_chord(db: str, chord_id: str, record: TaskRecord, state: str, error: E
         callback = from_dict(counter.callback)
         if state != SUCCESS:
             exc_type, message, _ = error
-            reason = f"Dependency {record.id} raised {exc_type.rpartition('.')[2]}: {message}"
+            reason = f"Dependency {record.id} raised {exc_type.rpartition('.')[2]}({message!r})"  # Celery's words
             fail(db, callback, record, (CHORD_ERROR, reason, ""), errbacks=True)
         elif counter.done >= len(counter.member_ids):
             rows = dict(TaskRecord.objects.using(db).filter(pk__in=counter.member_ids).values_list("id", "result"))

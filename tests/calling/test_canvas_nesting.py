@@ -86,7 +86,7 @@ def test_chord_then_task_and_chains_of_groups_and_chords(worker):
 def test_a_failure_anywhere_fails_every_enclosing_chord_once(worker):
     worker("-c", "3")
     deep = chord([chord([fail_on.s(3, 3), add.s(1, 1)], xsum.s()), add.s(2, 2)], xsum.s())()
-    with pytest.raises(ChordError, match=r"raised ChordError: Dependency \S+ raised ValueError: bad value 3"):
+    with pytest.raises(ChordError, match=r"raised ChordError\(\"Dependency \S+ raised ValueError\('bad value 3'\)\"\)"):
         deep.get(timeout=T)
     inner_callback = TaskRecord.objects.get(pk=Chord.objects.get(pk=deep.parent.id).member_ids[0])
     assert inner_callback.state == "FAILURE" and inner_callback.exception_type == "djtasks.exceptions.ChordError"
