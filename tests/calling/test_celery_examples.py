@@ -1,10 +1,14 @@
 """The examples of Celery's documentation, run as written against real worker processes."""
 
 import time
+from datetime import UTC
 
 import pytest
+from django.conf import settings
+from django.test import override_settings
 
 from djtasks import chain, chord, group
+from djtasks.core.conf import get_settings
 from djtasks.models import TaskRecord
 from tests.support.waiting import wait_for
 from tests.testapp.tasks import add, mul, xsum
@@ -218,3 +222,94 @@ def test_canvas_guide_map_starmap_and_chunks(worker):
     assert res.get(timeout=30) == [list(range(i, i + 20, 2)) for i in range(0, 200, 20)]
     group = add.chunks(zip(range(100), range(100), strict=True), 10).group()
     assert group.skew(start=1, stop=10)().get(timeout=40) == res.get(timeout=1)
+
+
+# Celery 5 userguide/calling.rst: Basics to Message Sending Retry (the options djtasks refuses,
+# compression among them, are in the README's table and tests/calling's option tests).
+def test_calling_guide_examples(worker):
+    from datetime import datetime, timedelta  # the guide's timezone.utc is datetime.UTC (ruff UP017)
+
+    from tests.celeryapp.tasks import add, mul
+
+    worker("-Q", "default,priority.high")
+    assert add.delay(2, 2).get(timeout=20) == 4
+    assert add.apply_async(args=[2], kwargs={"y": 2}).get(timeout=20) == 4
+    assert add.s(2, 2).apply_async().get(timeout=20) == 4
+    res = add.apply_async((2, 2), link=add.s(16))
+    assert res.get(timeout=20) == 4
+    assert wait_for(lambda: len(res.children) == 1 and res.children[0].ready(), timeout=20)
+    assert res.children[0].get(timeout=20) == 20  # (2 + 2) + 16
+    res = add.apply_async((2, 2), link=[add.s(16), mul.s(2)])  # the guide's other_task is mul here
+    assert wait_for(lambda: len(res.children) == 2 and all(c.ready() for c in res.children), timeout=20)
+    assert sorted(c.get(timeout=20) for c in res.children) == [8, 20]
+    started = time.time()
+    result = add.apply_async((2, 2), countdown=3)
+    assert result.get(timeout=30) == 4  # this takes at least 3 seconds to return
+    assert TaskRecord.objects.get(pk=result.id).started_at.timestamp() >= started + 3
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    later = add.apply_async((2, 2), eta=tomorrow)
+    assert TaskRecord.objects.get(pk=later.id).eta == tomorrow and later.state == "PENDING"
+    later.revoke()
+    # Task expires after one minute from now.
+    assert add.apply_async((10, 10), expires=60).get(timeout=20) == 20
+    kwargs = {}
+    res = add.apply_async((10, 10), kwargs, expires=datetime.now(UTC) + timedelta(days=1))
+    assert res.get(timeout=20) == 20
+    assert add.apply_async((2, 2), retry=False).get(timeout=20) == 4
+    policy = {"max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2, "retry_errors": None}
+    assert add.apply_async((2, 2), retry=True, retry_policy=policy).get(timeout=20) == 4
+    assert add.apply_async((2, 2), serializer="json").get(timeout=20) == 4
+    res = add.apply_async((2, 2), queue="priority.high")
+    assert res.get(timeout=20) == 4 and TaskRecord.objects.get(pk=res.id).queue == "priority.high"
+    res = add.apply_async((2, 2), routing_key="priority.high")  # djtasks routes directly: the key is the queue
+    assert res.get(timeout=20) == 4 and TaskRecord.objects.get(pk=res.id).queue == "priority.high"
+    assert add.apply_async((2, 2), task_id="my_own_task_id").id == "my_own_task_id"
+
+
+# Celery 5 getting-started/next-steps.rst: Calling tasks, Canvas, Routing, Remote control.
+def test_next_steps_guide_examples(worker):
+    from djtasks import chain, chord, control, group
+    from tests.celeryapp.tasks import add, mul, xsum
+
+    process = worker("-Q", "default,lopri,hipri")
+    assert add.delay(2, 2).get(timeout=20) == 4
+    assert add.apply_async((2, 2)).get(timeout=20) == 4
+    assert add.apply_async((2, 2), queue="lopri", countdown=10).id
+    res = add.delay(2, 2)
+    assert res.get(timeout=20) == 4 and len(res.id) == 36
+    res = add.delay(2, "2")
+    with pytest.raises(TypeError):
+        res.get(timeout=20)
+    assert isinstance(res.get(propagate=False), TypeError)
+    assert res.failed() and not res.successful() and res.state == "FAILURE"
+    s1 = add.s(2, 2)
+    res = s1.delay()
+    assert res.get(timeout=20) == 4
+    s2 = add.s(2)  # incomplete partial: add(?, 2)
+    res = s2.delay(8)
+    assert res.get(timeout=20) == 10
+    s3 = add.s(2, 2, debug=True)
+    assert s3.kwargs == {"debug": True}
+    assert group(add.s(i, i) for i in range(10))().get(timeout=20) == [0, 2, 4, 6, 8, 10, 12, 14, 16, 18]
+    g = group(add.s(i) for i in range(10))
+    assert g(10).get(timeout=20) == [10, 11, 12, 13, 14, 15, 16, 17, 18, 19]
+    assert chain(add.s(4, 4) | mul.s(8))().get(timeout=20) == 64
+    g = chain(add.s(4) | mul.s(8))
+    assert g(4).get(timeout=20) == 64
+    assert (add.s(4, 4) | mul.s(8))().get(timeout=20) == 64
+    assert chord((add.s(i, i) for i in range(10)), xsum.s())().get(timeout=20) == 90
+    assert (group(add.s(i, i) for i in range(10)) | xsum.s())().get(timeout=20) == 90
+    # app.conf.update(task_routes=...) is Django's settings in a Django project: CELERY_TASK_ROUTES.
+    routes = {"tests.celeryapp.tasks.add": {"queue": "hipri"}}
+    no_djtasks_routes = {key: value for key, value in settings.DJTASKS.items() if key != "ROUTES"}  # they would win
+    with override_settings(CELERY_TASK_ROUTES=routes, DJTASKS=no_djtasks_routes):
+        res = add.delay(2, 2)
+    assert res.get(timeout=20) == 4 and TaskRecord.objects.get(pk=res.id).queue == "hipri"
+    res = add.apply_async((2, 2), queue="hipri")
+    assert res.get(timeout=20) == 4
+    # celery -A proj inspect active / control enable_events / status
+    worker_id = f"{get_settings().WORKER_NAME}.{process.pid}"
+    assert control.inspect().active() == {worker_id: []}
+    with pytest.raises(ValueError, match="ENABLE_EVENTS"):
+        control.broadcast("enable_events")
+    assert [row["worker"] for row in control.status()] == [worker_id]
