@@ -313,3 +313,20 @@ def test_next_steps_guide_examples(worker):
     with pytest.raises(ValueError, match="ENABLE_EVENTS"):
         control.broadcast("enable_events")
     assert [row["worker"] for row in control.status()] == [worker_id]
+
+
+# Celery 5 userguide/tasks.rst: Names, Bound tasks, the request, custom states.
+def test_tasks_guide_examples(worker):
+    from tests.celeryapp.tasks import add_named, dump_context, upload_files
+
+    # The guide's add.name is 'sum-of-two-numbers'; on the django.tasks object .name is Django's
+    # (the function's name) and Celery's name is registered_name.
+    assert (add_named.registered_name, add_named.name) == ("sum-of-two-numbers", "add_named")
+    process = worker()
+    res = dump_context.delay(2, 2)
+    assert res.get(timeout=20) is None
+    assert f"Executing task id {res.id}, args: [2, 2] kwargs: {{}}" in process.log()
+    assert upload_files(["a", "b"]) == 2  # called directly: no state reported
+    res = upload_files.delay(["a", "b", "c"])
+    assert res.get(timeout=20) == 3 and res.state == "SUCCESS"
+    assert TaskRecord.objects.get(pk=res.id).reported["meta"] == {"current": 2, "total": 3}

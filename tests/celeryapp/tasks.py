@@ -81,3 +81,24 @@ def fail_on(value, bad):
     if value == bad:
         raise ValueError(f"bad value {value}")
     return value
+
+
+# userguide/tasks.rst's tasks, as the guide writes them (the test reads what they print).
+
+
+@task(name="sum-of-two-numbers")
+def add_named(x, y):
+    return x + y
+
+
+@task(bind=True)
+def dump_context(self, x, y):
+    print("Executing task id {0.id}, args: {0.args!r} kwargs: {0.kwargs!r}".format(self.request))  # noqa: UP030, UP032
+
+
+@task(bind=True)
+def upload_files(self, filenames):
+    for i, file in enumerate(filenames):  # noqa: B007 - as the guide writes it
+        if not self.request.called_directly:
+            self.update_state(state="PROGRESS", meta={"current": i, "total": len(filenames)})
+    return len(filenames)
