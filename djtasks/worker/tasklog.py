@@ -42,7 +42,7 @@ def finished(started: Started, outcome: Outcome) -> None:
     state = outcome.state
     if state == FAILURE:
         # An error declared in throws= was logged "raised expected" at INFO, without a traceback, as in Celery.
-        if not outcome.expected and logger.isEnabledFor(logging.ERROR):
+        if logger.isEnabledFor(logging.ERROR) and not outcome.expected:
             _failed(started, outcome)
     elif logger.isEnabledFor(logging.INFO):
         if state == SUCCESS:
