@@ -82,7 +82,7 @@ def as_tuple(value: Any) -> Any:
     return (value.id, parent_tuple), None
 
 
-def from_tuple(value: Any) -> AsyncResult | GroupResult:
+def from_tuple(value: Any) -> AsyncResult | result.GroupResult:
     """Rebuild a result from as_tuple()'s form (lists, as JSON stores it): Celery's result_from_tuple()."""
     if isinstance(value, AsyncResult | result.GroupResult):
         return value
