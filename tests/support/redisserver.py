@@ -20,7 +20,8 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self) -> None:
+    def __init__(self, bind: tuple[str, ...] = ("127.0.0.1",)) -> None:
+        self.bind = bind
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not on PATH: run bin/test, which installs it.")
@@ -43,7 +44,10 @@ class RedisServer:
                 "--port",
                 str(self.port),
                 "--bind",
-                "127.0.0.1",
+                *self.bind,
+                # Bound beyond loopback only to a private bridge inside this machine (tests/support/hosts.py).
+                "--protected-mode",
+                "no" if set(self.bind) - {"127.0.0.1"} else "yes",
                 "--save",
                 "",
                 "--appendonly",
