@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+import budget
+
 HERE = Path(__file__).resolve().parent
 WORKER_START_TIMEOUT = 120.0
 # A high-priority task that has not run this long after its publish is reported as "> 30 s".
@@ -35,6 +37,7 @@ def main() -> None:
     parser.add_argument("--log-dir", required=True)
     parser.add_argument("--profile", help="directory for py-spy / cProfile output (djtasks)")
     parser.add_argument("--workloads", default="enqueue,bulk,drain,roundtrip,queued")
+    parser.add_argument("--budget", action="store_true", help="also count each path's per-task budget (budget.py)")
     options = parser.parse_args()
 
     if os.environ.get("BENCH_DB") == "postgres":
@@ -52,10 +55,13 @@ def main() -> None:
         "priority": bench.adapter.PRIORITY,
         "size": options.size,
     }
-    workloads = options.workloads.split(",") + (["profile_run"] if options.profile else [])
+    workloads = [w for w in options.workloads.split(",") if w] + (["profile_run"] if options.profile else [])
     for workload in workloads:
         log(f"{options.peer}: {workload}")
         figures.update(getattr(bench, workload)())
+    if options.budget:
+        log(f"{options.peer}: budget")
+        figures.update(budget.run(bench))
     Path(options.out).write_text(json.dumps(figures, indent=2))
 
 
@@ -91,15 +97,16 @@ class Worker:
     def pid(self) -> int:
         return self.process.pid
 
-    def rss(self) -> int:
-        """Resident memory of the worker: the parent and all its descendants, in bytes."""
+    def rss(self, kind: str = "rss") -> int:
+        """Resident memory of the worker (or its PSS: shared pages split): the parent and all its descendants."""
         import psutil
 
         parent = psutil.Process(self.pid)
         total = 0
         for process in [parent, *parent.children(recursive=True)]:
             try:
-                total += process.memory_info().rss
+                info = process.memory_info() if kind == "rss" else process.memory_full_info()
+                total += getattr(info, kind)
             except psutil.NoSuchProcess:
                 pass
         return total
@@ -197,7 +204,7 @@ class Bench:
                 result = self.adapter.wait(self.adapter.enqueue(i), 30)
                 times.append(time.perf_counter() - start)
                 assert result == i, (result, i)
-            rss = worker.rss()
+            rss, pss = worker.rss(), worker.rss("pss")
         finally:
             worker.stop()
         cuts = statistics.quantiles(times, n=100, method="inclusive")
@@ -207,6 +214,7 @@ class Bench:
             "rt_p99_ms": cuts[98] * 1000,
             "rt_count": self.trips,
             "rss_mib": rss / 2**20,
+            "pss_mib": pss / 2**20,
         }
 
     def queued(self) -> dict[str, float | None]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 LABELS = {
     "djtasks": "djtasks",
+    "tasks_db": "django-tasks-db 0.13 (db_worker x2)",
     "celery_db": "Celery 5.7 + django-celery-results",
     "celery_redis": "Celery 5.7 (Redis results)",
     "huey": "Huey 3.5 (Redis, notify_result)",
@@ -21,11 +22,14 @@ METRICS = [
     "rt_p95_ms",
     "rt_p99_ms",
     "rss_mib",
+    "pss_mib",
     "redis_bytes_per_task",
     "queued_rss_mib",
     "queued_rss_growth_mib",
     "priority_start_ms",
     "still_queued_at_probe",
+    "pgbench_c1",
+    "pgbench_c2",
 ]
 
 
@@ -65,6 +69,8 @@ def _cells(row: dict, base: dict | None) -> list[str]:
         rt += _ratio(p50, base and base.get("rt_p50_ms"))
     rss = row.get("rss_mib")
     rss_cell = "n/a" if rss is None else f"{rss:.0f} MiB" + ("" if same else _ratio(rss, base and base.get("rss_mib")))
+    if rss is not None and row.get("pss_mib") is not None:
+        rss_cell += f"; PSS {row['pss_mib']:.0f} MiB"
     per_task = row.get("redis_bytes_per_task")
     per_task_cell = (
         "n/a"
@@ -102,7 +108,7 @@ HEADER = [
     "bulk enqueue",
     "drain: worker start to last result",
     "round trip p50 / p95 / p99",
-    "worker RSS (parent + children)",
+    "worker RSS (parent + children); PSS",
     "Redis per queued task",
     "worker RSS with 10x size queued",
     "high-priority start with 10x size queued",
@@ -130,6 +136,7 @@ def markdown(rows: list[dict], dbs: list[str], meta: dict) -> str:
             if row["db"] == "redis" and len(dbs) > 1:
                 name += f", ratios vs djtasks on {db}"
             lines.append("| " + " | ".join([name, *_cells(row, base)]) + " |")
+    lines += _reference(rows, meta)
     priorities = sorted({f"{LABELS[r['peer']]}: {r['priority']}" for r in rows if r.get("priority")})
     lines += ["", "High-priority task: " + "; ".join(priorities) + "." if priorities else "", ""]
     return "\n".join(lines) + "\n"
@@ -201,4 +208,76 @@ def profile_summary(directory: Path) -> str:
             "```",
             "",
         ]
+    return "\n".join(lines) + "\n"
+
+
+def _reference(rows: list[dict], meta: dict) -> list[str]:
+    """pgbench -N of the same runs, and djtasks' one-call-at-a-time enqueue as a share of it; the load."""
+    lines = [""]
+    pg = next((r for r in rows if r["peer"] == "djtasks" and r["db"] == "postgres"), None)
+    pg = pg or next((r for r in rows if r["db"] == "postgres"), None)
+    if pg and pg.get("pgbench_c1"):
+        share = ""
+        if pg["peer"] == "djtasks" and pg.get("enqueue_per_s"):
+            rate = pg["enqueue_per_s"] / pg["pgbench_c1"]
+            share = f"; djtasks enqueue one call at a time = {rate:.0%} of the 1-client rate"
+        lines.append(
+            f"PostgreSQL reference, same runs: `pgbench -N` {pg['pgbench_c1']:,.0f} commits/s with 1 client, "
+            f"{pg['pgbench_c2'] or 0:,.0f} with 2{share}.  "
+        )
+    if meta.get("load"):
+        lines.append(f"Load average at the end: {meta['load']}.  ")
+    return lines
+
+
+BUDGET_PATHS = [
+    ("enqueue", "enqueue, one call at a time"),
+    ("bulk", "bulk enqueue (one transaction)"),
+    ("drain", "drain, deep queue"),
+    ("roundtrip", "round trip, idle worker"),
+]
+
+
+def _n(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def budget_table(raw: list[dict]) -> str:
+    """Per task, per path: what each costs (the first run that counted it, per system and database)."""
+    lines = [
+        "",
+        "## Per-task budget",
+        "",
+        "Counted per task (benchmarks/budget.py): SQL statements (pg_stat_statements; SQLite: the caller's only), "
+        "commits that wrote (transaction ids assigned: each needs its WAL flushed to disk), "
+        "Redis commands (INFO commandstats, script-run commands included) and reads (total_reads_processed: "
+        "about one per round trip), CPU time of the caller and of the worker (parent + children), wall time.",
+        "",
+        "| system (db) | path | statements | commits | Redis commands | Redis reads | caller CPU µs "
+        "| worker CPU µs | wall µs |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    seen, tops = set(), []
+    for figures in sorted(raw, key=lambda f: (f["db"], list(LABELS).index(f["peer"]), f["run"])):
+        key = (figures["peer"], figures["db"])
+        if "budget" not in figures or key in seen:
+            continue
+        seen.add(key)
+        for path, label in BUDGET_PATHS:
+            b = figures["budget"].get(path)
+            if not b:
+                continue
+            lines.append(
+                f"| {LABELS[figures['peer']]} ({figures['db']}) | {label} | {_n(b.get('statements'))} "
+                f"| {_n(b.get('commits'))} | {_n(b['redis_commands'])} "
+                f"| {_n(b['redis_reads'])} | {_n(b['caller_cpu_us'], 0)} | {_n(b.get('worker_cpu_us'), 0)} "
+                f"| {_n(b['wall_us'], 0)} |"
+            )
+            if figures["peer"] == "djtasks":
+                tops.append((f"djtasks ({figures['db']}), {label}", b))
+    for title, b in tops:
+        lines += ["", f"{title}, {b['tasks']:,} tasks: statements by calls, Redis commands by calls", "", "```"]
+        lines += [f"{n:>8,}  {q}" for q, n in (b.get("statements_top") or {}).items()]
+        lines += [f"{n:>8,}  redis {c}" for c, n in list(b["redis_top"].items())[:15]]
+        lines.append("```")
     return "\n".join(lines) + "\n"

@@ -14,6 +14,7 @@ Standard library only: this file runs before the virtualenvs exist.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import platform
@@ -25,10 +26,25 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import report  # noqa: E402
-from services import HERE, PgBouncer, PostgresCluster, RedisServer, ensure_venv, log  # noqa: E402
+from services import (  # noqa: E402
+    HERE,
+    PgBouncer,
+    PostgresCluster,
+    RedisServer,
+    ensure_venv,
+    log,
+    pgbench,
+    pgbench_init,
+)
 
 # System -> the virtualenv it runs in. Order is the table's order.
-SYSTEMS = {"djtasks": "djtasks", "celery_db": "celery", "celery_redis": "celery", "huey": "huey"}
+SYSTEMS = {
+    "djtasks": "djtasks",
+    "tasks_db": "tasks_db",
+    "celery_db": "celery",
+    "celery_redis": "celery",
+    "huey": "huey",
+}
 # Systems that keep results in Redis: the database does not matter to them, so they run once.
 REDIS_ONLY = {"celery_redis", "huey"}
 WORK = HERE / ".work"
@@ -50,6 +66,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="profile djtasks: py-spy on the worker during drain, cProfile around the enqueue loop",
     )
+    parser.add_argument(
+        "--budget",
+        action="store_true",
+        help="also count every path's per-task budget: statements, commits, Redis commands, CPU (budget.py)",
+    )
+    parser.add_argument("--budget-only", action="store_true", help="count the budget and measure nothing else")
     parser.add_argument(
         "--postgres-url",
         help="use this server (postgres://user@host:port/anything) instead of "
@@ -129,11 +151,15 @@ def run_driver(
     ]
     if options.profile and system == "djtasks":
         argv += ["--profile", str(stamp_dir)]
+    if options.budget or options.budget_only:
+        argv.append("--budget")
+    if options.budget_only:
+        argv.append("--workloads=")
     log(f"run {run}/{options.runs}: {system} on {db}")
-    started = time.monotonic()
+    started, load_before = time.monotonic(), os.getloadavg()[0]
     subprocess.run(argv, check=True, env=env, cwd=HERE)
     log(f"  {system} on {db} took {time.monotonic() - started:.0f} s")
-    return json.loads(out.read_text())
+    return {**json.loads(out.read_text()), "load_1min": [load_before, os.getloadavg()[0]]}
 
 
 def meta_now(options, argv, stamp, redis, cluster) -> dict:
@@ -147,12 +173,23 @@ def meta_now(options, argv, stamp, redis, cluster) -> dict:
         "postgres": cluster.version + (" through PgBouncer" if options.pgbouncer else "")
         if cluster
         else (options.postgres_url and "external"),
+        "load": _load(),
     }
+
+
+def _load() -> str:
+    """The load average when the run ended: other work on the machine changes every figure."""
+    try:
+        return " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1 / 5 / 15 min)"
+    except OSError:
+        return "unknown"
 
 
 def write_results(raw: list[dict], meta: dict, options: argparse.Namespace, stamp_dir: Path) -> None:
     summary = report.summarise(raw, options.dbs)
     table = report.markdown(summary, options.dbs, meta)
+    if any("budget" in figures for figures in raw):
+        table += report.budget_table(raw)
     if options.profile:
         table += report.profile_summary(stamp_dir)
     print(table)
@@ -187,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     if options.assemble:
         return assemble(options)
     pythons = interpreters(options)
+    # The harness runs with PYTHONDONTWRITEBYTECODE; djtasks and the peers' projects run from source,
+    # so compile them once: otherwise every worker start compiles them (the peers' packages come compiled).
+    for source in (HERE.parent / "djtasks", HERE / "peers"):
+        compileall.compile_dir(str(source), quiet=1)
     WORK.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     while True:  # two runs started in the same second get their own directories
@@ -213,6 +254,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         raw: list[dict] = []
         for run in range(1, options.runs + 1):
+            reference = {}
+            if "postgres" in options.dbs:
+                url = (cluster.url("x") if cluster else options.postgres_url).rpartition("/")[0] + "/bench_pgbench"
+                if pgbench_init(url):
+                    reference = {f"pgbench_c{c}": pgbench(url, c) for c in (1, 2)}
+                    log(f"run {run}: pgbench -N {reference}")
             for db in options.dbs:
                 for system in options.systems:
                     if system in REDIS_ONLY and db != options.dbs[0]:
@@ -233,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
                     (stamp_dir / "meta.json").write_text(json.dumps(meta_now(options, argv, stamp, redis, cluster)))
                     figures = run_driver(system, pythons[system], db, env, options, run, stamp_dir)
                     figures.update(db="redis" if system in REDIS_ONLY else db, run=run)
+                    if db == "postgres":
+                        figures.update(reference)
                     raw.append(figures)
     finally:
         redis.stop()

@@ -175,7 +175,8 @@ class PostgresCluster:
                     "-t",
                     "60",
                     "-o",
-                    f"-c listen_addresses=127.0.0.1 -c port={self.port} -k {self.dir} -c fsync=on {options}",
+                    f"-c listen_addresses=127.0.0.1 -c port={self.port} -k {self.dir} -c fsync=on"
+                    f" -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all {options}",
                     "start",
                 ]
             ),
@@ -199,6 +200,46 @@ class PostgresCluster:
             stdout=subprocess.DEVNULL,
         )
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def pgbench(url: str, clients: int, seconds: int = 10) -> float | None:
+    """pgbench -N's rate (one UPDATE, one SELECT, one INSERT per commit) with this many clients, in tps.
+
+    The reference of what one commit costs on this server with fsync on; None if pgbench fails.
+    url names a database that pgbench -i has initialised (pgbench_init).
+    """
+    try:
+        out = subprocess.run(
+            ["pgbench", "-N", "-n", "-c", str(clients), "-j", str(clients), "-T", str(seconds), url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        log(f"pgbench failed: {exc}")
+        return None
+    for line in out.splitlines():
+        if line.startswith("tps = "):
+            return float(line.split()[2])
+    return None
+
+
+def pgbench_init(url: str) -> bool:
+    base, _, name = url.rpartition("/")
+    try:
+        subprocess.run(
+            ["psql", "-q", f"{base}/postgres", "-c", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            ["psql", "-q", f"{base}/postgres", "-c", f'CREATE DATABASE "{name}"'], check=True, capture_output=True
+        )
+        subprocess.run(["pgbench", "-i", "-q", "-s", "1", url], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        log(f"pgbench -i failed: {exc}")
+        return False
+    return True
 
 
 class PgBouncer:

@@ -7,6 +7,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what mypy sees of the lazy names below, so typed tasks stay typed
+    from djtasks.calling.bulk import bulk as bulk
     from djtasks.calling.declaration import Task as Task
     from djtasks.calling.declaration import register_task as register_task
     from djtasks.calling.declaration import shared_task as shared_task
@@ -48,6 +49,7 @@ _EXPORTS = {
     "register_task": "djtasks.calling.declaration",
     "EagerResult": "djtasks.calling.eager",
     "result_from_tuple": "djtasks.calling.groups",
+    "bulk": "djtasks.calling.bulk",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -42,6 +42,7 @@ def test_benchmark_harness_measures_every_workload_for_djtasks(tmp_path: Path):
         sys.executable,
         "--results",
         str(tmp_path),
+        "--budget",
     ]
     if db == "postgres":
         argv += ["--postgres-url", os.environ["DATABASE_URL"]]
@@ -56,3 +57,18 @@ def test_benchmark_harness_measures_every_workload_for_djtasks(tmp_path: Path):
     assert row["rt_p50_ms"] <= row["rt_p95_ms"] <= row["rt_p99_ms"]
     table = next(tmp_path.glob("*.md")).read_text()
     assert f"| djtasks ({db}) |" in table
+
+    budget = json.loads(result.read_text())["runs"][0]["budget"]
+    assert set(budget) == {"enqueue", "bulk", "drain", "roundtrip"}
+    # Counted, not estimated: one call at a time is one INSERT (and on PostgreSQL one commit) and
+    # one publish of 8 Redis commands; a bulk block of 50 calls is one statement and one publish.
+    assert budget["enqueue"]["redis_commands"] == 8
+    assert budget["bulk"]["redis_reads"] * 50 <= 2  # the whole block's publish: one round trip
+    if db == "postgres":  # transaction ids are the cluster's: tests running beside this one add to them
+        assert budget["enqueue"]["commits"] >= 1
+        assert budget["roundtrip"]["commits"] >= 3
+    else:
+        assert budget["enqueue"]["statements"] == 1
+        assert budget["bulk"]["statements"] == 2 / 50  # BEGIN IMMEDIATE and one INSERT of 50 rows
+    assert budget["drain"]["worker_cpu_us"] > 0
+    assert "## Per-task budget" in table

@@ -166,7 +166,7 @@ def enqueue(
     publishing.before(record)  # Celery's before_task_publish (its receivers may add headers)
     # post_save (publisher.on_task_saved) registers the publish on this database's commit.
     if gate is None and once is None:
-        sql.insert(record, db)
+        sql.insert(record, db, deferrable=True)
     else:
         # Unique, debounced and keyed tasks: their keys, then the row, or its key's holder (no row written).
         unique.prepare(name, gate, once, record, options)

@@ -7,8 +7,11 @@ model's own fields (get_db_prep_save), and the model signals sent as save() woul
 
 from __future__ import annotations
 
-from functools import cache
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache, lru_cache, partial
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from django.db import connections, models
 from django.db.models import signals
@@ -35,7 +38,15 @@ def _update_sql(vendor: str, quote: Any, assigned: tuple[str, ...], matched: tup
 def _insert_sql(vendor: str, quote: Any) -> str:
     table = quote(TaskRecord._meta.db_table)
     columns = ", ".join(quote(f.column) for f in _FIELDS.values())
-    return f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(_FIELDS))})"
+    return f"INSERT INTO {table} ({columns}) VALUES {_ROW}"
+
+
+_ROW = f"({', '.join(['%s'] * len(_FIELDS))})"
+
+
+@lru_cache(maxsize=4)  # a full batch and the last one's length, on one or two databases
+def _insert_many_sql(vendor: str, quote: Any, rows: int) -> str:
+    return _insert_sql(vendor, quote) + f", {_ROW}" * (rows - 1)
 
 
 # Values the fields would pass through unchanged: plain strings for text columns, plain ints
@@ -180,13 +191,85 @@ def new_record(**values: Any) -> TaskRecord:
     return TaskRecord(*row)  # type: ignore[misc]  # django-stubs types only keyword construction
 
 
-def insert(record: TaskRecord, using: str) -> None:
-    """INSERT a new row as save(force_insert=True) would, sending pre_save and post_save."""
+def insert(record: TaskRecord, using: str, *, deferrable: bool = False) -> None:
+    """INSERT a new row as save(force_insert=True) would, sending pre_save and post_save.
+
+    deferrable: inside deferred_inserts() on this connection, the row joins the block's pending
+    rows instead, written with them (write_pending) before the connection's next statement.
+    """
     connection = connections[using]
     signals.pre_save.send(sender=TaskRecord, instance=record, raw=False, using=using, update_fields=None)
     params = insert_params(record, connection)
-    with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(connection.vendor, connection.ops.quote_name), params)
+    pending = _PENDING.get(connection) if deferrable else None
+    if pending is not None:
+        pending.append(params)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(_insert_sql(connection.vendor, connection.ops.quote_name), params)
     record._state.adding = False
     record._state.db = using
     signals.post_save.send(sender=TaskRecord, instance=record, created=True, update_fields=None, raw=False, using=using)
+
+
+# Per connection (one per thread and alias): the parameters of rows written when it next runs a statement.
+_PENDING: WeakKeyDictionary[Any, list[list[Any]]] = WeakKeyDictionary()
+MAX_ROWS_PER_INSERT = 1000
+
+
+@contextmanager
+def deferred_inserts(using: str) -> Iterator[None]:
+    """Within the block, deferrable inserts on this connection are written together (write_pending).
+
+    The pending rows are written before any other statement the connection runs (a read, a
+    SAVEPOINT, a RELEASE or ROLLBACK TO, an UPDATE: the transaction always reads its own writes)
+    and when the block ends without an exception; an exception discards them unwritten. The
+    caller must hold a transaction open for the whole block (calling/bulk.py does), so a commit
+    cannot come between an insert and its statement.
+    """
+    connection = connections[using]
+    if connection in _PENDING:  # nested: the outer block writes them
+        yield
+        return
+    _PENDING[connection] = []
+    try:
+        with connection.execute_wrapper(partial(_write_first, connection)):
+            yield
+            write_pending(connection)
+    finally:
+        del _PENDING[connection]
+
+
+def _write_first(connection: Any, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+    if _PENDING.get(connection):
+        write_pending(connection)
+    return execute(sql, params, many, context)
+
+
+@cache
+def _copy_sql(quote: Any) -> str:
+    columns = ", ".join(quote(f.column) for f in _FIELDS.values())
+    return f"COPY {quote(TaskRecord._meta.db_table)} ({columns}) FROM STDIN"
+
+
+def write_pending(connection: Any) -> None:
+    """Write the connection's pending rows now: PostgreSQL's COPY, else one INSERT per MAX_ROWS_PER_INSERT rows.
+
+    COPY does not pass through Django's execute wrappers or its query log (connection.queries).
+    """
+    pending = _PENDING.get(connection)
+    if not pending:
+        return
+    rows, pending[:] = pending[:], []
+    if connection.vendor == "postgresql":  # COPY: psycopg dumps the values in C, not as SQL literals in Python
+        # wrap_database_errors: a refused row raises Django's IntegrityError, as an INSERT would.
+        with connection.cursor() as cursor, connection.wrap_database_errors:
+            with cursor.cursor.copy(_copy_sql(connection.ops.quote_name)) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return
+    per_insert = max(1, min(MAX_ROWS_PER_INSERT, connection.ops.bulk_batch_size(list(_FIELDS.values()), rows)))
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), per_insert):
+            chunk = rows[start : start + per_insert]
+            sql = _insert_many_sql(connection.vendor, connection.ops.quote_name, len(chunk))
+            cursor.execute(sql, [value for row in chunk for value in row])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -207,19 +209,42 @@ class Streams(Connection):
 
     @contextmanager
     def subscription(self, task_ids: list[str]) -> Iterator[Callable[[float], bool]]:
-        """Subscribe to the done channels of tasks; yield wait(timeout) -> True when one finished."""
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        """Subscribe to the done channels of tasks; yield wait(timeout) -> True when one finished.
+
+        The thread's pub/sub connection is kept for its next wait (a new one cost a connect and a
+        handshake, half the caller's time in a round trip): a wait that ends well unsubscribes;
+        one that fails closes it. A notification of an earlier wait that arrives late wakes
+        wait() for nothing: callers read the row again, so True means "look", never "it is done".
+        """
+        channels = [self.done_channel(t) for t in task_ids]
+        kept = getattr(self.local, "pubsub", None)
+        self.local.pubsub = None
+        if kept is None or self.local.pubsub_pid != os.getpid():  # none yet, or the parent's before a fork
+            kept = self.client.pubsub(ignore_subscribe_messages=True)
+        pubsub = kept
+        keep = False
         try:
             with converted_errors():
-                pubsub.subscribe(*[self.done_channel(t) for t in task_ids])
+                pubsub.subscribe(*channels)
 
             def wait(timeout: float) -> bool:
+                # get_message() gives None for the (un)subscribe confirmations it skips: wait on.
+                deadline = time.monotonic() + timeout
                 with converted_errors():
-                    return pubsub.get_message(timeout=timeout) is not None
+                    while pubsub.get_message(timeout=max(0.0, deadline - time.monotonic())) is None:
+                        if time.monotonic() >= deadline:
+                            return False
+                return True
 
             yield wait
+            with converted_errors():
+                pubsub.unsubscribe(*channels)  # no reply awaited: its confirmation is read, and skipped, later
+            keep = True
         finally:
-            try:
-                pubsub.close()
-            except redis.RedisError:
-                pass
+            if keep:
+                self.local.pubsub, self.local.pubsub_pid = pubsub, os.getpid()
+            else:
+                try:
+                    pubsub.close()
+                except redis.RedisError:
+                    pass

@@ -103,6 +103,7 @@ def test_unknown_apply_async_option_is_a_type_error():
 def test_countdown_waits_in_the_scheduled_set():
     result = add.apply_async((1, 2), countdown=60)
     assert TaskRecord.objects.get(pk=result.id).eta is not None
+    get_broker().flush_publishes()  # the publish is sent without waiting for its reply, on its own connection
     assert get_broker().queue_stats()["default"]["scheduled"] == 1
 
 

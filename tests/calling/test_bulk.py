@@ -1,0 +1,183 @@
+"""djtasks.bulk(): one transaction, rows in multi-row INSERTs, one publish; nothing more lost than atomic() loses."""
+
+import contextlib
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import djtasks
+from djtasks import AsyncResult
+from djtasks.calling import publisher
+from djtasks.core.conf import get_settings
+from djtasks.core.exceptions import InvalidCall
+from djtasks.models import TaskRecord
+from djtasks.record import sql
+from djtasks.transport.broker import Broker, get_broker
+from djtasks.worker.maintenance import sweep
+from tests.testapp.tasks import add
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_server")]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def inserts(queries: CaptureQueriesContext) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+
+
+def test_a_bulk_block_writes_its_rows_in_multi_row_inserts_and_publishes_once():
+    count = sql.MAX_ROWS_PER_INSERT + 5
+    postgres = connection.vendor == "postgresql"
+    cursor_class = type(connection.cursor().cursor)
+    with (
+        mock.patch.object(Broker, "publish_nowait", autospec=True, side_effect=Broker.publish_nowait) as publish,
+        mock.patch.object(cursor_class, "copy", autospec=True, side_effect=cursor_class.copy)
+        if postgres
+        else contextlib.nullcontext() as copies,
+    ):
+        with CaptureQueriesContext(connection) as queries, djtasks.bulk():
+            results = [add.delay(i, 1) for i in range(count)]
+            assert publish.call_count == 0
+    if postgres:  # one COPY, which Django's query log does not show
+        assert (copies.call_count, inserts(queries)) == (1, [])
+    else:
+        assert 2 <= len(inserts(queries)) <= 1 + count // 100  # SQLite caps the rows per statement lower
+    assert publish.call_count == 1
+    publisher.flush()
+    assert get_broker().known([r.id for r in results]) == [True] * count
+    assert sorted(TaskRecord.objects.values_list("args", flat=True)) == sorted([i, 1] for i in range(count))
+
+
+def test_a_rolled_back_bulk_block_writes_and_publishes_nothing():
+    with pytest.raises(RuntimeError), djtasks.bulk():
+        results = [add.delay(i, 1) for i in range(50)]
+        TaskRecord.objects.count()  # the rows are written by now: a rollback must still drop them
+        more = [add.delay(i, 2) for i in range(50)]  # still pending when the block fails
+        raise RuntimeError
+    publisher.flush()
+    ids = [r.id for r in results + more]
+    assert not TaskRecord.objects.exists()
+    assert get_broker().known(ids) == [False] * len(ids)
+
+
+def test_reads_in_the_block_see_the_rows_of_its_calls():
+    with djtasks.bulk():
+        first = add.delay(1, 1)
+        assert AsyncResult(first.id).state == "PENDING"
+        assert TaskRecord.objects.filter(pk=first.id).exists()
+        second = add.delay(2, 2)
+        with connection.cursor() as cursor:  # raw SQL too: every statement writes the pending rows first
+            cursor.execute("SELECT COUNT(*) FROM djtasks_task")
+            assert cursor.fetchone()[0] == 2
+        assert get_broker().known([first.id, second.id]) == [False, False]  # published only after commit
+    publisher.flush()
+    assert get_broker().known([first.id, second.id]) == [True, True]
+
+
+def test_a_rolled_back_savepoint_in_a_bulk_block_drops_only_its_own_calls():
+    with djtasks.bulk():
+        kept = add.delay(1, 1)
+        with pytest.raises(RuntimeError), transaction.atomic():
+            dropped = add.delay(2, 2)
+            raise RuntimeError
+        also_kept = add.delay(3, 3)
+    publisher.flush()
+    assert set(TaskRecord.objects.values_list("pk", flat=True)) == {kept.id, also_kept.id}
+    assert get_broker().known([kept.id, dropped.id, also_kept.id]) == [True, False, True]
+
+
+def test_a_row_the_database_refuses_fails_the_block_and_loses_the_rest_with_it():
+    with pytest.raises(IntegrityError), djtasks.bulk():
+        add.apply_async((1, 1), task_id="same-id")
+        add.apply_async((2, 2), task_id="same-id")  # refused when the pending rows are written
+        add.delay(3, 3)
+    publisher.flush()
+    assert not TaskRecord.objects.exists()
+    assert get_broker().known(["same-id"]) == [False]
+
+
+def test_an_unstorable_argument_fails_its_own_call_at_once():
+    with djtasks.bulk():
+        kept = add.delay(1, 1)
+        with pytest.raises(InvalidCall):
+            add.delay(object(), 1)
+    assert list(TaskRecord.objects.values_list("pk", flat=True)) == [kept.id]
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.sampled_from(["call", "read", "savepoint-ok", "savepoint-fail"]), max_size=12))
+def test_any_mix_of_calls_reads_and_savepoints_keeps_exactly_what_atomic_would(steps):
+    TaskRecord.objects.all().delete()
+    kept = []
+    with djtasks.bulk():
+        for n, step in enumerate(steps):
+            if step == "call":
+                kept.append(add.delay(n, 0).id)
+            elif step == "read":
+                assert set(TaskRecord.objects.values_list("pk", flat=True)) == set(kept)
+            else:
+                try:
+                    with transaction.atomic():
+                        inner = add.delay(n, 1).id
+                        if step == "savepoint-fail":
+                            raise RuntimeError
+                    kept.append(inner)
+                except RuntimeError:
+                    pass
+    assert set(TaskRecord.objects.values_list("pk", flat=True)) == set(kept)
+
+
+CRASH = """
+import os, signal, sys
+import django
+django.setup()
+from django.db import transaction
+import djtasks
+from tests.testapp.tasks import add
+with djtasks.bulk():
+    if sys.argv[1] == "after-commit":  # runs before the publish's own on_commit hook
+        transaction.on_commit(lambda: os.kill(os.getpid(), signal.SIGKILL))
+    for i in range(300):
+        print(add.delay(i, 1).id, flush=True)
+    if sys.argv[1] == "in-block":
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def crashing_enqueuer(redis_url: str, when: str) -> list[str]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "REDIS_URL": redis_url,
+        "DJTASKS_DB_NAME": str(connection.settings_dict["NAME"]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", CRASH, when], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == -9, done.stderr[-3000:]
+    return done.stdout.split()
+
+
+def test_a_process_killed_inside_a_bulk_block_leaves_neither_rows_nor_messages(redis_server):
+    ids = crashing_enqueuer(redis_server.url, "in-block")
+    assert len(ids) == 300
+    assert not TaskRecord.objects.exists()
+    assert get_broker().known(ids) == [False] * 300
+
+
+def test_a_process_killed_between_commit_and_publish_loses_nothing(redis_server):
+    ids = crashing_enqueuer(redis_server.url, "after-commit")
+    assert TaskRecord.objects.filter(pk__in=ids).count() == 300
+    assert get_broker().known(ids) == [False] * 300
+    TaskRecord.objects.update(enqueued_at=timezone.now() - timedelta(seconds=5))  # past the sweep's grace
+    assert sweep(get_broker(), get_settings(), full=False) == 300
+    assert get_broker().known(ids) == [True] * 300
