@@ -47,6 +47,7 @@ class Task[**P, R](DjangoTask, TaskHooks):
     max_retries: int | None = 3  # None: retry forever.
     default_retry_delay: float = 180.0
     autoretry_for: tuple[type[BaseException], ...] = ()
+    retry_kwargs: dict[str, Any] | None = None  # Celery's: max_retries and countdown of autoretry_for's retries.
     retry_backoff: bool | float = False  # True or a base in seconds: exponential delays 1, 2, 4... x base.
     retry_backoff_max: float = 600.0
     retry_jitter: bool = True

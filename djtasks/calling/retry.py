@@ -131,9 +131,15 @@ def plan(task: RetryPolicy, retries: int, exc: BaseException) -> tuple[datetime,
     if isinstance(exc, Retry):
         return exc.when, exc.exc or exc  # type: ignore[return-value]
     if task.autoretry_for and isinstance(exc, task.autoretry_for):
-        if task.max_retries is not None and retries >= task.max_retries:
+        # retry_kwargs, as Celery's autoretry passes them to retry(): its max_retries and countdown win.
+        given = task.retry_kwargs or {}
+        limit = given.get("max_retries", task.max_retries)
+        if limit is not None and retries >= limit:
             return None
-        return timezone.now() + timedelta(seconds=backoff_seconds(task, retries)), exc
+        delay = (
+            backoff_seconds(task, retries) if task.retry_backoff else given.get("countdown", task.default_retry_delay)
+        )
+        return timezone.now() + timedelta(seconds=float(delay)), exc
     return None
 
 

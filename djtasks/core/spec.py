@@ -7,7 +7,7 @@ also the type they import.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class TaskDefaults(Protocol):
@@ -40,6 +40,8 @@ class RetryPolicy(Protocol):
     def default_retry_delay(self) -> float: ...
     @property
     def autoretry_for(self) -> tuple[type[BaseException], ...]: ...
+    @property
+    def retry_kwargs(self) -> dict[str, Any] | None: ...
     @property
     def retry_backoff(self) -> bool | float: ...
     @property

@@ -79,8 +79,9 @@ def finished(started: Started, outcome: Outcome, worker_id: str) -> None:
     if outcome.state != RETRY:
         backend = type(started.task.get_backend())
         result = to_task_result(started.record, started.task)
-        if outcome.state == FAILURE and exc is not None:
-            # Django's receiver logs the error with sys.exc_info(): give it the task's exception.
+        if outcome.state == FAILURE and exc is not None and not outcome.expected:
+            # Django's receiver logs the error with sys.exc_info(): give it the task's exception
+            # (not an expected one, throws=: Celery logs those without a traceback).
             try:
                 raise exc
             except BaseException:  # noqa: BLE001 - re-raised only to be the current exception

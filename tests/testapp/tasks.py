@@ -175,6 +175,18 @@ def autoretried(key):
     raise ConnectionError(f"unreachable {key}")
 
 
+# Celery's retry_kwargs win over the declaration's max_retries and default_retry_delay for autoretries.
+@task(
+    autoretry_for=(ValueError,),
+    retry_kwargs={"max_retries": 2, "countdown": 0.1},
+    max_retries=9,
+    default_retry_delay=60,
+)
+def autoretried_with_kwargs(key):
+    ledger(key)
+    raise ValueError(f"bad {key}")
+
+
 @task(takes_context=True, max_retries=1, default_retry_delay=0.2)
 def context_retry(context, key):
     ledger(f"{key} {context.request.retries}")
