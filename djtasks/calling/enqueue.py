@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import inspect
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,7 @@ from django.tasks.signals import task_enqueued
 
 from djtasks.calling import inline, publishing, unique
 from djtasks.calling.gates import ENQUEUE
+from djtasks.core import registry
 from djtasks.core.conf import get_settings
 from djtasks.core.context import current
 from djtasks.core.exceptions import InvalidCall
@@ -92,9 +94,33 @@ def workflow(options: ExecutionOptions) -> dict[str, Any]:
 def checked_workflow(name: str, options: ExecutionOptions) -> dict[str, Any]:
     """Return the canvas field in plain JSON; raise InvalidCall if a signature in it cannot be stored."""
     try:
-        return plain(workflow(options), "options")
+        canvas = plain(workflow(options), "options")
     except Unstorable as exc:
         raise InvalidCall(f"The {exc.path} of a call of {escape(name)} cannot be stored: it {exc.problem}.") from None
+    for errback in canvas.get("link_error", ()):
+        check_errback(errback)
+    return canvas
+
+
+NEW_STYLE_ERRBACK = ["request", "exc", "traceback"]
+
+
+def check_errback(errback: Any) -> None:
+    """Refuse Celery's new-style errback (request, exc, traceback): djtasks applies it with the failed task's id."""
+    target = registry.get(errback.get("task", "")) if isinstance(errback, dict) else None
+    func = getattr(target, "func", None)
+    if func is None:
+        return
+    try:
+        names = list(inspect.signature(func).parameters)[int(bool(getattr(target, "bind", False))) :]
+    except (TypeError, ValueError):
+        return
+    if names[:3] == NEW_STYLE_ERRBACK:
+        raise InvalidCall(
+            f"The errback {escape(errback['task'])}(request, exc, traceback) is Celery's new-style errback, which "
+            "djtasks does not run: it applies an errback with the failed task's id as its first argument (Celery's "
+            "old style). Declare it as def errback(task_id) and read the error with AsyncResult(task_id).result."
+        )
 
 
 def lineage(options: ExecutionOptions, task_id: str) -> tuple[str, str]:
