@@ -8,13 +8,14 @@ from djtasks.core.conf import Settings, get_settings
 from djtasks.transport.connection import Command
 from djtasks.transport.contents import Contents
 from djtasks.transport.coordination import Coordination
+from djtasks.transport.fleet import Fleet
 from djtasks.transport.queues import Claim, Queues
 from djtasks.transport.streams import Streams
 
 __all__ = ["Broker", "Claim", "Command", "close_broker", "get_broker"]
 
 
-class Broker(Queues, Contents, Coordination, Streams):
+class Broker(Queues, Contents, Coordination, Streams, Fleet):
     """Redis as the transport: queues and claims, what they hold, coordination, streams (errors: BrokerUnavailable)."""
 
 

@@ -168,6 +168,10 @@ class Connection:
         """Return (ready, scheduled, inflight, wake) for a queue."""
         return (self.key("q", queue), self.key("s", queue), self.key("i", queue), self.key("w", queue))
 
+    def paused_key(self, queue: str) -> str:
+        """The flag that pauses a queue (transport/fleet.py); the claim script reads it with the queue's keys."""
+        return self.key("p", queue)
+
     def done_channel(self, task_id: str) -> str:
         return self.key("done", task_id)
 

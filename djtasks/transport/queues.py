@@ -150,7 +150,7 @@ class Queues(Connection):
         keys = [self.key("m"), self.key("o"), self.key("d"), self.key("seq")]
         for queue in queues:
             ready, scheduled, inflight, _ = self.queue_keys(queue)
-            keys += [ready, scheduled, inflight]
+            keys += [ready, scheduled, inflight, self.paused_key(queue)]
         taken, orphans, recounted = self.scripts.claim(
             keys=keys, args=[lease_ms, token_prefix, PROMOTE_LIMIT, limit, deep]
         )

@@ -46,7 +46,7 @@ def test_the_parent_keeps_leases_limits_and_control_going_when_its_steps_raise(w
     assert starts(ledger, "long") == 1
     assert wait_for(lambda: TaskRecord.objects.get(pk=hung.id).state == "FAILURE", timeout=20)
     assert TaskRecord.objects.get(pk=hung.id).exception_type == "djtasks.exceptions.TimeLimitExceeded"
-    wid = f"{get_settings().WORKER_NAME}.{proc.pid}"
+    wid = proc.name
     assert control.ping(destination=[wid], timeout=10)[0].ok
     assert proc.process.poll() is None
     log = proc.log()

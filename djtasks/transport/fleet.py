@@ -1,0 +1,154 @@
+"""What steering the fleet needs of Redis: worker name claims, paused queues, workers seen, waiting ids.
+
+- A worker's name is claimed (SET NX with an expiry the worker renews), so two live workers
+  never share one: control lists, heartbeats and the rows' worker field are keyed by it.
+- A paused queue has a flag key of its own (paused_key, beside the queue's keys); the claim
+  script takes nothing from a queue whose flag exists, on every worker, until it is removed.
+- Heartbeats also note each worker in a sorted set by time (workers_seen), so the admin's worker
+  filter offers workers that are gone without scanning the task table.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+
+from djtasks.transport import decode
+from djtasks.transport.connection import Connection, converted
+
+SEEN_KEPT = 500  # the workers_seen set keeps this many names, the most recent
+
+
+class Fleet(Connection):
+    # Start-up ---------------------------------------------------------------------------------
+
+    @converted
+    def refusal(self) -> str | None:
+        """Ping Redis: None if it answers, the reason if it refuses us (a password, an ACL).
+
+        An unreachable Redis raises BrokerUnavailable: that may pass, a refusal will not.
+        """
+        try:
+            self.client.ping()
+        except (redis.AuthenticationError, redis.exceptions.NoPermissionError) as exc:
+            return f"Redis refused this worker: {exc.__class__.__name__}: {exc}"
+        return None
+
+    # Worker names -----------------------------------------------------------------------------
+
+    def name_key(self, worker_id: str) -> str:
+        return self.key("name", worker_id)
+
+    @converted
+    def claim_name(self, worker_id: str, owner: str, ttl_ms: int) -> str | None:
+        """Claim (or renew) a worker name for `owner`; return None if it is ours, else its holder."""
+        key = self.name_key(worker_id)
+        if self.client.set(key, owner, nx=True, px=ttl_ms):
+            return None
+        holder: Any = self.client.get(key)
+        if holder is None:  # expired between the two calls
+            return None if self.client.set(key, owner, nx=True, px=ttl_ms) else "?"
+        if holder == owner.encode():
+            self.client.pexpire(key, ttl_ms)
+            return None
+        return decode.text(holder) or repr(holder)
+
+    @converted
+    def take_over_name(self, worker_id: str, stale: str, owner: str, ttl_ms: int) -> bool:
+        """Replace a claim whose holder is known to be dead, unless it changed meanwhile."""
+        key = self.name_key(worker_id)
+        with self.client.pipeline() as pipe:
+            try:
+                pipe.watch(key)
+                if decode.text(pipe.get(key) or b"") != stale:
+                    return False
+                pipe.multi()
+                pipe.set(key, owner, px=ttl_ms)
+                pipe.execute()
+            except redis.WatchError:
+                return False
+        return True
+
+    @converted
+    def release_name(self, worker_id: str, owner: str) -> None:
+        key = self.name_key(worker_id)
+        if self.client.get(key) == owner.encode():
+            self.client.delete(key)
+
+    @converted
+    def note_seen(self, worker_id: str) -> None:
+        """Remember that this worker was alive now (for the admin's worker filter)."""
+        key = self.key("workers-seen")
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zadd(key, {worker_id: time.time()})
+        pipe.zremrangebyrank(key, 0, -SEEN_KEPT - 1)
+        pipe.execute()
+
+    @converted
+    def seen_workers(self, limit: int = 200) -> list[str]:
+        """The names of the workers seen most recently (alive or not), newest first."""
+        raw: Any = self.client.zrevrange(self.key("workers-seen"), 0, limit - 1)
+        return [name for name in (decode.text(item) for item in raw) if name]
+
+    # Paused queues ----------------------------------------------------------------------------
+
+    @converted
+    def pause_queue(self, queue: str, reason: str) -> bool:
+        """Pause a queue on every worker; False if it was paused already."""
+        return bool(self.client.set(self.paused_key(queue), reason or "paused", nx=True))
+
+    @converted
+    def resume_queue(self, queue: str) -> bool:
+        """Resume a paused queue and wake its idle consumers; False if it was not paused."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.delete(self.paused_key(queue))
+        pipe.lpush(self.queue_keys(queue)[3], "1")
+        pipe.ltrim(self.queue_keys(queue)[3], 0, 63)
+        removed = pipe.execute()[0]
+        return bool(removed)
+
+    @converted
+    def paused(self, queues: list[str]) -> dict[str, str]:
+        """Return the paused queues among these, with what was said when they were paused."""
+        if not queues:
+            return {}
+        values = self.client.mget([self.paused_key(queue) for queue in queues])
+        return {q: decode.text(v) or "paused" for q, v in zip(queues, values, strict=True) if v is not None}  # type: ignore[arg-type]
+
+    # Waiting ids ------------------------------------------------------------------------------
+
+    @converted
+    def due_times(self, queue: str, ids: list[str]) -> dict[str, float]:
+        """Return when each of these ids is due in the queue's scheduled set (unix time), if it is there."""
+        if not ids:
+            return {}
+        scores: Any = self.client.zmscore(self.queue_keys(queue)[1], ids)
+        return {task_id: score / 1000.0 for task_id, score in zip(ids, scores, strict=True) if score is not None}
+
+    @converted
+    def due_now(self, queue: str, ids: list[str]) -> int:
+        """Make scheduled ids due now (only those still scheduled); the next claim moves them to the queue."""
+        if not ids:
+            return 0
+        now_ms = int(self.redis_time_ms())
+        key = self.queue_keys(queue)[1]
+        changed: Any = self.client.zadd(key, dict.fromkeys(ids, now_ms), xx=True, ch=True)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.lpush(self.queue_keys(queue)[3], "1")
+        pipe.ltrim(self.queue_keys(queue)[3], 0, 63)
+        pipe.execute()
+        return int(changed)
+
+    def redis_time_ms(self) -> float:
+        seconds, micros = self.client.time()  # type: ignore[misc]
+        return int(seconds) * 1000 + int(micros) / 1000
+
+    @converted
+    def ready_counts(self, queues: list[str]) -> dict[str, int]:
+        """Return how many ids wait, ready to run, in each of these queues."""
+        pipe = self.client.pipeline(transaction=False)
+        for queue in queues:
+            pipe.zcard(self.queue_keys(queue)[0])
+        return dict(zip(queues, pipe.execute(), strict=True)) if queues else {}
