@@ -24,18 +24,21 @@ SEPARATOR = "@"
 _PATTERN = re.compile(r"%(.)")
 
 
-def expand(template: str, *, host: str | None = None, name: str | None = None, index: int = 0) -> str:
-    """Expand the % codes of a name, log file or pid file template; unknown codes are kept as written."""
+def expand(template: str, *, host: str | None = None, name: str | None = None, index: int | None = 0) -> str:
+    """Expand the % codes of a name, log file or pid file template; unknown codes are kept as written.
+
+    With index None, %i and %I are kept for the worker to expand in each of its processes.
+    """
     host = host or socket.gethostname()
     short, _, domain = host.partition(".")
     keys = {
         "h": host,
         "n": name if name is not None else short,
         "d": domain,
-        "i": str(index),
-        "I": f"-{index}" if index else "",
         "%": "%",
     }
+    if index is not None:
+        keys["i"], keys["I"] = str(index), f"-{index}" if index else ""
     if name is not None:
         keys["p"] = f"{name}{SEPARATOR}{host}"
     return _PATTERN.sub(lambda match: keys.get(match.group(1), match.group(0)), template)

@@ -36,7 +36,9 @@ def start(url: str, tmp_path: Path, *args: str, env: dict[str, str] | None = Non
 
 
 @pytest.mark.parametrize(
-    ("password", "reason"), [(None, "Authentication required"), ("wrong-password", "invalid username-password pair")], ids=["none", "wrong"]
+    ("password", "reason"),
+    [(None, "Authentication required"), ("wrong-password", "invalid username-password pair")],
+    ids=["none", "wrong"],
 )
 def test_a_worker_that_redis_refuses_exits_at_once_with_the_reason(protected, tmp_path, password, reason):
     url = protected.url.replace("right-password", password) if password else f"redis://127.0.0.1:{protected.port}/0"
