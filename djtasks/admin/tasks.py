@@ -19,12 +19,14 @@ from django.views.decorators.http import require_POST
 
 from djtasks.admin import display, redaction
 from djtasks.admin.filters import QueueFilter, TaskNameFilter, WorkerFilter
+from djtasks.admin.fleetdata import waiting_texts
 from djtasks.admin.guard import GuardedAdmin, sees_secrets
 from djtasks.admin.paging import COUNT_CAP, CappedPaginator
 from djtasks.calling.rerun import rerun
 from djtasks.calling.revoke import revoke
 from djtasks.core.exceptions import NotRegistered
 from djtasks.record.models import TaskRecord
+from djtasks.transport.broker import get_broker
 
 RELATED_LIMIT = 50
 BIG_COLUMNS = ("args", "kwargs", "result", "traceback", "errors", "worker_ids")
@@ -83,7 +85,7 @@ class TaskRecordAdmin(ReadOnlyAdmin):
 
     @admin.display(description=gettext_lazy("state"), ordering="state")
     def state_column(self, obj: TaskRecord) -> str:
-        badge = display.state_badge(obj)
+        badge = display.state_badge(obj) + display.waiting_note(getattr(obj, "waiting_text", ""))
         if not (obj.is_running or obj.state == "STARTED"):
             return badge
         # The list does not load the arguments, so it cannot mask their values in a progress message.
@@ -122,6 +124,11 @@ class TaskRecordAdmin(ReadOnlyAdmin):
     def get_changelist_instance(self, request: HttpRequest) -> Any:
         changelist = super().get_changelist_instance(request)
         changelist.search_help_text = str(SEARCH_HELP if redaction.may_see_secrets(request) else SEARCH_HELP_REDACTED)
+        # Rows waiting in a scheduled set say why ("rate-limited until ..."): one Redis read per queue shown.
+        nothing: dict[str, str] = {}
+        texts = display.guarded(lambda: waiting_texts(get_broker(), list(changelist.result_list)), nothing)
+        for row in changelist.result_list:
+            row.waiting_text = texts.get(row.pk, "")
         return changelist
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[TaskRecord]:
@@ -200,6 +207,7 @@ class TaskRecordAdmin(ReadOnlyAdmin):
             "traceback": shown.text(record.traceback),
             "timeline": display.timeline(record),
             "run_time": display.duration(record.runtime),
+            "waiting": display.guarded(lambda: waiting_texts(get_broker(), [record]).get(record.pk, ""), ""),
             "attempt_errors": shown.data(record.errors or []),
             "parent": parent,
             "root": root,

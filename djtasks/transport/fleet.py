@@ -146,6 +146,32 @@ class Fleet(Connection):
         return int(seconds) * 1000 + int(micros) / 1000
 
     @converted
+    def forget_many(self, queue: str, ids: list[str]) -> None:
+        """Take waiting ids of a queue out of Redis (a purge: their rows are REVOKED), and wake their readers."""
+        if not ids:
+            return
+        ready, scheduled, _, _ = self.queue_keys(queue)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrem(ready, *ids)
+        pipe.zrem(scheduled, *ids)
+        pipe.hdel(self.key("m"), *ids)
+        pipe.hdel(self.key("d"), *ids)
+        for task_id in ids:
+            pipe.publish(self.done_channel(task_id), "done")
+        pipe.execute()
+
+    @converted
+    def rate_intervals(self) -> dict[str, float]:
+        """Every runtime rate override: task name -> ms between starts (0: no limit); unreadable ones left out."""
+        raw: Any = self.client.hgetall(self.key("rl-overrides"))
+        found = {}
+        for field, value in raw.items():
+            name, interval = decode.text(field), decode.number(value)
+            if name and interval is not None and 0 <= interval <= 1e12:
+                found[name] = interval
+        return found
+
+    @converted
     def ready_counts(self, queues: list[str]) -> dict[str, int]:
         """Return how many ids wait, ready to run, in each of these queues."""
         pipe = self.client.pipeline(transaction=False)
