@@ -210,7 +210,10 @@ def _interpolate(ranked: dict[int, float], size: int, q: float) -> float:
 
 def queues(now: datetime) -> list[QueueStats]:
     broker = get_broker()
-    result = [QueueStats(name, **counts) for name, counts in broker.queue_stats().items()]
+    result = [
+        QueueStats(name, ready=counts["ready"], scheduled=counts["scheduled"], reserved=counts["reserved"])
+        for name, counts in broker.queue_stats().items()
+    ]
     heads = {q.name: broker.oldest_ready(q.name) for q in result}
     rows = TaskRecord.objects.filter(id__in=[h for h in heads.values() if h]).values_list("id", "enqueued_at", "eta")
     waiting_since = {task_id: max(enqueued, eta or enqueued) for task_id, enqueued, eta in rows}
