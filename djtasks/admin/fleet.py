@@ -128,7 +128,16 @@ class FleetAdmin(admin.ModelAdmin):
 
     def queues_context(self, request: HttpRequest) -> dict[str, Any]:
         found = queue_stats(timezone.now())
-        names = {queue.name for queue in found} | {get_settings().DEFAULT_QUEUE}
+        # Queues that hold work, the default one, and those a live worker consumes (so a queue can
+        # be paused before its first task is sent).
+        consumed = {
+            name
+            for worker in live_workers(timezone.now())
+            if isinstance(worker.get("queues"), list)
+            for name in worker["queues"]
+            if isinstance(name, str) and name
+        }
+        names = {queue.name for queue in found} | {get_settings().DEFAULT_QUEUE} | consumed
         known = {q.name: q for q in found}
         paused = get_broker().paused(sorted(names))
         rows = []
