@@ -143,8 +143,11 @@ class FleetAdmin(admin.ModelAdmin):
         rows = []
         for name in sorted(names):
             queue = known.get(name)
+            oldest = display.duration(queue.oldest_age if queue else None)
             waiting = TaskRecord.objects.filter(queue=name).unclaimed().count()
-            rows.append({"name": name, "stats": queue, "paused": paused.get(name), "waiting_rows": waiting})
+            rows.append(
+                {"name": name, "stats": queue, "paused": paused.get(name), "waiting_rows": waiting, "oldest": oldest}
+            )
         return {"queues": rows}
 
     def limits_context(self, request: HttpRequest) -> dict[str, Any]:

@@ -58,7 +58,10 @@ def test_a_paused_queue_waits_on_every_worker_and_across_a_restart_until_resumed
     time.sleep(2.0)
     assert {state(r.id) for r in held} == {"PENDING"}
     page = operator.get(f"{FLEET}queues/").content.decode()
-    assert re.search(r'data-queue="images".*?Paused', page, re.S)
+    row = re.search(r'data-queue="images">(.*?)</tr>', page, re.S).group(1)
+    assert "Paused" in row
+    cells = re.findall(r"<td>(.*?)</td>", row, re.S)
+    assert re.fullmatch(r"[\d.]+ (ms|s|min)", cells[5]), f"the oldest waiting task's age is shown: {cells}"
     response = operator.post(f"{FLEET}resume/", {"queue": "images"}, follow=True)
     assert "queue images resumed" in said(response)
     assert [r.get(timeout=20) for r in held] == ["img0", "img1", "img2"]
