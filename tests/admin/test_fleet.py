@@ -43,7 +43,9 @@ def state(task_id: str) -> str:
     return TaskRecord.objects.get(pk=task_id).state
 
 
-def test_a_paused_queue_waits_on_every_worker_and_across_a_restart_until_resumed(worker, operator, ledger):
+def test_a_paused_queue_waits_on_every_worker_and_across_a_restart_until_resumed(
+    worker, operator, ledger, fault_report
+):
     first = worker("-Q", "images,default")
     second = worker("-Q", "images")
     assert wait_for(lambda: {first.name, second.name} <= set(control.workers()), timeout=30)
@@ -62,9 +64,20 @@ def test_a_paused_queue_waits_on_every_worker_and_across_a_restart_until_resumed
     assert "Paused" in row
     cells = re.findall(r"<td>(.*?)</td>", row, re.S)
     assert re.fullmatch(r"[\d.]+ (ms|s|min)", cells[5]), f"the oldest waiting task's age is shown: {cells}"
+    resumed = time.monotonic()
     response = operator.post(f"{FLEET}resume/", {"queue": "images"}, follow=True)
     assert "queue images resumed" in said(response)
     assert [r.get(timeout=20) for r in held] == ["img0", "img1", "img2"]
+    runs = [line.split()[0] for line in ledger.read_text().splitlines() if "img" in line]
+    assert sorted(runs) == sorted(["img0", "img1", "img2"]), "each ran once"
+    fault_report(
+        fault="queue paused; 2 workers, one SIGKILLed and restarted",
+        enqueued=3,
+        lost=0,
+        ran_twice=0,
+        recovery_s=time.monotonic() - resumed,
+        notes="none taken while paused (4 s); all ran after resume",
+    )
     entries = LogEntry.objects.filter(object_id="images").order_by("action_time")
     assert [e.change_message.split(":")[0] for e in entries] == ["pause", "resume"]
     assert all(e.user.username == "op" and e.object_repr == "queue images" for e in entries)

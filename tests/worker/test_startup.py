@@ -40,16 +40,26 @@ def start(url: str, tmp_path: Path, *args: str, env: dict[str, str] | None = Non
     [(None, "Authentication required"), ("wrong-password", "invalid username-password pair")],
     ids=["none", "wrong"],
 )
-def test_a_worker_that_redis_refuses_exits_at_once_with_the_reason(protected, tmp_path, password, reason):
+def test_a_worker_that_redis_refuses_exits_at_once_with_the_reason(protected, tmp_path, password, reason, fault_report):
     url = protected.url.replace("right-password", password) if password else f"redis://127.0.0.1:{protected.port}/0"
     process = start(url, tmp_path)
     try:
         began = time.monotonic()
         assert process.wait(timeout=30) == 1
-        assert time.monotonic() - began < 20, "not retried for long"
+        took = time.monotonic() - began
+        assert took < 20, "not retried for long"
         log = process.log()
         assert "Redis refused this worker" in log and reason in log, log
         assert ". Check REDIS_URL" in log and ".." not in log
+        said = "no password" if password is None else "a wrong password"
+        fault_report(
+            fault=f"worker started with {said} for Redis",
+            enqueued=0,
+            lost=0,
+            ran_twice=0,
+            recovery_s=took,
+            notes="exit 1 with the reason (the time is the start-up to the exit)",
+        )
     finally:
         process.kill()
 
@@ -117,13 +127,23 @@ def password_role():
             db.execute(f"DROP ROLE IF EXISTS {role}")
 
 
-def test_a_wrong_database_password_stops_the_worker_at_start(redis_server, tmp_path, password_role):
+def test_a_wrong_database_password_stops_the_worker_at_start(redis_server, tmp_path, password_role, fault_report):
     parts = urllib.parse.urlsplit(os.environ["DATABASE_URL"])
     url = parts._replace(netloc=f"{password_role}:wrong-password@{parts.hostname}:{parts.port}").geturl()
+    began = time.monotonic()
     process = start(redis_server.url, tmp_path, env={"DATABASE_URL": url})
     try:
         assert process.wait(timeout=30) == 1
+        took = time.monotonic() - began
         log = process.log()
         assert "The worker cannot use its database" in log and "password authentication failed" in log, log
+        fault_report(
+            fault="worker started with a wrong database password",
+            enqueued=0,
+            lost=0,
+            ran_twice=0,
+            recovery_s=took,
+            notes="exit 1 with the reason (PostgreSQL, scram)",
+        )
     finally:
         process.kill()
