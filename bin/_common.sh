@@ -78,6 +78,16 @@ ensure_chromium() {
     log "chromium: /usr/bin/chromium ($(/usr/bin/chromium --version 2>/dev/null | head -n1))"
 }
 
+# The live monitor's tests (tests/ops/test_tasktop.py) run tasktop in Debian's tmux and read its screen.
+ensure_tmux() {
+    if ! command -v tmux >/dev/null 2>&1; then
+        log "tmux not found on PATH; installing Debian's tmux for the terminal monitor's tests"
+        apt_install tmux
+        command -v tmux >/dev/null 2>&1 || die "tmux still not on PATH after apt-get install tmux"
+    fi
+    log "tmux: $(command -v tmux) ($(tmux -V))"
+}
+
 # Print "1" if interpreter $1 runs and is Python 3.12 or newer.
 _python_ok() {
     [ -n "$1" ] && [ -x "$1" ] || command -v "$1" >/dev/null 2>&1 || return 1

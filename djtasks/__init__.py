@@ -4,7 +4,17 @@ Names are imported on first use so that `INSTALLED_APPS = ["djtasks"]` loads no 
 """
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what mypy sees of the lazy names below, so typed tasks stay typed
+    from djtasks.calling.declaration import Task as Task
+    from djtasks.calling.declaration import register_task as register_task
+    from djtasks.calling.declaration import shared_task as shared_task
+    from djtasks.calling.declaration import task as task
+    from djtasks.calling.eager import EagerResult as EagerResult
+    from djtasks.calling.result import AsyncResult as AsyncResult
+    from djtasks.calling.result import GroupResult as GroupResult
+    from djtasks.calling.result import result_from_tuple as result_from_tuple
 
 __version__ = "0.1.0"
 
@@ -34,6 +44,10 @@ _EXPORTS = {
     "MaxRetriesExceededError": "djtasks.core.exceptions",
     "ChordError": "djtasks.core.exceptions",
     "set_rate_limit": "djtasks.calling.ratelimit",
+    "shared_task": "djtasks.calling.declaration",
+    "register_task": "djtasks.calling.declaration",
+    "EagerResult": "djtasks.calling.eager",
+    "result_from_tuple": "djtasks.calling.result",
 }
 
 __all__ = sorted(_EXPORTS)

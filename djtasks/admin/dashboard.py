@@ -15,7 +15,7 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 
-from djtasks.admin import display, redaction
+from djtasks.admin import display, limits, redaction
 from djtasks.admin.stats import Bucket, snapshot
 from djtasks.core.states import State
 from djtasks.record.models import DeadLetter
@@ -113,8 +113,12 @@ class DashboardAdmin(admin.ModelAdmin):
         for task in snap.tasks:
             task.p50_text = display.duration(task.p50)  # type: ignore[attr-defined]
             task.p95_text = display.duration(task.p95)  # type: ignore[attr-defined]
+        limit_rows, limit_error = limits.panel(open_)
         context = {
             **self.admin_site.each_context(request),
+            "limit_rows": limit_rows,
+            "limit_error": limit_error,
+            "limits_declared": bool(limits.START),
             "title": _("Task dashboard"),
             "opts": self.model._meta,
             "snap": snap,

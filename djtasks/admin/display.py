@@ -21,9 +21,23 @@ def pretty_json(value: Any) -> SafeString:
 
 
 def state_badge(record: TaskRecord) -> SafeString:
+    reported = record.reported_state
+    if reported is not None:  # a custom state the running task set with update_state()
+        return format_html(
+            '<span class="djtasks-badge djtasks-started djtasks-custom" title="{}">{}</span>',
+            _("reported by the running task (update_state)"),
+            reported[0],
+        )
     state = "RUNNING" if record.is_running and record.state != "STARTED" else record.state
     label = _("Running") if state == "RUNNING" else record.get_state_display()
     return format_html('<span class="djtasks-badge djtasks-{}">{}</span>', state.lower(), label)
+
+
+def task_name(record: TaskRecord) -> SafeString:
+    """The task's name; a call's shadow= name first when it has one, the registered name beside it."""
+    if record.shown_name == record.task_name:
+        return format_html("{}", record.task_name)
+    return format_html('{} <span class="quiet" title="{}">({})</span>', record.shown_name, _("task"), record.task_name)
 
 
 def progress_bar(progress: dict[str, Any] | None) -> SafeString:

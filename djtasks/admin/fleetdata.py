@@ -19,10 +19,11 @@ from typing import Any
 from djtasks.calling.overrides import read_time_limits
 from djtasks.core import registry
 from djtasks.core.conf import Settings
+from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.core.rates import parse_rate
 from djtasks.core.states import RETRY
 from djtasks.record.models import TaskRecord
-from djtasks.transport.broker import Broker
+from djtasks.transport.broker import Broker, get_broker
 
 DECLARED, SETTING, OVERRIDE, NONE = "declared", "setting", "runtime override", "none"
 
@@ -163,3 +164,18 @@ def waiting_texts(broker: Broker, rows: list[TaskRecord]) -> dict[str, str]:
                 at = datetime.fromtimestamp(due[row.pk], tz=UTC)
                 texts[row.pk] = why_waiting(row, at, names)[0]
     return texts
+
+
+def waiting_on_page(rows: list[TaskRecord]) -> dict[str, str]:
+    """waiting_texts from this process's Redis; nothing when Redis is unreachable (it only decorates a page)."""
+    try:
+        return waiting_texts(get_broker(), rows)
+    except BrokerUnavailable:
+        return {}
+
+
+def mark_waiting(rows: list[TaskRecord]) -> None:
+    """Give each row of a task list its waiting_text (empty when it does not wait in a scheduled set)."""
+    texts = waiting_on_page(rows)
+    for row in rows:
+        row.waiting_text = texts.get(row.pk, "")  # type: ignore[attr-defined]

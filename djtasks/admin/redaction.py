@@ -22,6 +22,8 @@ VIEW_ARGUMENTS = "djtasks.view_task_arguments"
 # Columns holding task data: a user without VIEW_ARGUMENTS may not filter or search on them.
 DATA_FIELDS = frozenset(
     {"args", "kwargs", "result", "exception_message", "traceback", "errors", "progress", "headers", "canvas"}
+    | {"options", "reported"}
+    | {"keys", "unique_lock"}  # unique, rate-limit and concurrency keys are computed from the arguments
     | {"raw", "reason"}
 )
 
@@ -49,7 +51,16 @@ class Shown:
 
 def for_task(open_: bool, record: TaskRecord) -> Shown:
     """A task's secrets: those in its arguments, result, progress and headers."""
-    return Shown(open_, record.args, record.kwargs, record.result, record.progress, record.headers)
+    return Shown(
+        open_,
+        record.args,
+        record.kwargs,
+        record.result,
+        record.progress,
+        record.headers,
+        record.options,
+        record.reported,
+    )
 
 
 def for_letter(open_: bool, letter: DeadLetter) -> Shown:

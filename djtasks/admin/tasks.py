@@ -17,16 +17,15 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from djtasks.admin import display, redaction
+from djtasks.admin import display, limits, redaction
 from djtasks.admin.filters import QueueFilter, TaskNameFilter, WorkerFilter
-from djtasks.admin.fleetdata import waiting_texts
+from djtasks.admin.fleetdata import mark_waiting, waiting_on_page
 from djtasks.admin.guard import GuardedAdmin, sees_secrets
 from djtasks.admin.paging import COUNT_CAP, CappedPaginator
 from djtasks.calling.rerun import rerun
 from djtasks.calling.revoke import revoke
 from djtasks.core.exceptions import NotRegistered
 from djtasks.record.models import TaskRecord
-from djtasks.transport.broker import get_broker
 
 RELATED_LIMIT = 50
 BIG_COLUMNS = ("args", "kwargs", "result", "traceback", "errors", "worker_ids")
@@ -51,7 +50,7 @@ class TaskRecordAdmin(ReadOnlyAdmin):
     list_display = (
         "short_id",
         "state_column",
-        "task_name",
+        "name_column",
         "queue",
         "worker",
         "enqueued",
@@ -92,6 +91,10 @@ class TaskRecordAdmin(ReadOnlyAdmin):
         progress = obj.progress if sees_secrets(obj) else display.without_message(obj.progress)
         return badge + display.progress_bar(progress)
 
+    @admin.display(description=gettext_lazy("task name"), ordering="task_name")
+    def name_column(self, obj: TaskRecord) -> str:
+        return display.task_name(obj)
+
     @admin.display(description=gettext_lazy("task id"), ordering="id")
     def short_id(self, obj: TaskRecord) -> str:
         return format_html(
@@ -124,11 +127,7 @@ class TaskRecordAdmin(ReadOnlyAdmin):
     def get_changelist_instance(self, request: HttpRequest) -> Any:
         changelist = super().get_changelist_instance(request)
         changelist.search_help_text = str(SEARCH_HELP if redaction.may_see_secrets(request) else SEARCH_HELP_REDACTED)
-        # Rows waiting in a scheduled set say why ("rate-limited until ..."): one Redis read per queue shown.
-        nothing: dict[str, str] = {}
-        texts = display.guarded(lambda: waiting_texts(get_broker(), list(changelist.result_list)), nothing)
-        for row in changelist.result_list:
-            row.waiting_text = texts.get(row.pk, "")
+        mark_waiting(list(changelist.result_list))  # "rate-limited until ...": one Redis read per queue shown
         return changelist
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[TaskRecord]:
@@ -197,6 +196,7 @@ class TaskRecordAdmin(ReadOnlyAdmin):
             if related is not None:
                 related.admin_url = self.detail_url(related.pk)  # type: ignore[attr-defined]
         shown = redaction.for_task(sees_secrets(record), record)
+        reported = record.reported_state
         return {
             "task": record,
             "redacted": not shown.open,
@@ -204,11 +204,15 @@ class TaskRecordAdmin(ReadOnlyAdmin):
             "kwargs_json": display.pretty_json(shown.data(record.kwargs)),
             "result_json": display.pretty_json(shown.data(record.result)),
             "progress_bar": display.progress_bar(shown.data(record.progress)),
+            "reported_state": reported[0] if reported else "",
+            "reported_meta": display.pretty_json(shown.data(reported[1])) if reported else "",
+            "call_options": display.pretty_json(shown.data(record.options)),
             "traceback": shown.text(record.traceback),
             "timeline": display.timeline(record),
             "run_time": display.duration(record.runtime),
-            "waiting": display.guarded(lambda: waiting_texts(get_broker(), [record]).get(record.pk, ""), ""),
+            "waiting": waiting_on_page([record]).get(record.pk, ""),
             "attempt_errors": shown.data(record.errors or []),
+            "key_rows": limits.detail_rows(record, shown.open),
             "parent": parent,
             "root": root,
             "children": children,

@@ -15,7 +15,10 @@ from django.tasks import Task as DjangoTask
 from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
 from django.tasks.signals import task_enqueued
 
+from djtasks.calling import inline, unique
+from djtasks.calling.gates import ENQUEUE
 from djtasks.core.conf import get_settings
+from djtasks.core.context import current
 from djtasks.core.exceptions import InvalidCall
 from djtasks.core.logs import escape
 from djtasks.core.options import ID_LENGTH, QUEUE_LENGTH, ExecutionOptions, check_name
@@ -94,9 +97,35 @@ def checked_workflow(name: str, options: ExecutionOptions) -> dict[str, Any]:
         raise InvalidCall(f"The {exc.path} of a call of {escape(name)} cannot be stored: it {exc.problem}.") from None
 
 
-def enqueue(task: TaskDefaults, args: list[Any], kwargs: dict[str, Any], options: ExecutionOptions) -> TaskRecord:
-    """Insert the row (state PENDING) in the current transaction and return it."""
-    args, kwargs = check_json(task.name, args, kwargs)
+def lineage(options: ExecutionOptions, task_id: str) -> tuple[str, str]:
+    """Return (parent_id, root_id): the canvas's, else the running task's, as Celery sets them."""
+    parent_id, root_id = options.parent_id, options.root_id
+    running = current()
+    if running is not None and not parent_id:
+        record = getattr(running, "record", None)
+        parent_id = running.id
+        root_id = root_id or (getattr(record, "root_id", "") or running.id)
+    return parent_id, root_id or task_id
+
+
+def enqueue(
+    task: TaskDefaults,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    options: ExecutionOptions,
+    once: unique.UniqueCall | None = None,
+    *,
+    checked: bool = False,
+) -> TaskRecord:
+    """Insert the row (state PENDING) in the current transaction and return it.
+
+    A call made inside a running task is its child (parent_id, root_id), as in Celery. checked:
+    the arguments are check_json()'s copies already. For a unique or debounced task (or a call with
+    its own unique_key/unique_for: `once`), return instead the row that holds its key, if one does
+    (calling/unique.py): no row is written then.
+    """
+    if not checked:
+        args, kwargs = check_json(task.name, args, kwargs)
     name = check_name("task name", task.name, ID_LENGTH)
     queue = check_name("queue name", options.queue or route(task.name) or task.queue_name, QUEUE_LENGTH)
     priority = task.priority if options.priority is None else options.priority
@@ -106,6 +135,7 @@ def enqueue(task: TaskDefaults, args: list[Any], kwargs: dict[str, Any], options
     expires = options.expires
     if expires is None and task.expires is not None:
         expires = ExecutionOptions.build(expires=task.expires).expires
+    parent_id, root_id = lineage(options, task_id)
     record = sql.new_record(
         id=task_id,
         task_name=name,
@@ -119,14 +149,30 @@ def enqueue(task: TaskDefaults, args: list[Any], kwargs: dict[str, Any], options
         ignore_result=task.ignore_result if options.ignore_result is None else options.ignore_result,
         headers=dict(options.headers),
         canvas=checked_workflow(task.name, options),
-        parent_id=options.parent_id,
-        root_id=options.root_id or task_id,
+        parent_id=parent_id,
+        root_id=root_id,
         group_id=options.group_id,
         retries=options.retries,
+        options=options.stored(),
     )
+    record.publish_retry = options.publish_retry
+    db = router.db_for_write(TaskRecord)
+    gate = ENQUEUE.get(name)
+    if options.chain:
+        unique.check_chain(options)  # a unique step ends a chain: refused unless it is the last
     # post_save (publisher.on_task_saved) registers the publish on this database's commit.
-    sql.insert(record, router.db_for_write(TaskRecord))
+    if gate is None and once is None:
+        sql.insert(record, db)
+    else:
+        # Unique, debounced and keyed tasks: their keys, then the row, or its key's holder (no row written).
+        unique.prepare(name, gate, once, record, options)
+        if record.unique_lock is None:
+            sql.insert(record, db)
+        elif (held := unique.take(record, db, debounced=gate is not None and gate.debounce is not None)) is not record:
+            return held
     # Django's receivers get a TaskResult, which only a declared task builds (send_task's Defaults cannot).
     if isinstance(task, DjangoTask) and task_enqueued.has_listeners():
         task_enqueued.send(type(task.get_backend()), task_result=to_task_result(record, task))
+    if inline.eager():  # instead of the publish: run here once the transaction commits
+        inline.schedule(record.id, db)
     return record

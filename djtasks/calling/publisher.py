@@ -19,6 +19,7 @@ from django.db import transaction
 from djtasks.core.conf import get_settings
 from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.core.message import Message
+from djtasks.core.options import PublishRetry
 from djtasks.core.states import READY_STATES
 from djtasks.record.models import TaskRecord
 from djtasks.transport.broker import get_broker
@@ -36,15 +37,28 @@ def message_of(record: TaskRecord) -> tuple[Message, int]:
     return Message(id=record.id, queue=record.queue, priority=record.priority), due_ms(record.eta)
 
 
-def publish(items: list[tuple[Message, int]], *, from_sweeper: bool = False) -> int:
+def publish(items: list[tuple[Message, int]], *, from_sweeper: bool = False, retry: PublishRetry | None = None) -> int:
     """Publish now; on a Redis failure log it and leave the rows to the outbox sweep.
 
     The sweep waits for Redis's answer and returns how many ids were new; callers enqueueing
-    send without waiting for it (see Broker.publish_nowait) and get the number sent.
+    send without waiting for it (see Broker.publish_nowait) and get the number sent. With a
+    PublishRetry (apply_async's retry=True) a connection error is retried as it says first.
     """
     if not items:
         return 0
-    if not from_sweeper and time.monotonic() < _breaker["open_until"]:
+    if retry is None:
+        return _publish(items, from_sweeper=from_sweeper)
+    for delay in retry.delays():  # attempts the breaker does not skip: the caller asked to wait
+        if _publish(items, from_sweeper=False, retrying=True):
+            return len(items)
+        time.sleep(delay)
+    return _publish(items, from_sweeper=False, retrying=True, last=True)
+
+
+def _publish(
+    items: list[tuple[Message, int]], *, from_sweeper: bool, retrying: bool = False, last: bool = False
+) -> int:
+    if not from_sweeper and not retrying and time.monotonic() < _breaker["open_until"]:
         return 0
     try:
         if from_sweeper:
@@ -57,6 +71,9 @@ def publish(items: list[tuple[Message, int]], *, from_sweeper: bool = False) -> 
         _breaker["open_until"] = time.monotonic() + get_settings().PUBLISH_BACKOFF
         if from_sweeper:
             raise
+        if retrying and not last:
+            logger.info("Publish of %d task(s) failed (%s); retrying as retry_policy says", len(items), exc)
+            return 0
         logger.warning("Publish of %d task(s) deferred to the outbox sweep: %s", len(items), exc)
         return 0
     _breaker["open_until"] = 0.0
@@ -84,17 +101,24 @@ class _Batch:
         self.using = using
         self.savepoints = savepoints
         self.items: list[tuple[Message, int]] = []
+        self.retry: PublishRetry | None = None  # the most patient retry= of its calls
+
+    def add(self, record: TaskRecord) -> None:
+        self.items.append(message_of(record))
+        wanted = record.publish_retry
+        if wanted is not None and (self.retry is None or sum(wanted.delays()) > sum(self.retry.delays())):
+            self.retry = wanted
 
     def __call__(self) -> None:
         items, self.items = self.items, []
-        publish(items)
+        publish(items, retry=self.retry)
 
 
 def schedule(record: TaskRecord, using: str) -> None:
     """Arrange for the row to be published when the transaction holding it commits."""
     connection = transaction.get_connection(using)
     if not connection.in_atomic_block:
-        publish([message_of(record)])
+        publish([message_of(record)], retry=record.publish_retry)
         return
     savepoints = tuple(connection.savepoint_ids)
     batches: dict[str, _Batch] = _local.__dict__.setdefault("batches", {})
@@ -104,7 +128,7 @@ def schedule(record: TaskRecord, using: str) -> None:
     if batch is None or batch.savepoints != savepoints or not _pending(connection, batch):
         batch = batches[using] = _Batch(using, savepoints)
         transaction.on_commit(batch, using=using, robust=True)
-    batch.items.append(message_of(record))
+    batch.add(record)
 
 
 def _pending(connection: Any, batch: _Batch) -> bool:
@@ -112,5 +136,6 @@ def _pending(connection: Any, batch: _Batch) -> bool:
 
 
 def on_task_saved(sender: type, instance: TaskRecord, created: bool, using: str, **kwargs: Any) -> None:
-    if created and instance.state not in READY_STATES:  # a workflow may record a step as already failed
+    # A workflow may record a step as already failed; in eager mode enqueue() runs the row instead.
+    if created and instance.state not in READY_STATES and not get_settings().TASK_ALWAYS_EAGER:
         schedule(instance, using)

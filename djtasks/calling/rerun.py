@@ -16,10 +16,14 @@ from djtasks.record.models import TaskRecord
 def rerun(original: TaskRecord) -> TaskRecord:
     """Enqueue a PENDING copy of the call (published after commit); raise NotRegistered for unknown tasks."""
     task = cast("TaskDefaults", registry.lookup(original.task_name))  # only djtasks Tasks register
+    kept = original.options if isinstance(original.options, dict) else {}
     options = ExecutionOptions(
         queue=original.queue,
         priority=original.priority,
         ignore_result=original.ignore_result,
+        time_limit=kept.get("time_limit"),  # the call's own limits and shadow= name go with it
+        soft_time_limit=kept.get("soft_time_limit"),
+        shadow=kept.get("shadow"),
         parent_id=original.id,
         root_id=original.root_id or original.id,
     )

@@ -2,52 +2,24 @@
 
 from __future__ import annotations
 
-import builtins
-import inspect
-import sys
 import time
 from typing import Any
 
 from django.db import router
+from django.db.models import Q
 
+from djtasks.calling.rebuild import rebuild_exception, stored_exception
 from djtasks.calling.revoke import revoke
-from djtasks.core import exceptions
-from djtasks.core.exceptions import BrokerUnavailable, TaskFailed, TaskRevoked
+from djtasks.core.exceptions import BrokerUnavailable, InvalidCall
 from djtasks.core.exceptions import TimeoutError as ResultTimeout
-from djtasks.core.states import FAILURE, PENDING, READY_STATES, REVOKED, SUCCESS
+from djtasks.core.states import FAILURE, PENDING, READY_STATES, RETRY, REVOKED, SUCCESS
 from djtasks.record import sql
 from djtasks.record.models import TaskRecord
 from djtasks.transport.broker import get_broker
 
+__all__ = ["AsyncResult", "GroupResult", "rebuild_exception", "result_from_tuple"]
 # While waiting, re-read the row at least this often in case a wake-up was missed.
 RECHECK_SECONDS = 1.0
-
-
-def rebuild_exception(exc_type: str, message: str, traceback: str) -> BaseException:
-    """Rebuild a task's exception without importing anything named by stored data.
-
-    Builtin exceptions and exception classes from modules this process has already imported are
-    re-created; anything else becomes TaskFailed carrying the class path, message and traceback.
-    """
-    module_name, _, qualname = exc_type.rpartition(".")
-    candidate: Any = None
-    if module_name == "builtins":
-        candidate = getattr(builtins, qualname, None)
-    elif module_name == exceptions.PUBLIC_MODULE:
-        candidate = getattr(exceptions, qualname, None)
-    elif module_name in sys.modules and "." not in qualname:
-        candidate = getattr(sys.modules[module_name], qualname, None)
-    exc: BaseException | None = None
-    if inspect.isclass(candidate) and issubclass(candidate, Exception):
-        try:
-            exc = candidate(message)
-        except Exception:  # noqa: BLE001 - a constructor with another signature: fall back
-            exc = None
-    if exc is None:
-        exc = TaskFailed(exc_type, message, traceback)
-    if traceback:
-        exc.add_note(f"Remote traceback:\n{traceback}")
-    return exc
 
 
 def _sleep_then_recheck(seconds: float) -> bool:
@@ -55,8 +27,8 @@ def _sleep_then_recheck(seconds: float) -> bool:
     return False
 
 
-class AsyncResult:
-    """The result of a task invocation, read from its row."""
+class AsyncResult[R]:
+    """The result of a task invocation, read from its row (R: what the task returns)."""
 
     def __init__(self, id: str, task_name: str | None = None, parent: Any = None):  # noqa: A002 - Celery's name
         self.id = str(id)
@@ -90,8 +62,12 @@ class AsyncResult:
 
     @property
     def state(self) -> str:
+        """The row's state, or the state the running task reported with update_state()."""
         record = self._record()
-        return record.state if record else PENDING
+        if record is None:
+            return PENDING
+        reported = record.reported_state
+        return reported[0] if reported else record.state
 
     status = state
 
@@ -106,41 +82,78 @@ class AsyncResult:
 
     @property
     def result(self) -> Any:
-        """The return value, or for a failed task its exception (as in Celery)."""
+        """The return value; the exception of a failed or retrying task; a custom state's meta (as in Celery)."""
         record = self._record()
         if record is None:
             return None
-        if record.state in (FAILURE, REVOKED):
-            return self._exception(record)
-        return record.result if record.state == SUCCESS else None
+        if record.state in (FAILURE, REVOKED, RETRY):
+            return stored_exception(record)
+        if record.state == SUCCESS:
+            return record.result
+        reported = record.reported_state
+        return reported[1] if reported else None
 
     info = result
 
-    @property
-    def progress(self) -> dict[str, Any] | None:
-        """What the task last reported with djtasks.report_progress(), or None."""
+    def _field(self, name: str) -> Any:
         record = self._record()
-        return record.progress if record else None
+        return getattr(record, name) if record is not None else None
+
+    progress = property(lambda self: self._field("progress"), doc="What djtasks.report_progress() last recorded.")
+    date_done = property(lambda self: self._field("finished_at"), doc="When the task finished (None until then).")
+    args = property(lambda self: self._field("args"), doc="The positional arguments of the call.")
+    kwargs = property(lambda self: self._field("kwargs"), doc="The keyword arguments of the call.")
+    retries = property(lambda self: self._field("retries"), doc="How many times the task asked to be retried.")
+    queue = property(lambda self: self._field("queue"), doc="The queue the call went to.")
+    worker = property(lambda self: self._field("worker") or None, doc="The worker of the latest attempt.")
+
+    @property
+    def name(self) -> str | None:
+        """The task's name (as Celery's, the registered name; a shadow= name is only shown, not stored here)."""
+        return self._field("task_name") or self.task_name
 
     @property
     def traceback(self) -> str | None:
-        record = self._record()
-        return (record.traceback or None) if record else None
+        return self._field("traceback") or None
 
     @property
-    def date_done(self) -> Any:
-        record = self._record()
-        return record.finished_at if record else None
+    def children(self) -> list[AsyncResult[Any]]:
+        """The calls made by this task (or that follow it in a workflow), oldest first."""
+        rows = (
+            TaskRecord.objects.using(router.db_for_read(TaskRecord))
+            .filter(parent_id=self.id)
+            .filter(Q(options__add_to_parent__isnull=True) | Q(options__add_to_parent=True))
+            .order_by("enqueued_at", "id")
+            .values_list("id", "task_name")
+        )
+        return [AsyncResult(task_id, task_name=name, parent=self) for task_id, name in rows]
 
-    def get(self, timeout: float | None = None, propagate: bool = True) -> Any:
+    def forget(self) -> None:
+        """Delete the finished task's row (and its parents', as Celery); a row that has not finished is kept."""
+        record = self._record()
+        if record is not None and record.state not in READY_STATES:
+            raise InvalidCall(f"Task {self.id} has not finished ({record.state}): revoke it, or wait, then forget it.")
+        if self._parent is not None or (record is not None and record.parent_id):
+            self.parent.forget()
+        TaskRecord.objects.using(router.db_for_write(TaskRecord)).filter(pk=self.id).delete()
+
+    def as_tuple(self) -> tuple[Any, Any]:
+        """Celery's ((id, parent tuple), None), for result_from_tuple()."""
+        parent = self._parent
+        return (self.id, parent.as_tuple() if parent is not None else None), None
+
+    def get(self, timeout: float | None = None, propagate: bool = True) -> R:
         """Wait for the task to finish and return its value (or raise its exception)."""
+        record = self._record()
+        if record is not None and record.state in READY_STATES:  # no wake-up to wait for
+            return self._outcome(record, propagate)  # type: ignore[no-any-return]
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             with get_broker().subscription([self.id]) as wait:
-                return self._wait(wait, deadline, propagate)
+                return self._wait(wait, deadline, propagate)  # type: ignore[no-any-return]
         except BrokerUnavailable:
             # Without Redis there is no wake-up: read the row once a second instead.
-            return self._wait(_sleep_then_recheck, deadline, propagate)
+            return self._wait(_sleep_then_recheck, deadline, propagate)  # type: ignore[no-any-return]
 
     wait = get
 
@@ -158,19 +171,27 @@ class AsyncResult:
                 raise ResultTimeout(f"The operation timed out: task {self.id} is not ready.")
             wait(min(remaining, RECHECK_SECONDS))
 
-    def _outcome(self, record: TaskRecord, propagate: bool) -> Any:
+    @staticmethod
+    def _outcome(record: TaskRecord, propagate: bool) -> Any:
         if record.state == SUCCESS:
             return record.result
-        exc = self._exception(record)
+        exc = stored_exception(record)
         if propagate:
             raise exc
         return exc
 
-    @staticmethod
-    def _exception(record: TaskRecord) -> BaseException:
-        if record.state == REVOKED:
-            return TaskRevoked(record.exception_message or f"Task {record.id} was revoked.")
-        return rebuild_exception(record.exception_type, record.exception_message, record.traceback)
+
+def result_from_tuple(value: Any) -> Any:
+    """Rebuild an AsyncResult or a GroupResult from Celery's as_tuple() form."""
+    if isinstance(value, AsyncResult | GroupResult):
+        return value
+    (task_id, parent), nodes = value
+    parent_result = result_from_tuple(parent) if parent else None
+    if nodes is not None:
+        result = GroupResult(task_id, [result_from_tuple(node) for node in nodes])
+        result.parent = parent_result
+        return result
+    return AsyncResult(task_id, parent=parent_result)
 
 
 class GroupResult:

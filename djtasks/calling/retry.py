@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
-from django.tasks import TaskContext
+from django.tasks import TaskContext, TaskResult, TaskResultStatus
 from django.utils import timezone
+from django.utils.crypto import get_random_string
 
 from djtasks.core.context import current
 from djtasks.core.exceptions import MaxRetriesExceededError, Retry
@@ -35,14 +39,31 @@ class Request:
     root_id: str = ""
     group: str = ""
     called_directly: bool = True
+    is_eager: bool = False  # run by apply(), in the caller's process, with no row
 
     @property
     def delivery_info(self) -> dict[str, Any]:
         return {"routing_key": self.queue, "queue": self.queue}
 
 
+_applied: ContextVar[Request | None] = ContextVar("djtasks_applied", default=None)
+
+
+@contextmanager
+def applying(request: Request) -> Iterator[None]:
+    """Make `request` the running invocation of its task while apply() runs it."""
+    token = _applied.set(request)
+    try:
+        yield
+    finally:
+        _applied.reset(token)
+
+
 def current_request(task_name: str) -> Request:
     """Build the request of the attempt running in this thread (an empty one when called inline)."""
+    applied = _applied.get()
+    if applied is not None and applied.task == task_name:
+        return applied
     running = current()
     record = getattr(running, "record", None)
     if running is None or record is None or running.task_name != task_name:
@@ -134,3 +155,22 @@ class Context(TaskContext):  # type: ignore[misc]
         max_retries: int | None = None,
     ) -> NoReturn:
         request_retry(self.task, exc=exc, countdown=countdown, eta=eta, max_retries=max_retries)
+
+
+def inline_result(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskResult:
+    """The TaskResult a takes_context task sees when it is called inline (no row: a made-up id)."""
+    now = timezone.now()
+    return TaskResult(
+        task=task,
+        id=get_random_string(32),
+        status=TaskResultStatus.RUNNING,
+        enqueued_at=now,
+        started_at=now,
+        finished_at=None,
+        last_attempted_at=now,
+        args=list(args),
+        kwargs=dict(kwargs),
+        backend=task.backend,
+        errors=[],
+        worker_ids=["inline"],
+    )

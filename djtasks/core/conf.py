@@ -160,6 +160,11 @@ class Settings:
     PUBLISH_BACKOFF: float = setting(NUMBER, between(0, 3600, _E), default=2.0)
     DEFAULT_QUEUE: str = setting(str, _QUEUE, default="default")
     TRACK_STARTED: bool = setting(bool, default=False)
+    # Eager mode, for tests (Celery's task_always_eager): a call runs in the caller's process when its
+    # transaction commits, recorded on its row as a worker would; nothing is published to Redis.
+    TASK_ALWAYS_EAGER: bool = setting(bool, default=False)
+    # In eager mode (and for apply()), a task's error is raised to the caller (task_eager_propagates).
+    TASK_EAGER_PROPAGATES: bool = setting(bool, default=False)
     # Redis lease of a reserved task; the worker extends it while the task runs.
     LEASE_SECONDS: float = setting(NUMBER, _LEASE, default=30.0)
     # How often workers return expired leases to their queues and sweep the outbox.

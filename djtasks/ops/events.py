@@ -1,8 +1,7 @@
-"""Read the events stream: follow it live, or read what it holds; format one event per line."""
+"""Read the events stream and format one event per line (djtasks.ops.top.stream follows it live)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,16 +17,6 @@ def read(
     An entry holds the events one worker wrote in one round trip, so several events share its id.
     """
     return broker.read_events(after, block_ms=block_ms, count=count)
-
-
-def follow(broker: Broker, after: str = "$", *, block_s: float = 1.0) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yield events as they arrive, forever (each wait blocks in Redis for at most block_s)."""
-    if after == "$":
-        after = broker.last_event_id() or "0"
-    while True:
-        for entry_id, event in read(broker, after, block_ms=int(block_s * 1000)):
-            after = entry_id
-            yield entry_id, event
 
 
 def line(event: dict[str, Any]) -> str:

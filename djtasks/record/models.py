@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -79,8 +81,22 @@ class TaskRecord(models.Model):
     headers = models.JSONField(_("headers"), default=dict, blank=True)
     # What follows this task: {"link": [...], "link_error": [...], "chain": [...], "chord": id}.
     canvas = models.JSONField(_("workflow"), default=dict, blank=True)
+    # This call's own options, which the worker applies to it: {"time_limit", "soft_time_limit", "shadow",
+    # "add_to_parent": False, "replaced": [the calls replace() rewrote this row from]}.
+    options = models.JSONField(_("call options"), default=dict, blank=True)
+    # What the running attempt last said with update_state(): {"state", "meta", "attempt", "at"}.
+    reported = models.JSONField(_("reported state"), null=True, blank=True)
+    # Unique and debounced tasks (calling/unique.py): the key this row holds while it is active
+    # (a digest of the task name and key; a partial unique index makes it the lock), and what its
+    # options computed at enqueue: {"unique" or "debounce": {...}, "rate_limit": key, "concurrency": key,
+    # "duplicates": calls that returned this row}. Both are NULL for tasks without those options.
+    unique_lock = models.CharField(_("unique lock"), max_length=64, null=True, blank=True, editable=False)
+    keys = models.JSONField(_("unique, rate-limit and concurrency keys"), null=True, blank=True)
 
     objects = TaskRecordQuerySet.as_manager()
+    # Not a field: how the after-commit publish of a row being enqueued retries (apply_async's retry=);
+    # None: one attempt, then the outbox sweep.
+    publish_retry: Any = None
 
     class Meta:
         db_table = "djtasks_task"
@@ -102,6 +118,13 @@ class TaskRecord(models.Model):
             models.Index(fields=["parent_id"], name="djtasks_task_parent_idx", condition=~Q(parent_id="")),
             models.Index(fields=["group_id"], name="djtasks_task_group_idx", condition=~Q(group_id="")),
         ]
+        constraints = [
+            # Partial: only rows of unique or debounced tasks hold a key, and a finished one gives
+            # it up lazily (the next enqueue of the key clears it), so the index stays small.
+            models.UniqueConstraint(
+                fields=["unique_lock"], condition=Q(unique_lock__isnull=False), name="djtasks_task_unique_lock"
+            ),
+        ]
         permissions = [
             ("view_task_arguments", _("Can see task arguments and results unredacted")),
             ("retry_task", _("Can retry tasks")),
@@ -116,6 +139,23 @@ class TaskRecord(models.Model):
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+    @property
+    def shown_name(self) -> str:
+        """The name logs, events and the admin show: the call's shadow=, else the task's name."""
+        shadow = self.options.get("shadow") if isinstance(self.options, dict) else None
+        return shadow if isinstance(shadow, str) and shadow else self.task_name
+
+    @property
+    def reported_state(self) -> tuple[str, Any] | None:
+        """(state, meta) the running attempt reported with update_state(); None when nothing current was."""
+        reported = self.reported
+        if self.state not in (PENDING, STARTED) or not isinstance(reported, dict):
+            return None
+        state = reported.get("state")
+        if not isinstance(state, str) or reported.get("attempt") != self.attempts:
+            return None
+        return state, reported.get("meta")
 
     @property
     def is_running(self) -> bool:

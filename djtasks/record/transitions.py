@@ -194,6 +194,11 @@ def write_outcome(db: str, attempt: Attempt, ending: Ending, now: datetime) -> b
         record.retries += 1
         record.eta, record.finished_at = ending.eta, None
         fields.update(eta=ending.eta, retries=record.retries, finished_at=None)
+        rewrite = getattr(ending, "rewrite", None)
+        if rewrite:  # replace(): the row becomes the replacement's call (task, arguments, queue...)
+            for name, value in rewrite.items():
+                setattr(record, name, value)
+            fields.update(rewrite)
     # The fence: this attempt's token, and a row nobody revoked meanwhile.
     return bool(sql.update(db, fields, id=record.pk, lease_token=attempt.token, state=RUNNABLE))
 

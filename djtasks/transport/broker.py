@@ -9,13 +9,14 @@ from djtasks.transport.connection import Command
 from djtasks.transport.contents import Contents
 from djtasks.transport.coordination import Coordination
 from djtasks.transport.fleet import Fleet
+from djtasks.transport.limits import Limits
 from djtasks.transport.queues import Claim, Queues
 from djtasks.transport.streams import Streams
 
 __all__ = ["Broker", "Claim", "Command", "close_broker", "get_broker"]
 
 
-class Broker(Queues, Contents, Coordination, Streams, Fleet):
+class Broker(Queues, Contents, Coordination, Streams, Limits, Fleet):
     """Redis as the transport: queues and claims, what they hold, coordination, streams (errors: BrokerUnavailable)."""
 
 

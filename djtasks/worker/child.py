@@ -243,7 +243,7 @@ class Child:
         return executed
 
     def _execute_one(self, item: Started) -> None:
-        hard = self.runner.hard_limit(item.task)
+        hard = self.runner.hard_limit(item.task, item.record)
         if hard is not None and not self.killable:
             unenforced(item.task.name, hard)
             hard = None

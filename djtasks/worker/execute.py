@@ -1,4 +1,8 @@
-"""Call a started task's function: its context, its soft time limit, and the Outcome of the call.
+"""Call a started task's function: its context, its soft time limit, its hooks, and the Outcome of the call.
+
+The task's hooks (calling/hooks.py) run in this process around the call, before the outcome is
+written: before_start, then on_success, on_retry or on_failure, then after_return. A call's own
+time limits (apply_async(time_limit=..., soft_time_limit=...), on the row) win over the others.
 
 Every error becomes an Outcome (a RETRY one when the task asks for, or is set to, retry); none escapes:
 not KeyboardInterrupt, SystemExit, GeneratorExit or any other BaseException the task raises, nor
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from functools import cache
 from typing import Any
@@ -22,8 +27,9 @@ from django.tasks import TaskResult
 from django.tasks.signals import task_started
 from django.utils import timezone
 
-from djtasks.calling import retry
+from djtasks.calling import hooks, retry
 from djtasks.calling.declaration import Task
+from djtasks.calling.replace import Replaced, rewrite
 from djtasks.core.context import Current, activate, deactivate
 from djtasks.core.exceptions import SoftTimeLimitExceeded
 from djtasks.core.states import FAILURE, RETRY, SUCCESS
@@ -32,10 +38,11 @@ from djtasks.record import transitions
 from djtasks.record.convert import to_task_result
 from djtasks.record.models import DeadLetter, TaskRecord
 from djtasks.worker.limits import soft_time_limit
-from djtasks.worker.outcome import Outcome, Started, describe, storable
+from djtasks.worker.outcome import Outcome, Started, class_path, describe, storable
 from djtasks.worker.overrides import TimeLimitOverrides
 from djtasks.worker.recording import Recording
 
+logger = logging.getLogger("djtasks")
 # A task whose last run took longer (seconds) has its started event written before it runs.
 SLOW_TASK = 0.05
 
@@ -74,77 +81,106 @@ class Runner:
 
     def _execute(self, started: Started) -> Outcome:
         try:
-            return self._call(started)
+            return attempt(
+                started,
+                worker_id=self.worker_id,
+                db=self.recording.db,
+                soft_limit=self.soft_limit(started.task, started.record),
+                retrying=self.recording.with_db_retry,
+            )
         except (OperationalError, InterfaceError):
             raise  # an outage: the child waits for the database; the lease keeps the task
         except BaseException as exc:  # noqa: BLE001 - any error around the call is this attempt's failure
             return describe(exc)
 
-    def _call(self, started: Started) -> Outcome:
-        task, record = started.task, started.record
-        if task.effective_track_started:
-            db = self.recording.db
-            self.recording.with_db_retry(lambda: transitions.mark_started(db, record, started.token))
-        task_result = to_task_result(record, task)
-        task_started.send(type(task.get_backend()), task_result=task_result)
-        args = self._arguments(task, record, task_result)
-        mismatch = self._mismatch(started, args)
-        if mismatch is not None:
-            return mismatch
-        running = Current(
-            id=record.pk,
-            token=started.token,
-            task_name=task.name,
-            attempt=record.attempts,
-            worker_id=self.worker_id,
-            queue=started.claim.queue,
-            db=self.recording.db,
-            record=record,
+    def soft_limit(self, task: Task, record: TaskRecord | None = None) -> float | None:
+        """This call's soft limit: its own (apply_async), an override (taskctl), the task's, the worker's."""
+        override = self.overrides.get(task.name)
+        return call_limit(record, "soft_time_limit") or (
+            override[0] if override else task.soft_time_limit or self.soft_time_limit
         )
-        token = activate(running)
+
+    def hard_limit(self, task: Task, record: TaskRecord | None = None) -> float | None:
+        override = self.overrides.get(task.name)
+        return call_limit(record, "time_limit") or (override[1] if override else task.time_limit or self.time_limit)
+
+
+def call_limit(record: TaskRecord | None, name: str) -> float | None:
+    """The time limit the call itself set with apply_async(time_limit=..., soft_time_limit=...), if any."""
+    value = (record.options or {}).get(name) if record is not None and isinstance(record.options, dict) else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
+
+
+def attempt(
+    started: Started, *, worker_id: str, db: str, soft_limit: float | None, retrying: Callable[[Callable[[], Any]], Any]
+) -> Outcome:
+    """Run a started attempt in this process: its start signal, its hooks, the call; return its Outcome."""
+    task, record = started.task, started.record
+    if task.effective_track_started:
+        retrying(lambda: transitions.mark_started(db, record, started.token))
+    task_result = to_task_result(record, task)
+    task_started.send(type(task.get_backend()), task_result=task_result)
+    args = arguments(task, record, task_result)
+    mismatch = mismatched(started, args, db, retrying)
+    if mismatch is not None:
+        return mismatch
+    running = Current(
+        id=record.pk,
+        token=started.token,
+        task_name=task.name,
+        attempt=record.attempts,
+        worker_id=worker_id,
+        queue=started.claim.queue,
+        db=db,
+        record=record,
+    )
+    token = activate(running)
+    try:
+        hooks.before_start(task, record.pk, record.args, record.kwargs)
         try:
-            value = call(task, args, record.kwargs, self.soft_limit(task))
+            value = call(task, args, record.kwargs, soft_limit)
         except BaseException as exc:  # noqa: BLE001 - whatever a task raises is its outcome, never fatal
-            return failed(task, record, exc)
-        finally:
-            deactivate(token)
-        return returned(task, record, value)
-
-    @staticmethod
-    def _arguments(task: Task, record: TaskRecord, task_result: TaskResult) -> list[Any]:
-        """The positional arguments of the call: the row's, after the task and its context if asked for."""
-        args = list(record.args)
-        if task.takes_context:
-            args.insert(0, retry.Context(task_result=task_result, task=task))
-        if task.bind:
-            args.insert(0, task)
-        return args
-
-    def _mismatch(self, started: Started, args: list[Any]) -> Outcome | None:
-        """Dead-letter a call whose arguments the function cannot take, and fail it; None if they fit."""
-        task, record = started.task, started.record
-        try:
-            signature_of(task.func).bind(*args, **record.kwargs)
-        except TypeError as exc:
-            reason = storable(f"arguments do not match {task.name}{signature_of(task.func)}: {exc}")
-            letter = DeadLetter(
-                task_id=record.pk,
-                task_name=task.name,
-                queue=started.claim.queue,
-                reason=reason,
-                raw=storable(json.dumps({"args": record.args, "kwargs": record.kwargs}))[:65536],
+            outcome = failed(task, record, exc)
+        else:
+            outcome = returned(task, record, value)
+        if outcome.rewrite is None:  # a replaced task ends without its hooks, as in Celery
+            hooks.after_attempt(
+                task, outcome.state, record.pk, record.args, record.kwargs, value=outcome.returned, error=outcome.error
             )
-            self.recording.with_db_retry(lambda: letter.save(using=self.recording.db, force_insert=True))
-            return Outcome(state=FAILURE, exception_type="builtins.TypeError", message=reason)
-        return None
+    finally:
+        deactivate(token)
+    return outcome
 
-    def soft_limit(self, task: Task) -> float | None:
-        override = self.overrides.get(task.name)
-        return override[0] if override else task.soft_time_limit or self.soft_time_limit
 
-    def hard_limit(self, task: Task) -> float | None:
-        override = self.overrides.get(task.name)
-        return override[1] if override else task.time_limit or self.time_limit
+def arguments(task: Task, record: TaskRecord, task_result: TaskResult) -> list[Any]:
+    """The positional arguments of the call: the row's, after the task and its context if asked for."""
+    args = list(record.args)
+    if task.takes_context:
+        args.insert(0, retry.Context(task_result=task_result, task=task))
+    if task.bind:
+        args.insert(0, task)
+    return args
+
+
+def mismatched(
+    started: Started, args: list[Any], db: str, retrying: Callable[[Callable[[], Any]], Any]
+) -> Outcome | None:
+    """Dead-letter a call whose arguments the function cannot take, and fail it; None if they fit."""
+    task, record = started.task, started.record
+    try:
+        signature_of(task.func).bind(*args, **record.kwargs)
+    except TypeError as exc:
+        reason = storable(f"arguments do not match {task.name}{signature_of(task.func)}: {exc}")
+        letter = DeadLetter(
+            task_id=record.pk,
+            task_name=task.name,
+            queue=started.claim.queue,
+            reason=reason,
+            raw=storable(json.dumps({"args": record.args, "kwargs": record.kwargs}))[:65536],
+        )
+        retrying(lambda: letter.save(using=db, force_insert=True))
+        return Outcome(state=FAILURE, exception_type="builtins.TypeError", message=reason)
+    return None
 
 
 def call(task: Task, args: list[Any], kwargs: dict[str, Any], soft_limit: float | None) -> Any:
@@ -184,24 +220,37 @@ def returned(task: Task, record: TaskRecord, value: Any) -> Outcome:
         value = plain(value, "result")
     except Unstorable as exc:
         why = "is not JSON-serializable" if exc.wrong_type else "cannot be stored"
-        return Outcome(
-            state=FAILURE,
-            exception_type="builtins.TypeError",
-            message=storable(f"return value of {task.name} {why}: {exc.path} {exc.problem}"),
-        )
+        message = storable(f"return value of {task.name} {why}: {exc.path} {exc.problem}")
+        return Outcome(state=FAILURE, exception_type="builtins.TypeError", message=message, error=TypeError(message))
     ignored = task.ignore_result or record.ignore_result
     return Outcome(state=SUCCESS, result=None if ignored else value, returned=value)
 
 
 def failed(task: Task, record: TaskRecord, exc: BaseException) -> Outcome:
-    """Describe a task's error: a RETRY outcome if it asked for (or is set to) retry."""
+    """Describe a task's error: a RETRY outcome if it asked for (or is set to) retry, or was replaced."""
     try:
+        if isinstance(exc, Replaced):
+            outcome = Outcome(state=RETRY, exception_type=class_path(Replaced), message=storable(str(exc)))
+            outcome.rewrite = rewrite(record, exc.sig)
+            outcome.eta = outcome.rewrite.pop("eta")
+            return outcome
         planned = retry.plan(task, record.retries, exc)
-    except BaseException as bad:  # noqa: BLE001 - a bad retry request is the task's failure
-        return describe(bad)
+    except BaseException as bad:  # noqa: BLE001 - a bad retry or replace request is the task's failure
+        return with_error(describe(bad), bad)
     if planned is None:
-        return describe(exc)
+        outcome = with_error(describe(exc), exc)
+        if task.throws and isinstance(exc, task.throws):
+            outcome.expected = True
+            logger.info(
+                "Task %s[%s] raised expected: %s: %s", task.name, record.pk, outcome.exception_type, outcome.message
+            )
+        return outcome
     eta, error = planned
-    outcome = describe(error)
+    outcome = with_error(describe(error), error)
     outcome.state, outcome.eta = RETRY, eta
+    return outcome
+
+
+def with_error(outcome: Outcome, error: BaseException) -> Outcome:
+    outcome.error = error
     return outcome

@@ -34,6 +34,9 @@ class Outcome:
     finished_at: datetime | None = None
     eta: datetime | None = None  # when a RETRY outcome runs again
     returned: Any = None  # the return value even under ignore_result, for links and chains
+    error: BaseException | None = field(default=None, repr=False)  # what the task raised (not stored)
+    expected: bool = False  # an error the task declares in throws=: logged without its traceback
+    rewrite: dict[str, Any] | None = None  # replace(): the row's new call, written with the RETRY
 
 
 @dataclass

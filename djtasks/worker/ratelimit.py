@@ -1,4 +1,8 @@
-"""Task rate limits ("10/m"), enforced across all workers by a Redis script, changeable at runtime."""
+"""Task rate limits ("10/m"), enforced across all workers by a Redis script, changeable at runtime.
+
+A task declared with rate_limit_key has one bucket per key instead of one for the task; a runtime
+override of its rate applies to every key.
+"""
 
 from __future__ import annotations
 
@@ -35,3 +39,10 @@ class Limiter:
             return self.broker.take_rate_slot(task_name, parse_rate(declared))
         except BrokerUnavailable:
             return 0  # without Redis there is no shared bucket; the task is not held back
+
+    def keyed_delay_ms(self, task_name: str, key: str, declared: str | None) -> int:
+        """Return 0 if the task may start now for this key, else how long it must wait (ms)."""
+        try:
+            return self.broker.take_keyed_rate_slot(task_name, key, parse_rate(declared))
+        except BrokerUnavailable:
+            return 0  # as above: without Redis the task is not held back

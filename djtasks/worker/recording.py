@@ -20,6 +20,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.tasks.signals import task_finished
 from django.utils import timezone
 
+from djtasks.calling.publisher import due_ms
 from djtasks.core.conf import Settings, get_settings
 from djtasks.core.exceptions import BrokerUnavailable, MessageRejected
 from djtasks.core.message import Message
@@ -47,6 +48,8 @@ class Recording:
         self.db = router.db_for_write(TaskRecord)
         # Events and counters ride along with the next ack (see settle).
         self.recorder = TaskRecorder(broker, config, worker_id)
+        # Called with the attempts after() settled (worker/caps.py gives back their concurrency slots).
+        self.settled: list[Callable[[Done], None]] = []
 
     def finish(self, done: Done) -> None:
         """Record outcomes in one transaction, each fenced by its attempt's token; then ack."""
@@ -127,11 +130,18 @@ class Recording:
         # A retry goes back to the scheduled set only after its RETRY row committed; if this
         # process dies first, the lease lapses, the reaper requeues it, and start() sees the eta.
         retrying = [(s, o) for (s, o), ok in zip(done, written, strict=True) if ok and o.state == RETRY]
+        # A replacement bound for another queue is published there (_move), not released here.
+        moved = [(s, o) for s, o in retrying if o.rewrite and o.rewrite.get("queue", s.claim.queue) != s.claim.queue]
+        released = {id(started) for started, _ in retrying}
         for started, outcome in retrying:
+            if any(started is other for other, _ in moved):
+                continue
             delay_ms = max(int(((outcome.eta or timezone.now()) - timezone.now()).total_seconds() * 1000), 1)
             self.release(started.claim, started.record.priority, delay_ms=delay_ms, forgive=True)
-        released = {id(started) for started, _ in retrying}
+        self._move(moved)
         self.settle([started.claim for started, _ in done if id(started) not in released])
+        for hook in self.settled:
+            hook(done)
         for (started, _), ok in zip(done, written, strict=True):
             if ok and started.record.state != RETRY:
                 backend = type(started.task.get_backend())
@@ -206,6 +216,24 @@ class Recording:
             self.broker.ack_many(claims, notify=notify, also=self.recorder.drain())
         except BrokerUnavailable as exc:
             logger.warning("Ack of %d task(s) failed (%s); redeliveries will be dropped", len(claims), exc)
+
+    def _move(self, moved: Done) -> None:
+        """Send replaced rows whose call goes to another queue there: acked here, published there.
+
+        Released to the queue they were claimed from, a worker of that queue would run the
+        replacement. If the publish fails, the row's lapsed lease brings it to the outbox sweep.
+        """
+        if not moved:
+            return
+        self.settle([started.claim for started, _ in moved])
+        messages = [
+            (Message(id=s.claim.id, queue=o.rewrite["queue"], priority=s.record.priority), due_ms(o.eta))  # type: ignore[index]
+            for s, o in moved
+        ]
+        try:
+            self.broker.publish(messages)
+        except BrokerUnavailable as exc:
+            logger.warning("Publish of %d replaced task(s) failed (%s); the outbox sweep sends them", len(moved), exc)
 
     def release(self, claim: Claim, priority: int, *, delay_ms: int = 0, forgive: bool = False) -> None:
         """Put a claim back in its queue (after delay_ms); if Redis is unreachable its lease lapses."""

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from djtasks.calling.declaration import Task
+from djtasks.calling.gates import START
 from djtasks.core import registry
 from djtasks.core.conf import Settings
 from djtasks.core.exceptions import MessageRejected
@@ -26,51 +27,14 @@ from djtasks.record.refusals import REFUSALS
 from djtasks.transport.broker import Claim
 from djtasks.transport.decode import escaped
 from djtasks.worker import workflow
+from djtasks.worker.caps import Caps
 from djtasks.worker.outcome import Outcome, Started, db_lease, storable
 from djtasks.worker.ratelimit import Limiter
 from djtasks.worker.recording import Recording
+from djtasks.worker.verdicts import Drop, Expire, Parked, Run, SetAside, Verdict, Wait
 
 logger = logging.getLogger("djtasks")
 NO_ROW = "no task row has this id (forged, or its transaction rolled back)"
-
-
-@dataclass(frozen=True, slots=True)
-class Run:
-    """Start the attempt."""
-
-    task: Task
-
-
-@dataclass(frozen=True, slots=True)
-class Drop:
-    """A duplicate delivery of a finished task: ack it without waking its waiters again."""
-
-    state: str
-
-
-@dataclass(frozen=True, slots=True)
-class Wait:
-    """Not now: back to the scheduled set for delay_ms; `why` is logged when given."""
-
-    delay_ms: int
-    why: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Expire:
-    """Picked up after its expiry: revoke the row, ack the message."""
-
-
-@dataclass(frozen=True, slots=True)
-class SetAside:
-    """It can never run: fail the row with exc_type, dead-letter the message (with its text if raw)."""
-
-    reason: str
-    exc_type: str
-    raw: bool = False
-
-
-Verdict = Run | Drop | Wait | Expire | SetAside
 
 
 @dataclass
@@ -91,6 +55,9 @@ class Starter:
         self.config = config
         self.worker_id = worker_id
         self.limiter = Limiter(recording.broker)
+        # Capped and keyed tasks (issue 21): slots are taken here and given back when the outcome is settled.
+        self.caps = Caps(recording.broker, config, self.limiter)
+        recording.settled.append(self.caps.release)
 
     def start(self, claims: list[Claim], finished: list[tuple[Started, Outcome]] | None = None) -> list[Started]:
         """Compare-and-set the claims' rows to this attempt in one transaction.
@@ -187,6 +154,9 @@ class Starter:
         if not isinstance(task, Task):
             reason = f"task {record.task_name!r} is not registered in worker {self.worker_id}"
             return SetAside(reason, "djtasks.exceptions.NotRegistered")
+        gate = START.get(task.name)
+        if gate is not None:  # a keyed rate limit or a concurrency cap (worker/caps.py)
+            return self.caps.decide(task, gate, claim, record)
         if wait_ms := self.limiter.delay_ms(task.name, task.rate_limit):
             # Over its rate limit: wait in the scheduled set, not in this child.
             return Wait(wait_ms)
@@ -209,6 +179,8 @@ class Starter:
                 if why:
                     logger.info("Task id=%s %s", claim.id, why)
                 self.recording.release(claim, message.priority, delay_ms=delay_ms, forgive=True)
+            case Parked(why=why):
+                logger.info("Task id=%s %s", claim.id, why)
             case Expire():
                 self._expire(claim, record, now)
                 batch.expired.append(claim)

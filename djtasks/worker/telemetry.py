@@ -20,7 +20,7 @@ class TaskRecorder(Recorder):
             self.event(
                 "task-received",
                 id=item.claim.id,
-                name=item.task.name,
+                name=item.record.shown_name,  # apply_async(shadow=...) names the call in events
                 queue=item.claim.queue,
                 attempt=item.record.attempts,
             )
@@ -28,7 +28,7 @@ class TaskRecorder(Recorder):
     def started(self, item: Started) -> None:
         record = item.record
         self.event(
-            "task-started", id=item.claim.id, name=item.task.name, queue=item.claim.queue, attempt=record.attempts
+            "task-started", id=item.claim.id, name=record.shown_name, queue=item.claim.queue, attempt=record.attempts
         )
         ready_at = max(filter(None, (record.enqueued_at, record.eta)))
         self.wait.observe(item.task.name, (item.started_at - ready_at).total_seconds())
@@ -40,7 +40,7 @@ class TaskRecorder(Recorder):
         self.runtime.observe(name, runtime)
         fields: dict[str, Any] = {
             "id": item.claim.id,
-            "name": name,
+            "name": item.record.shown_name,
             "queue": queue,
             "runtime": round(runtime, 6),
             "attempt": item.record.attempts,

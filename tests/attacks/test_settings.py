@@ -33,6 +33,8 @@ INVALID: dict[str, list[object]] = {
     "PUBLISH_BACKOFF": [-0.1, NAN, 10**6, False],
     "DEFAULT_QUEUE": ["", " padded", "a,b", "line\nbreak", "q" * 101, None, 3],
     "TRACK_STARTED": ["yes", 1, None],
+    "TASK_ALWAYS_EAGER": ["yes", 1, None],
+    "TASK_EAGER_PROPAGATES": ["no", 0, None],
     "LEASE_SECONDS": [4, 56, 120, 0, -30, True, "30", NAN],
     "REAP_INTERVAL": [0, -1, 6, 6.5, True, INF],
     "SWEEP_INTERVAL": [0, -2, 61, True, None],

@@ -109,7 +109,9 @@ def test_a_retry_whose_worker_dies_before_requeueing_still_runs_at_its_eta(worke
 
 def test_bad_retry_options_are_refused_at_declaration():
     with pytest.raises(ImproperlyDeclared, match="autoretry_for"):
-        task(autoretry_for=ValueError)(_plain)
+        task(autoretry_for="ValueError")(_plain)
+    with pytest.raises(ImproperlyDeclared, match="autoretry_for"):
+        task(autoretry_for=[ValueError, "KeyError"])(_plain)
     with pytest.raises(ImproperlyDeclared, match="max_retries"):
         task(max_retries=-1)(_plain)
     with pytest.raises(ImproperlyDeclared, match="rate_limit"):

@@ -298,7 +298,7 @@ def raise_after_soft_limit(key, kind):
         raise hostile.exception(kind, "raised while handling the soft time limit") from None
 
 
-@task
+@task(typing=False)  # the attack suites call it with any arguments: storage is what they test
 def echo(key, value):
     _ran(key)
     return value
@@ -353,3 +353,134 @@ def shout(text):
     """Print to the process's stdout (the --logfile tests look for it)."""
     print(text, flush=True)
     return os.getpid()
+
+
+# Issue 15: Celery's task API (tests/calling/test_task_api.py, test_declaring.py, test_eager.py).
+
+from djtasks import Task, register_task, shared_task  # noqa: E402 - this block's own imports
+
+
+class AddTask(Task):
+    """A class-based task, declared as Celery 5's documentation does (register_task without an app)."""
+
+    name = "tests.testapp.tasks.AddTask"
+    max_retries = 1
+    queue = "default"
+
+    def run(self, x, y):
+        return x + y
+
+
+add_class = register_task(AddTask)
+
+
+class Hooked(Task):
+    """A base= class whose hooks write what they receive to the ledger."""
+
+    def before_start(self, task_id, args, kwargs):
+        ledger(f"before_start {task_id} {args} {kwargs}")
+
+    def on_success(self, retval, task_id, args, kwargs):
+        ledger(f"on_success {retval!r} {task_id} {args}")
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        ledger(f"on_failure {exc!r} {task_id} {einfo.type.__name__} {'Traceback' in einfo.traceback}")
+
+    def on_retry(self, exc, task_id, args, kwargs, einfo):
+        ledger(f"on_retry {exc!r} {task_id} {einfo.exception is exc}")
+
+    def after_return(self, status, retval, task_id, args, kwargs, einfo):
+        ledger(f"after_return {status} {retval!r} {task_id} {einfo is None}")
+
+
+@task(base=Hooked, bind=True, max_retries=1, default_retry_delay=0.1)
+def hooked(self, mode):
+    if mode == "fail":
+        raise KeyError("nope")
+    if mode == "retry" and self.request.retries == 0:
+        raise self.retry(exc=ValueError("again"))
+    return mode
+
+
+class BrokenHooks(Task):
+    """Hooks that raise, BaseExceptions included: none may change the outcome or stop the worker."""
+
+    def before_start(self, task_id, args, kwargs):
+        raise RuntimeError("before_start is broken")
+
+    def on_success(self, retval, task_id, args, kwargs):
+        raise RuntimeError("on_success is broken")
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        raise SystemExit(3)
+
+    def after_return(self, status, retval, task_id, args, kwargs, einfo):
+        raise KeyboardInterrupt
+
+
+@task(base=BrokenHooks)
+def broken_hooks(key, fail):
+    _ran(key)
+    if fail:
+        raise ValueError(f"{key} failed")
+    return key
+
+
+@shared_task(throws=(KeyError,))
+def expected_error(key):
+    raise KeyError(key)
+
+
+@task(bind=True)
+def in_custom_state(self, key, seconds):
+    """Report PROGRESS with meta, then wait: readers see the custom state while it runs."""
+    self.update_state(state="PROGRESS", meta={"key": key, "done": 1, "total": 2})
+    ledger(f"reported {key}")
+    time.sleep(seconds)
+    return "done"
+
+
+@task(bind=True)
+def bad_update(self, how):
+    """Call update_state() wrongly; the InvalidCall is the task's failure."""
+    if how == "outcome":
+        self.update_state(state="SUCCESS", meta={})
+    elif how == "meta":
+        self.update_state(state="PROGRESS", meta={"x": {1, 2}})
+    else:
+        self.update_state(task_id="someone-else", state="PROGRESS")
+    return "not reached"
+
+
+@task(bind=True)
+def replaced_by_mul(self, x):
+    ledger(f"replaced {self.request.id}")
+    return self.replace(mul.s(x, 10))
+
+
+@task(bind=True)
+def replaced_by_other_queue(self, x):
+    return self.replace(mul.s(x, 3).set(queue="elsewhere"))
+
+
+@task(bind=True)
+def spawn(self, n):
+    """Enqueue n children (the last one with add_to_parent=False) and return their ids."""
+    ids = [add.delay(i, i).id for i in range(n - 1)]
+    ids.append(add.apply_async((0, 0), add_to_parent=False).id)
+    return ids
+
+
+@task
+def soft_catch(seconds):
+    from djtasks import SoftTimeLimitExceeded
+
+    try:
+        time.sleep(seconds)
+    except SoftTimeLimitExceeded:
+        return "soft limit"
+    return "no limit"
+
+
+# Issue 21's tasks (unique, debounced, keyed rate-limited, capped) are declared apart.
+from . import gated_tasks  # noqa: E402, F401

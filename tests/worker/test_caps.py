@@ -1,0 +1,305 @@
+"""Concurrency caps and keyed rate limits across real workers: never over the cap, each key at its own pace."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from django.db import transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from djtasks import publisher, set_rate_limit
+from djtasks.calling.gates import START
+from djtasks.core.conf import get_settings
+from djtasks.core.exceptions import BrokerUnavailable
+from djtasks.models import DeadLetter, TaskRecord
+from djtasks.transport.broker import Claim, get_broker
+from djtasks.transport.limits import key_part
+from djtasks.worker.caps import Caps
+from djtasks.worker.ratelimit import Limiter
+from djtasks.worker.verdicts import Wait
+from tests.support import ledger as ledgers
+from tests.support.ledger import wait_all_done
+from tests.support.waiting import wait_for
+from tests.testapp.gated_tasks import capped, capped_exiting_key, capped_per_customer, capped_two, per_customer
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+def intervals(path: Path, kill_at: float | None = None) -> dict[str, list[tuple[float, float]]]:
+    """Each run's (start, end) by key; a run cut short by a kill ends at the kill."""
+    runs: dict[str, list[tuple[float, float]]] = {}
+    open_: dict[tuple[str, int], float] = {}
+    for entry in ledgers.read(path):
+        if entry.kind == "start":
+            open_[(entry.key, entry.pid)] = entry.at
+        else:
+            runs.setdefault(entry.key, []).append((open_.pop((entry.key, entry.pid)), entry.at))
+    for (key, _), began in open_.items():
+        assert kill_at is not None, f"{key} started at {began} and never ended"
+        runs.setdefault(key, []).append((began, kill_at))
+    return runs
+
+
+def most_at_once(spans: list[tuple[float, float]]) -> int:
+    """The most spans open at one instant (an end and a start at the same instant do not overlap)."""
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans], key=lambda e: (e[0], e[1]))
+    depth = peak = 0
+    for _, step in events:
+        depth += step
+        peak = max(peak, depth)
+    return peak
+
+
+def all_spans(runs: dict[str, list[tuple[float, float]]]) -> list[tuple[float, float]]:
+    return [span for spans in runs.values() for span in spans]
+
+
+def test_concurrency_1_never_overlaps_across_workers_and_waiters_are_woken(worker, ledger):
+    worker("-c", "2")
+    worker("-c", "2")
+    results = [capped.delay(f"c{i}", 0.3) for i in range(8)]
+    began = time.monotonic()
+    assert [r.get(timeout=60) for r in results] == [f"c{i}" for i in range(8)]
+    took = time.monotonic() - began
+    runs = intervals(ledger)
+    assert sorted(runs) == [f"c{i}" for i in range(8)] and all(len(spans) == 1 for spans in runs.values())
+    assert most_at_once(all_spans(runs)) == 1
+    # Woken when a slot frees, not when a parked waiter asks again (LEASE + REAP = 7 s here).
+    park = get_settings().LEASE_SECONDS + get_settings().REAP_INTERVAL
+    assert took < park, f"8 runs of 0.3 s took {took:.1f} s: waiters waited to ask again"
+    assert not get_broker().client.hgetall(get_broker().key("d"))  # parking was forgiven
+
+
+def test_concurrency_2_runs_two_at_once_and_never_three(worker, ledger):
+    worker("-c", "3")
+    worker("-c", "3")
+    results = [capped_two.delay(f"t{i}", 0.5) for i in range(8)]
+    for r in results:
+        r.get(timeout=60)
+    assert most_at_once(all_spans(intervals(ledger))) == 2
+
+
+def test_a_keyed_cap_serialises_each_key_and_lets_keys_run_side_by_side(worker, ledger):
+    worker("-c", "2")
+    worker("-c", "2")
+    results = [capped_per_customer.delay(customer, f"{customer}{i}", 0.4) for i in range(3) for customer in "ab"]
+    for r in results:
+        r.get(timeout=60)
+    runs = intervals(ledger)
+    for customer in "ab":
+        assert most_at_once([s for key, spans in runs.items() if key.startswith(customer) for s in spans]) == 1
+    assert most_at_once(all_spans(runs)) == 2  # a's and b's ran at the same time
+    row = TaskRecord.objects.get(pk=results[0].id)
+    assert row.keys == {"concurrency": "a"}
+
+
+def test_a_slot_held_by_a_killed_worker_comes_back_within_lease_and_reap(worker, ledger, fault_report):
+    config = get_settings()
+    doomed = worker("-c", "1")
+    first = capped.delay("held", 3.0)
+    assert wait_for(lambda: "start held" in ledger.read_text(), timeout=30)
+    worker("-c", "2")  # the survivor; it parks the others while the doomed worker holds the slot
+    rest = [capped.delay(f"after{i}", 0.2) for i in range(3)]
+    time.sleep(0.5)
+    killed_at = time.time()
+    doomed.signal(signal.SIGKILL)
+    doomed.kill()
+    ids = [first.id] + [r.id for r in rest]
+    assert wait_all_done(ids, timeout=90)
+    runs = intervals(ledger, kill_at=killed_at)
+    spans = all_spans(runs)
+    assert most_at_once(spans) == 1  # the killed run's span ends at the kill
+    back = min(start for start, _ in spans if start > killed_at) - killed_at
+    limit = config.LEASE_SECONDS + config.REAP_INTERVAL
+    assert back <= limit + 2.0, f"the slot came back {back:.1f} s after the kill (LEASE + REAP = {limit:g} s)"
+    fault_report(
+        fault="SIGKILL of a worker holding a concurrency=1 slot",
+        enqueued=len(ids),
+        lost=len(ids) - TaskRecord.objects.filter(pk__in=ids, state="SUCCESS").count(),
+        ran_twice=len([k for k, s in runs.items() if len(s) > 1]),
+        recovery_s=back,
+        notes="slot back after the lease lapsed and was reaped; the killed task re-ran (at-least-once)",
+    )
+
+
+def test_two_keys_at_2_per_second_interleave_at_their_own_pace_across_2_workers(worker, ledger):
+    worker("-c", "2")
+    worker("-c", "2")
+    results = [per_customer.delay(customer, n) for n in range(5) for customer in ("acme", "globex")]
+    for r in results:
+        r.get(timeout=60)
+    starts: dict[str, list[float]] = {}
+    for entry in ledgers.read(ledger):
+        if entry.kind == "start":
+            starts.setdefault(entry.key.split("-")[0], []).append(entry.at)
+    for customer, times in starts.items():
+        times.sort()
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        assert len(times) == 5 and min(gaps) >= 0.4, (customer, gaps)  # 500 ms apart, less jitter
+    acme, globex = starts["acme"], starts["globex"]
+    assert acme[0] < globex[-1] and globex[0] < acme[-1]  # interleaved, not one key after the other
+    # One task-wide bucket would keep every two starts 500 ms apart, whatever their keys.
+    closest = min(abs(a - g) for a in acme for g in globex)
+    assert closest < 0.4, f"starts of different keys were never closer than {closest:.2f} s"
+
+
+def test_quiet_rate_keys_expire_from_redis(worker, ledger):
+    worker("-c", "1")
+    per_customer.delay("quiet", 0).get(timeout=30)
+    broker = get_broker()
+    assert broker.client.keys(broker.key("rlk", "*"))
+    assert wait_for(lambda: not broker.client.keys(broker.key("rlk*")), timeout=5)  # 500 ms + 1 s
+
+
+# Rows without stored keys, keys that fail, bytes nobody meant, Redis losing its data -----------------
+
+
+def test_a_row_without_stored_keys_gets_them_in_the_worker(worker, ledger):
+    """A row enqueued by name where the task is not declared carries no keys: the worker computes them."""
+    worker("-c", "2")
+    with transaction.atomic():
+        results = [capped_per_customer.delay("k", f"k{i}", 0.3) for i in range(3)]
+        TaskRecord.objects.filter(pk__in=[r.id for r in results]).update(keys=None)
+    for r in results:
+        r.get(timeout=30)
+    assert most_at_once(all_spans(intervals(ledger))) == 1
+
+
+def test_a_key_the_worker_cannot_compute_fails_the_task_and_the_worker_carries_on(worker, ledger):
+    worker("-c", "1")
+    with transaction.atomic():
+        broken = capped_per_customer.delay("k", "broken", 0)
+        TaskRecord.objects.filter(pk=broken.id).update(keys=None, args=[], kwargs={"unexpected": 1})
+    with pytest.raises(Exception) as failed:
+        broken.get(timeout=30)
+    row = TaskRecord.objects.get(pk=broken.id)
+    assert row.state == "FAILURE" and row.exception_type == "djtasks.exceptions.InvalidCall"
+    assert "its concurrency_key cannot be computed: TypeError" in row.exception_message, failed.value
+    assert DeadLetter.objects.filter(task_id=broken.id).exists()
+    assert "broken" not in ledger.read_text()
+    assert capped.delay("after", 0).get(timeout=30) == "after"
+
+
+def test_a_key_function_raising_system_exit_in_the_worker_fails_only_its_task(worker, ledger):
+    worker("-c", "1")
+    with transaction.atomic():
+        exiting = capped_exiting_key.delay("ok", "exiting")
+        TaskRecord.objects.filter(pk=exiting.id).update(keys=None, args=["exit", "exiting"])
+    with pytest.raises(Exception, match="SystemExit"):
+        exiting.get(timeout=30)
+    assert TaskRecord.objects.get(pk=exiting.id).attempts == 0  # set aside at once, not as poison
+    assert capped_exiting_key.delay("ok", "fine").get(timeout=30) == "fine"
+
+
+junk = st.one_of(st.binary(max_size=40), st.sampled_from([b"", b"nan", b"inf", b'["default"]', b'["default", 1]']))
+
+
+def test_bytes_nobody_meant_in_cap_and_rate_keys_do_not_stop_the_work(worker, ledger):
+    worker("-c", "2")
+    broker = get_broker()
+    cap_slots, cap_waiters = broker.key("cap", capped.name, "-"), broker.key("cap-wait", capped.name, "-")
+    bucket = broker.key("rlk", per_customer.name, key_part("acme"))
+    rate_index, cap_index = broker.key("rlk-keys", per_customer.name), broker.key("cap-keys", capped_per_customer.name)
+    rounds = {"n": 0}
+
+    @settings(max_examples=12, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(junk, junk, st.floats(allow_nan=False), junk)
+    def attempt(field, value, score, member):
+        rounds["n"] += 1
+        broker.client.hset(cap_slots, field or b"f", value)
+        broker.client.zadd(cap_waiters, {member: score})
+        broker.client.set(bucket, value)
+        broker.client.zadd(rate_index, {member: score})
+        broker.client.zadd(cap_index, {member: score})
+        n = rounds["n"]
+        results = [capped.delay(f"g{n}-{i}", 0.1) for i in range(2)] + [per_customer.delay("acme", n)]
+        for r in results:
+            assert r.get(timeout=30) is not None
+        broker.rate_key_states(per_customer.name)  # the admin's readers skip what they cannot read
+        broker.cap_states(capped.name, keyed=False)
+        broker.cap_states(capped_per_customer.name, keyed=True)
+
+    attempt()
+    spans = [span for key, s in intervals(ledger).items() if key.startswith("g") for span in s]
+    assert len(spans) == 2 * rounds["n"] and most_at_once(spans) == 1
+
+
+def test_after_redis_loses_its_data_caps_start_empty_and_nothing_is_lost(worker, ledger, redis_server, fault_report):
+    worker("-c", "2")
+    worker("-c", "2")
+    first = [capped.delay(f"before{i}", 1.0) for i in range(3)]
+    assert wait_for(lambda: "start before" in ledger.read_text(), timeout=30)
+    redis_server.client().flushall()
+    later = [capped.delay(f"after{i}", 0.3) for i in range(3)]
+    ids = [r.id for r in first + later]
+    assert wait_all_done(ids, timeout=90)
+    runs = intervals(ledger)
+    after = [span for key, spans in runs.items() if key.startswith("after") for span in spans]
+    overlapping = most_at_once(all_spans(runs))
+    # Beyond the attempts running when the data went, the cap holds again.
+    assert most_at_once(after) == 1 and overlapping <= 2
+    fault_report(
+        fault="FLUSHALL while concurrency=1 tasks run",
+        enqueued=len(ids),
+        lost=0,
+        ran_twice=len([k for k, s in runs.items() if len(s) > 1]),
+        recovery_s=None,
+        notes=f"caps rebuilt empty: at most {overlapping} ran at once, only with the attempt already running",
+    )
+
+
+def test_a_waiter_no_release_wakes_asks_again_after_lease_and_reap(worker, ledger):
+    """Its holder's lease ended without a release (a time-limit kill, a revoke while reserved): it comes back."""
+    broker = get_broker()
+    holder = capped.delay("phantom", 0)
+    publisher.flush()
+    [claim] = broker.claim(["default"], "test", 60_000)
+    assert broker.acquire_slot(capped.name, None, 1, claim, 60_000) == 1  # held by no worker that will release it
+    worker("-c", "1")
+    waiting = capped.delay("waiting", 0)
+    assert wait_for(lambda: broker.client.zcard(broker.key("cap-wait", capped.name, "-")) == 1, timeout=30)
+    broker.client.hdel(broker.key("o"), holder.id)  # the holder's lease ends, nothing releases its slot
+    ended = time.time()
+    assert waiting.get(timeout=30) == "waiting"
+    [run] = [e for e in ledgers.read(ledger) if e.kind == "start"]
+    park = get_settings().LEASE_SECONDS + get_settings().REAP_INTERVAL
+    assert run.at - ended <= park * 1.1 + 1.0
+
+
+def test_a_runtime_rate_override_applies_to_every_key(worker, ledger):
+    set_rate_limit(per_customer.name, "0")  # lifted
+    try:
+        worker("-c", "2")
+        results = [per_customer.delay("override", n) for n in range(4)]
+        for r in results:
+            r.get(timeout=30)
+        starts = sorted(e.at for e in ledgers.read(ledger) if e.kind == "start")
+        assert starts[-1] - starts[0] < 1.2  # "2/s" would take at least 1.5 s
+    finally:
+        set_rate_limit(per_customer.name, None)
+
+
+class Unreachable:
+    """A broker whose every call fails as if Redis were down."""
+
+    def __getattr__(self, name):
+        def fail(*args, **kwargs):
+            raise BrokerUnavailable("Redis: ConnectionError: down")
+
+        return fail
+
+
+def test_without_redis_a_rate_limit_lets_the_task_start_and_a_cap_makes_it_wait():
+    config = get_settings()
+    limiter = Limiter(Unreachable())  # type: ignore[arg-type]
+    limiter.read_at = time.monotonic()
+    assert limiter.keyed_delay_ms(per_customer.name, "acme", "2/s") == 0
+    caps = Caps(Unreachable(), config, limiter)  # type: ignore[arg-type]
+    record = TaskRecord(id="t", task_name=capped.name, args=["k"], kwargs={})
+    claim = Claim(id="t", envelope=b"2:0", deliveries=1, token="x", queue="default")
+    verdict = caps.decide(capped, START[capped.name], claim, record)
+    assert isinstance(verdict, Wait) and "cannot reach Redis to take a concurrency slot" in verdict.why
