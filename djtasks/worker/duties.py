@@ -140,9 +140,9 @@ class Duties:
             "pool": pool.pool_kind,
             "events": pool.config.ENABLE_EVENTS,
         }
+        broker.note_seen(pool.worker_id)  # first: a worker that shows as alive has been seen
         broker.heartbeat(pool.worker_id, info, ttl_s=int(pool.config.LEASE_SECONDS))
         startup.renew_name(pool)
-        broker.note_seen(pool.worker_id)
         self.remote.beat(info)
 
     def _sweep(self) -> None:
