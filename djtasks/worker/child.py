@@ -60,6 +60,8 @@ class Child:
         # and nothing can kill the child: hard time limits are not reported (see worker/pools.py).
         self.stop_event = stop
         self.killable = stop is None
+        # A forked child outlives a SIGKILLed parent: then nobody renews its leases, so it stops.
+        self.parent_pid = os.getppid() if self.killable else None
         self._stopping = False
         self.broker = get_broker()
         self.recording = Recording(self.broker, self.config, worker_id)
@@ -77,6 +79,10 @@ class Child:
 
     @property
     def stopping(self) -> bool:
+        if self.parent_pid is not None and (self.reporter.parent_gone or os.getppid() != self.parent_pid):
+            if not self._stopping:
+                logger.warning("Child %d: its parent (pid %d) is gone; stopping", self.index, self.parent_pid)
+            self._stopping = True
         return self._stopping or (self.stop_event is not None and self.stop_event.is_set())
 
     @stopping.setter

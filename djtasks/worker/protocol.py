@@ -217,11 +217,18 @@ class Reporter:
         self.events: bool | None = None
         # The claims the parent knows this child holds (reported started, not yet done).
         self.held: dict[str, Claim] = {}
+        self.parent_gone = False
 
     def send(self, report: Report) -> None:
         data = report.encode()
         with self.lock:
-            self.pipe.send_bytes(data)
+            if self.parent_gone:
+                return
+            try:
+                self.pipe.send_bytes(data)
+            except (BrokenPipeError, ConnectionResetError):
+                # The parent is gone (SIGKILL): the child stops at its next look (Child.stopping).
+                self.parent_gone = True
 
     def started(self, claims: list[Claim]) -> None:
         self.send(Holding(tuple(claims)))
@@ -239,8 +246,13 @@ class Reporter:
     def orders(self) -> set[str]:
         """Read the parent's orders: ids to skip (revoked while reserved), a new queue list, the events switch."""
         skip: set[str] = set()
-        while self.pipe.poll():
-            match decode_order(self.pipe.recv_bytes()):
+        while not self.parent_gone and self.pipe.poll():
+            try:
+                data = self.pipe.recv_bytes()
+            except (EOFError, ConnectionResetError):  # the parent is gone
+                self.parent_gone = True
+                break
+            match decode_order(data):
                 case Skip(ids=ids):
                     skip.update(ids)
                 case Consume(queues=queues):
