@@ -75,8 +75,8 @@ class Cluster:
         self.say(f"\t> {node.name}: started (pid {process.pid}) but wrote no pid file in {START_WAIT_S:g} s")
         return False
 
-    def signal(self, signum: int) -> list[tuple[Node, int]]:
-        """Send a signal to every node that runs; return those signalled."""
+    def signal(self, signum: int, *, group: bool = False) -> list[tuple[Node, int]]:
+        """Send a signal to every node that runs (with group, to its whole session: children too)."""
         sent = []
         for node in self.nodes:
             pid = self.pid(node)
@@ -85,7 +85,10 @@ class Cluster:
                 continue
             self.say(f"> Sending {signal.Signals(signum).name} to node {node.name} (pid {pid})")
             try:
-                os.kill(pid, signum)
+                if group and os.getpgid(pid) == pid:  # a node leads its own session (start_new_session)
+                    os.killpg(pid, signum)
+                else:
+                    os.kill(pid, signum)
             except ProcessLookupError:
                 continue
             sent.append((node, pid))
@@ -98,7 +101,7 @@ class Cluster:
         return 0
 
     def kill(self) -> int:
-        for node, pid in self.signal(signal.SIGKILL):
+        for node, pid in self.signal(signal.SIGKILL, group=True):  # its children too: nothing runs on unleased
             if _gone(pid, 5.0) and pid_in(node.pidfile) == pid:
                 os.unlink(node.pidfile)
         return 0

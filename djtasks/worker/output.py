@@ -77,17 +77,29 @@ def alive(pid: int) -> bool:
     return True
 
 
+def pidfile_path(template: str, node: str) -> str:
+    name, host = split(node)
+    return os.path.abspath(expand(template, host=host or None, name=name))
+
+
+def refuse_taken(template: str | None, node: str) -> None:
+    """Raise PidfileTaken if the pid file names another process that runs (nothing without a template)."""
+    if not template:
+        return
+    path = pidfile_path(template, node)
+    holder = pid_in(path)
+    if holder is not None and holder != os.getpid() and alive(holder):
+        raise PidfileTaken(f"pid file {path} names process {holder}, which is running")
+
+
 @contextmanager
 def pidfile(template: str | None, node: str) -> Iterator[str | None]:
     """Hold a pid file while the block runs (nothing when no template is given)."""
     if not template:
         yield None
         return
-    name, host = split(node)
-    path = os.path.abspath(expand(template, host=host or None, name=name))
-    holder = pid_in(path)
-    if holder is not None and holder != os.getpid() and alive(holder):
-        raise PidfileTaken(f"pid file {path} names process {holder}, which is running")
+    refuse_taken(template, node)
+    path = pidfile_path(template, node)
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
     partial = f"{path}.{os.getpid()}.tmp"

@@ -12,6 +12,7 @@ import multiprocessing
 import signal
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 from multiprocessing.connection import wait
 from typing import Any
@@ -92,6 +93,7 @@ class Worker(Steering):
         self.guard = Guard(f"Worker {self.worker_id}")
         # Indexes of children that died and are not replaced yet (spawning can fail too).
         self.vacant: set[int] = set()
+        self.on_started: Callable[[], object] = lambda: None
 
     # Lifecycle ----------------------------------------------------------------------------
 
@@ -105,6 +107,7 @@ class Worker(Steering):
             self.pool.kind,
         )
         startup.prepare(self)  # refuses to start (StartupFailure) on what retrying cannot fix
+        self.on_started()  # taskworker writes its pid file here: a pid file names a worker that started
         if isinstance(self.pool, SoloPool):
             return startup.run_solo(self, self.pool, self._supervise_all)
         return self._supervise_all()

@@ -19,7 +19,7 @@ from djtasks.worker.multi import MultiError, nodes
 from djtasks.worker.output import pid_in
 from tests.support.waiting import wait_for
 from tests.support.workers import ROOT
-from tests.testapp.tasks import where
+from tests.testapp.tasks import tracked_sleep, where
 
 HOST = socket.gethostname()
 
@@ -150,12 +150,23 @@ def test_a_node_that_cannot_start_is_reported_with_its_reason_and_kill_ends_the_
     assert good.returncode == 0, good.stdout + good.stderr
     pid = pid_in(f"{tmp_path}/ok.pid")
     assert pid and psutil.pid_exists(pid)
+    assert wait_for(lambda: len(psutil.Process(pid).children()) == 1, timeout=20)
+    children = psutil.Process(pid).children()
+    busy = tracked_sleep.delay(30)  # a child in a long task would run on, unleased, after its parent alone died
+    assert wait_for(lambda: TaskRecord.objects.get(pk=busy.id).state == "STARTED", timeout=20)
     try:
         bad = taskmulti(redis_server, "start", "bad", *common, "--time-limit=5", "-P", "threads")
         assert bad.returncode == 1 and "FAILED (exit code 1)" in bad.stdout and "djtasks.E092" in bad.stdout
+        # Refused at start-up, after its options were accepted (a live worker has its name): still
+        # FAILED, and no pid file left behind.
+        twin = [f"--pidfile={tmp_path}/twin-%n.pid", f"--logfile={tmp_path}/twin-%n%I.log", "-c", "1"]
+        again = taskmulti(redis_server, "start", "ok", *twin)
+        assert again.returncode == 1 and "FAILED (exit code 1)" in again.stdout, again.stdout
+        assert "is already running" in again.stdout and not Path(f"{tmp_path}/twin-ok.pid").exists()
         killed = taskmulti(redis_server, "kill", "ok", *common)
         assert "Sending SIGKILL to node ok@" in killed.stdout
         assert wait_for(lambda: not psutil.pid_exists(pid), timeout=10)
+        assert not psutil.wait_procs(children, timeout=5)[1], "the node's children are killed with it"
         assert not Path(f"{tmp_path}/ok.pid").exists()
     finally:
         if psutil.pid_exists(pid):

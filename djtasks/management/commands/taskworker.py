@@ -1,5 +1,6 @@
 import logging
 from argparse import ArgumentParser
+from contextlib import ExitStack
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -56,12 +57,17 @@ class Command(BaseCommand):
             logger.addHandler(handler)
         try:
             scale = autoscale.parse(options["autoscale"]) if options["autoscale"] else None
-            with output.pidfile(options["pidfile"], node):
-                code = (
-                    reload.run(lambda: self.build(options, scale))
-                    if options["reload"]
-                    else self.build(options, scale).run()
-                )
+            if options["reload"]:
+                with output.pidfile(options["pidfile"], node):
+                    code = reload.run(lambda: self.build(options, scale))
+            else:
+                # The pid file is written once the worker has started (options, database, Redis and
+                # name accepted), so a pid file names a running worker (taskmulti start relies on it).
+                output.refuse_taken(options["pidfile"], node)
+                with ExitStack() as held:
+                    worker = self.build(options, scale)
+                    worker.on_started = lambda: held.enter_context(output.pidfile(options["pidfile"], node))
+                    code = worker.run()
         except (ImproperlyConfigured, StartupFailure, output.PidfileTaken, ValueError) as exc:
             raise CommandError(str(exc)) from None
         raise SystemExit(code)
