@@ -82,6 +82,8 @@ def test_pid_and_log_files_follow_celerys_templates_with_a_log_file_per_child(wo
     pidfile = tmp_path / "run" / "logger.pid"
     assert wait_for(pidfile.exists, timeout=20)
     assert int(pidfile.read_text()) == process.pid
+    # Each child opens its own log file when it starts (under load the second may start late).
+    assert wait_for(lambda: len(list((tmp_path / "log").iterdir())) == 3, timeout=30)
     pids = {shout.delay(f"printed-{i}").get(timeout=20) for i in range(6)}
     logs = {path.name: path.read_text() for path in (tmp_path / "log").iterdir()}
     assert set(logs) == {"logger.log", "logger-1.log", "logger-2.log"}, logs.keys()
