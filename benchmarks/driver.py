@@ -38,7 +38,7 @@ def main() -> None:
     options = parser.parse_args()
 
     if os.environ.get("BENCH_DB") == "postgres":
-        recreate_database(os.environ["BENCH_PG_URL"])
+        recreate_database(os.environ.get("BENCH_PG_ADMIN_URL") or os.environ["BENCH_PG_URL"])
     import django
 
     django.setup()

@@ -3,6 +3,7 @@
     benchmarks/run                               all systems, SQLite and PostgreSQL, medians of 3 runs
     benchmarks/run --runs 1 --db postgres --only djtasks,huey
     benchmarks/run --size 500                    everything scaled down (10,000 tasks by default)
+    benchmarks/run --db postgres --pgbouncer     PostgreSQL reached through PgBouncer (transaction pooling)
     benchmarks/run --profile                     also profile djtasks (py-spy of the worker, cProfile of enqueue)
 
 Each system runs in its own virtualenv (benchmarks/.venvs/<name>, from requirements-<name>.txt)
@@ -24,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import report  # noqa: E402
-from services import HERE, PostgresCluster, RedisServer, ensure_venv, log  # noqa: E402
+from services import HERE, PgBouncer, PostgresCluster, RedisServer, ensure_venv, log  # noqa: E402
 
 # System -> the virtualenv it runs in. Order is the table's order.
 SYSTEMS = {"djtasks": "djtasks", "celery_db": "celery", "celery_redis": "celery", "huey": "huey"}
@@ -55,6 +56,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "starting a throwaway cluster; databases bench_<system> are dropped and created on it",
     )
     parser.add_argument(
+        "--pgbouncer",
+        action="store_true",
+        help="reach the throwaway PostgreSQL through PgBouncer in transaction pooling mode "
+        "(server-side cursors off; databases are still made directly)",
+    )
+    parser.add_argument(
         "--djtasks-python",
         help="run djtasks with this interpreter instead of .venvs/djtasks "
         "(it needs requirements.txt and psutil; the smoke test passes its own)",
@@ -73,6 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
     options.systems = [s for s in SYSTEMS if s in options.systems]
     options.dbs = ["sqlite", "postgres"] if options.db == "both" else [options.db]
+    if options.pgbouncer and (options.postgres_url or "postgres" not in options.dbs):
+        parser.error("--pgbouncer needs the throwaway cluster: --db postgres or both, without --postgres-url")
     if options.runs < 1 or options.size < 10:
         parser.error("--runs must be at least 1 and --size at least 10")
     return options
@@ -135,7 +144,9 @@ def meta_now(options, argv, stamp, redis, cluster) -> dict:
         "size": options.size,
         "machine": f"{platform.platform()}, {os.cpu_count()} CPUs",
         "redis": redis.version,
-        "postgres": cluster.version if cluster else (options.postgres_url and "external"),
+        "postgres": cluster.version + (" through PgBouncer" if options.pgbouncer else "")
+        if cluster
+        else (options.postgres_url and "external"),
     }
 
 
@@ -187,11 +198,15 @@ def main(argv: list[str] | None = None) -> int:
     stamp_dir = WORK / stamp
     redis = RedisServer()
     cluster = None
+    bouncer = None
     try:
         log(f"{redis.version} on port {redis.port}")
         if "postgres" in options.dbs and not options.postgres_url:
             cluster = PostgresCluster()
             log(f"{cluster.version} on port {cluster.port} (fsync on)")
+            if options.pgbouncer:
+                bouncer = PgBouncer(cluster)
+                log(f"{bouncer.version} on port {bouncer.port}, transaction pooling")
         base_env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "DATABASE_URL"}}
         base_env.update(
             BENCH_REDIS_URL=redis.url, PYTHONPATH=f"{HERE}{os.pathsep}{HERE.parent}", PYTHONDONTWRITEBYTECODE="1"
@@ -211,12 +226,18 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         url = cluster.url(f"bench_{system}") if cluster else options.postgres_url
                         env["BENCH_PG_URL"] = url.rpartition("/")[0] + f"/bench_{system}"
+                        if bouncer:
+                            env["BENCH_PG_ADMIN_URL"] = env["BENCH_PG_URL"]
+                            env["BENCH_PG_URL"] = bouncer.url(f"bench_{system}")
+                            env["BENCH_PGBOUNCER"] = "1"
                     (stamp_dir / "meta.json").write_text(json.dumps(meta_now(options, argv, stamp, redis, cluster)))
                     figures = run_driver(system, pythons[system], db, env, options, run, stamp_dir)
                     figures.update(db="redis" if system in REDIS_ONLY else db, run=run)
                     raw.append(figures)
     finally:
         redis.stop()
+        if bouncer:
+            bouncer.stop()
         if cluster:
             cluster.stop()
     write_results(raw, meta_now(options, argv, stamp, redis, cluster), options, stamp_dir)

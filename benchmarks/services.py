@@ -123,7 +123,8 @@ def _as_postgres(argv: list[str]) -> list[str]:
 class PostgresCluster:
     """A throwaway cluster (fsync on) on a free loopback port, as bin/test makes one; removed by stop()."""
 
-    def __init__(self) -> None:
+    def __init__(self, options: str = "") -> None:
+        """options: more server settings (-c name=value ...), e.g. scale.py's pg_stat_statements."""
         self.bin = _pg_bin()
         if os.getuid() == 0 and subprocess.run(["id", "postgres"], capture_output=True).returncode != 0:
             subprocess.run(
@@ -174,7 +175,7 @@ class PostgresCluster:
                     "-t",
                     "60",
                     "-o",
-                    f"-c listen_addresses=127.0.0.1 -c port={self.port} -k {self.dir} -c fsync=on",
+                    f"-c listen_addresses=127.0.0.1 -c port={self.port} -k {self.dir} -c fsync=on {options}",
                     "start",
                 ]
             ),
@@ -198,3 +199,47 @@ class PostgresCluster:
             stdout=subprocess.DEVNULL,
         )
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PgBouncer:
+    """Debian's pgbouncer in transaction pooling mode in front of a cluster, on a free loopback port."""
+
+    def __init__(self, cluster: PostgresCluster) -> None:
+        binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+        if not os.path.exists(binary):
+            raise SystemExit("pgbouncer not found (bin/test or `apt-get install pgbouncer` installs it)")
+        self.dir = cluster.dir
+        self.port = free_port()
+        (self.dir / "userlist.txt").write_text('"postgres" ""\n')
+        (self.dir / "pgbouncer.ini").write_text(
+            f"[databases]\n* = host=127.0.0.1 port={cluster.port}\n[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {self.dir}/userlist.txt\npool_mode = transaction\n"
+            "max_client_conn = 2000\ndefault_pool_size = 20\n"
+            "ignore_startup_parameters = extra_float_digits,options\n"
+            f"logfile = {self.dir}/pgbouncer.log\npidfile = {self.dir}/pgbouncer.pid\n"
+        )
+        if os.getuid() == 0:
+            for name in ("userlist.txt", "pgbouncer.ini"):
+                shutil.chown(self.dir / name, "postgres", "postgres")
+        subprocess.run(_as_postgres([binary, "-d", str(self.dir / "pgbouncer.ini")]), check=True, cwd=self.dir)
+        self.version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit(f"pgbouncer did not listen on port {self.port}")
+
+    def url(self, name: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        pidfile = self.dir / "pgbouncer.pid"
+        if pidfile.exists():
+            try:
+                os.kill(int(pidfile.read_text().strip()), 15)
+            except (ProcessLookupError, ValueError):
+                pass

@@ -68,6 +68,25 @@ ensure_faketime() {
     log "faketime: $(command -v faketime) ($(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -n1))"
 }
 
+# The PostgreSQL pass runs through PgBouncer in transaction pooling mode (bin/test).
+ensure_pgbouncer() {
+    if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
+        log "pgbouncer not found; installing Debian's pgbouncer for the PostgreSQL pass"
+        apt_install pgbouncer
+    fi
+    PGBOUNCER_BIN=$(command -v pgbouncer 2>/dev/null || echo /usr/sbin/pgbouncer)
+    [ -x "$PGBOUNCER_BIN" ] || die "pgbouncer still not found after apt-get install pgbouncer"
+    log "pgbouncer: $PGBOUNCER_BIN ($("$PGBOUNCER_BIN" --version | head -n1))"
+}
+
+# The many-hosts tests (tests/hosts) need ip netns and veth pairs: iproute2, and root.
+ensure_iproute2() {
+    if ! command -v ip >/dev/null 2>&1; then
+        log "ip not found; installing Debian's iproute2 for the many-hosts tests"
+        apt_install iproute2
+    fi
+}
+
 # The admin's browser tests drive Debian's chromium through Playwright (never a downloaded browser).
 ensure_chromium() {
     if [ ! -x /usr/bin/chromium ]; then

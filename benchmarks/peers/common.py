@@ -1,7 +1,8 @@
 """Settings every benchmark project shares: the database and Redis the harness started, from the environment.
 
 BENCH_DB is "sqlite" (BENCH_SQLITE_PATH names the file) or "postgres" (BENCH_PG_URL, a
-postgres://user@host:port/name URL); BENCH_REDIS_URL is the harness's redis-server.
+postgres://user@host:port/name URL; BENCH_PGBOUNCER=1 when it is PgBouncer); BENCH_REDIS_URL is
+the harness's redis-server.
 """
 
 import os
@@ -22,6 +23,8 @@ def databases() -> dict:
                 "PASSWORD": url.password or "",
                 "HOST": url.hostname or "127.0.0.1",
                 "PORT": str(url.port or 5432),
+                # Behind PgBouncer (benchmarks/run --pgbouncer): no cursor outlives its transaction.
+                "DISABLE_SERVER_SIDE_CURSORS": os.environ.get("BENCH_PGBOUNCER") == "1",
             }
         }
     # The embedded default as the djtasks test suite runs it: WAL, IMMEDIATE transactions.

@@ -54,5 +54,5 @@ def finished_states(letters: list[DeadLetter]) -> dict[str, str]:
 
 
 def _republish(record: TaskRecord) -> None:
-    get_broker().forget_message(record.id)
+    get_broker().forget_message(record.id, record.queue)
     publish([message_of(record)])

@@ -19,7 +19,8 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from djtasks.core.names import MAX_QUEUE_NAME, MAX_WORKER_NAME, prefix_ok, queue_name_error, worker_name_error
-from djtasks.core.schema import NUMBER, EachItem, NoneType, Relation, Rule, between, positive, setting
+from djtasks.core.redis_url import masked, options_error, options_fit_url, url_error
+from djtasks.core.schema import NUMBER, EachItem, Explained, NoneType, Relation, Rule, between, positive, setting, shown
 
 _REDACT_KEYS = (
     "password",
@@ -41,13 +42,31 @@ def _routes_to_a_queue(pattern: Any, target: Any) -> bool:
     return isinstance(pattern, str) and bool(pattern) and queue_name_error(queue) is None
 
 
-_REDIS_URL = Rule(
-    lambda url: url.startswith(("redis://", "rediss://", "unix://")),
+# REDIS_URL and REDIS_OPTIONS (issue 17: Sentinel and Cluster) ------------------------------------
+_REDIS_URL = Explained(
+    lambda url: f"{shown(masked(url))} {error}" if (error := url_error(url)) else None,
     "djtasks.E004",
-    "{key} {value} is not a Redis URL.",
-    "Use redis://host:port/db, rediss:// for TLS, or unix:///path/to/socket.",
-    "a redis://, rediss:// or unix:// URL",
+    "Use redis://host:port/db (a server, or any node of a Redis Cluster), rediss:// for TLS, unix:///path, "
+    "or sentinel://h1:26379;sentinel://h2:26379/0 with REDIS_OPTIONS['master_name'].",
+    "a redis://, rediss://, unix:// or sentinel:// URL",
 )
+_REDIS_OPTIONS = Explained(
+    options_error,
+    "djtasks.E017",
+    "Connection options such as password or ssl_ca_certs; with a sentinel:// URL also master_name, "
+    "sentinel_kwargs (the sentinels' own connection options) and min_other_sentinels. "
+    "Timeouts are SOCKET_TIMEOUT and SOCKET_CONNECT_TIMEOUT.",
+)
+_OPTIONS_FIT_URL = Relation(
+    "REDIS_URL",
+    lambda options, url: options_fit_url(url, options),
+    "djtasks.E018",
+    "{key} does not fit {other}: a sentinel:// URL needs 'master_name', which only a sentinel:// URL takes "
+    "(as do 'sentinel_kwargs' and 'min_other_sentinels').",
+    'REDIS_URL = "sentinel://h1:26379;sentinel://h2:26379/0" with REDIS_OPTIONS = {"master_name": "mymaster"}.',
+    "master_name with a sentinel:// URL",
+)
+# ----------------------------------------------------------------------------------------------------
 _PREFIX = Rule(
     prefix_ok,
     "djtasks.E009",
@@ -152,7 +171,10 @@ def _cores() -> int:
 @dataclass(frozen=True, slots=True)
 class Settings:
     REDIS_URL: str = setting(str, _REDIS_URL, default="redis://127.0.0.1:6379/0")
-    # Every key lives under "{PREFIX}:" with PREFIX as a Redis Cluster hash tag.
+    # Options of the Redis connections; with a sentinel:// URL, Celery's master_name and sentinel_kwargs.
+    # Not part of equality or the hash (a dict is neither): transport.broker keys its cache on it too.
+    REDIS_OPTIONS: dict[str, Any] = setting(dict, _REDIS_OPTIONS, _OPTIONS_FIT_URL, factory=dict, compare=False)
+    # Keys are "{PREFIX}:..." (coordination) and "{PREFIX:<queue>}:..." (each queue's): Redis Cluster hash tags.
     PREFIX: str = setting(str, _PREFIX, default="djtasks")
     # Children wait for work in 1 s blocking calls: the socket timeout must outlast them.
     SOCKET_TIMEOUT: float = setting(NUMBER, between(1.5, 300, _E), _HALF_LEASE, default=5.0)

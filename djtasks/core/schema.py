@@ -68,6 +68,23 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class Explained:
+    """A condition whose failure says what broke it: error(value) returns None or the rest of the message.
+
+    The message is "{key} " followed by that reason ("has an unknown key 'x'"), then a period.
+    """
+
+    error: Callable[[Any], str | None]
+    check_id: str
+    hint: str | None = None
+    valid: str = ""
+
+    def problems(self, key: str, value: Any, values: Mapping[str, Any], name: Callable[[str], str]) -> list[Problem]:
+        reason = None if value is None else self.error(value)
+        return [Problem(self.check_id, f"{name(key)} {reason}.", self.hint)] if reason else []
+
+
+@dataclass(frozen=True, slots=True)
 class EachItem:
     """A condition every item of a dict-valued key meets; message may name {key}, {name} and {value}."""
 

@@ -76,7 +76,9 @@ class DjtasksCollector(Collector):
             held = info.get("active") if isinstance(info, dict) else None
             tally = decode.integer(info.get("processed", 0)) if isinstance(info, dict) else None
             if not isinstance(held, list) or tally is None:
-                decode.skipped(broker.key("worker", worker_id), "heartbeat", "not a heartbeat of this version")
+                decode.skipped(
+                    broker.coordination_key("worker", worker_id), "heartbeat", "not a heartbeat of this version"
+                )
                 continue
             active.add_metric([worker_id], len(held))
             processed.add_metric([worker_id], tally)

@@ -11,13 +11,14 @@ from importlib import resources
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.commands.core import Script
-from redis.retry import Retry
 
 from djtasks.core.conf import Settings
 from djtasks.core.exceptions import BrokerUnavailable
+from djtasks.transport.clients import Client, make_client
 from djtasks.transport.decode import skipped
+from djtasks.transport.keys import Keys
 
 # A plain Redis command for a pipeline: its argv, as sent (("HINCRBY", key, field, 1), ...).
 Command = tuple[str | bytes | int | float, ...]
@@ -43,17 +44,6 @@ def converted[**P, R](method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def make_client(config: Settings) -> redis.Redis:
-    """Build the client of the settings' REDIS_URL: no retries, so a failure surfaces at once."""
-    return redis.Redis.from_url(
-        config.REDIS_URL,
-        socket_timeout=config.SOCKET_TIMEOUT,
-        socket_connect_timeout=config.SOCKET_CONNECT_TIMEOUT,
-        health_check_interval=30,
-        retry=Retry(NoBackoff(), 0),
-    )
-
-
 def _text(value: object) -> str | bytes:
     return value if isinstance(value, str | bytes) else str(value)
 
@@ -76,9 +66,11 @@ class Scripts:
     reap: Script
     ratelimit: Script
     oldest: Script
+    adopt: Script
+    clock: Script
 
     @classmethod
-    def register(cls, client: redis.Redis) -> Scripts:
+    def register(cls, client: Client) -> Scripts:
         def load(name: str) -> Script:
             return client.register_script(_source(name))
 
@@ -91,6 +83,8 @@ class Scripts:
             reap=load("reap"),
             ratelimit=load("ratelimit"),
             oldest=load("oldest"),
+            adopt=load("adopt"),
+            clock=load("clock"),
         )
 
 
@@ -112,7 +106,7 @@ class Batch:
     they loaded and the pipeline sent again. Every script is idempotent for a repeat.
     """
 
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: Client):
         self.client = client
         self.entries: list[ScriptCall | Command] = []
 
@@ -121,6 +115,10 @@ class Batch:
 
     def command(self, command: Command) -> None:
         self.entries.append(command)
+
+    @staticmethod
+    def is_script(entry: ScriptCall | Command) -> bool:
+        return isinstance(entry, ScriptCall)
 
     def execute(self, *, strict: bool = True) -> list[Any]:
         """Send the pipeline; raise the first error reply, or (not strict) only a script's."""
@@ -149,31 +147,40 @@ class Batch:
         return pipe.execute(raise_on_error=False)
 
 
-class Connection:
-    """What every part of the broker shares: the client, the scripts and the key names."""
+class Connection(Keys):
+    """What every part of the broker shares: the client, the scripts and the key names (keys.Keys)."""
 
     def __init__(self, config: Settings):
-        self.prefix = "{" + config.PREFIX + "}"
-        self.client = make_client(config)
-        self.scripts = Scripts.register(self.client)
+        super().__init__(config.PREFIX)
+        self.config = config
+        self._client: Client | None = None
+        self._scripts: Scripts | None = None
+        self._building = threading.Lock()
         # Per-thread state: the connection of publishes sent without waiting.
         self.local = threading.local()
 
-    # Key names: one hash tag, so a Redis Cluster serves every key from one slot. --------------
+    @property
+    def client(self) -> Client:
+        """The Redis client, built on first use (finding out whether REDIS_URL names a cluster may need Redis)."""
+        if self._client is None:
+            with self._building:
+                if self._client is None:
+                    client = make_client(self.config)
+                    self._scripts = Scripts.register(client)
+                    self._client = client
+        return self._client
 
-    def key(self, *parts: str) -> str:
-        return ":".join((self.prefix, *parts))
+    @property
+    def scripts(self) -> Scripts:
+        if self._scripts is None:
+            self.client  # noqa: B018 (builds the client and registers the scripts)
+        assert self._scripts is not None
+        return self._scripts
 
-    def queue_keys(self, queue: str) -> tuple[str, str, str, str]:
-        """Return (ready, scheduled, inflight, wake) for a queue."""
-        return (self.key("q", queue), self.key("s", queue), self.key("i", queue), self.key("w", queue))
-
-    def paused_key(self, queue: str) -> str:
-        """The flag that pauses a queue (transport/fleet.py); the claim script reads it with the queue's keys."""
-        return self.key("p", queue)
-
-    def done_channel(self, task_id: str) -> str:
-        return self.key("done", task_id)
+    @property
+    def clustered(self) -> bool:
+        """True when Redis is a cluster: keys live on several masters (see keys.py)."""
+        return isinstance(self.client, RedisCluster)
 
     @converted
     def send_commands(self, commands: Iterable[Command]) -> None:
@@ -209,4 +216,5 @@ class Connection:
                     skipped(str(command[1]), _text(command[2]), f"could not be reset ({reply})")
 
     def close(self) -> None:
-        self.client.close()
+        if self._client is not None:
+            self._client.close()

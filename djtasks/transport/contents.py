@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from djtasks.transport import decode
 from djtasks.transport.connection import Connection, converted
 
@@ -10,17 +12,31 @@ LAST_MS = 253402300799000  # 9999-12-31T23:59:59Z, the last time a datetime can 
 
 
 class Contents(Connection):
+    def known(self, ids: list[str], queue: str | None = None) -> list[bool]:
+        """Tell, for each id of one queue (DEFAULT_QUEUE if none is named), whether Redis holds its message."""
+        return self.known_where([(task_id, queue or self.config.DEFAULT_QUEUE) for task_id in ids])
+
     @converted
-    def known(self, ids: list[str]) -> list[bool]:
-        """Tell, for each id, whether Redis holds its message (queued, scheduled or reserved)."""
-        if not ids:
+    def known_where(self, ids: list[tuple[str, str]]) -> list[bool]:
+        """Tell, for each (id, queue), whether Redis holds its message (queued, scheduled or reserved)."""
+        by_queue: dict[str, list[int]] = defaultdict(list)
+        for index, (_, queue) in enumerate(ids):
+            by_queue[queue].append(index)
+        if not by_queue:
             return []
-        return [value is not None for value in self.client.hmget(self.key("m"), ids)]
+        pipe = self.client.pipeline(transaction=False)
+        for queue, indexes in by_queue.items():
+            pipe.hmget(self.queue_key(queue, "messages"), [ids[i][0] for i in indexes])
+        found = [False] * len(ids)
+        for indexes, values in zip(by_queue.values(), pipe.execute(), strict=True):
+            for index, value in zip(indexes, values, strict=True):
+                found[index] = value is not None
+        return found
 
     @converted
     def scheduled(self, queue: str, limit: int = 100) -> list[tuple[str, float]]:
         """Return (id, due unix time) of the queue's delayed tasks, soonest first (undecodable ones left out)."""
-        key = self.queue_keys(queue)[1]
+        key = self.queue_key(queue, "scheduled")
         rows: list[tuple[bytes, float]] = self.client.zrange(key, 0, limit - 1, withscores=True)  # type: ignore[assignment]
         found = []
         for raw, score in rows:
@@ -36,7 +52,7 @@ class Contents(Connection):
     @converted
     def queue_stats(self) -> dict[str, dict[str, int]]:
         """Return the ready, scheduled and reserved counts of every queue named in the queues set."""
-        key = self.key("queues")
+        key = self.coordination_key("queues")
         queues = []
         for raw in self.client.smembers(key):  # type: ignore[union-attr]
             queue = decode.text(raw)
@@ -47,10 +63,8 @@ class Contents(Connection):
         queues.sort()
         pipe = self.client.pipeline(transaction=False)
         for queue in queues:
-            ready, scheduled, inflight, _ = self.queue_keys(queue)
-            pipe.zcard(ready)
-            pipe.zcard(scheduled)
-            pipe.zcard(inflight)
+            for kind in ("ready", "scheduled", "inflight"):
+                pipe.zcard(self.queue_key(queue, kind))
         counts = pipe.execute()
         return {
             q: {"ready": counts[i * 3], "scheduled": counts[i * 3 + 1], "reserved": counts[i * 3 + 2]}
@@ -60,7 +74,7 @@ class Contents(Connection):
     @converted
     def oldest_ready(self, queue: str) -> str | None:
         """Return the id that has waited longest in a queue's ready set, or None when it is empty."""
-        key = self.queue_keys(queue)[0]
+        key = self.queue_key(queue, "ready")
         found = self.scripts.oldest(keys=[key])
         if not found:
             return None

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from djtasks.core.commands import MAX_MESSAGE_BYTES, Command, Refused, parse
-from djtasks.transport.connection import Connection, converted
+from djtasks.core.names import MAX_QUEUE_NAME
+from djtasks.transport import decode
+from djtasks.transport.connection import Batch, Connection, converted
 
 logger = logging.getLogger("djtasks")
 # A control message found unread this long after its sender stopped waiting expires with its list.
@@ -50,7 +52,7 @@ class Coordination(Connection):
     @converted
     def acquire(self, name: str, owner: str, ttl_ms: int) -> bool:
         """Take a short-lived lock (or keep it, if this owner holds it)."""
-        key = self.key("lock", name)
+        key = self.coordination_key("lock", name)
         if self.client.set(key, owner, nx=True, px=ttl_ms):
             return True
         if self.client.get(key) == owner.encode():
@@ -63,16 +65,34 @@ class Coordination(Connection):
         return False
 
     @converted
-    def ensure_epoch(self, token: str) -> bool:
-        """Create the epoch marker if missing; True means Redis lost its data (or is new)."""
-        return bool(self.client.set(self.key("epoch"), token, nx=True))
+    def ensure_epoch(self, token: str, queues: Iterable[str] = ()) -> bool:
+        """Create the epoch markers if missing; True means Redis lost data (or is new).
+
+        One marker in the coordination slot, one per queue in that queue's slot (the queues named
+        and those in the queues set): on a cluster, one master can lose its data alone.
+        """
+        names = sorted(set(queues) | self._queue_names())
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self.coordination_key("epoch"), token, nx=True)
+        for queue in names:
+            pipe.set(self.queue_key(queue, "epoch"), token, nx=True)
+        return any(pipe.execute())
+
+    def _queue_names(self) -> set[str]:
+        raw: Any = self.client.smembers(self.coordination_key("queues"))
+        return {name for name in (decode.text(member) for member in raw) if name and len(name) <= MAX_QUEUE_NAME}
 
     # Redis' clock -----------------------------------------------------------------------------
 
     @converted
     def redis_time(self) -> float:
-        """Return Redis' clock (seconds since the epoch): the one clock every host agrees on."""
-        seconds, micros = self.client.time()  # type: ignore[misc]
+        """Return Redis' clock (seconds since the epoch): the one clock every host agrees on.
+
+        On a cluster, the clock of the node holding the coordination keys, so every host reads the same one.
+        """
+        pipe = Batch(self.client)
+        pipe.script(self.scripts.clock, [self.coordination_key("clock")], [])
+        seconds, micros = pipe.execute()[0]
         return int(seconds) + int(micros) / 1e6
 
     # Heartbeats and the workers set -----------------------------------------------------------
@@ -81,14 +101,16 @@ class Coordination(Connection):
     def heartbeat(self, worker_id: str, info: Mapping[str, object], ttl_s: int) -> None:
         """Say a worker is alive for ttl_s seconds; its age is later read from the TTL left (heartbeats())."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.set(self.key("worker", worker_id), json.dumps({**info, "ttl_s": ttl_s}, default=str), ex=ttl_s)
-        pipe.sadd(self.key("workers"), worker_id)
+        pipe.set(
+            self.coordination_key("worker", worker_id), json.dumps({**info, "ttl_s": ttl_s}, default=str), ex=ttl_s
+        )
+        pipe.sadd(self.coordination_key("workers"), worker_id)
         pipe.execute()
 
     @converted
     def forget_worker(self, worker_id: str) -> None:
-        self.client.delete(self.key("worker", worker_id))
-        self.client.srem(self.key("workers"), worker_id)
+        self.client.delete(self.coordination_key("worker", worker_id))
+        self.client.srem(self.coordination_key("workers"), worker_id)
 
     @converted
     def workers(self) -> dict[str, bytes]:
@@ -114,7 +136,7 @@ class Coordination(Connection):
         return found
 
     def _heartbeats(self) -> dict[str, tuple[bytes, int]]:
-        members: Any = self.client.smembers(self.key("workers"))
+        members: Any = self.client.smembers(self.coordination_key("workers"))
         ids, garbage = [], []
         for member in members:
             try:
@@ -123,17 +145,17 @@ class Coordination(Connection):
                 garbage.append(member)
         if garbage:
             logger.warning("Workers set held %d member(s) that are not UTF-8: removed", len(garbage))
-            self.client.srem(self.key("workers"), *garbage)
+            self.client.srem(self.coordination_key("workers"), *garbage)
         ids.sort()
         pipe = self.client.pipeline(transaction=False)
         for worker_id in ids:
-            pipe.get(self.key("worker", worker_id))
-            pipe.pttl(self.key("worker", worker_id))
+            pipe.get(self.coordination_key("worker", worker_id))
+            pipe.pttl(self.coordination_key("worker", worker_id))
         replies = pipe.execute() if ids else []
         alive = {w: (raw, int(pttl)) for w, raw, pttl in zip(ids, replies[::2], replies[1::2], strict=True) if raw}
         gone = set(ids) - set(alive)
         if gone:
-            self.client.srem(self.key("workers"), *gone)
+            self.client.srem(self.coordination_key("workers"), *gone)
         return alive
 
     # Control commands and their replies -------------------------------------------------------
@@ -141,7 +163,7 @@ class Coordination(Connection):
     @converted
     def send_control(self, worker_id: str, command: dict[str, object]) -> None:
         """Queue a command for one worker; it sits there until that worker's parent reads it."""
-        key = self.key("ctl", worker_id)
+        key = self.coordination_key("ctl", worker_id)
         pipe = self.client.pipeline(transaction=False)
         pipe.rpush(key, json.dumps(command))
         pipe.expire(key, 86400)
@@ -154,7 +176,7 @@ class Coordination(Connection):
         message = json.dumps({**command, "deadline_ms": deadline_ms})
         pipe = self.client.pipeline(transaction=False)
         for worker_id in worker_ids:
-            key = self.key("ctl", worker_id)
+            key = self.coordination_key("ctl", worker_id)
             pipe.rpush(key, message)
             pipe.expire(key, int(timeout_s) + CONTROL_LIST_TTL_S)
         pipe.execute()
@@ -162,9 +184,9 @@ class Coordination(Connection):
     @converted
     def pop_control(self, worker_id: str) -> list[Command | Refused]:
         """Take a worker's control messages; a stale, oversized or malformed one comes back Refused."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.lpop(self.key("ctl", worker_id), 100)
-        pipe.time()
+        pipe = Batch(self.client)
+        pipe.command(("LPOP", self.coordination_key("ctl", worker_id), 100))
+        pipe.script(self.scripts.clock, [self.coordination_key("clock")], [])
         raw, (seconds, micros) = pipe.execute()
         now_ms = int(seconds) * 1000 + int(micros) // 1000
         return [self._control(item, now_ms) for item in raw or []]
@@ -184,7 +206,7 @@ class Coordination(Connection):
     @converted
     def reply(self, request_id: str, payload: dict[str, object], ttl_s: int = 60) -> None:
         """Push a worker's reply to a control request onto the request's reply list."""
-        key = self.key("reply", request_id)
+        key = self.coordination_key("reply", request_id)
         pipe = self.client.pipeline(transaction=False)
         pipe.rpush(key, json.dumps(payload, default=str))
         pipe.expire(key, ttl_s)
@@ -196,7 +218,7 @@ class Coordination(Connection):
 
         An unreadable reply is logged and skipped (None), as if none had come.
         """
-        got: Any = self.client.blpop([self.key("reply", request_id)], timeout=max(timeout, 0.01))
+        got: Any = self.client.blpop([self.coordination_key("reply", request_id)], timeout=max(timeout, 0.01))
         if got is None:
             return None
         try:
@@ -216,4 +238,4 @@ class Coordination(Connection):
 
     @converted
     def forget_replies(self, request_id: str) -> None:
-        self.client.delete(self.key("reply", request_id))
+        self.client.delete(self.coordination_key("reply", request_id))

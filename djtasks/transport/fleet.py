@@ -39,7 +39,7 @@ class Fleet(Connection):
     # Worker names -----------------------------------------------------------------------------
 
     def name_key(self, worker_id: str) -> str:
-        return self.key("name", worker_id)
+        return self.coordination_key("name", worker_id)
 
     @converted
     def claim_name(self, worker_id: str, owner: str, ttl_ms: int) -> str | None:
@@ -80,7 +80,7 @@ class Fleet(Connection):
     @converted
     def note_seen(self, worker_id: str) -> None:
         """Remember that this worker was alive now (for the admin's worker filter)."""
-        key = self.key("workers-seen")
+        key = self.coordination_key("workers-seen")
         pipe = self.client.pipeline(transaction=False)
         pipe.zadd(key, {worker_id: time.time()})
         pipe.zremrangebyrank(key, 0, -SEEN_KEPT - 1)
@@ -89,10 +89,14 @@ class Fleet(Connection):
     @converted
     def seen_workers(self, limit: int = 200) -> list[str]:
         """The names of the workers seen most recently (alive or not), newest first."""
-        raw: Any = self.client.zrevrange(self.key("workers-seen"), 0, limit - 1)
+        raw: Any = self.client.zrevrange(self.coordination_key("workers-seen"), 0, limit - 1)
         return [name for name in (decode.text(item) for item in raw) if name]
 
     # Paused queues ----------------------------------------------------------------------------
+
+    def paused_key(self, queue: str) -> str:
+        """The flag that pauses a queue: a key of the queue's own, since the claim script reads it (keys.py)."""
+        return self.queue_key(queue, "paused")
 
     @converted
     def pause_queue(self, queue: str, reason: str) -> bool:
@@ -104,8 +108,8 @@ class Fleet(Connection):
         """Resume a paused queue and wake its idle consumers; False if it was not paused."""
         pipe = self.client.pipeline(transaction=False)
         pipe.delete(self.paused_key(queue))
-        pipe.lpush(self.queue_keys(queue)[3], "1")
-        pipe.ltrim(self.queue_keys(queue)[3], 0, 63)
+        pipe.lpush(self.wake_key(queue), "1")
+        pipe.ltrim(self.wake_key(queue), 0, 63)
         removed = pipe.execute()[0]
         return bool(removed)
 
@@ -114,7 +118,10 @@ class Fleet(Connection):
         """Return the paused queues among these, with what was said when they were paused."""
         if not queues:
             return {}
-        values = self.client.mget([self.paused_key(queue) for queue in queues])
+        pipe = self.client.pipeline(transaction=False)  # one GET per queue: each flag is in its queue's slot
+        for queue in queues:
+            pipe.get(self.paused_key(queue))
+        values = pipe.execute()
         return {q: decode.text(v) or "paused" for q, v in zip(queues, values, strict=True) if v is not None}  # type: ignore[arg-type]
 
     # Waiting ids ------------------------------------------------------------------------------
@@ -124,7 +131,7 @@ class Fleet(Connection):
         """Return when each of these ids is due in the queue's scheduled set (unix time), if it is there."""
         if not ids:
             return {}
-        scores: Any = self.client.zmscore(self.queue_keys(queue)[1], ids)
+        scores: Any = self.client.zmscore(self.queue_key(queue, "scheduled"), ids)
         return {task_id: score / 1000.0 for task_id, score in zip(ids, scores, strict=True) if score is not None}
 
     @converted
@@ -133,11 +140,11 @@ class Fleet(Connection):
         if not ids:
             return 0
         now_ms = int(self.redis_time_ms())
-        key = self.queue_keys(queue)[1]
+        key = self.queue_key(queue, "scheduled")
         changed: Any = self.client.zadd(key, dict.fromkeys(ids, now_ms), xx=True, ch=True)
         pipe = self.client.pipeline(transaction=False)
-        pipe.lpush(self.queue_keys(queue)[3], "1")
-        pipe.ltrim(self.queue_keys(queue)[3], 0, 63)
+        pipe.lpush(self.wake_key(queue), "1")
+        pipe.ltrim(self.wake_key(queue), 0, 63)
         pipe.execute()
         return int(changed)
 
@@ -150,12 +157,11 @@ class Fleet(Connection):
         """Take waiting ids of a queue out of Redis (a purge: their rows are REVOKED), and wake their readers."""
         if not ids:
             return
-        ready, scheduled, _, _ = self.queue_keys(queue)
         pipe = self.client.pipeline(transaction=False)
-        pipe.zrem(ready, *ids)
-        pipe.zrem(scheduled, *ids)
-        pipe.hdel(self.key("m"), *ids)
-        pipe.hdel(self.key("d"), *ids)
+        pipe.zrem(self.queue_key(queue, "ready"), *ids)
+        pipe.zrem(self.queue_key(queue, "scheduled"), *ids)
+        pipe.hdel(self.queue_key(queue, "messages"), *ids)
+        pipe.hdel(self.queue_key(queue, "deliveries"), *ids)
         for task_id in ids:
             pipe.publish(self.done_channel(task_id), "done")
         pipe.execute()
@@ -163,7 +169,7 @@ class Fleet(Connection):
     @converted
     def rate_intervals(self) -> dict[str, float]:
         """Every runtime rate override: task name -> ms between starts (0: no limit); unreadable ones left out."""
-        raw: Any = self.client.hgetall(self.key("rl-overrides"))
+        raw: Any = self.client.hgetall(self.coordination_key("rl-overrides"))
         found = {}
         for field, value in raw.items():
             name, interval = decode.text(field), decode.number(value)
@@ -176,5 +182,5 @@ class Fleet(Connection):
         """Return how many ids wait, ready to run, in each of these queues."""
         pipe = self.client.pipeline(transaction=False)
         for queue in queues:
-            pipe.zcard(self.queue_keys(queue)[0])
+            pipe.zcard(self.queue_key(queue, "ready"))
         return dict(zip(queues, pipe.execute(), strict=True)) if queues else {}

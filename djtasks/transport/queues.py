@@ -1,21 +1,17 @@
-"""The queues: publish, claim, ack, release, extend and reap messages; what a queue holds."""
+"""The queues: claim, ack, release, extend and reap messages, each script call on one queue's keys."""
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
-from djtasks.core.message import Message
 from djtasks.transport import decode
-from djtasks.transport.connection import Batch, Command, Connection, converted
+from djtasks.transport.connection import Batch, Command, converted
+from djtasks.transport.publishing import Publishing
 
 PROMOTE_LIMIT = 100
-# Publishes sent without waiting whose replies are not read yet: past this, the oldest is awaited.
-UNREAD_LIMIT = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,128 +34,55 @@ class Claim:
         return self.id.encode() if self.raw_id is None else self.raw_id
 
 
-class _Sender:
-    """A connection of one thread for publishes sent without waiting, and what awaits a reply."""
-
-    def __init__(self, pool: redis.ConnectionPool):
-        self.pool = pool
-        self.connection = pool.make_connection()
-        self.unread: deque[tuple[list[tuple[Message, int]], int]] = deque()
-
-    def reset(self) -> None:
-        """Drop the connection and the unread replies: the outbox sweep covers those messages."""
-        self.connection.disconnect()
-        self.connection = self.pool.make_connection()
-        self.unread.clear()
-
-
-class Queues(Connection):
-    # Publishing -------------------------------------------------------------------------------
-
-    @converted
-    def publish(self, messages: Iterable[tuple[Message, int]]) -> int:
-        """Publish (message, due_ms) pairs in one round trip; ids Redis already knows are skipped."""
-        calls = self._publish_calls(messages)
-        if not calls:
-            return 0
-        pipe = Batch(self.client)
-        for queue, keys, argv in calls:
-            pipe.script(self.scripts.publish, keys, argv)
-            pipe.command(("SADD", self.key("queues"), queue))
-        return sum(pipe.execute()[::2])
-
-    def _publish_calls(self, messages: Iterable[tuple[Message, int]]) -> list[tuple[str, list[str], list[Any]]]:
-        """The publish script's (queue, keys, argv) for each queue the messages go to."""
-        by_queue: dict[str, list[Any]] = defaultdict(list)
-        for message, due_ms in messages:
-            by_queue[message.queue] += [message.id, message.encode(), str(message.priority), str(due_ms)]
-        calls = []
-        for queue, argv in by_queue.items():
-            ready, scheduled, _, wake = self.queue_keys(queue)
-            calls.append((queue, [self.key("m"), ready, scheduled, wake, self.key("seq")], [len(argv) // 4, *argv]))
-        return calls
-
-    def _publish_commands(self, messages: Iterable[tuple[Message, int]]) -> list[Command]:
-        """The same as publish() sends, as raw commands (EVALSHA by hash) for publish_nowait."""
-        commands: list[Command] = []
-        for queue, keys, argv in self._publish_calls(messages):
-            commands.append(("EVALSHA", self.scripts.publish.sha, len(keys), *keys, *argv))
-            commands.append(("SADD", self.key("queues"), queue))
-        return commands
-
-    @converted
-    def publish_nowait(self, messages: list[tuple[Message, int]]) -> None:
-        """Send a publish and return without waiting for Redis's reply (later calls read it).
-
-        For callers enqueueing one row per transaction, the reply's round trip was half the
-        cost. The messages are kept until their reply is read: an error reply (NOSCRIPT after
-        a Redis restart) sends them again the waiting way; a lost connection raises here or on
-        a later call, and the rows' outbox sweep publishes whatever did not arrive (publishing
-        is idempotent). flush_publishes() waits for every reply.
-        """
-        if not messages:
-            return
-        sender = self._sender()
-        try:
-            self._read_replies(sender, wait=len(sender.unread) >= UNREAD_LIMIT)
-            commands = self._publish_commands(messages)
-            sender.connection.send_packed_command(sender.connection.pack_commands(commands), check_health=False)
-        except (redis.ConnectionError, redis.TimeoutError):
-            sender.reset()
-            raise
-        sender.unread.append((messages, len(commands)))
-
-    @converted
-    def flush_publishes(self) -> None:
-        """Wait for the replies of this thread's publishes sent without waiting."""
-        sender = self._sender()
-        try:
-            while sender.unread:
-                self._read_replies(sender, wait=True)
-        except (redis.ConnectionError, redis.TimeoutError):
-            sender.reset()
-            raise
-
-    def _sender(self) -> _Sender:
-        sender: _Sender | None = getattr(self.local, "sender", None)
-        if sender is None:
-            sender = self.local.sender = _Sender(self.client.connection_pool)
-        return sender
-
-    def _read_replies(self, sender: _Sender, *, wait: bool) -> None:
-        """Read the replies that have arrived (and, if wait, the oldest one's even if not yet)."""
-        while sender.unread and (wait or sender.connection.can_read(timeout=0)):
-            wait = False
-            messages, count = sender.unread.popleft()
-            refused = False
-            for _ in range(count):
-                try:
-                    sender.connection.read_response()
-                except redis.ResponseError:
-                    refused = True
-            if refused:
-                self.publish(messages)
-
+class Queues(Publishing):
     # Consuming --------------------------------------------------------------------------------
+
+    def _keys(self, queue: str, *kinds: str) -> list[str]:
+        return [self.queue_key(queue, kind) for kind in kinds]
 
     @converted
     def claim(
         self, queues: list[str], token_prefix: str, lease_ms: int, *, limit: int = 1, deep: int = 0
     ) -> list[Claim]:
-        """Reserve up to `limit` ids (more than one only while the queue stays deeper than `deep`)."""
-        keys = [self.key("m"), self.key("o"), self.key("d"), self.key("seq")]
-        for queue in queues:
-            ready, scheduled, inflight, _ = self.queue_keys(queue)
-            keys += [ready, scheduled, inflight, self.paused_key(queue)]
-        taken, orphans, recounted = self.scripts.claim(
-            keys=keys, args=[lease_ms, token_prefix, PROMOTE_LIMIT, limit, deep]
-        )
-        for i in range(0, len(orphans), 2):
-            reason = "no message is stored for this id (acked already, or written by hand); dropped"
-            decode.skipped(keys[int(orphans[i]) - 1], orphans[i + 1], reason)
-        for raw in recounted:
-            decode.skipped(self.key("d"), raw, "its delivery count was not an integer; counted afresh from 1")
-        return [_claim(taken[i : i + 5], queues) for i in range(0, len(taken), 5)]
+        """Reserve up to `limit` ids per queue (more than one only while the queue stays deeper than `deep`).
+
+        One script call per queue, each on that queue's keys. Taking one id (limit 1: the tasks
+        are slow, or this is a first claim), the queues are asked in turn and the first that has
+        work gives it, so a slow task never holds a later queue's task behind it. Taking a batch,
+        every queue is asked in one pipeline (one round trip) and the batch holds the first
+        queue's ids first: preferred in the order given, and no queue starved by another.
+        """
+        if limit <= 1:
+            for index, queue in enumerate(queues):
+                claims = self._claim_calls([queue], token_prefix, lease_ms, 1, deep, first=index)
+                if claims:
+                    return claims
+            return []
+        return self._claim_calls(queues, token_prefix, lease_ms, limit, deep)
+
+    def _claim_calls(
+        self, queues: list[str], prefix: str, lease_ms: int, limit: int, deep: int, first: int = 0
+    ) -> list[Claim]:
+        pipe = Batch(self.client)
+        for index, queue in enumerate(queues, start=first):
+            # "paused": the queue's pause flag (transport/fleet.py), which the script honours.
+            keys = self._keys(
+                queue, "messages", "owners", "deliveries", "seq", "ready", "scheduled", "inflight", "paused"
+            )
+            # Tokens must differ between queues of one round: the first queue's keep the plain prefix.
+            token = prefix if index == 0 else f"{prefix}/{index}"
+            pipe.script(self.scripts.claim, keys, [lease_ms, token, PROMOTE_LIMIT, limit, deep])
+        claims = []
+        for queue, (taken, orphans, recounted) in zip(queues, pipe.execute(), strict=True):
+            for i in range(0, len(orphans), 2):
+                reason = "no message is stored for this id (acked already, or written by hand); dropped"
+                kind = "ready" if int(orphans[i]) == 5 else "scheduled"
+                decode.skipped(self.queue_key(queue, kind), orphans[i + 1], reason)
+            for raw in recounted:
+                reason = "its delivery count was not an integer; counted afresh from 1"
+                decode.skipped(self.queue_key(queue, "deliveries"), raw, reason)
+            claims += [_claim(taken[i : i + 4], queue) for i in range(0, len(taken), 4)]
+        return claims
 
     def claim_one(self, queues: list[str], token_prefix: str, lease_ms: int) -> Claim | None:
         claims = self.claim(queues, token_prefix, lease_ms)
@@ -167,9 +90,11 @@ class Queues(Connection):
 
     @converted
     def wait_for_work(self, queues: list[str], timeout: float) -> bool:
-        """Block until a wake token arrives on one of the queues, or the timeout passes."""
-        wake_keys = [self.queue_keys(q)[3] for q in queues]
-        return self.client.blpop(wake_keys, timeout=timeout) is not None
+        """Block until a wake token arrives on one of the queues, or the timeout passes.
+
+        The wake-up lists are coordination keys: one BLPOP covers every queue, on a cluster too.
+        """
+        return self.client.blpop([self.wake_key(q) for q in queues], timeout=timeout) is not None
 
     @converted
     def ack(self, claim: Claim, *, notify: bool = True) -> bool:
@@ -186,13 +111,12 @@ class Queues(Connection):
             by_queue[claim.queue].append(index)
         pipe = Batch(self.client)
         for queue, indexes in by_queue.items():
-            keys = [self.queue_keys(queue)[2], self.key("m"), self.key("o"), self.key("d")]
             argv: list[Any] = [len(indexes)]
             for index in indexes:
                 claim = claims[index]
                 channel = self.done_channel(claim.id) if notify and not claim.defect else ""
                 argv += [claim.wire_id, claim.token, channel]
-            pipe.script(self.scripts.ack, keys, argv)
+            pipe.script(self.scripts.ack, self._keys(queue, "inflight", "messages", "owners", "deliveries"), argv)
         for command in also:
             pipe.command(command)
         owned = [False] * len(claims)
@@ -205,10 +129,13 @@ class Queues(Connection):
 
     @converted
     def release(self, claim: Claim, *, priority: int, delay_ms: int = 0, forgive: bool = False) -> bool:
-        ready, scheduled, inflight, wake = self.queue_keys(claim.queue)
-        keys = [inflight, ready, scheduled, self.key("o"), self.key("d"), self.key("seq"), wake]
+        keys = self._keys(claim.queue, "inflight", "ready", "scheduled", "owners", "deliveries", "seq")
         args: list[bytes | str | int] = [claim.wire_id, claim.token, delay_ms, priority, "1" if forgive else "0"]
-        return bool(self.scripts.release(keys=keys, args=args))
+        pipe = Batch(self.client)
+        pipe.script(self.scripts.release, keys, args)
+        for command in self.wake_commands(claim.queue, 1 if delay_ms <= 0 else 0):
+            pipe.command(command)
+        return bool(pipe.execute()[0])
 
     @converted
     def extend(self, claims: Iterable[Claim], lease_ms: int) -> list[str]:
@@ -222,24 +149,28 @@ class Queues(Connection):
             return []
         pipe = Batch(self.client)
         for queue, argv in by_queue.items():
-            pipe.script(self.scripts.extend, [self.queue_keys(queue)[2], self.key("o")], [lease_ms, *argv])
+            pipe.script(self.scripts.extend, self._keys(queue, "inflight", "owners"), [lease_ms, *argv])
         return [ids.get(raw) or decode.task_id(raw)[0] for lost in pipe.execute() for raw in lost]
 
     @converted
     def reap(self, queues: Iterable[str], limit: int = 500) -> list[str]:
         """Return expired reservations of these queues to their ready sets; return their ids."""
         pipe = Batch(self.client)
-        inflights = []
+        queues = list(queues)
         for queue in queues:
-            ready, _, inflight, wake = self.queue_keys(queue)
-            keys = [inflight, ready, self.key("m"), self.key("o"), self.key("seq"), wake]
+            keys = self._keys(queue, "inflight", "ready", "messages", "owners", "seq")
             pipe.script(self.scripts.reap, keys, [limit])
-            inflights.append(inflight)
-        returned = []
-        for inflight, (moved, orphans) in zip(inflights, pipe.execute(), strict=True):
+        returned, wake = [], Batch(self.client)
+        for queue, (moved, orphans) in zip(queues, pipe.execute(), strict=True):
             returned += [decode.task_id(raw)[0] for raw in moved]
             for raw in orphans:
-                decode.skipped(inflight, raw, "a lapsed reservation without a message; dropped")
+                decode.skipped(
+                    self.queue_key(queue, "inflight"), raw, "a lapsed reservation without a message; dropped"
+                )
+            for command in self.wake_commands(queue, len(moved)):
+                wake.command(command)
+        if wake.entries:
+            wake.execute()
         return returned
 
     # Taking ids out ---------------------------------------------------------------------------
@@ -247,34 +178,34 @@ class Queues(Connection):
     @converted
     def forget(self, task_id: str, queue: str) -> None:
         """Take a waiting (queued or scheduled) id out of Redis, and wake its readers."""
-        ready, scheduled, _, _ = self.queue_keys(queue)
         pipe = self.client.pipeline(transaction=False)
-        pipe.zrem(ready, task_id)
-        pipe.zrem(scheduled, task_id)
-        pipe.hdel(self.key("m"), task_id)
-        pipe.hdel(self.key("d"), task_id)
-        pipe.publish(self.done_channel(task_id), "done")
+        pipe.zrem(self.queue_key(queue, "ready"), task_id)
+        pipe.zrem(self.queue_key(queue, "scheduled"), task_id)
+        pipe.hdel(self.queue_key(queue, "messages"), task_id)
+        pipe.hdel(self.queue_key(queue, "deliveries"), task_id)
         pipe.execute()
+        # Apart: a cluster pipeline refuses PUBLISH (it has no key to route by); any node serves it.
+        self.client.publish(self.done_channel(task_id), "done")
 
     @converted
-    def forget_message(self, task_id: str) -> None:
+    def forget_message(self, task_id: str, queue: str) -> None:
         """Drop an id's delivery count and stored envelope, so that its next publish starts afresh."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.hdel(self.key("d"), task_id)
-        pipe.hdel(self.key("m"), task_id)
+        pipe.hdel(self.queue_key(queue, "deliveries"), task_id)
+        pipe.hdel(self.queue_key(queue, "messages"), task_id)
         pipe.execute()
 
 
-def _claim(entry: list[Any], queues: list[str]) -> Claim:
-    """Read one reservation of the claim script: {id, envelope, deliveries, token, queue index}."""
-    raw, envelope, deliveries, token, index = entry
+def _claim(entry: list[Any], queue: str) -> Claim:
+    """Read one reservation of the claim script: {id, envelope, deliveries, token}."""
+    raw, envelope, deliveries, token = entry
     task_id, defect = decode.task_id(raw)
     return Claim(
         id=task_id,
         envelope=envelope,
         deliveries=int(deliveries),
         token=token.decode(),
-        queue=queues[int(index)],
+        queue=queue,
         raw_id=raw if defect else None,
         defect=defect,
     )

@@ -82,7 +82,7 @@ class Streams(Connection):
     # The events stream ------------------------------------------------------------------------
 
     def events_key(self) -> str:
-        return self.key("events")
+        return self.coordination_key("events")
 
     @converted
     def read_events(self, after: str, *, block_ms: int | None, count: int) -> list[tuple[str, dict[str, Any]]]:
@@ -118,7 +118,7 @@ class Streams(Connection):
 
     def stats_key(self, name: str) -> str:
         """Return a counter hash: "done" (task, queue, state), "runtime" and "wait" (task, bucket)."""
-        return self.key("stats", name)
+        return self.coordination_key("stats", name)
 
     @converted
     def read_stats(self) -> tuple[dict[tuple[str, ...], float], ...]:
@@ -140,13 +140,13 @@ class Streams(Connection):
 
     @converted
     def take_rate_slot(self, task_name: str, interval_ms: float) -> int:
-        keys = [self.key("rl", task_name), self.key("rl-overrides")]
+        keys = [self.coordination_key("rl", task_name), self.coordination_key("rl-overrides")]
         return int(self.scripts.ratelimit(keys=keys, args=[task_name, interval_ms]))
 
     @converted
     def rate_overrides(self) -> set[str]:
         """Return the names of the tasks whose rate is overridden (entries the script ignores left out)."""
-        key = self.key("rl-overrides")
+        key = self.coordination_key("rl-overrides")
         raw: Any = self.client.hgetall(key)
         names = set()
         for field, value in raw.items():
@@ -160,32 +160,32 @@ class Streams(Connection):
     @converted
     def rate_override(self, task_name: str) -> float | None:
         """Return a task's overriding interval between starts (ms; 0: no limit), or None if not overridden."""
-        key = self.key("rl-overrides")
+        key = self.coordination_key("rl-overrides")
         interval: Any = self.client.hget(key, task_name)
         return None if interval is None else _interval(key, task_name, interval)
 
     @converted
     def set_rate_override(self, task_name: str, interval_ms: float) -> None:
-        self.client.hset(self.key("rl-overrides"), task_name, interval_ms)
+        self.client.hset(self.coordination_key("rl-overrides"), task_name, interval_ms)
 
     @converted
     def clear_rate_override(self, task_name: str) -> None:
-        self.client.hdel(self.key("rl-overrides"), task_name)
+        self.client.hdel(self.coordination_key("rl-overrides"), task_name)
 
     # Time-limit overrides ---------------------------------------------------------------------
 
     @converted
     def set_time_limits(self, task_name: str, limits: TimeLimits) -> None:
-        self.client.hset(self.key("timelimits"), task_name, json.dumps(limits))
+        self.client.hset(self.coordination_key("timelimits"), task_name, json.dumps(limits))
 
     @converted
     def clear_time_limits(self, task_name: str) -> None:
-        self.client.hdel(self.key("timelimits"), task_name)
+        self.client.hdel(self.coordination_key("timelimits"), task_name)
 
     @converted
     def time_limits(self) -> dict[str, TimeLimits]:
         """Return every task's overriding (soft, hard) limits; unreadable entries are skipped."""
-        key = self.key("timelimits")
+        key = self.coordination_key("timelimits")
         raw: Any = self.client.hgetall(key)
         limits: dict[str, TimeLimits] = {}
         for field, value in raw.items():

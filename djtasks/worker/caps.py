@@ -91,7 +91,7 @@ class Caps:
             claim = started.claim
             try:
                 key = key_of(started.record, "concurrency", gate.concurrency_key)
-                woken = self.broker.release_slot(started.task.name, key, claim.id, claim.token)
+                woken = self.broker.release_slot(started.task.name, key, claim)
             except (KeyUnavailable, BrokerUnavailable) as exc:
                 # The slot ends with the attempt's lease all the same; waiters ask again later.
                 logger.warning("Task id=%s: its concurrency slot was not given back (%s)", claim.id, exc)

@@ -149,7 +149,8 @@ class Duties:
         broker = get_broker()
         if not broker.acquire("sweep", self.pool.worker_id, int(self.pool.config.SWEEP_INTERVAL * 3000)):
             return
-        if broker.ensure_epoch(uuid.uuid4().hex):
+        if broker.ensure_epoch(uuid.uuid4().hex, self.pool.queues):
             self.full_sweep_pending = True
+        broker.adopt_legacy()  # ids the previous key layout holds (before per-queue keys)
         full, self.full_sweep_pending = self.full_sweep_pending, False
         maintenance.sweep(broker, self.pool.config, full=full)

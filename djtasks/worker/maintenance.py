@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from itertools import batched
 
 from django.db import router
 from django.db.models import Q
@@ -39,29 +38,40 @@ def sweep(broker: Broker, config: Settings, *, full: bool) -> int:
 
     A regular sweep looks at rows enqueued in the last ten minutes (where failed publishes are)
     and at rows whose lease lapsed without an outcome; a full sweep, after Redis lost its data
-    or at start, looks at every unready row.
+    or at start, looks at every unready row. Rows are read in pages by (enqueued_at, id), not
+    through a server-side cursor, so the sweep works behind PgBouncer's transaction pooling.
     """
     now = timezone.now()
-    rows = TaskRecord.objects.using(router.db_for_read(TaskRecord)).unclaimed()
+    db = router.db_for_read(TaskRecord)
+    rows = TaskRecord.objects.using(db).unclaimed()
     rows = rows.filter(enqueued_at__lt=now - timedelta(seconds=config.SWEEP_GRACE))
     if not full:
         # Recent rows (where failed publishes are) and rows of any age whose lease lapsed.
         rows = rows.filter(Q(enqueued_at__gte=now - RECENT_WINDOW) | Q(lease_expires_at__lt=now))
-    values = rows.order_by("enqueued_at").values_list("id", "queue", "priority", "eta")
-    published = 0
-    for chunk in batched(values.iterator(chunk_size=SWEEP_BATCH), SWEEP_BATCH):
-        known = broker.known([row[0] for row in chunk])
+    published, after = 0, None
+    while True:
+        page = (
+            rows
+            if after is None
+            else rows.filter(Q(enqueued_at__gt=after[0]) | Q(enqueued_at=after[0], pk__gt=after[1]))
+        )
+        chunk = list(page.order_by("enqueued_at", "pk").values_list("id", "queue", "enqueued_at")[:SWEEP_BATCH])
+        if not chunk:
+            break
+        after = (chunk[-1][2], chunk[-1][0])
+        known = broker.known_where([(task_id, queue) for task_id, queue, _ in chunk])
         missing = [row[0] for row, present in zip(chunk, known, strict=True) if not present]
-        if not missing:
-            continue
-        # A row read before a worker claimed, ran and acked it looks missing from Redis now;
-        # read the missing ones again, so only rows still waiting are published.
-        still = TaskRecord.objects.using(router.db_for_read(TaskRecord)).unclaimed().filter(pk__in=missing)
-        items = [
-            (Message(id=task_id, queue=queue, priority=priority), due_ms(eta))
-            for task_id, queue, priority, eta in still.values_list("id", "queue", "priority", "eta")
-        ]
-        published += publish(items, from_sweeper=True)
+        if missing:
+            # A row read before a worker claimed, ran and acked it looks missing from Redis now;
+            # read the missing ones again, so only rows still waiting are published.
+            still = TaskRecord.objects.using(db).unclaimed().filter(pk__in=missing)
+            items = [
+                (Message(id=task_id, queue=queue, priority=priority), due_ms(eta))
+                for task_id, queue, priority, eta in still.values_list("id", "queue", "priority", "eta")
+            ]
+            published += publish(items, from_sweeper=True)
+        if len(chunk) < SWEEP_BATCH:
+            break
     if published:
         logger.warning("Outbox sweep published %d task(s) that Redis did not hold", published)
     return published

@@ -71,7 +71,7 @@ def test_the_dashboard_shows_a_caps_holders_and_waiters():
     page = client_for(superuser=True).get(DASHBOARD).content.decode()
     assert "1 of 1 running, 1 waiting" in page and holder.id[:10] in page
     # The holder's lease ends (acked by hand): its slot no longer counts, its release wakes the waiter.
-    assert broker.release_slot(capped.name, None, holder.id, by_id[holder.id].token) == waiter.id
+    assert broker.release_slot(capped.name, None, by_id[holder.id]) == waiter.id
     assert "0 of 1 running, 0 waiting" in client_for(superuser=True).get(DASHBOARD).content.decode()
 
 

@@ -128,9 +128,9 @@ def queue(raw_id: bytes, envelope: bytes = b"2:0", *, score: float = 0.0, where:
     """Put an id in one of the default queue's sets (0 ready, 1 scheduled, 2 in flight), with its envelope."""
     broker = get_broker()
     if envelope is not None:
-        broker.client.hset(broker.key("m"), raw_id, envelope)
-    broker.client.zadd(broker.queue_keys("default")[where], {raw_id: score})
-    broker.client.lpush(broker.queue_keys("default")[3], "1")
+        broker.client.hset(broker.queue_key("default", "messages"), raw_id, envelope)
+    broker.client.zadd(broker.queue_key("default", ("ready", "scheduled", "inflight")[where]), {raw_id: score})
+    broker.client.lpush(broker.wake_key("default"), "1")
 
 
 def settle(live: Live, batch: Batch) -> None:
@@ -185,9 +185,16 @@ def test_queued_ids_of_any_bytes_are_dead_lettered_and_acked(live, fault_report)
 
     write()
     settle(live, batch)
-    ready, scheduled, inflight, _ = broker.queue_keys("default")
-    assert broker.client.zcard(ready) == broker.client.zcard(inflight) == broker.client.hlen(broker.key("m")) == 0
-    assert broker.client.hlen(broker.key("d")) == 0  # acked: a restarted worker would not meet them again
+    ready, scheduled, inflight = (broker.queue_key("default", k) for k in ("ready", "scheduled", "inflight"))
+    assert (
+        broker.client.zcard(ready)
+        == broker.client.zcard(inflight)
+        == broker.client.hlen(broker.queue_key("default", "messages"))
+        == 0
+    )
+    assert (
+        broker.client.hlen(broker.queue_key("default", "deliveries")) == 0
+    )  # acked: a restarted worker would not meet them again
     report(fault_report, batch)
 
 
@@ -221,7 +228,7 @@ def test_envelopes_of_any_bytes_are_dead_lettered_with_their_raw_bytes(live, fau
 def test_scheduled_members_and_scores_of_any_value(live, fault_report):
     batch = Batch("sch-", "scheduled members and scores")
     broker = get_broker()
-    key = broker.queue_keys("default")[1]
+    key = broker.queue_key("default", "scheduled")
     now_ms = time.time() * 1000
     future: list[bytes] = []
 
@@ -258,15 +265,15 @@ def test_scheduled_members_and_scores_of_any_value(live, fault_report):
 def test_in_flight_owner_delivery_and_sequence_values_of_any_bytes(live, fault_report):
     batch = Batch("fl-", "in-flight, owner, delivery and sequence values")
     broker = get_broker()
-    inflight = broker.queue_keys("default")[2]
-    deliveries = broker.key("d")
-    broker.client.set(broker.key("seq"), b"not a number")
+    inflight = broker.queue_key("default", "inflight")
+    deliveries = broker.queue_key("default", "deliveries")
+    broker.client.set(broker.queue_key("default", "seq"), b"not a number")
 
     @GENERATE
     @given(raw_ids, st.booleans(), garbage, garbage, not_a_number)
     def write(raw, stored, owner, count, recount):
         raw = batch.unique(raw)
-        broker.client.hset(broker.key("o"), raw, owner)
+        broker.client.hset(broker.queue_key("default", "owners"), raw, owner)
         broker.client.hset(deliveries, raw, count)
         queue(raw, b"2:0" if stored else None, score=-1.0, where=2)  # a lease that lapsed long ago
         if stored:
@@ -286,7 +293,7 @@ def test_in_flight_owner_delivery_and_sequence_values_of_any_bytes(live, fault_r
 def test_rate_and_time_limit_overrides_of_any_bytes(live, fault_report):
     batch = Batch("ovr-", "rate and time-limit overrides")
     broker = get_broker()
-    rates, limits = broker.key("rl-overrides"), broker.key("timelimits")
+    rates, limits = broker.coordination_key("rl-overrides"), broker.coordination_key("timelimits")
     written: dict[str, set[bytes]] = {rates: set(), limits: set()}
 
     rate_values = st.one_of(st.sampled_from([b"100", b"0", b"2.5"]), garbage)
@@ -335,7 +342,7 @@ def test_counters_events_and_queue_names_of_any_bytes_and_the_web_side_answers(
     def write(key, field_, value, queue_name, event, work_count):
         broker.client.hset(key, field_, value)
         broker.client.hset(counters[0], work_done, work_count)  # the field the worker increments next
-        broker.client.sadd(broker.key("queues"), queue_name)
+        broker.client.sadd(broker.coordination_key("queues"), queue_name)
         broker.client.xadd(broker.events_key(), {"e": event})
         batch.valid()
 
@@ -367,8 +374,8 @@ def test_counters_events_and_queue_names_of_any_bytes_and_the_web_side_answers(
             labels, _ = decode.loads(field_)
             accounted(key, field_, isinstance(labels, list) and tuple(map(str, labels)) in stats[key])
     names = set(broker.queue_stats())
-    for member in broker.client.smembers(broker.key("queues")):
-        accounted(broker.key("queues"), member, decode.text(member) in names)
+    for member in broker.client.smembers(broker.coordination_key("queues")):
+        accounted(broker.coordination_key("queues"), member, decode.text(member) in names)
     read_ids = {entry_id for entry_id, _ in found}
     for entry_id, _ in entries:
         accounted(broker.events_key(), entry_id.decode(), entry_id.decode() in read_ids)

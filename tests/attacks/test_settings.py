@@ -26,7 +26,28 @@ ADD = "tests.testapp.tasks.add"
 
 # Wrong values for each key, in the test settings (LEASE_SECONDS 6, SOCKET_TIMEOUT 3, ...).
 INVALID: dict[str, list[object]] = {
-    "REDIS_URL": ["localhost:6379", "", 6379],
+    "REDIS_URL": [
+        "localhost:6379",
+        "",
+        6379,
+        "sentinel://h1",
+        "sentinel://h1:26379;redis://h2:6379",
+        "sentinel://h1:26379/0;sentinel://h2:26379/1",
+        "sentinel://h1:99999",
+        "sentinel://:pw@h1:x/0",
+    ],
+    "REDIS_OPTIONS": [
+        {"socket_timeout": 5},
+        {"decode_responses": True},
+        {"password": 5},
+        {"health_check_interval": True},
+        {"master_name": ""},
+        {"master_name": "m"},  # with a redis:// URL: Sentinel's key means nothing there
+        {"sentinel_kwargs": {"bogus": 1}},
+        {"sentinel_kwargs": {"password": None}},
+        "master_name=m",
+        None,
+    ],
     "PREFIX": ["", "my app", "{tag}", "a:b", "x" * 101, "tab\there", 5],
     "SOCKET_TIMEOUT": [0, -1, 0.5, 4.0, True, NAN, INF, "5", None],
     "SOCKET_CONNECT_TIMEOUT": [0, -2, 10.0, None, "1", True, INF],
@@ -73,6 +94,8 @@ RELATIONS: list[tuple[str, dict[str, object]]] = [
     ("REAP_INTERVAL", {"LEASE_SECONDS": 55, "REAP_INTERVAL": 10}),
     ("SOCKET_TIMEOUT", {"LEASE_SECONDS": 10, "SOCKET_TIMEOUT": 6}),
     ("CONCURRENCY", {"CONCURRENCY": 9, "MAX_CONCURRENCY": 8}),
+    ("REDIS_OPTIONS", {"REDIS_URL": "sentinel://127.0.0.1:26379;sentinel://127.0.0.1:26380/0"}),
+    ("REDIS_OPTIONS", {"REDIS_URL": "sentinel://127.0.0.1:26379/0", "REDIS_OPTIONS": {"password": "x"}}),
 ]
 CASES = [
     pytest.param(key, {key: value}, id=f"{key}={value!r}"[:80]) for key, values in INVALID.items() for value in values

@@ -298,9 +298,9 @@ def test_a_start_the_database_refuses_is_set_aside_once_and_spares_its_batch(chi
 
 def push_raw(task_id: str, envelope: str = "2:0", queue: str = "default") -> None:
     broker = get_broker()
-    broker.client.hset(broker.key("m"), task_id, envelope)
-    broker.client.zadd(broker.queue_keys(queue)[0], {task_id: 0})
-    broker.client.lpush(broker.queue_keys(queue)[3], "1")
+    broker.client.hset(broker.queue_key(queue, "messages"), task_id, envelope)
+    broker.client.zadd(broker.queue_key(queue, "ready"), {task_id: 0})
+    broker.client.lpush(broker.wake_key(queue), "1")
 
 
 def test_a_queued_id_the_database_refuses_is_dead_lettered_not_handed_back_forever(child):

@@ -82,7 +82,7 @@ def test_the_start_moves_in_redis_too(redis_server):
     first = debounced.delay(1)
     publisher.flush()
     broker = get_broker()
-    scheduled = broker.queue_keys("default")[1]
+    scheduled = broker.queue_key("default", "scheduled")
     before = broker.client.zscore(scheduled, first.id)
     time.sleep(0.2)
     debounced.delay(2)
@@ -90,7 +90,7 @@ def test_the_start_moves_in_redis_too(redis_server):
     after = broker.client.zscore(scheduled, first.id)
     assert after == int(row.eta.timestamp() * 1000) and after - before >= 200
     # Due already (no worker took it yet): moved back from the ready set.
-    ready = broker.queue_keys("default")[0]
+    ready = broker.queue_key("default", "ready")
     broker.client.zrem(scheduled, first.id)
     broker.client.zadd(ready, {first.id: 1})
     debounced.delay(3)
@@ -107,7 +107,8 @@ def test_debounce_holds_with_redis_down_and_runs_the_latest_once_it_is_back(work
     worker("-c", "1")
     assert wait_for(lambda: runs(ledger), timeout=30)
     assert [e.key for e in runs(ledger)] == ["offline-2"]
-    assert TaskRecord.objects.get(pk=task_id).state == "SUCCESS"
+    # The ledger is written by the task, before its outcome commits.
+    assert wait_for(lambda: TaskRecord.objects.get(pk=task_id).state == "SUCCESS", timeout=10)
 
 
 def test_a_rolled_back_call_leaves_the_waiting_arguments(redis_server):
@@ -176,9 +177,9 @@ def test_a_worker_that_takes_a_debounced_row_early_puts_it_back(worker, ledger):
     first = debounced.delay("early")
     publisher.flush()
     broker = get_broker()
-    broker.client.zadd(broker.queue_keys("default")[1], {first.id: 0})  # due since 1970
+    broker.client.zadd(broker.queue_key("default", "scheduled"), {first.id: 0})  # due since 1970
     called = time.time()
-    broker.client.lpush(broker.queue_keys("default")[3], "1")
+    broker.client.lpush(broker.wake_key("default"), "1")
     assert wait_for(lambda: runs(ledger), timeout=30)
     [run] = runs(ledger)
     assert run.key == "debounced-early" and run.at >= called + 4.5  # its start, less the start check's 0.5 s

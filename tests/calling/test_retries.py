@@ -99,7 +99,7 @@ def test_a_retry_whose_worker_dies_before_requeueing_still_runs_at_its_eta(worke
         eta=timezone.now() + dt.timedelta(seconds=2),
     )
     # Publish it as ready now, as the reaper would after the worker died: it must still wait for its eta.
-    get_broker().client.hdel(get_broker().key("m"), row.id)
+    get_broker().client.hdel(get_broker().queue_key("default", "messages"), row.id)
     get_broker().publish([(Message(id=row.id, queue="default"), 0)])
     worker()
     assert AsyncResult(row.id).get(timeout=30) == 3

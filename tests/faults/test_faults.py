@@ -268,7 +268,7 @@ def maintenance_cursor():
 def test_ten_thousand_malformed_messages_mixed_with_valid_ones(worker, ledger, fault_report):
     rng = random.Random(20261121)
     broker = get_broker()
-    ready, wake = broker.queue_keys("default")[0], broker.queue_keys("default")[3]
+    ready, wake = broker.queue_key("default", "ready"), broker.wake_key("default")
     keys, ids = [], []
     pipe = broker.client.pipeline(transaction=False)
     for i in range(10_000):
@@ -283,7 +283,7 @@ def test_ten_thousand_malformed_messages_mixed_with_valid_ones(worker, ledger, f
             raw = json.dumps({"v": 1, "id": f"bad{i}", "q": "default", "p": rng.choice([1e9, "x", True])}).encode()
         else:
             raw = json.dumps({"v": 1, "id": f"bad{i}", "q": "default", "p": 0}).encode()  # no such row
-        pipe.hset(broker.key("m"), f"bad{i}", raw)
+        pipe.hset(broker.queue_key("default", "messages"), f"bad{i}", raw)
         pipe.zadd(ready, {f"bad{i}": 100 * 10**13 + i})
     pipe.lpush(wake, "1")
     pipe.execute()
@@ -326,15 +326,15 @@ def test_one_message_delivered_three_times(worker, ledger, fault_report):
     broker = get_broker()
     keys, ids = enqueue(1, seconds=1.0, prefix="dup")
     task_id = ids[0]
-    envelope = broker.client.hget(broker.key("m"), task_id)
+    envelope = broker.client.hget(broker.queue_key("default", "messages"), task_id)
     worker("-c", "2")
     assert wait_for(lambda: any(e.kind == "start" for e in read(ledger)), timeout=30)
-    broker.client.zadd(broker.queue_keys("default")[0], {task_id: 0})  # second copy, while it runs
-    broker.client.lpush(broker.queue_keys("default")[3], "1")
+    broker.client.zadd(broker.queue_key("default", "ready"), {task_id: 0})  # second copy, while it runs
+    broker.client.lpush(broker.wake_key("default"), "1")
     assert wait_all_done(ids, timeout=30)
-    broker.client.hset(broker.key("m"), task_id, envelope)  # third copy, after it finished
-    broker.client.zadd(broker.queue_keys("default")[0], {task_id: 0})
-    broker.client.lpush(broker.queue_keys("default")[3], "1")
+    broker.client.hset(broker.queue_key("default", "messages"), task_id, envelope)  # third copy, after it finished
+    broker.client.zadd(broker.queue_key("default", "ready"), {task_id: 0})
+    broker.client.lpush(broker.wake_key("default"), "1")
     assert wait_for(lambda: broker.known([task_id]) == [False], timeout=30)
     verdict = check(ledger, keys, ids)
     assert verdict.started_twice == [] and verdict.lost == []

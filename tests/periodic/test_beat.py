@@ -81,7 +81,9 @@ def test_a_run_key_held_by_a_dead_worker_delays_the_run_but_does_not_lose_it(red
     clock = Clock(T0 + timedelta(seconds=5))
     beat = Beat("w2", "default", clock, min_interval=0)
     assert beat.tick() == 0
-    get_broker().client.delete(get_broker().key("lock", f"beat:{row.pk}:{due_ms}"))  # the key's TTL ran out
+    get_broker().client.delete(
+        get_broker().coordination_key("lock", f"beat:{row.pk}:{due_ms}")
+    )  # the key's TTL ran out
     assert beat.tick() == 1 and len(runs()) == 1
 
 

@@ -139,7 +139,7 @@ def seed() -> dict[str, Any]:
     broker = get_broker()
     broker.heartbeat(WALK_WORKER, {"id": WALK_WORKER, "queues": ["default"], "concurrency": 2}, ttl_s=3600)
     broker.pause_queue("walk-paused", "paused by the walk")
-    broker.client.zadd(broker.queue_keys("default")[1], {"t-retry": 1})
+    broker.client.zadd(broker.queue_key("default", "scheduled"), {"t-retry": 1})
     letter = DeadLetter.objects.create(
         task_id="t-letter",
         task_name=ADD,

@@ -7,6 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.db import OperationalError, connection
+
 from djtasks.models import TaskRecord
 
 
@@ -18,12 +20,15 @@ class Entry:
     at: float
 
 
-def read(path: Path) -> list[Entry]:
+def read(path: Path, offsets: dict[int, float] | None = None) -> list[Entry]:
+    """Read the ledger; `offsets` (pid -> seconds its clock runs ahead, tests/support/hosts.py) puts
+    every entry on the real clock."""
     entries = []
     for line in path.read_text().splitlines():
         parts = line.split()
         if len(parts) == 4 and parts[0] in ("start", "end"):
-            entries.append(Entry(parts[0], parts[1], int(parts[2]), float(parts[3])))
+            pid = int(parts[2])
+            entries.append(Entry(parts[0], parts[1], pid, float(parts[3]) - (offsets or {}).get(pid, 0.0)))
     return entries
 
 
@@ -51,15 +56,22 @@ COMMIT_WINDOW_S = 2.0
 
 
 def check(
-    path: Path, keys: list[str], ids: list[str], *, since: float | None = None, kills: list[float] = ()
+    path: Path,
+    keys: list[str],
+    ids: list[str],
+    *,
+    since: float | None = None,
+    kills: list[float] = (),
+    offsets: dict[int, float] | None = None,
 ) -> Verdict:
     """Count lost tasks (no SUCCESS row) and tasks the ledger shows starting or ending twice.
 
     With `since` (a fault's time), recovery is the time from the fault to the first start of a
     task that had started but not ended before it. With `kills`, a task completed twice is
-    explained when its first end fell within COMMIT_WINDOW_S before one of the kills.
+    explained when its first end fell within COMMIT_WINDOW_S before one of the kills. `offsets`:
+    see read().
     """
-    entries = read(path)
+    entries = read(path, offsets)
     starts = Counter(e.key for e in entries if e.kind == "start")
     ends = Counter(e.key for e in entries if e.kind == "end")
     done = set(TaskRecord.objects.filter(pk__in=ids, state="SUCCESS").values_list("pk", flat=True))
@@ -88,9 +100,14 @@ def check(
 
 
 def wait_all_done(ids: list[str], timeout: float) -> bool:
+    """Wait until every id's row is SUCCESS; a database that refuses a look (an outage ending,
+    PgBouncer still waiting to log in again) is asked again on a new connection."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if TaskRecord.objects.filter(pk__in=ids, state="SUCCESS").count() == len(ids):
-            return True
+        try:
+            if TaskRecord.objects.filter(pk__in=ids, state="SUCCESS").count() == len(ids):
+                return True
+        except OperationalError:
+            connection.close()
         time.sleep(0.2)
     return False

@@ -20,7 +20,10 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, *, port: int | None = None, password: str | None = None) -> None:
+    def __init__(
+        self, bind: tuple[str, ...] = ("127.0.0.1",), *, port: int | None = None, password: str | None = None
+    ) -> None:
+        self.bind = bind
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not on PATH: run bin/test, which installs it.")
@@ -45,7 +48,10 @@ class RedisServer:
                 "--port",
                 str(self.port),
                 "--bind",
-                "127.0.0.1",
+                *self.bind,
+                # Bound beyond loopback only to a private bridge inside this machine (tests/support/hosts.py).
+                "--protected-mode",
+                "no" if set(self.bind) - {"127.0.0.1"} else "yes",
                 "--save",
                 "",
                 "--appendonly",

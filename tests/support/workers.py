@@ -18,7 +18,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class WorkerProcess:
-    def __init__(self, redis_url: str, log_dir: Path, *args: str, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        redis_url: str,
+        log_dir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        prefix: list[str] | None = None,
+    ):
+        # prefix: a command to run the worker under (ip netns exec <host>, for tests/support/hosts.py).
+        self.prefix = prefix or []
         self.log_path = log_dir / f"worker-{time.monotonic_ns()}.log"
         self.env = {
             **os.environ,
@@ -34,7 +43,14 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "taskworker", "--settings=tests.settings", *self.args],
+            [
+                *self.prefix,
+                sys.executable,
+                str(ROOT / "manage.py"),
+                "taskworker",
+                "--settings=tests.settings",
+                *self.args,
+            ],
             cwd=ROOT,
             env=self.env,
             stdout=self._log,

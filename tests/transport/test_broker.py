@@ -4,8 +4,9 @@ import time
 
 import pytest
 
+from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.core.message import Message
-from djtasks.transport.broker import get_broker
+from djtasks.transport.broker import close_broker, get_broker
 
 pytestmark = pytest.mark.usefixtures("redis_server")
 
@@ -50,7 +51,7 @@ def test_a_copy_of_a_reserved_id_is_dropped_not_run_twice():
     broker = get_broker()
     publish(Message("t", "default"))
     first = broker.claim_one(["default"], "w1", 10_000)
-    broker.client.zadd(broker.queue_keys("default")[0], {"t": 0})  # a forced duplicate
+    broker.client.zadd(broker.queue_key("default", "ready"), {"t": 0})  # a forced duplicate
     assert broker.claim_one(["default"], "w2", 10_000) is None
     assert broker.ack(first)
 
@@ -71,7 +72,7 @@ def test_extend_keeps_a_lease_alive_and_reports_lost_ones():
     publish(Message("t", "default"), Message("u", "default"))
     t = broker.claim_one(["default"], "w1", 200)
     u = broker.claim_one(["default"], "w1b", 200)
-    broker.client.hset(broker.key("o"), "u", "someone-else")
+    broker.client.hset(broker.queue_key("default", "owners"), "u", "someone-else")
     assert broker.extend([t, u], 10_000) == ["u"]
     time.sleep(0.3)
     assert broker.reap(["default"]) == ["u"]
@@ -152,9 +153,66 @@ def test_scripted_pipelines_take_one_round_trip_and_survive_a_script_flush():
 
 def test_a_lock_left_without_an_expiry_lapses_instead_of_stopping_its_duty_forever(redis_server):
     broker = get_broker()
-    key = broker.key("lock", "sweep")
+    key = broker.coordination_key("lock", "sweep")
     redis_server.client().set(key, b"\xffnot-a-worker")  # no TTL: not a lock djtasks wrote
     assert broker.acquire("sweep", "w1", 200) is False
     assert 0 < redis_server.client().pttl(key) <= 200
     time.sleep(0.3)
     assert broker.acquire("sweep", "w1", 200) is True
+
+
+def test_a_batch_claim_over_two_queues_is_one_round_trip_and_takes_the_first_queue_first(monkeypatch):
+    broker = get_broker()
+    publish(*[Message(f"a{i}", "one") for i in range(3)], *[Message(f"b{i}", "two") for i in range(3)])
+    trips = []
+    original = type(broker.client).pipeline
+
+    def pipeline(self, *args, **kwargs):
+        trips.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(broker.client), "pipeline", pipeline)
+    claims = broker.claim(["two", "one"], "w", 10_000, limit=2, deep=0)
+    assert len(trips) == 1
+    assert [c.id for c in claims] == ["b0", "b1", "a0", "a1"]
+    assert len({c.token for c in claims}) == 4  # tokens differ between the queues of one round
+    trips.clear()
+    one = broker.claim(["empty", "one"], "w2", 10_000, limit=1)
+    assert [c.id for c in one] == ["a2"] and len(trips) == 2  # one at a time: asked in turn
+
+
+def test_a_queue_whose_keys_were_lost_alone_is_noticed_by_its_epoch_marker(redis_server):
+    broker = get_broker()
+    publish(Message("t", "lonely"))
+    assert broker.ensure_epoch("first", ["default"]) is True  # new: every marker written
+    assert broker.ensure_epoch("again", ["default"]) is False
+    # One cluster master lost its data: only the lonely queue's keys are gone.
+    redis_server.client().delete(*[broker.queue_key("lonely", kind) for kind in ("ready", "messages", "epoch")])
+    assert broker.ensure_epoch("third", ["default"]) is True  # found through the set of queue names
+
+
+@pytest.mark.parametrize("how", ["first connection", "restart"])
+def test_a_publish_sent_without_waiting_arrives_though_redis_lacks_the_script(redis_server, how):
+    """A Redis that never saw the publish script (new, or restarted) must not refuse a publish sent
+    without waiting: its NOSCRIPT reply would be read only at the thread's next publish (seconds or
+    hours later, replaying it then) and meanwhile the task would wait for the outbox sweep."""
+    broker = get_broker()
+    if how == "restart":
+        broker.publish_nowait([(Message("before", "default"), 0)])
+        broker.flush_publishes()
+        redis_server.stop()
+        redis_server.start()  # empty, without scripts
+        # What is sent on the dead connection is the outbox sweep's (test_enqueue); reading its
+        # reply finds the connection gone, and the next publish makes a new one.
+        broker.publish_nowait([(Message("lost", "default"), 0)])
+        with pytest.raises(BrokerUnavailable):
+            broker.flush_publishes()
+    else:
+        close_broker()
+        redis_server.client().script_flush()
+        broker = get_broker()
+    broker.publish_nowait([(Message("sent", "default"), 0)])
+    deadline = time.monotonic() + 2
+    while broker.known(["sent"], "default") != [True] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert broker.known(["sent"], "default") == [True]  # without another publish from this thread

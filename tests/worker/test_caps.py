@@ -71,7 +71,7 @@ def test_concurrency_1_never_overlaps_across_workers_and_waiters_are_woken(worke
     # Woken when a slot frees, not when a parked waiter asks again (LEASE + REAP = 7 s here).
     park = get_settings().LEASE_SECONDS + get_settings().REAP_INTERVAL
     assert took < park, f"8 runs of 0.3 s took {took:.1f} s: waiters waited to ask again"
-    assert not get_broker().client.hgetall(get_broker().key("d"))  # parking was forgiven
+    assert not get_broker().client.hgetall(get_broker().queue_key("default", "deliveries"))  # parking was forgiven
 
 
 def test_concurrency_2_runs_two_at_once_and_never_three(worker, ledger):
@@ -151,8 +151,8 @@ def test_quiet_rate_keys_expire_from_redis(worker, ledger):
     worker("-c", "1")
     per_customer.delay("quiet", 0).get(timeout=30)
     broker = get_broker()
-    assert broker.client.keys(broker.key("rlk", "*"))
-    assert wait_for(lambda: not broker.client.keys(broker.key("rlk*")), timeout=5)  # 500 ms + 1 s
+    assert broker.client.keys(broker.coordination_key("rlk", "*"))
+    assert wait_for(lambda: not broker.client.keys(broker.coordination_key("rlk*")), timeout=5)  # 500 ms + 1 s
 
 
 # Rows without stored keys, keys that fail, bytes nobody meant, Redis losing its data -----------------
@@ -201,9 +201,11 @@ junk = st.one_of(st.binary(max_size=40), st.sampled_from([b"", b"nan", b"inf", b
 def test_bytes_nobody_meant_in_cap_and_rate_keys_do_not_stop_the_work(worker, ledger):
     worker("-c", "2")
     broker = get_broker()
-    cap_slots, cap_waiters = broker.key("cap", capped.name, "-"), broker.key("cap-wait", capped.name, "-")
-    bucket = broker.key("rlk", per_customer.name, key_part("acme"))
-    rate_index, cap_index = broker.key("rlk-keys", per_customer.name), broker.key("cap-keys", capped_per_customer.name)
+    cap_slots = broker.queue_key("default", f"cap:{capped.name}:-")
+    cap_waiters = broker.queue_key("default", f"cap-wait:{capped.name}:-")
+    bucket = broker.coordination_key("rlk", per_customer.name, key_part("acme"))
+    rate_index = broker.coordination_key("rlk-keys", per_customer.name)
+    cap_index = broker.queue_key("default", f"cap-keys:{capped_per_customer.name}")
     rounds = {"n": 0}
 
     @settings(max_examples=12, deadline=None, database=None, suppress_health_check=list(HealthCheck))
@@ -261,8 +263,10 @@ def test_a_waiter_no_release_wakes_asks_again_after_lease_and_reap(worker, ledge
     assert broker.acquire_slot(capped.name, None, 1, claim, 60_000) == 1  # held by no worker that will release it
     worker("-c", "1")
     waiting = capped.delay("waiting", 0)
-    assert wait_for(lambda: broker.client.zcard(broker.key("cap-wait", capped.name, "-")) == 1, timeout=30)
-    broker.client.hdel(broker.key("o"), holder.id)  # the holder's lease ends, nothing releases its slot
+    waiters = broker.queue_key("default", f"cap-wait:{capped.name}:-")
+    assert wait_for(lambda: broker.client.zcard(waiters) == 1, timeout=30)
+    # The holder's lease ends, nothing releases its slot.
+    broker.client.hdel(broker.queue_key("default", "owners"), holder.id)
     ended = time.time()
     assert waiting.get(timeout=30) == "waiting"
     [run] = [e for e in ledgers.read(ledger) if e.kind == "start"]

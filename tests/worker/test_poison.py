@@ -18,9 +18,9 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 
 def push_raw(task_id, envelope, queue="default"):
     broker = get_broker()
-    broker.client.hset(broker.key("m"), task_id, envelope)
-    broker.client.zadd(broker.queue_keys(queue)[0], {task_id: 0})
-    broker.client.lpush(broker.queue_keys(queue)[3], "1")
+    broker.client.hset(broker.queue_key(queue, "messages"), task_id, envelope)
+    broker.client.zadd(broker.queue_key(queue, "ready"), {task_id: 0})
+    broker.client.lpush(broker.wake_key(queue), "1")
 
 
 def test_arguments_that_do_not_bind_fail_and_are_dead_lettered(worker):
@@ -85,9 +85,17 @@ def redis_holds(raw_id: bytes) -> list[str]:
     """Name the structures of the default queue that still hold this id."""
     broker = get_broker()
     client = broker.client
-    ready, scheduled, inflight, _ = broker.queue_keys("default")
+    ready, scheduled, inflight = (broker.queue_key("default", k) for k in ("ready", "scheduled", "inflight"))
     found = [key for key in (ready, scheduled, inflight) if client.zscore(key, raw_id) is not None]
-    return found + [key for key in (broker.key("m"), broker.key("o"), broker.key("d")) if client.hexists(key, raw_id)]
+    return found + [
+        key
+        for key in (
+            broker.queue_key("default", "messages"),
+            broker.queue_key("default", "owners"),
+            broker.queue_key("default", "deliveries"),
+        )
+        if client.hexists(key, raw_id)
+    ]
 
 
 @pytest.mark.parametrize("children", ["1", "2"])

@@ -77,7 +77,7 @@ def test_a_message_that_breaks_the_child_every_time_is_set_aside_after_max_deliv
     assert "unexpected error in the worker on each of its 5 deliveries" in letter.reason
     row = TaskRecord.objects.get(pk=cursed.id)
     assert row.state == "FAILURE" and row.exception_type == "djtasks.exceptions.MessageRejected"
-    assert get_broker().known(["cursed"]) == [False]
+    assert wait_for(lambda: get_broker().known(["cursed"]) == [False], timeout=10)  # acked after the commit
     assert starts(ledger, "cursed") == 0
     assert work.delay("after").get(timeout=20) == "after" and proc.process.poll() is None
 

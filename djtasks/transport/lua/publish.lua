@@ -1,14 +1,14 @@
 -- Publish task ids to one queue, idempotently: an id Redis already knows is left alone.
+-- Every key is the queue's own (one hash slot); the caller wakes the queue's consumers.
 -- KEYS[1] messages  HASH  id -> envelope ("2:<priority>"); the id is "known" while present
 -- KEYS[2] ready     ZSET  id scored by priority then arrival (lowest score runs first)
 -- KEYS[3] scheduled ZSET  id scored by due time (ms), promoted into ready when due
--- KEYS[4] wake      LIST  tokens that wake idle workers blocked on this queue
--- KEYS[5] sequence  STRING counter that orders arrivals within a priority
+-- KEYS[4] sequence  STRING counter that orders arrivals within a priority
 -- ARGV[1] n, then n groups of ARGV: id, envelope, priority (-100..100), due_ms (0 = now)
 -- Returns the number of ids newly published.
 local now = now_ms()
 local n = tonumber(ARGV[1])
-local added, ready = 0, 0
+local added = 0
 for i = 0, n - 1 do
   local id = ARGV[2 + i * 4]
   if redis.call('HSETNX', KEYS[1], id, ARGV[3 + i * 4]) == 1 then
@@ -17,13 +17,8 @@ for i = 0, n - 1 do
     if due > now then
       redis.call('ZADD', KEYS[3], due, id)
     else
-      redis.call('ZADD', KEYS[2], ready_score(tonumber(ARGV[4 + i * 4]), KEYS[5]), id)
-      ready = ready + 1
+      redis.call('ZADD', KEYS[2], ready_score(tonumber(ARGV[4 + i * 4]), KEYS[4]), id)
     end
   end
-end
-if ready > 0 then
-  for _ = 1, math.min(ready, 64) do redis.call('LPUSH', KEYS[4], '1') end
-  redis.call('LTRIM', KEYS[4], 0, 63)
 end
 return added

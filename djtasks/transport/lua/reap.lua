@@ -1,11 +1,11 @@
 -- Return reservations whose lease expired (their worker died or hung) to their queue.
--- Idempotent and safe to run from every worker at once: each expired id is moved once.
+-- Idempotent and safe to run from every worker at once: each expired id is moved once. The
+-- caller wakes the queue's consumers when ids were moved.
 -- KEYS[1] inflight ZSET of one queue
 -- KEYS[2] ready    ZSET of that queue
 -- KEYS[3] messages HASH id -> envelope
 -- KEYS[4] owners   HASH id -> owner token
 -- KEYS[5] sequence STRING arrival counter
--- KEYS[6] wake     LIST of that queue
 -- ARGV[1] the most ids to move in one call
 -- Returns {moved, orphans}: the ids moved, and the expired ids without a message (dropped).
 local now = now_ms()
@@ -21,9 +21,5 @@ for _, id in ipairs(expired) do
   else
     table.insert(orphans, id)
   end
-end
-if #moved > 0 then
-  redis.call('LPUSH', KEYS[6], '1')
-  redis.call('LTRIM', KEYS[6], 0, 63)
 end
 return {moved, orphans}

@@ -1,11 +1,11 @@
--- Hand a reservation back to its queue (shutdown, or its child process died).
+-- Hand a reservation back to its queue (shutdown, or its child process died); the caller wakes
+-- the queue's consumers.
 -- KEYS[1] inflight   ZSET of the task's queue
 -- KEYS[2] ready      ZSET of the task's queue
 -- KEYS[3] scheduled  ZSET of the task's queue
 -- KEYS[4] owners     HASH id -> owner token
 -- KEYS[5] deliveries HASH id -> count
 -- KEYS[6] sequence   STRING arrival counter
--- KEYS[7] wake       LIST of the task's queue
 -- ARGV[1] id, ARGV[2] owner token, ARGV[3] delay_ms, ARGV[4] priority,
 -- ARGV[5] '1' when this delivery should not count towards the poison limit (it never started)
 -- Returns 1 if released, 0 if the caller no longer owned the id.
@@ -18,7 +18,5 @@ if delay > 0 then
   redis.call('ZADD', KEYS[3], now_ms() + delay, ARGV[1])
 else
   redis.call('ZADD', KEYS[2], ready_score(tonumber(ARGV[4]), KEYS[6]), ARGV[1])
-  redis.call('LPUSH', KEYS[7], '1')
-  redis.call('LTRIM', KEYS[7], 0, 63)
 end
 return 1

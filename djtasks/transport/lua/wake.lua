@@ -3,7 +3,7 @@
 -- KEYS[2] ready     ZSET of the queue
 -- KEYS[3] messages  HASH id -> envelope
 -- KEYS[4] sequence  STRING arrival counter
--- KEYS[5] wake      LIST of the queue
+-- (The caller pushes the queue's wake-up token beside the script: it is a coordination key.)
 -- ARGV[1] id
 -- Returns 1 if it was woken, 0 if it was not parked there any more (claimed, revoked, acked).
 local id = ARGV[1]
@@ -11,6 +11,4 @@ if redis.call('ZREM', KEYS[1], id) == 0 then return 0 end
 local envelope = redis.call('HGET', KEYS[3], id)
 if not envelope then return 0 end
 redis.call('ZADD', KEYS[2], ready_score(priority_of(envelope), KEYS[4]), id)
-redis.call('LPUSH', KEYS[5], '1')
-redis.call('LTRIM', KEYS[5], 0, 63)
 return 1

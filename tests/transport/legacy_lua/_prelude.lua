@@ -1,0 +1,56 @@
+-- Shared by the scripts that count, order or prioritise (prepended to them when registered).
+-- Redis holds what anyone wrote: a count, a sequence or an envelope that is not what the
+-- scripts wrote must not make a script fail, or every claim of the queue would fail with it.
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- A finite number from a string, or nil (tonumber also reads "inf", "nan" and hexadecimal).
+local function finite(s)
+  local n = tonumber(s)
+  if n == nil or n ~= n or n == math.huge or n == -math.huge then return nil end
+  return n
+end
+
+-- The next arrival number. A sequence that is not a count in 0..9e12 restarts from the clock
+-- (ms since 1970: above any count reached, so arrivals keep their order, and below 1e13).
+local function next_seq(key)
+  local seq = redis.pcall('INCR', key)
+  if type(seq) ~= 'number' or seq < 0 or seq > 9e12 then
+    seq = now_ms()
+    redis.call('SET', key, seq)
+  end
+  return seq
+end
+
+-- Add `by` to an id's delivery count. A count that is not an integer restarts from
+-- max(by, 0); the second value says so.
+local function add_delivery(key, id, by)
+  local n = redis.pcall('HINCRBY', key, id, by)
+  if type(n) ~= 'number' then
+    n = math.max(by, 0)
+    redis.call('HSET', key, id, n)
+    return n, true
+  end
+  return n, false
+end
+
+-- The priority of an envelope: "2:<priority>", or the JSON {"v": 1, ..., "p": priority} of
+-- earlier releases; 0 when it names none in -100..100.
+local function priority_of(envelope)
+  local p = tonumber(string.match(envelope, '^2:(%-?%d%d?%d?)$'))
+  if not p then
+    local ok, data = pcall(cjson.decode, envelope)
+    p = (ok and type(data) == 'table' and type(data.p) == 'number') and data.p or 0
+  end
+  if p ~= p or p < -100 or p > 100 then return 0 end
+  return math.floor(p)
+end
+
+-- The ready-set score of an arrival: priority band first (higher runs first), then arrival.
+local function ready_score(priority, seq_key)
+  return (100 - priority) * 1e13 + next_seq(seq_key)
+end
+
