@@ -86,7 +86,8 @@ _WORKER_NAME = Rule(
     lambda name: worker_name_error(name) is None,
     "djtasks.E016",
     "{key} {value} is not a worker name.",
-    "Worker ids are WORKER_NAME.pid, given to taskctl --destination as a comma-separated list.",
+    "The worker id is WORKER_NAME (or taskworker -n) expanded, e.g. djtasks@%h; taskctl --destination takes a "
+    "comma-separated list of them.",
     f"of 1 to {MAX_WORKER_NAME} printable characters, no spaces or commas",
 )
 _ROUTES = EachItem(

@@ -1,6 +1,6 @@
 """Remote control of running workers: send a command, gather each worker's reply within a timeout.
 
-Every function takes `destination` (worker ids such as "djtasks@host.1234"; None means every
+Every function takes `destination` (worker names such as "w1@host"; None means every
 live worker) and `timeout` (seconds), and returns one Reply per worker, in destination order.
 A worker that does not answer in time gets a Reply with ok=False and "no reply from ... within
 N s"; arguments are checked against core.commands before anything is sent (ValueError). `status()`
@@ -70,6 +70,8 @@ def status() -> list[dict[str, Any]]:
                 # Tasks the worker holds: running, and reserved by its children but not begun.
                 "held": len(_strings(info.get("active"))),
                 "started_at": info.get("started_at"),
+                "pool": info.get("pool") if isinstance(info.get("pool"), str) else None,
+                "events": info.get("events") if isinstance(info.get("events"), bool) else None,
                 "heartbeat_at": info.get("heartbeat_at"),
                 "heartbeat_age_s": age,
                 "uptime_s": None if uptime is None else round(uptime + (age or 0.0), 1),
@@ -278,6 +280,16 @@ def pool_shrink(
 def shutdown(destination: list[str] | None = None, *, timeout: float = DEFAULT_TIMEOUT, **options: Any) -> list[Reply]:
     """Ask workers for a warm shutdown: they stop fetching, finish what runs, and exit."""
     return broadcast("shutdown", destination=destination, timeout=timeout, **options)
+
+
+def enable_events(*, destination: list[str] | None = None, timeout: float = DEFAULT_TIMEOUT) -> list[Reply]:
+    """Ask workers to write task and worker events from now on (until they stop), as -E would."""
+    return broadcast("enable_events", destination=destination, timeout=timeout)
+
+
+def disable_events(*, destination: list[str] | None = None, timeout: float = DEFAULT_TIMEOUT) -> list[Reply]:
+    """Ask workers to stop writing events (until they stop, or enable_events)."""
+    return broadcast("disable_events", destination=destination, timeout=timeout)
 
 
 def _known(task_name: str) -> None:

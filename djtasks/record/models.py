@@ -189,7 +189,8 @@ class DeadLetter(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.task_name or '?'}[{self.task_id or '-'}]: {self.reason[:60]}"
+        # The title of its admin page: the reason, however long, is a field of its own there.
+        return f"{self.task_name or '?'}[{self.task_id or '-'}]"
 
 
 class Chord(models.Model):

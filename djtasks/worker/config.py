@@ -21,6 +21,8 @@ from djtasks.core.schema import Problem, label
 from djtasks.core.schema import problems as schema_problems
 from djtasks.periodic.entries import parse_entry
 from djtasks.periodic.schedules import ScheduleError
+from djtasks.worker.naming import name_error, node_name
+from djtasks.worker.pools import POOLS
 from djtasks.worker.protocol import ChildLimits
 
 # The Settings keys that taskworker's options (and the Worker's arguments) override.
@@ -31,6 +33,8 @@ OPTIONS = {
     "SOFT_TIME_LIMIT": "--soft-time-limit",
     "TIME_LIMIT": "--time-limit",
     "SHUTDOWN_GRACE": "--shutdown-grace",
+    "WORKER_NAME": "--hostname",
+    "ENABLE_EVENTS": "--events/--without-events",
 }
 
 
@@ -104,12 +108,62 @@ def schedule_problems(entries: dict[Any, Any], where: str | None = None) -> list
     return found
 
 
-def worker_settings(options: Mapping[str, Any], queues: list[str]) -> Settings:
+def pool_problems(config: Settings, pool: str, autoscale: tuple[int, int] | None) -> list[Problem]:
+    """Report what the chosen pool cannot do, a worker name that expands to no name, a bad --autoscale."""
+    found: list[Problem] = []
+    if error := name_error(node_name(config.WORKER_NAME)):
+        message = f"-n {config.WORKER_NAME!r} expands to no worker name: {error}."
+        found.append(Problem("djtasks.E090", message, "-n w1@%h"))
+    if pool not in POOLS:
+        found.append(Problem("djtasks.E091", f"--pool {pool!r} is not a pool.", f"One of {', '.join(POOLS)}."))
+    elif pool != "prefork":
+        if config.TIME_LIMIT is not None:
+            found.append(
+                Problem(
+                    "djtasks.E092",
+                    f"--pool {pool} cannot enforce a hard time limit (TIME_LIMIT / --time-limit): a thread cannot be "
+                    "killed.",
+                    "Use --pool prefork, or --soft-time-limit (raised in the task when it next runs Python code).",
+                )
+            )
+        if config.MAX_MEMORY_PER_CHILD is not None:
+            found.append(
+                Problem(
+                    "djtasks.E093",
+                    f"--pool {pool} has no child process to recycle (MAX_MEMORY_PER_CHILD / --max-memory-per-child).",
+                    "Use --pool prefork.",
+                )
+            )
+    if pool == "solo" and (config.CONCURRENCY != 1 or autoscale):
+        found.append(
+            Problem("djtasks.E094", "--pool solo runs one task at a time: -c must be 1, without --autoscale.", "-c 1")
+        )
+    if autoscale is not None:
+        most, least = autoscale
+        if not 1 <= least <= most <= config.MAX_CONCURRENCY:
+            found.append(
+                Problem(
+                    "djtasks.E095",
+                    f"--autoscale {most},{least} must be MAX,MIN with 1 <= MIN <= MAX <= MAX_CONCURRENCY "
+                    f"({config.MAX_CONCURRENCY}).",
+                    "--autoscale 10,3",
+                )
+            )
+    return found
+
+
+def worker_settings(
+    options: Mapping[str, Any], queues: list[str], pool: str = "prefork", autoscale: tuple[int, int] | None = None
+) -> Settings:
     """Return the settings with the options in place; raise ImproperlyConfigured naming every problem."""
     found = problems(options, queues)
+    config = get_settings()
+    if not found:
+        config = dataclasses.replace(config, **{key: value for key, value in options.items() if value is not None})
+        found = pool_problems(config, pool, autoscale)
     if found:
         raise ImproperlyConfigured("The worker cannot start:\n" + "\n".join(f"  {problem}" for problem in found))
-    return dataclasses.replace(get_settings(), **{key: value for key, value in options.items() if value is not None})
+    return config
 
 
 def child_limits(config: Settings) -> ChildLimits:

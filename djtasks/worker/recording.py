@@ -245,7 +245,9 @@ class Recording:
             logger.warning("Release of task id=%s failed (%s); its lease will lapse", claim.id, exc)
 
 
-def settle_killed(db: str, broker: Broker, claim: Claim, exc_type: str, message: str) -> None:
+def settle_killed(
+    db: str, broker: Broker, claim: Claim, exc_type: str, message: str, config: Settings | None = None
+) -> None:
     """Record the end of an attempt whose child the parent killed (hard time limit, terminate)."""
     try:
         record = transitions.fail_killed(db, claim.id, claim.token, exc_type, message, timezone.now())
@@ -259,7 +261,7 @@ def settle_killed(db: str, broker: Broker, claim: Claim, exc_type: str, message:
     if record is not None and exc_type == TERMINATED:
         signalling.terminated(registry.get(record.task_name), record, claim.queue, record.worker)
     if record is not None and record.state in RUNNABLE_STATES:  # a revoke made its own event
-        recorder = Recorder(broker, get_settings(), record.worker)
+        recorder = Recorder(broker, config or get_settings(), record.worker)
         recorder.done[(record.task_name, claim.queue, FAILURE)] += 1
         recorder.event(
             "task-failed", id=claim.id, name=record.task_name, queue=claim.queue, exception=f"{exc_type}: {message}"

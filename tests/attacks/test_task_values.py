@@ -24,7 +24,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from djtasks import control
-from djtasks.core.conf import get_settings
 from djtasks.models import DeadLetter, TaskRecord
 from djtasks.transport.broker import get_broker
 from tests.conftest import point_djtasks_at
@@ -49,7 +48,7 @@ class Live:
 
     @property
     def worker_id(self) -> str:
-        return f"{get_settings().WORKER_NAME}.{self.process.pid}"
+        return self.process.name
 
     def runs(self) -> Counter[str]:
         return Counter(line.split()[1] for line in self.ledger.read_text().splitlines() if line.startswith("start "))

@@ -24,7 +24,6 @@ import pytest
 from django.db import connection
 
 from djtasks import send_task
-from djtasks.core.conf import get_settings
 from djtasks.models import TaskRecord
 from djtasks.transport.broker import get_broker
 from tests.support.waiting import wait_for
@@ -126,7 +125,7 @@ def manage(*args: str) -> list[str]:
 
 
 def online(process) -> str:
-    worker_id = f"{get_settings().WORKER_NAME}.{process.pid}"
+    worker_id = process.name  # -n's name (djtasks@<host> by default), no pid appended
     assert wait_for(lambda: worker_id in get_broker().workers(), timeout=30)
     return worker_id
 
@@ -174,7 +173,7 @@ def test_the_screen_shows_filters_opens_revokes_and_rate_limits_tasks(worker, tm
     assert sum(row.lstrip().startswith("SUCCESS") and ".add" in row for row in rows) == 3, shown
     assert later.id[:8] not in shown  # never received: no event names it yet
     bottom = "\n".join(shown.splitlines()[-8:])
-    assert re.search(rf"{process.pid}\s+default\s+3\s+\d+\s+\d+\s+\d+s", bottom), bottom
+    assert re.search(rf"{re.escape(process.name)}\s+default\s+3\s+\d+\s+\d+\s+\d+s", bottom), bottom
     assert re.search(r"default\s+\d+\s+1\s+\d+\s*$", bottom, re.M), bottom  # the delayed task: SCHED 1
     coloured = tmux.screen(escapes=True)
     assert colour_before("FAILURE", coloured) != colour_before("SUCCESS", coloured)

@@ -3,7 +3,9 @@
 -- as the pop, so a reserved id is never only in a worker's memory. More than one id is taken
 -- only while the queue stays deeper than ARGV[5], so a deep queue costs one round trip per
 -- batch while a shallow one leaves work for idle workers. Every key is the queue's own (one
--- hash slot): a consumer of several queues sends one call per queue (queues.py).
+-- hash slot): a consumer of several queues sends one call per queue (queues.py). A paused queue
+-- (its flag key exists: the admin's pause, on every worker until resumed) gives nothing; its due
+-- ids still become ready.
 -- KEYS[1] messages   HASH id -> envelope ("2:<priority>"; JSON in releases before)
 -- KEYS[2] owners     HASH id -> owner token of the current lease
 -- KEYS[3] deliveries HASH id -> times reserved without being acked
@@ -11,6 +13,7 @@
 -- KEYS[5] ready      ZSET id scored by priority, then when it became due
 -- KEYS[6] scheduled  ZSET id scored by due time (ms)
 -- KEYS[7] inflight   ZSET id scored by lease deadline (ms)
+-- KEYS[8] paused     STRING the queue's pause flag (transport/fleet.py)
 -- ARGV[1] lease_ms, ARGV[2] owner token prefix, ARGV[3] promote limit,
 -- ARGV[4] most ids to reserve, ARGV[5] ready ids that must remain before taking another
 -- Returns {taken, orphans, recounted}:
@@ -42,7 +45,8 @@ for d = 1, #due, 2 do
 end
 
 local skipped, taken, want, deep = 0, {}, tonumber(ARGV[4]), tonumber(ARGV[5])
-while skipped < 1000 and #taken < want * 4 do
+local paused = redis.call('EXISTS', KEYS[8]) == 1
+while not paused and skipped < 1000 and #taken < want * 4 do
   if #taken > 0 and redis.call('ZCARD', KEYS[5]) <= deep then break end
   local popped = redis.call('ZPOPMIN', KEYS[5])
   if #popped == 0 then break end
