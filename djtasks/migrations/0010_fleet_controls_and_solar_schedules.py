@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('djtasks', '0008_task_unique_lock_and_keys'),
+        ('djtasks', '0009_group_results'),
     ]
 
     operations = [

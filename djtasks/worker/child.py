@@ -251,7 +251,7 @@ class Child:
     def _execute_one(self, item: Started) -> None:
         hard = self.runner.hard_limit(item.task, item.record)
         if hard is not None and not self.killable:
-            unenforced(item.task.name, hard)
+            unenforced(item.task.registered_name, hard)
             hard = None
         self.reporter.executing(item.claim.id, hard)
         began = time.monotonic()
