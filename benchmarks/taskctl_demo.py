@@ -12,15 +12,17 @@ from harness import Installation
 
 def main() -> None:
     with Installation() as site:
-        first, second = site.worker("-c", "2"), site.worker("-c", "2", "-Q", "default,hipri")
+        first, second = (
+            site.worker("-c", "2", "-n", "w1@%h"),
+            site.worker("-c", "2", "-n", "w2@%h", "-Q", "default,hipri"),
+        )
         from django.db import transaction
 
         from djtasks import control
-        from djtasks.core.conf import get_settings
+        from djtasks.worker.naming import node_name
         from tests.testapp.tasks import add, sleep_then_record
 
-        name = get_settings().WORKER_NAME
-        ids = [f"{name}.{first.pid}", f"{name}.{second.pid}"]
+        ids = [node_name("w1@%h"), node_name("w2@%h")]
         deadline = time.monotonic() + 60
         while set(control.workers()) != set(ids) and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -13,9 +13,9 @@ if TYPE_CHECKING:  # what mypy sees of the lazy names below, so typed tasks stay
     from djtasks.calling.declaration import shared_task as shared_task
     from djtasks.calling.declaration import task as task
     from djtasks.calling.eager import EagerResult as EagerResult
+    from djtasks.calling.groups import GroupResult as GroupResult
+    from djtasks.calling.groups import result_from_tuple as result_from_tuple
     from djtasks.calling.result import AsyncResult as AsyncResult
-    from djtasks.calling.result import GroupResult as GroupResult
-    from djtasks.calling.result import result_from_tuple as result_from_tuple
 
 __version__ = "0.1.0"
 
@@ -40,7 +40,7 @@ _EXPORTS = {
     "chord": "djtasks.calling.canvas",
     "chunks": "djtasks.calling.chunks",
     "send_task": "djtasks.calling.send",
-    "GroupResult": "djtasks.calling.result",
+    "GroupResult": "djtasks.calling.groups",
     "Retry": "djtasks.core.exceptions",
     "MaxRetriesExceededError": "djtasks.core.exceptions",
     "ChordError": "djtasks.core.exceptions",
@@ -48,7 +48,7 @@ _EXPORTS = {
     "shared_task": "djtasks.calling.declaration",
     "register_task": "djtasks.calling.declaration",
     "EagerResult": "djtasks.calling.eager",
-    "result_from_tuple": "djtasks.calling.result",
+    "result_from_tuple": "djtasks.calling.groups",
     "bulk": "djtasks.calling.bulk",
 }
 

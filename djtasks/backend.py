@@ -37,8 +37,8 @@ class RedisBackend(BaseTaskBackend):
     def validate_task(self, task: Any) -> None:
         if not is_module_level_function(task.func):
             raise InvalidTask(
-                f"Task function {task.func.__qualname__!r} must be defined at module level (not a lambda, "
-                "nested function or method): move it to the top level of the app's tasks.py."
+                f"Task function must be defined at a module level. {task.func.__qualname__!r} is a lambda, a "
+                "nested function, a method or a builtin: move it to the top level of the app's tasks.py."
             )
         super().validate_task(task)
 

@@ -10,6 +10,8 @@ from django.core import checks
 from django.db import connections, router
 
 from djtasks.calling.enqueue import BACKEND_PATH
+from djtasks.core import celeryconf
+from djtasks.core.conf import Settings
 from djtasks.record.models import TaskRecord
 from djtasks.worker import config
 
@@ -19,6 +21,11 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     errors: list[checks.CheckMessage] = [
         checks.Error(problem.message, hint=problem.hint, id=problem.check_id) for problem in config.problems()
     ]
+    # Celery's settings djtasks does not read (or reads through another name): none is silently ignored.
+    raw = getattr(settings, "DJTASKS", {})
+    for problem in celeryconf.problems(raw if isinstance(raw, dict) else {}, Settings.names()):
+        kind = checks.Error if problem.check_id.startswith("djtasks.E") else checks.Warning
+        errors.append(kind(problem.message, hint=problem.hint, id=problem.check_id))
     if not any(p.get("BACKEND") == BACKEND_PATH for p in getattr(settings, "TASKS", {}).values()):
         errors.append(
             checks.Warning(

@@ -2,10 +2,13 @@
 
 from djtasks.ops.control import (
     DEFAULT_TIMEOUT,
+    Inspect,
     Reply,
     add_consumer,
     broadcast,
     cancel_consumer,
+    disable_events,
+    enable_events,
     inspect,
     ping,
     pool_grow,
@@ -14,16 +17,20 @@ from djtasks.ops.control import (
     revoke,
     shutdown,
     status,
+    terminate,
     time_limit,
     workers,
 )
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "Inspect",
     "Reply",
     "add_consumer",
     "broadcast",
     "cancel_consumer",
+    "disable_events",
+    "enable_events",
     "inspect",
     "ping",
     "pool_grow",
@@ -32,6 +39,7 @@ __all__ = [
     "revoke",
     "shutdown",
     "status",
+    "terminate",
     "time_limit",
     "workers",
 ]

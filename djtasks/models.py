@@ -5,14 +5,19 @@ Django (and `from djtasks.models import TaskRecord`) finds them.
 """
 
 from djtasks.periodic.models import PeriodicRun, PeriodicTask, Source
-from djtasks.record.models import Chord, Dashboard, DeadLetter, TaskRecord, TaskRecordQuerySet
+from djtasks.record.models import Chord, Dashboard, DeadLetter, GroupRecord, TaskRecord, TaskRecordQuerySet
+from djtasks.record.steering import DeadTask, Fleet, RetryingTask
 
 __all__ = [
     "Chord",
     "Dashboard",
     "DeadLetter",
+    "DeadTask",
+    "Fleet",
+    "GroupRecord",
     "PeriodicRun",
     "PeriodicTask",
+    "RetryingTask",
     "Source",
     "TaskRecord",
     "TaskRecordQuerySet",

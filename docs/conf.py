@@ -66,6 +66,7 @@ djtasks_public_modules = [
     "djtasks.schedules",
     "djtasks.metrics",
     "djtasks.testing",
+    "djtasks.signals",
     "djtasks.publisher",
     "djtasks.overrides",
 ]

@@ -66,6 +66,9 @@ def worker(
     started: list[WorkerProcess] = []
 
     def start(*args: str, env: dict[str, str] | None = None) -> WorkerProcess:
+        if started and not {"-n", "--hostname"} & set(args):
+            # Worker names are unique: a second worker of a test is named (the first keeps the default).
+            args = ("-n", f"djtasks{len(started) + 1}@%h", *args)
         process = WorkerProcess(redis_server.url, tmp_path, *args, env=env).start()
         started.append(process)
         return process

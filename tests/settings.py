@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "djtasks",
     "tests.testapp",
     "tests.djangoapp",
+    "tests.celeryapp",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -96,8 +97,21 @@ DJTASKS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"djtasks": {"handlers": ["console"], "level": "INFO"}},
+    "formatters": {"leveled": {"format": "%(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "leveled": {"class": "logging.StreamHandler", "formatter": "leveled"},
+    },
+    "loggers": {
+        "djtasks": {"handlers": ["console"], "level": "INFO"},
+        # Django's task lifecycle lines: the django.tasks contract tests read them in workers' logs.
+        # Off for the worker-output tests, which read djtasks' own lines (its values redacted) alone.
+        "django.tasks": {
+            "handlers": ["leveled"],
+            "level": "CRITICAL" if os.environ.get("DJTASKS_TEST_QUIET_DJANGO_LOG") else "INFO",
+            "propagate": False,
+        },
+    },
 }
 
 # Worker subprocesses of the periodic-task tests get their BEAT_SCHEDULE from the environment:
@@ -117,3 +131,10 @@ if os.environ.get("DJTASKS_TEST_SETTINGS"):
     import json
 
     DJTASKS.update(json.loads(os.environ["DJTASKS_TEST_SETTINGS"]))
+
+# Worker subprocesses of the Celery-settings tests get top-level settings (JSON) from the environment,
+# e.g. {"CELERY_TASK_DEFAULT_QUEUE": "celery"}.
+if os.environ.get("DJTASKS_TEST_DJANGO_SETTINGS"):
+    import json
+
+    globals().update(json.loads(os.environ["DJTASKS_TEST_DJANGO_SETTINGS"]))

@@ -1,4 +1,4 @@
-"""The deployment as a user runs it: deploy/supervisord.conf with Redis, gunicorn and two workers.
+"""The deployment as a user runs it: deploy/supervisord.conf with Redis, gunicorn and three named workers.
 
 Everything runs in a temporary folder on free ports: its own redis-server, logs, media and
 mail, and a database of its own (SQLite in that folder; on the PostgreSQL pass, a database
@@ -8,9 +8,11 @@ made for the test on bin/test's cluster). The test drives the site over HTTP as 
 from __future__ import annotations
 
 import http.cookiejar
+import json
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -97,6 +99,25 @@ class Stack:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{task_name}: rows {rows} not all finished after {timeout} s\n{self.logs()}")
             time.sleep(0.2)
+
+    def worker_of(self, task_id: str, timeout: float = 60) -> str:
+        """The worker that ran a task (once its row is finished), read from the demo's database."""
+        query = "SELECT state, worker FROM djtasks_task WHERE id = {}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.postgres_url:
+                with psycopg.connect(self.postgres_url) as db:
+                    row = db.execute(query.format("%s"), [task_id]).fetchone()
+            else:
+                db = sqlite3.connect(self.var / "db.sqlite3", timeout=30)
+                try:
+                    row = db.execute(query.format("?"), [task_id]).fetchone()
+                finally:
+                    db.close()
+            if row and row[0] in FINAL:
+                return row[1]
+            time.sleep(0.2)
+        raise AssertionError(f"task {task_id} not finished after {timeout} s")
 
     def logs(self) -> str:
         paths = sorted((self.var / "log").glob("*.log"))
@@ -211,6 +232,21 @@ def run_stack(tmp: Path, var: Path, database_url: str, postgres_url: str | None)
             leftover.kill()
 
 
+SEND_TO_WORKER2 = (
+    "from djtasks import publisher; from demo_site.social.tasks import add; "
+    "r = add.apply_async((2, 3), queue='worker2'); publisher.flush(); print(r.id)"
+)
+
+
+def manage(stack: Stack, *args: str) -> str:
+    """Run a command as an operator would beside the stack: manage.py's, or supervisorctl."""
+    command = [str(VENV_BIN / "supervisorctl"), "-c", str(CONF)] if args[0] == "supervisorctl" else None
+    argv = [*command, *args[1:]] if command else [sys.executable, "manage.py", *args]
+    done = subprocess.run(argv, cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 or command, f"{args}: exit {done.returncode}\n{done.stderr}"
+    return done.stdout
+
+
 def stop(stack: Stack) -> int:
     stack.process.send_signal(signal.SIGTERM)
     return stack.process.wait(timeout=120)
@@ -255,8 +291,24 @@ def test_a_post_made_through_the_web_site_reaches_a_followers_timeline_and_the_s
     assert state == "SUCCESS"
     assert '"percent": 100.0' in reader.get(f"/tasks/{report_id}.json")
 
-    # supervisord, redis-server, gunicorn's master and 2 workers, 2 taskworker parents and 3 children.
+    # The numprocs pattern: worker1 and worker2 on default plus a queue of their own; emails on emails.
+    host = socket.gethostname()
+    status = manage(stack, "taskctl", "status", "--json")
+    queues = {row["worker"]: row["queues"] for row in json.loads(status)}
+    assert queues == {
+        f"worker1@{host}": ["default", "worker1"],
+        f"worker2@{host}": ["default", "worker2"],
+        f"emails@{host}": ["emails"],
+    }, status
+    programs = manage(stack, "supervisorctl", "status")
+    lines = {line.split()[0]: line.split()[1] for line in programs.splitlines() if line.strip()}
+    assert lines["worker:worker1"] == lines["worker:worker2"] == lines["worker-emails"] == "RUNNING", programs
+    sent = manage(stack, "shell", "-c", SEND_TO_WORKER2)
+    task_id = sent.strip().splitlines()[-1]
+    assert stack.worker_of(task_id) == f"worker2@{host}", stack.logs()
+
+    # supervisord, redis-server, gunicorn's master and 2 workers, 3 taskworker parents and 3 children.
     running = sorted(p.name() for p in processes_of(stack.tmp))
-    assert "supervisord" in running and "redis-server" in running and len(running) >= 9, running
+    assert "supervisord" in running and "redis-server" in running and len(running) >= 11, running
     assert stop(stack) == 0
     assert processes_of(stack.tmp) == [], stack.logs()

@@ -12,12 +12,14 @@ Each page under docs/ is one test, and so is README.md. Its fenced code blocks r
   must pass the settings schema's checks;
 - a block whose first line starts ``# not run:`` says why it cannot run (your own models, a
   placeholder): it must compile;
-- ``sh`` blocks are shell commands: ``bash -n`` must parse them;
+- ``sh`` blocks are shell commands: ``bash -n`` must parse them; ``ini`` blocks (supervisord's
+  configuration) must parse as INI;
 - ``text`` blocks are output and diagrams. A fence with any other language, or none, fails.
 """
 
 from __future__ import annotations
 
+import configparser
 import dataclasses
 import doctest
 import io
@@ -44,7 +46,7 @@ DOCS = ROOT / "docs"
 EXAMPLES = DOCS / "examples"
 sys.path.insert(0, str(EXAMPLES))  # the pages' `myapp`, as the worker's settings install it
 
-KINDS = {"python", "pycon", "sh", "text"}
+KINDS = {"python", "pycon", "sh", "text", "ini"}
 WORKER_QUEUES = "default,hipri,reports"
 FILE_LINE = re.compile(r"# (?P<path>[\w./-]+\.py)\b")
 
@@ -71,8 +73,8 @@ class Block:
             return "doctest"
         if self.language == "sh":
             return "shell"
-        if self.language == "text":
-            return "text"
+        if self.language in {"text", "ini"}:
+            return self.language
         if self.first_line.startswith("# not run:"):
             return "not-run"
         match = FILE_LINE.match(self.first_line)
@@ -196,6 +198,8 @@ def test_the_examples_of_this_page_run(page: Path, request: pytest.FixtureReques
             compile(block.code, block.where, "exec")
         elif kind == "shell":
             check_shell(block)
+        elif kind == "ini":
+            configparser.RawConfigParser().read_string(block.code, source=block.where)
 
 
 def test_every_setting_has_its_entry_in_the_settings_reference() -> None:
@@ -203,6 +207,11 @@ def test_every_setting_has_its_entry_in_the_settings_reference() -> None:
     page = (DOCS / "ref" / "settings.md").read_text()
     documented = re.findall(r"^```\{djtasks-setting\} (\w+)$", page, re.M)
     assert sorted(documented) == sorted(Settings.names())
+
+
+def same(value: object) -> object:
+    """A list and a tuple with the same items are the same setting (the schema accepts both)."""
+    return tuple(value) if isinstance(value, list | tuple) else value
 
 
 def test_the_settings_overview_shows_the_schema_defaults(tmp_path: Path) -> None:
@@ -214,7 +223,7 @@ def test_the_settings_overview_shows_the_schema_defaults(tmp_path: Path) -> None
     defaults = Settings()
     # Computed per machine (the host name, the CPUs) or shortened on the page (REDACT_KEYS).
     differ = {"WORKER_NAME", "CONCURRENCY", "MAX_CONCURRENCY", "REDACT_KEYS"}
-    wrong = {k: v for k, v in shown.items() if k not in differ and v != getattr(defaults, k)}
+    wrong = {k: v for k, v in shown.items() if k not in differ and same(v) != same(getattr(defaults, k))}
     assert not wrong, f"docs/ref/settings.md shows defaults the schema does not have: {wrong}"
 
 
@@ -233,7 +242,8 @@ def test_the_task_options_table_lists_every_option_of_task() -> None:
     shown = {name for cell in cells for name in re.findall(r"`(\w+)`", cell)}
     # Django's own Task fields, set through django.tasks' API (using()) or named otherwise here.
     djangos = {"func", "backend", "queue_name", "run_after"}
+    djangos.add("registered_name")  # what name= sets (Task.name is Django's)
     declared = {f.name for f in dataclasses.fields(Task) if f.init} - djangos
-    accepted = declared | {"queue", "celery_priority", "base"}
+    accepted = declared | {"name", "queue", "celery_priority", "base"}
     assert declared <= shown, f"options missing from the table: {sorted(declared - shown)}"
     assert shown <= accepted, f"the table shows options @task does not take: {sorted(shown - accepted)}"

@@ -107,6 +107,9 @@ class DashboardAdmin(admin.ModelAdmin):
                 (str(task_id), reverse("admin:djtasks_taskrecord_change", args=[quote(str(task_id))]))
                 for task_id in worker["active"]
             ]
+        # What runs, from Redis: the leases workers hold (TaskRecord says STARTED only with track_started).
+        leased = sum(queue.reserved for queue in snap.queues)
+        executing = sum(len(worker.get("running") or []) for worker in snap.workers)
         for task in snap.tasks:
             task.p50_text = display.duration(task.p50)  # type: ignore[attr-defined]
             task.p95_text = display.duration(task.p95)  # type: ignore[attr-defined]
@@ -120,6 +123,8 @@ class DashboardAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "snap": snap,
             "states": states,
+            "leased": leased,
+            "executing": executing,
             "hour_chart": chart(snap.hour, "H:i"),
             "day_chart": chart(snap.day, "D H:i"),
             "refresh_seconds": REFRESH_SECONDS,

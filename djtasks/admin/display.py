@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
+from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.record.models import TaskRecord
 
 
@@ -77,6 +79,19 @@ def moment(value: datetime | None) -> SafeString:
         local.isoformat(sep=" ", timespec="milliseconds"),
         short,
     )
+
+
+def waiting_note(text: str) -> SafeString:
+    """What a waiting task waits for, under its state badge ("rate-limited until ...")."""
+    return format_html('<div class="djtasks-waiting">{}</div>', text) if text else SafeString("")
+
+
+def guarded[T](read: Callable[[], T], otherwise: T) -> T:
+    """Read what only decorates a page from Redis; without Redis the page shows without it."""
+    try:
+        return read()
+    except BrokerUnavailable:
+        return otherwise
 
 
 def duration(seconds: float | None) -> str:

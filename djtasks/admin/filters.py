@@ -62,13 +62,16 @@ class QueueFilter(ChoicesFilter):
 
 
 class WorkerFilter(ChoicesFilter):
-    title = _("worker (online)")
+    """Workers online and those seen recently (gone ones too), from Redis: the rows are never scanned for them."""
+
+    title = _("worker")
     parameter_name = "worker"
     field = "worker"
 
     def choices_from(self, request: HttpRequest) -> list[str]:
         try:
-            return sorted(get_broker().workers())
+            broker = get_broker()
+            return sorted({*broker.workers(), *broker.seen_workers()})
         except BrokerUnavailable as exc:
             logger.warning("Worker filter without Redis's workers: %s", exc)
             return []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
 from django.db.models import QuerySet
@@ -16,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from djtasks.admin import display, redaction
 from djtasks.admin.guard import GuardedAdmin
+from djtasks.core import registry
 from djtasks.core.exceptions import NotRegistered
 from djtasks.periodic.beat import run_now
 from djtasks.periodic.models import SCHEDULE_FIELDS, PeriodicRun, PeriodicTask, Source
@@ -33,7 +35,31 @@ def task_url(task_id: str) -> str:
     return reverse("admin:djtasks_taskrecord_change", args=[quote(task_id)])
 
 
+class PeriodicTaskForm(forms.ModelForm):
+    """The task is chosen among the tasks registered in this process; a row naming another is flagged."""
+
+    class Meta:
+        model = PeriodicTask
+        fields = "__all__"
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        field = self.fields.get("task")
+        if field is None:
+            return
+        names = registry.names()
+        choices = [("", "---------"), *((name, name) for name in names)]
+        current = self.instance.task if self.instance.pk else ""
+        if current and current not in names:
+            choices.append((current, _("%(name)s (not registered in this process)") % {"name": current}))
+            field.help_text = _(
+                "⚠ %(name)s is not a task registered here: choose one that is, or this row cannot be saved."
+            ) % {"name": current}
+        field.widget = forms.Select(choices=choices)
+
+
 class PeriodicTaskAdmin(GuardedAdmin):
+    form = PeriodicTaskForm
     list_display = (
         "name",
         "task",
@@ -49,7 +75,10 @@ class PeriodicTaskAdmin(GuardedAdmin):
     actions = ("enable", "disable", "run_selected_now")
     fieldsets = (
         (None, {"fields": ("name", "task", "enabled", "description")}),
-        (_("Schedule: fill in one"), {"fields": ("interval", "crontab", "timezone", "one_off_at")}),
+        (
+            _("Schedule: fill in one"),
+            {"fields": ("interval", "crontab", "timezone", "one_off_at", ("solar_event", "latitude", "longitude"))},
+        ),
         (_("Call"), {"fields": ("args", "kwargs", "queue", "priority")}),
         (_("Runs"), {"fields": ("source", "last_run_at", "next_run_at", "total_run_count", "recent_runs")}),
     )

@@ -13,6 +13,7 @@ from django.db import connections, router
 from django.db.models import CharField, Count, Func, Q, QuerySet
 from django.utils import timezone
 
+from djtasks.admin.fleetdata import limited_names, scheduled
 from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.core.states import FAILURE, SUCCESS, State
 from djtasks.record.models import DeadLetter, TaskRecord
@@ -48,6 +49,9 @@ class QueueStats:
     scheduled: int
     reserved: int
     oldest_age: float | None = None
+    paused: str = ""  # why, when the queue is paused
+    rate_limited: int = 0  # of its delayed tasks, those a rate limit holds back (among the first 500)
+    rate_limited_until: datetime | None = None
 
 
 @dataclass
@@ -206,13 +210,24 @@ def _interpolate(ranked: dict[int, float], size: int, q: float) -> float:
 
 def queues(now: datetime) -> list[QueueStats]:
     broker = get_broker()
-    result = [QueueStats(name, **counts) for name, counts in broker.queue_stats().items()]
+    result = [
+        QueueStats(name, ready=counts["ready"], scheduled=counts["scheduled"], reserved=counts["reserved"])
+        for name, counts in broker.queue_stats().items()
+    ]
     heads = {q.name: broker.oldest_ready(q.name) for q in result}
     rows = TaskRecord.objects.filter(id__in=[h for h in heads.values() if h]).values_list("id", "enqueued_at", "eta")
     waiting_since = {task_id: max(enqueued, eta or enqueued) for task_id, enqueued, eta in rows}
     for q in result:
         since = waiting_since.get(heads[q.name] or "")
         q.oldest_age = None if since is None else max(0.0, (now - since).total_seconds())
+    paused = broker.paused([q.name for q in result])
+    names = limited_names(broker)
+    for q in result:
+        q.paused = paused.get(q.name, "")
+        if q.scheduled and names:
+            held = [w for w in scheduled(broker, [q.name], limit=500) if w.rate_limited]
+            q.rate_limited = len(held)
+            q.rate_limited_until = max((w.due for w in held), default=None)
     return result
 
 

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from djtasks.admin import display, limits, redaction
 from djtasks.admin.filters import QueueFilter, TaskNameFilter, WorkerFilter
+from djtasks.admin.fleetdata import mark_waiting, waiting_on_page
 from djtasks.admin.guard import GuardedAdmin, sees_secrets
 from djtasks.admin.paging import COUNT_CAP, CappedPaginator
 from djtasks.calling.rerun import rerun
@@ -83,7 +84,7 @@ class TaskRecordAdmin(ReadOnlyAdmin):
 
     @admin.display(description=gettext_lazy("state"), ordering="state")
     def state_column(self, obj: TaskRecord) -> str:
-        badge = display.state_badge(obj)
+        badge = display.state_badge(obj) + display.waiting_note(getattr(obj, "waiting_text", ""))
         if not (obj.is_running or obj.state == "STARTED"):
             return badge
         # The list does not load the arguments, so it cannot mask their values in a progress message.
@@ -126,6 +127,7 @@ class TaskRecordAdmin(ReadOnlyAdmin):
     def get_changelist_instance(self, request: HttpRequest) -> Any:
         changelist = super().get_changelist_instance(request)
         changelist.search_help_text = str(SEARCH_HELP if redaction.may_see_secrets(request) else SEARCH_HELP_REDACTED)
+        mark_waiting(list(changelist.result_list))  # "rate-limited until ...": one Redis read per queue shown
         return changelist
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[TaskRecord]:
@@ -208,6 +210,7 @@ class TaskRecordAdmin(ReadOnlyAdmin):
             "traceback": shown.text(record.traceback),
             "timeline": display.timeline(record),
             "run_time": display.duration(record.runtime),
+            "waiting": waiting_on_page([record]).get(record.pk, ""),
             "attempt_errors": shown.data(record.errors or []),
             "key_rows": limits.detail_rows(record, shown.open),
             "parent": parent,

@@ -7,7 +7,7 @@ from itertools import islice
 from typing import Any
 
 from djtasks.calling.canvas import Signature, group
-from djtasks.calling.result import GroupResult
+from djtasks.calling.groups import GroupResult
 
 
 def map_signature(task_name: str, items: Iterable[Any]) -> Signature:
@@ -26,7 +26,11 @@ class Chunks:
     def __init__(self, task_name: str, items: Iterable[Any], n: int):
         if type(n) is not int or n < 1:
             raise ValueError("chunks() needs a chunk size n >= 1.")
-        self.task_name, self.items, self.n = getattr(task_name, "name", task_name), [list(i) for i in items], n
+        self.task_name, self.items, self.n = (
+            getattr(task_name, "registered_name", task_name),
+            [list(i) for i in items],
+            n,
+        )
 
     def group(self) -> group:
         iterator = iter(self.items)

@@ -14,7 +14,7 @@ from typing import Any, Concatenate, Literal, NoReturn, overload
 
 from django.tasks import Task as DjangoTask
 
-from djtasks.calling import eager, gates, retry, unique
+from djtasks.calling import eager, gates, retry, taskoptions, unique
 from djtasks.calling.canvas import Signature
 from djtasks.calling.chunks import Chunks, map_signature, starmap_signature
 from djtasks.calling.enqueue import check_json, djtasks_backend_alias, enqueue
@@ -22,13 +22,6 @@ from djtasks.calling.hooks import TaskHooks
 from djtasks.calling.replace import replace as replace_task
 from djtasks.calling.result import AsyncResult
 from djtasks.calling.state import update_state
-from djtasks.calling.taskoptions import (
-    class_defaults,
-    field_default,
-    signature_of,
-    unknown_options_message,
-    validate_options,
-)
 from djtasks.core import registry
 from djtasks.core.conf import get_settings
 from djtasks.core.exceptions import ImproperlyDeclared, InvalidCall
@@ -43,7 +36,8 @@ class Task[**P, R](DjangoTask, TaskHooks):
     and both decorators pass them through, and dataclasses.replace() keeps them.
     """
 
-    name: str = ""  # The registered name; defaults to "module.function" (or "module.Class") as in Celery.
+    # Celery's name, the key of registry, rows, messages ("module.function" unless name=...); .name is Django's.
+    registered_name: str = ""
     ignore_result: bool = False
     track_started: bool | None = None  # None: the TRACK_STARTED setting decides.
     # Seconds; None: the worker's --soft-time-limit / --time-limit (or no limit).
@@ -53,6 +47,7 @@ class Task[**P, R](DjangoTask, TaskHooks):
     max_retries: int | None = 3  # None: retry forever.
     default_retry_delay: float = 180.0
     autoretry_for: tuple[type[BaseException], ...] = ()
+    retry_kwargs: dict[str, Any] | None = None  # Celery's: max_retries and countdown of autoretry_for's retries.
     retry_backoff: bool | float = False  # True or a base in seconds: exponential delays 1, 2, 4... x base.
     retry_backoff_max: float = 600.0
     retry_jitter: bool = True
@@ -73,36 +68,43 @@ class Task[**P, R](DjangoTask, TaskHooks):
     concurrency_key: Callable[..., Any] | str | None = None
 
     def __init__(self, **kwargs: Any) -> None:
+        if "name" in kwargs:  # Celery's declaration option, also through @django.tasks.task(name=...)
+            kwargs["registered_name"] = kwargs.pop("name") or kwargs.get("registered_name", "")
         known = {f.name: f for f in fields(Task) if f.init}
         cls = type(self)
         unknown = sorted(set(kwargs) - set(known))
         if unknown:
             func = kwargs.get("func")
             where = f" on {func.__module__}.{func.__qualname__}" if callable(func) else ""
-            raise ImproperlyDeclared(unknown_options_message(unknown, known, where))
+            raise ImproperlyDeclared(taskoptions.unknown_options_message(unknown, known, where))
         if "func" not in kwargs:
             run = getattr(cls, "run", None)
             if not callable(run):
                 raise ImproperlyDeclared("A task needs a function: use @task on a def, or give a Task subclass run().")
             # A class-based task: run(self, ...) is the function, always called with the task first.
-            implied = {"func": run, "bind": True, "name": f"{cls.__module__}.{cls.__qualname__}"}
+            implied = {"func": run, "bind": True, "registered_name": f"{cls.__module__}.{cls.__qualname__}"}
         else:
             implied = {}
-        values = {**implied, **class_defaults(cls, Task, known), **kwargs} if cls is not Task else kwargs
+        values = {**implied, **taskoptions.class_defaults(cls, Task, known), **kwargs} if cls is not Task else kwargs
         for name, f in known.items():
-            object.__setattr__(self, name, values[name] if name in values else field_default(f))
+            object.__setattr__(self, name, values[name] if name in values else taskoptions.field_default(f))
         self.__post_init__()
 
     def __post_init__(self) -> None:
         func = self.func
         where = f" on {func.__module__}.{func.__qualname__}"
-        validate_options(self, where, lambda name, value: object.__setattr__(self, name, value))
+        taskoptions.validate_options(self, where, lambda name, value: object.__setattr__(self, name, value))
         gate = gates.build(self, where)  # unique_for, unique_key, debounce, rate_limit_key, concurrency...
-        if not self.name:
-            object.__setattr__(self, "name", f"{func.__module__}.{func.__qualname__}")
+        if not self.registered_name:
+            object.__setattr__(self, "registered_name", f"{func.__module__}.{func.__qualname__}")
         DjangoTask.__post_init__(self)
-        registry.register(self.name, self)
-        gates.register(self.name, gate)
+        registry.register(self.registered_name, self)
+        gates.register(self.registered_name, gate)
+
+    @property
+    def name(self) -> str:
+        """Django's name: the function's; a class-based task's is Celery's (its registered name)."""
+        return self.registered_name if self.func is getattr(type(self), "run", None) else self.func.__name__
 
     # Celery's calling API ---------------------------------------------------------------
 
@@ -134,22 +136,21 @@ class Task[**P, R](DjangoTask, TaskHooks):
             execution = ExecutionOptions.build(**options) if options else NO_OPTIONS
             positional, named = list(args or ()), dict(kwargs or {})
         except (TypeError, ValueError) as exc:  # an unknown option, args that are not a sequence...
-            raise InvalidCall(f"{self.name}.apply_async(): {exc}") from None
-        positional, named = check_json(self.name, positional, named)
+            raise InvalidCall(f"{self.registered_name}.apply_async(): {exc}") from None
+        positional, named = check_json(self.registered_name, positional, named)
         if self.typing and not execution.parent_id:  # a workflow's next step gets a result nobody checked
             self.check_arguments(positional, named)
         record = enqueue(self, positional, named, execution, once, checked=True)
-        return AsyncResult(record.id, task_name=self.name)
+        return AsyncResult(record.id, task_name=self.registered_name)
 
     def check_arguments(self, args: list[Any], kwargs: dict[str, Any]) -> None:
         """Raise InvalidCall if the function cannot take these arguments (Celery's typing check)."""
-        prefix = [self] * self.bind + [None] * self.takes_context
+        prefix, signature = [self] * self.bind + [None] * self.takes_context, taskoptions.signature_of(self.func)
         try:
-            signature_of(self.func).bind(*prefix, *args, **kwargs)
+            signature.bind(*prefix, *args, **kwargs)
         except TypeError as exc:
-            raise InvalidCall(
-                f"{self.name}{signature_of(self.func)} cannot take these arguments: {exc}. Nothing was enqueued."
-            ) from None
+            message = f"{self.registered_name}{signature} cannot take these arguments: {exc}. Nothing was enqueued."
+            raise InvalidCall(message) from None
 
     def apply(self, args: Any = None, kwargs: dict[str, Any] | None = None, **options: Any) -> eager.EagerResult[R]:
         """Run the task in this process now (retries included) and return an EagerResult, as Celery's apply()."""
@@ -172,36 +173,36 @@ class Task[**P, R](DjangoTask, TaskHooks):
     def signature(self, args: Any = (), kwargs: dict[str, Any] | None = None, **options: Any) -> Signature:
         """Return a signature of this task with partial arguments and options."""
         immutable = options.pop("immutable", False)
-        return Signature(self.name, args, kwargs, options, immutable=immutable)
+        return Signature(self.registered_name, args, kwargs, options, immutable=immutable)
 
     subtask = signature  # Celery's old name
 
     def s(self, *args: Any, **kwargs: Any) -> Signature:
         """A signature whose arguments a parent's result is prepended to (partial, so not type-checked)."""
-        return Signature(self.name, args, kwargs)
+        return Signature(self.registered_name, args, kwargs)
 
     def si(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
         """An immutable signature: it ignores its parent's result."""
-        return Signature(self.name, args, kwargs, immutable=True)
+        return Signature(self.registered_name, args, kwargs, immutable=True)
 
     def map(self, items: Any) -> Signature:
         """One task that calls this task on each item and returns the list of results."""
-        return map_signature(self.name, items)
+        return map_signature(self.registered_name, items)
 
     def starmap(self, items: Any) -> Signature:
         """One task that calls this task with each item unpacked as arguments."""
-        return starmap_signature(self.name, items)
+        return starmap_signature(self.registered_name, items)
 
     def chunks(self, items: Any, n: int) -> Chunks:
         """Split items into chunks of n, each one starmap task; call it to run them as a group."""
-        return Chunks(self.name, items, n)
+        return Chunks(self.registered_name, items, n)
 
     # Retries ------------------------------------------------------------------------------
 
     @property
     def request(self) -> retry.Request:
         """The running invocation (id, retries, args, kwargs, eta, queue, hostname, headers...)."""
-        return retry.current_request(self.name)
+        return retry.current_request(self.registered_name)
 
     def retry(
         self,
@@ -242,7 +243,7 @@ def register_task[T: Task[Any, Any]](task: T | type[T]) -> T:
         task = task()
     if not isinstance(task, Task):
         raise ImproperlyDeclared(f"register_task() takes a djtasks Task or Task subclass, not {task!r}.")
-    return registry.lookup(task.name)  # type: ignore[return-value]
+    return registry.lookup(task.registered_name)  # type: ignore[return-value]
 
 
 @overload

@@ -96,7 +96,7 @@ def apply(
 ) -> EagerResult[Any]:
     """Run the task here until it succeeds or fails (retries included); raise its error if throw says so."""
     checked = ExecutionOptions.build(task_id=task_id, link=link, link_error=link_error, headers=headers, **options)
-    positional, named = check_json(task.name, list(args or ()), dict(kwargs or {}))
+    positional, named = check_json(task.registered_name, list(args or ()), dict(kwargs or {}))
     task_id = checked.task_id or str(uuid.uuid4())
     running = current()
     parent_id = running.id if running is not None else ""
@@ -105,7 +105,7 @@ def apply(
     while True:
         request = retry.Request(
             id=task_id,
-            task=task.name,
+            task=task.registered_name,
             args=positional,
             kwargs=named,
             retries=count,
@@ -127,7 +127,13 @@ def apply(
     if state == FAILURE and (get_settings().TASK_EAGER_PROPAGATES if throw is None else throw):
         raise value
     trace = "".join(tb.format_exception(error)) if error is not None else None
-    call = {"name": task.name, "args": positional, "kwargs": named, "retries": count, "date_done": timezone.now()}
+    call = {
+        "name": task.registered_name,
+        "args": positional,
+        "kwargs": named,
+        "retries": count,
+        "date_done": timezone.now(),
+    }
     return EagerResult(task_id, value, state, trace, **call)
 
 
@@ -138,7 +144,10 @@ def attempt(task: Any, task_id: str, args: list[Any], kwargs: dict[str, Any], re
     try:
         value = plain(task(*args, **kwargs), "result")
     except Unstorable as exc:
-        state, error = FAILURE, TypeError(f"return value of {task.name} cannot be stored: {exc.path} {exc.problem}")
+        state, error = (
+            FAILURE,
+            TypeError(f"return value of {task.registered_name} cannot be stored: {exc.path} {exc.problem}"),
+        )
     except Exception as exc:  # noqa: BLE001 - a task's error is its outcome (BaseExceptions propagate, as Celery's)
         planned = retry.plan(task, retries, exc)
         state, error = (RETRY, planned[1]) if planned is not None else (FAILURE, exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import inspect
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,8 +16,9 @@ from django.tasks import Task as DjangoTask
 from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
 from django.tasks.signals import task_enqueued
 
-from djtasks.calling import inline, unique
+from djtasks.calling import inline, publishing, unique
 from djtasks.calling.gates import ENQUEUE
+from djtasks.core import registry
 from djtasks.core.conf import get_settings
 from djtasks.core.context import current
 from djtasks.core.exceptions import InvalidCall
@@ -43,7 +45,7 @@ def djtasks_backend_alias() -> str:
 class Defaults:
     """The declaration of a task known only by its name (send_task): a TaskDefaults with no options."""
 
-    name: str
+    registered_name: str
     queue_name: str = DEFAULT_TASK_QUEUE_NAME
     priority: int = 0
     backend: str = "default"
@@ -92,9 +94,33 @@ def workflow(options: ExecutionOptions) -> dict[str, Any]:
 def checked_workflow(name: str, options: ExecutionOptions) -> dict[str, Any]:
     """Return the canvas field in plain JSON; raise InvalidCall if a signature in it cannot be stored."""
     try:
-        return plain(workflow(options), "options")
+        canvas = plain(workflow(options), "options")
     except Unstorable as exc:
         raise InvalidCall(f"The {exc.path} of a call of {escape(name)} cannot be stored: it {exc.problem}.") from None
+    for errback in canvas.get("link_error", ()):
+        check_errback(errback)
+    return canvas
+
+
+NEW_STYLE_ERRBACK = ["request", "exc", "traceback"]
+
+
+def check_errback(errback: Any) -> None:
+    """Refuse Celery's new-style errback (request, exc, traceback): djtasks applies it with the failed task's id."""
+    target = registry.get(errback.get("task", "")) if isinstance(errback, dict) else None
+    func = getattr(target, "func", None)
+    if func is None:
+        return
+    try:
+        names = list(inspect.signature(func).parameters)[int(bool(getattr(target, "bind", False))) :]
+    except (TypeError, ValueError):
+        return
+    if names[:3] == NEW_STYLE_ERRBACK:
+        raise InvalidCall(
+            f"The errback {escape(errback['task'])}(request, exc, traceback) is Celery's new-style errback, which "
+            "djtasks does not run: it applies an errback with the failed task's id as its first argument (Celery's "
+            "old style). Declare it as def errback(task_id) and read the error with AsyncResult(task_id).result."
+        )
 
 
 def lineage(options: ExecutionOptions, task_id: str) -> tuple[str, str]:
@@ -125,9 +151,12 @@ def enqueue(
     (calling/unique.py): no row is written then.
     """
     if not checked:
-        args, kwargs = check_json(task.name, args, kwargs)
-    name = check_name("task name", task.name, ID_LENGTH)
-    queue = check_name("queue name", options.queue or route(task.name) or task.queue_name, QUEUE_LENGTH)
+        args, kwargs = check_json(task.registered_name, args, kwargs)
+    name = check_name("task name", task.registered_name, ID_LENGTH)
+    declared = task.queue_name
+    if declared == DEFAULT_TASK_QUEUE_NAME:  # Django's "default": DEFAULT_QUEUE (Celery's task_default_queue)
+        declared = get_settings().DEFAULT_QUEUE
+    queue = check_name("queue name", options.queue or route(name) or declared, QUEUE_LENGTH)
     priority = task.priority if options.priority is None else options.priority
     if type(priority) is not int or not TASK_MIN_PRIORITY <= priority <= TASK_MAX_PRIORITY:
         raise InvalidCall(f"priority must be a whole number between {TASK_MIN_PRIORITY} and {TASK_MAX_PRIORITY}.")
@@ -148,7 +177,7 @@ def enqueue(
         expires_at=expires,
         ignore_result=task.ignore_result if options.ignore_result is None else options.ignore_result,
         headers=dict(options.headers),
-        canvas=checked_workflow(task.name, options),
+        canvas=checked_workflow(name, options),
         parent_id=parent_id,
         root_id=root_id,
         group_id=options.group_id,
@@ -160,6 +189,7 @@ def enqueue(
     gate = ENQUEUE.get(name)
     if options.chain:
         unique.check_chain(options)  # a unique step ends a chain: refused unless it is the last
+    publishing.before(record)  # Celery's before_task_publish (its receivers may add headers)
     # post_save (publisher.on_task_saved) registers the publish on this database's commit.
     if gate is None and once is None:
         sql.insert(record, db, deferrable=True)

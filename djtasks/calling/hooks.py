@@ -67,7 +67,7 @@ def call_hook(task: Any, hook: str, task_id: str, *args: Any) -> None:
     try:
         getattr(task, hook)(*args)
     except BaseException:  # noqa: BLE001 - a hook must not change the outcome, nor stop the worker
-        logger.exception("Task %s[%s]: its %s() hook raised; the outcome stands", task.name, task_id, hook)
+        logger.exception("Task %s[%s]: its %s() hook raised; the outcome stands", task.registered_name, task_id, hook)
 
 
 def before_start(task: Any, task_id: str, args: list[Any], kwargs: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db import transaction
 
+from djtasks.calling import publishing, signals
 from djtasks.core.conf import get_settings
 from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.core.message import Message
@@ -102,23 +103,29 @@ class _Batch:
         self.savepoints = savepoints
         self.items: list[tuple[Message, int]] = []
         self.retry: PublishRetry | None = None  # the most patient retry= of its calls
+        self.records: list[TaskRecord] = []  # for after_task_publish, when it has receivers
 
     def add(self, record: TaskRecord) -> None:
         self.items.append(message_of(record))
         wanted = record.publish_retry
         if wanted is not None and (self.retry is None or sum(wanted.delays()) > sum(self.retry.delays())):
             self.retry = wanted
+        if signals.after_task_publish.listening():
+            self.records.append(record)
 
     def __call__(self) -> None:
         items, self.items = self.items, []
-        publish(items, retry=self.retry)
+        records, self.records = self.records, []
+        if publish(items, retry=self.retry) and records:
+            publishing.after(records)
 
 
 def schedule(record: TaskRecord, using: str) -> None:
     """Arrange for the row to be published when the transaction holding it commits."""
     connection = transaction.get_connection(using)
     if not connection.in_atomic_block:
-        publish([message_of(record)], retry=record.publish_retry)
+        if publish([message_of(record)], retry=record.publish_retry) and signals.after_task_publish.listening():
+            publishing.after([record])
         return
     savepoints = tuple(connection.savepoint_ids)
     batches: dict[str, _Batch] = _local.__dict__.setdefault("batches", {})

@@ -36,13 +36,13 @@ def replace(task: Any, sig: Any) -> Any:
     """Replace the running task with sig; inline (called directly or by apply()) return sig's value instead."""
     if not isinstance(sig, Signature):
         raise InvalidCall(
-            f"{task.name}.replace() takes the signature of one task, not {type(sig).__name__}: djtasks "
+            f"{task.registered_name}.replace() takes the signature of one task, not {type(sig).__name__}: djtasks "
             "replaces a task by rewriting its row, which holds one call. Enqueue the workflow and return, "
             "or replace with a task that runs it."
         )
     if "chord" in sig.options:
         raise InvalidCall("A signature replacing a task must not be part of a chord.")
-    request = current_request(task.name)
+    request = current_request(task.registered_name)
     if request.is_eager:  # apply(): the replacement runs inline too, as in Celery
         return registry.lookup(sig.task).apply(sig.args, sig.kwargs).get()  # type: ignore[attr-defined]
     if request.called_directly:
@@ -52,12 +52,12 @@ def replace(task: Any, sig: Any) -> Any:
 
 def rewrite(record: TaskRecord, sig: Signature) -> dict[str, Any]:
     """Return the row fields of the replacement's call (checked as apply_async checks a call)."""
-    target: TaskDefaults = registry.get(sig.task) or Defaults(name=check_name("task name", sig.task, 255))  # type: ignore[assignment]
+    target: TaskDefaults = registry.get(sig.task) or Defaults(registered_name=check_name("task name", sig.task, 255))  # type: ignore[assignment]
     options = ExecutionOptions.build(**sig.options)
-    args, kwargs = check_json(target.name, list(sig.args), dict(sig.kwargs))
+    args, kwargs = check_json(target.registered_name, list(sig.args), dict(sig.kwargs))
     canvas = dict(record.canvas or {})
     for key in ("link", "link_error"):
-        added = checked_workflow(target.name, options).get(key, [])
+        added = checked_workflow(target.registered_name, options).get(key, [])
         if added:
             canvas[key] = [*canvas.get(key, []), *added]
     headers = {**(record.headers or {}), **options.headers}
@@ -68,10 +68,10 @@ def rewrite(record: TaskRecord, sig: Signature) -> dict[str, Any]:
     if type(priority) is not int or not -100 <= priority <= 100:
         raise InvalidCall(f"priority must be a whole number between -100 and 100, not {priority!r}.")
     return {
-        "task_name": check_name("task name", target.name, 255),
+        "task_name": check_name("task name", target.registered_name, 255),
         "args": args,
         "kwargs": kwargs,
-        "queue": options.queue or route(target.name) or target.queue_name,
+        "queue": options.queue or route(target.registered_name) or target.queue_name,
         "priority": priority,
         "eta": options.eta or timezone.now(),
         "headers": headers,

@@ -96,18 +96,18 @@ def request_retry(
     max_retries: int | None = None,
 ) -> NoReturn:
     """Raise Retry for the executor to reschedule, or the final error once retries ran out."""
-    request = current_request(task.name)
+    request = current_request(task.registered_name)
     if request.called_directly:
         # Inline calls have nowhere to be retried from: the error is the outcome, as in Celery.
         if exc is not None:
             raise exc
-        raise MaxRetriesExceededError(f"{task.name} was called directly and cannot be retried.")
+        raise MaxRetriesExceededError(f"{task.registered_name} was called directly and cannot be retried.")
     limit = task.max_retries if max_retries is None else max_retries
     if limit is not None and request.retries >= limit:
         if exc is not None:
             raise exc
         raise MaxRetriesExceededError(
-            f"Can't retry {task.name}[{request.id}] args:{request.args} kwargs:{request.kwargs}: "
+            f"Can't retry {task.registered_name}[{request.id}] args:{request.args} kwargs:{request.kwargs}: "
             f"max_retries={limit} reached."
         )
     if eta is not None:
@@ -131,9 +131,15 @@ def plan(task: RetryPolicy, retries: int, exc: BaseException) -> tuple[datetime,
     if isinstance(exc, Retry):
         return exc.when, exc.exc or exc  # type: ignore[return-value]
     if task.autoretry_for and isinstance(exc, task.autoretry_for):
-        if task.max_retries is not None and retries >= task.max_retries:
+        # retry_kwargs, as Celery's autoretry passes them to retry(): its max_retries and countdown win.
+        given = task.retry_kwargs or {}
+        limit = given.get("max_retries", task.max_retries)
+        if limit is not None and retries >= limit:
             return None
-        return timezone.now() + timedelta(seconds=backoff_seconds(task, retries)), exc
+        delay = (
+            backoff_seconds(task, retries) if task.retry_backoff else given.get("countdown", task.default_retry_delay)
+        )
+        return timezone.now() + timedelta(seconds=float(delay)), exc
     return None
 
 
@@ -145,7 +151,7 @@ class Context(TaskContext):  # type: ignore[misc]
 
     @property
     def request(self) -> Request:
-        return current_request(self.task.name)
+        return current_request(self.task.registered_name)
 
     def retry(
         self,

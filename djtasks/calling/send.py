@@ -27,5 +27,6 @@ def send_task(name: str, args: Iterable[Any] = (), kwargs: dict[str, Any] | None
     except (TypeError, ValueError) as exc:  # an unknown option, args that are not a sequence...
         raise InvalidCall(f"send_task({name!r}): {exc}") from None
     task = cast("TaskDefaults", declared) if hasattr(declared, "apply_async") else None
-    record = enqueue(task or Defaults(name=name, backend=djtasks_backend_alias()), positional, named, execution)
+    defaults = Defaults(registered_name=name, backend=djtasks_backend_alias())
+    record = enqueue(task or defaults, positional, named, execution)
     return AsyncResult(record.id, task_name=name)

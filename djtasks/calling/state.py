@@ -37,7 +37,7 @@ def update_state(
     if kwargs:
         raise InvalidCall(f"update_state() takes task_id, state and meta, not {', '.join(sorted(kwargs))}.")
     running = current()
-    if running is None or running.task_name != task.name:
+    if running is None or running.task_name != task.registered_name:
         return False  # called directly, or by apply(): there is no row to write
     if task_id is not None and task_id != running.id:
         raise InvalidCall(

@@ -33,7 +33,7 @@ FIXED = {
         "djtasks records a failure's exception and traceback on the row whether or not ignore_result is set",
     ),
 }
-CELERY_NAMES = {"queue": "queue_name"}  # a class attribute of Celery's name sets this field
+CELERY_NAMES = {"queue": "queue_name", "name": "registered_name"}  # a class attribute of Celery's name sets this field
 
 
 def class_defaults(cls: type, base: type, fields: dict[str, Field[Any]]) -> dict[str, Any]:
@@ -74,9 +74,9 @@ def exception_classes(value: Any, option: str, where: str) -> tuple[type[BaseExc
 def unknown_options_message(unknown: list[str], known: dict[str, Any], where: str) -> str:
     hints = []
     for option in unknown:
-        close = difflib.get_close_matches(option, list(known) + ["queue"], n=1)
+        close = difflib.get_close_matches(option, list(known) + ["queue", "name"], n=1)
         hints.append(f"{option!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    choices = ", ".join(sorted(set(known) - {"func", "backend"}))
+    choices = ", ".join(sorted((set(known) - {"func", "backend", "registered_name"}) | {"name"}))
     return f"Unknown task option {', '.join(hints)}{where}. Known options: {choices}."
 
 
@@ -91,6 +91,7 @@ def validate_options(task: Any, where: str, setter: Callable[[str, Any], None]) 
     if task.max_retries is not None and (type(task.max_retries) is not int or task.max_retries < 0):
         raise ImproperlyDeclared(f"max_retries must be a whole number >= 0 or None{where}.")
     setter("autoretry_for", exception_classes(task.autoretry_for, "autoretry_for", where))
+    check_retry_kwargs(task.retry_kwargs, where)
     setter("throws", exception_classes(task.throws, "throws", where))
     if task.rate_limit is not None:
         try:
@@ -110,3 +111,23 @@ def validate_options(task: Any, where: str, setter: Callable[[str, Any], None]) 
         )
     if not isinstance(task.typing, bool):
         raise ImproperlyDeclared(f"typing must be True or False, not {task.typing!r}{where}.")
+
+
+RETRY_KWARGS = ("max_retries", "countdown")
+
+
+def check_retry_kwargs(given: Any, where: str) -> None:
+    """Celery's retry_kwargs: a dict of max_retries (a whole number >= 0 or None) and countdown (seconds >= 0)."""
+    if given is None:
+        return
+    if not isinstance(given, dict) or set(given) - set(RETRY_KWARGS):
+        raise ImproperlyDeclared(
+            f"retry_kwargs must be a dict of {', '.join(RETRY_KWARGS)} (what autoretry_for's retries pass to "
+            f"retry()), not {given!r}{where}."
+        )
+    limit = given.get("max_retries")
+    if limit is not None and (type(limit) is not int or limit < 0):
+        raise ImproperlyDeclared(f"retry_kwargs['max_retries'] must be a whole number >= 0 or None{where}.")
+    countdown = given.get("countdown", 0)
+    if isinstance(countdown, bool) or not isinstance(countdown, int | float) or not 0 <= countdown < 10**9:
+        raise ImproperlyDeclared(f"retry_kwargs['countdown'] must be a number of seconds >= 0{where}.")

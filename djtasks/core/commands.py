@@ -72,6 +72,9 @@ COMMANDS: dict[str, tuple[Argument, ...]] = {
     "pool_grow": (Argument("n", _count, 1),),
     "pool_shrink": (Argument("n", _count, 1),),
     "shutdown": (),
+    # Task and worker events of the worker, from now until it stops (as -E / --without-events).
+    "enable_events": (),
+    "disable_events": (),
     # Sent by djtasks.revoke to the worker holding the task; it has no reply.
     "revoke": (Argument("id", _text("the task id")), Argument("terminate", _flag, False)),
 }

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from djtasks.core import celeryconf
 from djtasks.core.names import MAX_QUEUE_NAME, MAX_WORKER_NAME, prefix_ok, queue_name_error, worker_name_error
 from djtasks.core.redis_url import masked, options_error, options_fit_url, url_error
 from djtasks.core.schema import NUMBER, EachItem, Explained, NoneType, Relation, Rule, between, positive, setting, shown
@@ -85,7 +86,8 @@ _WORKER_NAME = Rule(
     lambda name: worker_name_error(name) is None,
     "djtasks.E016",
     "{key} {value} is not a worker name.",
-    "Worker ids are WORKER_NAME.pid, given to taskctl --destination as a comma-separated list.",
+    "The worker id is WORKER_NAME (or taskworker -n) expanded, e.g. djtasks@%h; taskctl --destination takes a "
+    "comma-separated list of them.",
     f"of 1 to {MAX_WORKER_NAME} printable characters, no spaces or commas",
 )
 _ROUTES = EachItem(
@@ -94,6 +96,13 @@ _ROUTES = EachItem(
     "{key}[{name}] must map a task name or glob to a queue name, not {value}.",
     'ROUTES = {"myapp.tasks.send_*": "mail", "myapp.tasks.resize": {"queue": "images"}}',
     "of task name or glob -> queue name",
+)
+_QUEUES = Rule(
+    lambda names: all(queue_name_error(name) is None for name in names),
+    "djtasks.E010",
+    "{key} {value} holds something that is not a queue name.",
+    "QUEUES = ['default', 'emails']",
+    f"of queue names (1 to {MAX_QUEUE_NAME} printable characters, no commas)",
 )
 _LEASE = between(
     5, 55, "djtasks.E006", why="Dead workers' tasks return after LEASE_SECONDS + REAP_INTERVAL, promised under 60 s."
@@ -229,6 +238,9 @@ class Settings:
     # The admin shows argument, result and progress values under keys containing one of these
     # (case-insensitive) as "********" to users without the view_task_arguments permission.
     REDACT_KEYS: tuple[str, ...] = setting((list, tuple), _REDACT, default=_REDACT_KEYS)
+    # Issue 15, Celery names: the queues tasks may use (Celery's task_queues); empty: any queue name.
+    # When set, the checks refuse a route, a task's queue, DEFAULT_QUEUE or a -Q naming another.
+    QUEUES: tuple[str, ...] = setting((list, tuple), _QUEUES, default=())
 
     @classmethod
     def names(cls) -> frozenset[str]:
@@ -240,14 +252,28 @@ def raw_settings() -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def configured() -> tuple[Any, dict[str, str]]:
+    """The DJTASKS value with the keys Celery's settings give it (core/celeryconf.py), and their Django names.
+
+    A key set in DJTASKS wins over its Celery alias. A DJTASKS value that is not a dict is returned
+    as it is, for the checks to report.
+    """
+    raw = getattr(settings, "DJTASKS", {})
+    if not isinstance(raw, dict):
+        return raw, {}
+    values, labels = celeryconf.read(raw, Settings.names())
+    return {**values, **raw}, labels
+
+
 @cache
 def get_settings() -> Settings:
     """Return the effective settings; unknown keys are reported by the system checks."""
     known = Settings.names()
-    return Settings(**{k: v for k, v in raw_settings().items() if k in known})
+    raw, _ = configured()
+    return Settings(**{k: v for k, v in (raw if isinstance(raw, dict) else {}).items() if k in known})
 
 
 @receiver(setting_changed)
 def _reset(*, setting: str, **kwargs: Any) -> None:
-    if setting in {"DJTASKS", "TASKS"}:
+    if setting in {"DJTASKS", "TASKS"} or celeryconf.setting_name(setting) or setting.startswith("CELERY"):
         get_settings.cache_clear()

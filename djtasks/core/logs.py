@@ -3,8 +3,9 @@
 Task ids, names, queues, reasons and exception text come from outside (a caller, a message in
 Redis, a task's exception). Every record of the "djtasks" logger has the control characters of
 its message and arguments escaped (a newline shows as \\n, an escape sequence as \\x1b), and the
-lines of its traceback indented, so no line that it writes can pass for another record. Numbers
-are left as they are, so %d and %.1f still format them.
+lines of its traceback indented (exc_info's, or a stored one given as extra={"traceback_text": ...}),
+so no line that it writes can pass for another record. Numbers are left as they are, so %d and
+%.1f still format them.
 """
 
 from __future__ import annotations
@@ -66,9 +67,14 @@ class EscapeControlCharacters(logging.Filter):
             record.args = {key: _argument(value) for key, value in record.args.items()}
         elif isinstance(record.args, tuple):
             record.args = tuple(_argument(value) for value in record.args)
-        if record.exc_info and not record.exc_text:
-            text = logging.Formatter().formatException(record.exc_info)
-            record.exc_text = "\n".join("  " + escape(line) for line in text.split("\n"))
+        if not record.exc_text:
+            text = None
+            if record.exc_info:
+                text = logging.Formatter().formatException(record.exc_info)
+            elif isinstance(stored := getattr(record, "traceback_text", None), str) and stored:
+                text = stored.rstrip("\n")  # a traceback kept as text (a task's), written as exc_info would be
+            if text:
+                record.exc_text = "\n".join("  " + escape(line) for line in text.split("\n"))
         return True
 
 

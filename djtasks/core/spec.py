@@ -7,14 +7,14 @@ also the type they import.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class TaskDefaults(Protocol):
     """What a task's rows take from its declaration when the call does not say otherwise."""
 
     @property
-    def name(self) -> str: ...
+    def registered_name(self) -> str: ...
     @property
     def queue_name(self) -> str: ...
     @property
@@ -33,13 +33,15 @@ class RetryPolicy(Protocol):
     """How a task declares its retries: the limit, the delay and which errors retry on their own."""
 
     @property
-    def name(self) -> str: ...
+    def registered_name(self) -> str: ...
     @property
     def max_retries(self) -> int | None: ...
     @property
     def default_retry_delay(self) -> float: ...
     @property
     def autoretry_for(self) -> tuple[type[BaseException], ...]: ...
+    @property
+    def retry_kwargs(self) -> dict[str, Any] | None: ...
     @property
     def retry_backoff(self) -> bool | float: ...
     @property

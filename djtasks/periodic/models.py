@@ -12,9 +12,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from djtasks.core import registry
-from djtasks.periodic.schedules import Schedule, ScheduleError, crontab, interval, once
+from djtasks.periodic.schedules import SOLAR_EVENTS, Schedule, ScheduleError, crontab, interval, once, solar
 
-SCHEDULE_FIELDS = ("interval", "crontab", "timezone", "one_off_at")
+SCHEDULE_FIELDS = ("interval", "crontab", "timezone", "one_off_at", "solar_event", "latitude", "longitude")
 
 
 class Source(models.TextChoices):
@@ -40,6 +40,13 @@ class PeriodicTask(models.Model):
         _("time zone"), max_length=63, blank=True, help_text=_("Of the crontab; blank: the project's TIME_ZONE.")
     )
     one_off_at = models.DateTimeField(_("once at"), null=True, blank=True)
+    solar_event = models.CharField(
+        _("solar event"), max_length=20, blank=True, choices=[(e, e.replace("_", " ")) for e in SOLAR_EVENTS]
+    )
+    latitude = models.FloatField(_("latitude"), null=True, blank=True, help_text=_("Of the solar event, -90 to 90."))
+    longitude = models.FloatField(
+        _("longitude"), null=True, blank=True, help_text=_("Of the solar event, -180 (west) to 180 (east).")
+    )
     enabled = models.BooleanField(_("enabled"), default=True)
     source = models.CharField(_("defined in"), max_length=10, choices=Source.choices, default=Source.ADMIN)
     description = models.TextField(_("description"), blank=True)
@@ -62,10 +69,10 @@ class PeriodicTask(models.Model):
     @property
     def schedule(self) -> Schedule:
         """Return the schedule the row describes; raise ScheduleError if it describes none or several."""
-        chosen = [bool(self.interval is not None), bool(self.crontab), bool(self.one_off_at)]
+        chosen = [bool(self.interval is not None), bool(self.crontab), bool(self.one_off_at), bool(self.solar_event)]
         if sum(chosen) != 1:
             raise ScheduleError(
-                f"Periodic task {self.name!r} needs exactly one of: every N seconds, crontab, once at.",
+                f"Periodic task {self.name!r} needs exactly one of: every N seconds, crontab, once at, solar event.",
                 hint="Fill in one schedule field and leave the other two blank.",
                 check_id="djtasks.E073",
             )
@@ -73,6 +80,8 @@ class PeriodicTask(models.Model):
             schedule: Schedule = interval(self.interval)
         elif self.crontab:
             schedule = crontab.parse(self.crontab, tz=self.timezone or None)
+        elif self.solar_event:
+            schedule = solar(self.solar_event, self.latitude, self.longitude)  # type: ignore[arg-type]
         else:
             assert self.one_off_at is not None
             schedule = once(self.one_off_at)
@@ -81,12 +90,15 @@ class PeriodicTask(models.Model):
 
     def set_schedule(self, schedule: Schedule) -> None:
         self.interval, self.crontab, self.timezone, self.one_off_at = None, "", "", None
+        self.solar_event, self.latitude, self.longitude = "", None, None
         if isinstance(schedule, interval):
             self.interval = float(schedule.seconds)
         elif isinstance(schedule, crontab):
             self.crontab, self.timezone = schedule.expression, schedule.tz or ""
         elif isinstance(schedule, once):
             self.one_off_at = schedule.at
+        elif isinstance(schedule, solar):
+            self.solar_event, self.latitude, self.longitude = schedule.event, schedule.lat, schedule.lon
 
     def schedule_values(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in SCHEDULE_FIELDS)
@@ -119,10 +131,11 @@ class PeriodicTask(models.Model):
             try:
                 _ = self.schedule
             except ScheduleError as exc:
+                alone = sum(
+                    [self.interval is not None, bool(self.crontab), bool(self.one_off_at), bool(self.solar_event)]
+                )
                 field = (
-                    "crontab"
-                    if self.crontab and sum([self.interval is not None, bool(self.crontab), bool(self.one_off_at)]) == 1
-                    else None
+                    ("crontab" if self.crontab else "solar_event" if self.solar_event else None) if alone == 1 else None
                 )
                 errors[field or "__all__"] = str(exc)
         if errors:

@@ -1,4 +1,4 @@
-"""When periodic tasks are due: interval, crontab (with time zones and DST) and one-off schedules.
+"""When periodic tasks are due: interval, crontab (with time zones and DST), solar and one-off schedules.
 
 Pure logic, no database and no Redis. Every schedule answers two questions about absolute time:
 the first slot strictly after a moment (`next_after`), and the latest slot in a window
@@ -11,7 +11,9 @@ Daylight saving, for crontab schedules in a zone that has it:
 - a wall-clock time that happens twice in the fall-back hour runs once, in its first occurrence,
   when the crontab names its hours (``hour=2``); a crontab whose hour field is ``*`` runs by
   elapsed time and so fires in both passes (``*/30 * * * *`` stays every 30 minutes).
-Interval schedules count elapsed seconds and never see DST.
+Interval schedules count elapsed seconds and never see DST. Solar schedules (Celery's solar) are
+computed in UTC by astral; a day on which the event does not happen (no astronomical dusk in a
+northern summer, polar day or night) has no slot.
 """
 
 from __future__ import annotations
@@ -19,12 +21,19 @@ from __future__ import annotations
 import difflib
 import zoneinfo
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 
 from djtasks.core.exceptions import ImproperlyDeclared
+
+
+def _astral() -> Any:
+    """Import astral's sun module when a solar schedule is used (as croniter, only then)."""
+    from astral import sun
+
+    return sun
 
 
 def _croniter() -> Any:
@@ -211,6 +220,69 @@ class once(Schedule):  # noqa: N801
 
     def describe(self) -> str:
         return f"once at {self.at.isoformat()}"
+
+
+# Celery's solar events: (astral function, depression below the horizon in degrees or None).
+SOLAR_EVENTS = {
+    "dawn_astronomical": ("dawn", 18.0),
+    "dawn_nautical": ("dawn", 12.0),
+    "dawn_civil": ("dawn", 6.0),
+    "sunrise": ("sunrise", None),
+    "solar_noon": ("noon", None),
+    "sunset": ("sunset", None),
+    "dusk_civil": ("dusk", 6.0),
+    "dusk_nautical": ("dusk", 12.0),
+    "dusk_astronomical": ("dusk", 18.0),
+}
+_SOLAR_DAYS = 370  # a year without the event (a pole's long night): there is none
+
+
+@dataclass(frozen=True, slots=True)
+class solar(Schedule):  # noqa: N801 - Celery's name
+    """Every day at a solar event seen from a place: solar("sunset", 48.85, 2.35)."""
+
+    event: str
+    lat: float
+    lon: float
+
+    def validate(self) -> None:
+        if self.event not in SOLAR_EVENTS:
+            close = difflib.get_close_matches(str(self.event), SOLAR_EVENTS, n=1)
+            raise ScheduleError(
+                f"{self.event!r} is not a solar event.",
+                hint=f"Did you mean {close[0]!r}?" if close else f"One of {', '.join(SOLAR_EVENTS)}.",
+                check_id="djtasks.E076",
+            )
+        for name, bound in (("lat", 90), ("lon", 180)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not -bound <= value <= bound:
+                raise ScheduleError(
+                    f"solar {name}={value!r} must be a number from {-bound} to {bound} (degrees).",
+                    hint="e.g. solar('sunset', 48.85, 2.35) for Paris.",
+                    check_id="djtasks.E076",
+                )
+
+    def at(self, day: date) -> datetime | None:
+        """The event's moment on a UTC day, or None when it does not happen that day."""
+        sun = _astral()
+        function, depression = SOLAR_EVENTS[self.event]
+        extra = {} if depression is None else {"depression": depression}
+        try:
+            moment: datetime = getattr(sun, function)(sun.Observer(self.lat, self.lon), day, tzinfo=UTC, **extra)
+        except ValueError:  # the sun never gets there that day
+            return None
+        return moment.replace(microsecond=0)
+
+    def next_after(self, moment: datetime) -> datetime | None:
+        day = moment.astimezone(UTC).date() - timedelta(days=1)
+        for offset in range(_SOLAR_DAYS):
+            found = self.at(day + timedelta(days=offset))
+            if found is not None and found > moment:
+                return found
+        return None
+
+    def describe(self) -> str:
+        return f"{self.event} at {self.lat:g}, {self.lon:g}"
 
 
 _FIELD_HINTS = {

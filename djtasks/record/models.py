@@ -189,14 +189,19 @@ class DeadLetter(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.task_name or '?'}[{self.task_id or '-'}]: {self.reason[:60]}"
+        # The title of its admin page: the reason, however long, is a field of its own there.
+        return f"{self.task_name or '?'}[{self.task_id or '-'}]"
 
 
 class Chord(models.Model):
     """A chord's counter: the callback is enqueued by the member whose outcome completes it."""
 
     id = models.CharField(_("group id"), max_length=255, primary_key=True)
+    # The tasks whose outcomes are counted: the header's own, a nested chain's last step, a nested
+    # group's members, a nested chord's callback. layout nests them as the callback's argument is
+    # nested (None: the list of member_ids, in order).
     member_ids = models.JSONField(_("member task ids"), default=list)
+    layout = models.JSONField(_("result layout"), null=True, blank=True)
     done = models.PositiveIntegerField(_("members finished"), default=0)
     callback = models.JSONField(_("callback signature"))
     fired_at = models.DateTimeField(_("callback enqueued at"), null=True, blank=True)
@@ -209,3 +214,20 @@ class Chord(models.Model):
 
     def __str__(self) -> str:
         return f"chord[{self.id}] {self.done}/{len(self.member_ids)}"
+
+
+class GroupRecord(models.Model):
+    """A saved GroupResult (GroupResult.save()): the results that make up a group, for GroupResult.restore()."""
+
+    id = models.CharField(_("group id"), max_length=255, primary_key=True)
+    # Celery's as_tuple() form of each member: [[id, parent], null] for a task, [[id, parent], [...]] for a group.
+    results = models.JSONField(_("member results"), default=list)
+    created_at = models.DateTimeField(_("saved at"), default=timezone.now, db_index=True)
+
+    class Meta:
+        db_table = "djtasks_group"
+        verbose_name = _("saved group")
+        verbose_name_plural = _("saved groups")
+
+    def __str__(self) -> str:
+        return f"group[{self.id}] {len(self.results)} member(s)"

@@ -235,10 +235,13 @@ def create_failed(
     kwargs: dict[str, Any],
     error: tuple[str, str, str],
     parent: TaskRecord,
-) -> None:
-    """Create the row of a task that can never run (after its parent failed) as FAILURE, so its waiters wake."""
+) -> tuple[TaskRecord, bool]:
+    """Create the row of a task that can never run (after its parent failed) as FAILURE, so its waiters wake.
+
+    Return the row and whether this call created it: a row that exists already keeps what it says.
+    """
     exc_type, message, traceback = error
-    TaskRecord.objects.using(db).get_or_create(
+    return TaskRecord.objects.using(db).get_or_create(
         id=task_id,
         defaults={
             "task_name": task_name,

@@ -9,6 +9,7 @@ from djtasks.core.conf import Settings, get_settings
 from djtasks.transport.connection import Command
 from djtasks.transport.contents import Contents
 from djtasks.transport.coordination import Coordination
+from djtasks.transport.fleet import Fleet
 from djtasks.transport.legacy import Legacy
 from djtasks.transport.limits import Limits
 from djtasks.transport.queues import Claim, Queues
@@ -17,9 +18,9 @@ from djtasks.transport.streams import Streams
 __all__ = ["Broker", "Claim", "Command", "close_broker", "get_broker"]
 
 
-class Broker(Limits, Queues, Contents, Legacy, Coordination, Streams):
+class Broker(Limits, Queues, Contents, Legacy, Coordination, Streams, Fleet):
     """Redis as the transport: queues and claims, what they hold, coordination, streams, limits (unique tasks,
-    caps, keyed rates) (errors: BrokerUnavailable).
+    caps, keyed rates), steering the fleet (errors: BrokerUnavailable).
 
     Key names and their hash slots: keys.py. One server, Sentinel or a cluster: clients.py.
     """

@@ -7,8 +7,9 @@ Two kinds of keys, two kinds of hash tags:
   queue touches one slot. Kinds: ``ready`` (ZSET, scored by priority then arrival), ``scheduled``
   (ZSET, due time in ms), ``inflight`` (ZSET, lease deadline in ms), ``messages`` (HASH id ->
   envelope), ``owners`` (HASH id -> lease token), ``deliveries`` (HASH id -> count), ``seq``
-  (STRING, arrival counter) and ``epoch`` (STRING, written by the outbox sweep: missing means
-  this queue's master lost its data).
+  (STRING, arrival counter), ``epoch`` (STRING, written by the outbox sweep: missing means
+  this queue's master lost its data) and ``paused`` (STRING, the admin's pause flag, which the
+  claim script reads: transport/fleet.py).
 - **Coordination keys**, ``{PREFIX}:<kind>[:<part>...]``: what is not one queue's (locks,
   heartbeats, control lists and replies, events, counters, rate limits and overrides, the set of
   queue names, the wake-up lists of every queue, the clock) shares the ``{PREFIX}`` tag, so
@@ -33,7 +34,9 @@ moves what they left into the queues' keys, and coordination kinds never reuse t
 
 from __future__ import annotations
 
-QUEUE_KINDS = frozenset({"ready", "scheduled", "inflight", "messages", "owners", "deliveries", "seq", "epoch"})
+QUEUE_KINDS = frozenset(
+    {"ready", "scheduled", "inflight", "messages", "owners", "deliveries", "seq", "epoch", "paused"}
+)
 # Coordination kinds of the layout before per-queue keys: {PREFIX}:m, :o, :d, :seq, :q:<queue>,
 # :s:<queue>, :i:<queue>. New coordination keys must not take these names.
 LEGACY_KINDS = frozenset({"m", "o", "d", "seq", "q", "s", "i"})

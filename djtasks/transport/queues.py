@@ -65,7 +65,10 @@ class Queues(Publishing):
     ) -> list[Claim]:
         pipe = Batch(self.client)
         for index, queue in enumerate(queues, start=first):
-            keys = self._keys(queue, "messages", "owners", "deliveries", "seq", "ready", "scheduled", "inflight")
+            # "paused": the queue's pause flag (transport/fleet.py), which the script honours.
+            keys = self._keys(
+                queue, "messages", "owners", "deliveries", "seq", "ready", "scheduled", "inflight", "paused"
+            )
             # Tokens must differ between queues of one round: the first queue's keep the plain prefix.
             token = prefix if index == 0 else f"{prefix}/{index}"
             pipe.script(self.scripts.claim, keys, [lease_ms, token, PROMOTE_LIMIT, limit, deep])

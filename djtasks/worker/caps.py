@@ -64,16 +64,16 @@ class Caps:
         except KeyUnavailable as exc:
             return SetAside(str(exc), KEY_FAILED)
         if rate_key is not None:
-            if wait_ms := self.limiter.keyed_delay_ms(task.name, rate_key, task.rate_limit):
+            if wait_ms := self.limiter.keyed_delay_ms(task.registered_name, rate_key, task.rate_limit):
                 return Wait(wait_ms)
-        elif wait_ms := self.limiter.delay_ms(task.name, task.rate_limit):
+        elif wait_ms := self.limiter.delay_ms(task.registered_name, task.rate_limit):
             return Wait(wait_ms)
         if gate.concurrency is None:
             return Run(task)
         # Jitter, so that waiters parked together do not all ask again at once.
         park_ms = int(self.park_ms * random.uniform(1.0, 1.1))
         try:
-            taken = self.broker.acquire_slot(task.name, cap_key, gate.concurrency, claim, park_ms)
+            taken = self.broker.acquire_slot(task.registered_name, cap_key, gate.concurrency, claim, park_ms)
         except BrokerUnavailable as exc:
             return Wait(UNKNOWN_CAP_WAIT_MS, f"cannot reach Redis to take a concurrency slot ({exc}); waiting")
         if taken == 1:
@@ -85,13 +85,13 @@ class Caps:
     def release(self, done: list[tuple[Started, Outcome]]) -> None:
         """Give back the slots of attempts whose outcome is settled; wake a waiter for each."""
         for started, _ in done:
-            gate = START.get(started.task.name)
+            gate = START.get(started.task.registered_name)
             if gate is None or gate.concurrency is None:
                 continue
             claim = started.claim
             try:
                 key = key_of(started.record, "concurrency", gate.concurrency_key)
-                woken = self.broker.release_slot(started.task.name, key, claim)
+                woken = self.broker.release_slot(started.task.registered_name, key, claim)
             except (KeyUnavailable, BrokerUnavailable) as exc:
                 # The slot ends with the attempt's lease all the same; waiters ask again later.
                 logger.warning("Task id=%s: its concurrency slot was not given back (%s)", claim.id, exc)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import signal
+import threading
 import time
 from functools import partial
 from multiprocessing.connection import Connection
@@ -22,12 +22,12 @@ from typing import Any
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.utils import timezone
 
-from djtasks.core.conf import Settings, get_settings
+from djtasks.core.conf import Settings
 from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.transport.broker import Claim, get_broker
 from djtasks.worker.execute import Runner
-from djtasks.worker.guard import Guard
-from djtasks.worker.limits import resident_kib
+from djtasks.worker.guard import Backoff, Guard
+from djtasks.worker.limits import resident_kib, unenforced
 from djtasks.worker.outcome import Outcome, Started
 from djtasks.worker.protocol import ChildLimits, Reporter
 from djtasks.worker.recording import Recording, hand_back
@@ -39,28 +39,30 @@ WAIT_SECONDS = 1.0
 FLUSH_AFTER = 0.02
 
 
-class Backoff:
-    """Capped exponential backoff with full jitter, for reconnecting to Redis or the database."""
-
-    def __init__(self, base: float = 0.1, cap: float = 5.0):
-        self.base, self.cap, self.failures = base, cap, 0
-
-    def sleep(self) -> None:
-        self.failures += 1
-        time.sleep(random.uniform(0, min(self.cap, self.base * 2**self.failures)))
-
-    def reset(self) -> None:
-        self.failures = 0
-
-
 class Child:
-    def __init__(self, index: int, worker_id: str, queues: list[str], pipe: Connection, limits: ChildLimits):
+    def __init__(
+        self,
+        index: int,
+        worker_id: str,
+        queues: list[str],
+        pipe: Connection,
+        limits: ChildLimits,
+        config: Settings,
+        stop: threading.Event | None = None,
+    ):
         self.index = index
         self.worker_id = worker_id
         self.queues = queues
         self.max_tasks = limits.max_tasks
         self.max_memory = limits.max_memory_kib
-        self.config: Settings = get_settings()
+        self.config = config
+        # In a thread (the threads and solo pools) the parent asks for a stop through this event,
+        # and nothing can kill the child: hard time limits are not reported (see worker/pools.py).
+        self.stop_event = stop
+        self.killable = stop is None
+        # A forked child outlives a SIGKILLed parent: then nobody renews its leases, so it stops.
+        self.parent_pid = os.getppid() if self.killable else None
+        self._stopping = False
         self.broker = get_broker()
         self.recording = Recording(self.broker, self.config, worker_id)
         self.starter = Starter(self.recording, self.config, worker_id)
@@ -69,20 +71,32 @@ class Child:
         )
         self.skip: set[str] = set()
         self.reporter = Reporter(pipe)
-        self.stopping = False
         self.pending: list[tuple[Started, Outcome]] = []
         self.prefix = f"{worker_id}.{index}.{os.getpid()}"
         self.last_fast = False
         self.lease_ms = int(self.config.LEASE_SECONDS * 1000)
         self.guard = Guard(f"Worker {worker_id} child {index}")
 
+    @property
+    def stopping(self) -> bool:
+        if self.parent_pid is not None and (self.reporter.parent_gone or os.getppid() != self.parent_pid):
+            if not self._stopping:
+                logger.warning("Child %d: its parent (pid %d) is gone; stopping", self.index, self.parent_pid)
+            self._stopping = True
+        return self._stopping or (self.stop_event is not None and self.stop_event.is_set())
+
+    @stopping.setter
+    def stopping(self, value: bool) -> None:
+        self._stopping = value
+
     def request_stop(self, signum: int, frame: Any) -> None:
         self.stopping = True
 
     def run(self) -> None:
-        signal.signal(signal.SIGTERM, self.request_stop)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
-        self.stopping = self.stopping or _early_stop["requested"]
+        if self.killable:  # a process of its own (prefork): its signals are its own
+            signal.signal(signal.SIGTERM, self.request_stop)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+            self.stopping = self.stopping or _early_stop["requested"]
         backoff = Backoff()
         executed = rounds = 0
         try:
@@ -158,6 +172,8 @@ class Child:
 
     def _read_orders(self) -> None:
         self.skip |= self.reporter.orders()
+        if self.reporter.events is not None:
+            self.recording.recorder.events_on, self.reporter.events = self.reporter.events, None
         if self.reporter.queues is not None:
             logger.info(
                 "Worker %s child %d now consumes %s", self.worker_id, self.index, ",".join(self.reporter.queues)
@@ -233,7 +249,11 @@ class Child:
         return executed
 
     def _execute_one(self, item: Started) -> None:
-        self.reporter.executing(item.claim.id, self.runner.hard_limit(item.task, item.record))
+        hard = self.runner.hard_limit(item.task, item.record)
+        if hard is not None and not self.killable:
+            unenforced(item.task.registered_name, hard)
+            hard = None
+        self.reporter.executing(item.claim.id, hard)
         began = time.monotonic()
         outcome = self.runner.execute(item)
         _reset_connections()
@@ -262,19 +282,6 @@ _early_stop = {"requested": False}
 def request_early_stop(signum: int, frame: Any) -> None:
     """SIGTERM handler of a child that has not built its Child yet."""
     _early_stop["requested"] = True
-
-
-def child_main(index: int, worker_id: str, queues: list[str], pipe: Connection, limits: ChildLimits) -> None:
-    """Entry point of a forked child; returns (and the process exits) when asked to stop."""
-    # The fork copied the parent's handlers; a child must never run them (they signal "children").
-    signal.signal(signal.SIGTERM, request_early_stop)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
-    try:
-        Child(index, worker_id, queues, pipe, limits).run()
-        pipe.close()
-    finally:
-        connections.close_all()
 
 
 def _reset_connections() -> None:

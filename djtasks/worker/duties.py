@@ -18,11 +18,13 @@ from functools import partial
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
+from djtasks.calling import signals
 from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.periodic.beat import Beat
 from djtasks.record import transitions
 from djtasks.transport.broker import get_broker
-from djtasks.worker import maintenance
+from djtasks.worker import maintenance, startup
+from djtasks.worker.autoscale import Autoscaler
 from djtasks.worker.guard import Guard
 from djtasks.worker.outcome import db_lease
 from djtasks.worker.pool import Pool
@@ -51,7 +53,10 @@ class Duties:
         self.timers = Timers()
         self.full_sweep_pending = True
         self.beat = Beat(pool.worker_id, pool.db)
+        self.beat_started = False
         self.guard = Guard(f"Worker {pool.worker_id}")
+        most, least = pool.autoscale or (0, 0)
+        self.autoscaler = Autoscaler(pool, most, least, pool.autoscale_cooldown) if pool.autoscale else None
 
     def run(self) -> None:
         """Do the duties that are due, each on its own: one that fails waits for its next turn."""
@@ -77,7 +82,12 @@ class Duties:
             interval = min(60.0, max(1.0, config.RESULT_EXPIRES / 4))
             timers.expire = now + interval
             self._do("result expiry", lambda: self._expire(interval))
+        if self.autoscaler is not None:
+            self._do("autoscale", self.autoscaler.tick)
         if not self.pool.stopping:
+            if not self.beat_started:  # every worker runs the beat: once per worker, as it begins
+                self.beat_started = True
+                signals.beat_init.emit(sender=self.beat)
             self._do("beat", self.beat.tick)  # periodic tasks; handles its own Redis and database errors
 
     def _do(self, duty: str, action: Callable[[], object]) -> None:
@@ -130,8 +140,14 @@ class Duties:
             "uptime_s": round((timezone.now() - pool.started_at).total_seconds(), 1),  # on this host's clock
             "processed": sum(child.processed for child in children),
             "active": [claim.id for claim in running],
+            # What its children execute now (the rest of "active" is reserved, not begun).
+            "running": [child.executing for child in children if child.executing is not None],
+            "pool": pool.pool_kind,
+            "events": pool.config.ENABLE_EVENTS,
         }
+        broker.note_seen(pool.worker_id)  # first: a worker that shows as alive has been seen
         broker.heartbeat(pool.worker_id, info, ttl_s=int(pool.config.LEASE_SECONDS))
+        startup.renew_name(pool)
         self.remote.beat(info)
 
     def _sweep(self) -> None:

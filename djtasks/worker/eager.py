@@ -52,7 +52,9 @@ def run(task_id: str, db: str) -> BaseException | None:
         if not finish(started, outcome, db) or outcome.state != RETRY:
             # A BaseException the task raised (SystemExit...) is recorded, as by a worker, not raised at the caller.
             return outcome.error if outcome.state == FAILURE and isinstance(outcome.error, Exception) else None
-        logger.info("Task %s[%s] retried eagerly (its countdown is not waited for)", started.task.name, task_id)
+        logger.info(
+            "Task %s[%s] retried eagerly (its countdown is not waited for)", started.task.registered_name, task_id
+        )
 
 
 def start(task_id: str, db: str) -> Started | BaseException | None:

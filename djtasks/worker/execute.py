@@ -37,6 +37,7 @@ from djtasks.core.values import Unstorable, plain
 from djtasks.record import transitions
 from djtasks.record.convert import to_task_result
 from djtasks.record.models import DeadLetter, TaskRecord
+from djtasks.worker import signalling
 from djtasks.worker.limits import soft_time_limit
 from djtasks.worker.outcome import Outcome, Started, class_path, describe, storable
 from djtasks.worker.overrides import TimeLimitOverrides
@@ -70,7 +71,7 @@ class Runner:
         recorder = self.recording.recorder
         started.started_at = started.record.started_at = timezone.now()
         recorder.started(started)
-        name = started.task.name
+        name = started.task.registered_name
         if self.last_runtimes.get(name, SLOW_TASK) >= SLOW_TASK:
             # Worth a round trip so a watcher sees it begin; a fast task's event rides with its ack.
             recorder.flush()
@@ -95,13 +96,13 @@ class Runner:
 
     def soft_limit(self, task: Task, record: TaskRecord | None = None) -> float | None:
         """This call's soft limit: its own (apply_async), an override (taskctl), the task's, the worker's."""
-        override = self.overrides.get(task.name)
+        override = self.overrides.get(task.registered_name)
         return call_limit(record, "soft_time_limit") or (
             override[0] if override else task.soft_time_limit or self.soft_time_limit
         )
 
     def hard_limit(self, task: Task, record: TaskRecord | None = None) -> float | None:
-        override = self.overrides.get(task.name)
+        override = self.overrides.get(task.registered_name)
         return call_limit(record, "time_limit") or (override[1] if override else task.time_limit or self.time_limit)
 
 
@@ -127,7 +128,7 @@ def attempt(
     running = Current(
         id=record.pk,
         token=started.token,
-        task_name=task.name,
+        task_name=task.registered_name,
         attempt=record.attempts,
         worker_id=worker_id,
         queue=started.claim.queue,
@@ -136,6 +137,7 @@ def attempt(
     )
     token = activate(running)
     try:
+        signalling.prerun(started, args)  # Celery's task_prerun, before before_start as in Celery
         hooks.before_start(task, record.pk, record.args, record.kwargs)
         try:
             value = call(task, args, record.kwargs, soft_limit)
@@ -170,10 +172,10 @@ def mismatched(
     try:
         signature_of(task.func).bind(*args, **record.kwargs)
     except TypeError as exc:
-        reason = storable(f"arguments do not match {task.name}{signature_of(task.func)}: {exc}")
+        reason = storable(f"arguments do not match {task.registered_name}{signature_of(task.func)}: {exc}")
         letter = DeadLetter(
             task_id=record.pk,
-            task_name=task.name,
+            task_name=task.registered_name,
             queue=started.claim.queue,
             reason=reason,
             raw=storable(json.dumps({"args": record.args, "kwargs": record.kwargs}))[:65536],
@@ -219,11 +221,19 @@ def returned(task: Task, record: TaskRecord, value: Any) -> Outcome:
     try:
         value = plain(value, "result")
     except Unstorable as exc:
-        why = "is not JSON-serializable" if exc.wrong_type else "cannot be stored"
-        message = storable(f"return value of {task.name} {why}: {exc.path} {exc.problem}")
-        return Outcome(state=FAILURE, exception_type="builtins.TypeError", message=message, error=TypeError(message))
+        why = "is not JSON serializable" if exc.wrong_type else "cannot be stored"  # Django's words
+        error = raised(TypeError(f"return value of {task.registered_name} {why}: {exc.path} {exc.problem}"))
+        return with_error(describe(error), error)  # with a traceback, as an error the task raised
     ignored = task.ignore_result or record.ignore_result
     return Outcome(state=SUCCESS, result=None if ignored else value, returned=value)
+
+
+def raised(exc: BaseException) -> BaseException:
+    """Raise and catch exc, so that its FAILURE carries a traceback, as an error a task raised does."""
+    try:
+        raise exc
+    except BaseException as caught:  # noqa: BLE001 - it is the one just raised
+        return caught
 
 
 def failed(task: Task, record: TaskRecord, exc: BaseException) -> Outcome:
@@ -242,7 +252,11 @@ def failed(task: Task, record: TaskRecord, exc: BaseException) -> Outcome:
         if task.throws and isinstance(exc, task.throws):
             outcome.expected = True
             logger.info(
-                "Task %s[%s] raised expected: %s: %s", task.name, record.pk, outcome.exception_type, outcome.message
+                "Task %s[%s] raised expected: %s: %s",
+                task.registered_name,
+                record.pk,
+                outcome.exception_type,
+                outcome.message,
             )
         return outcome
     eta, error = planned

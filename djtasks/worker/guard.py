@@ -9,6 +9,7 @@ step, with a count of the repeats), and the next step runs.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 
@@ -40,3 +41,17 @@ class Guard:
         self.last[step] = (now, 0)
         again = f" ({repeats} more times since it was last logged)" if repeats else ""
         logger.error("%s: unexpected error in %s%s; carrying on", self.where, step, again, exc_info=True)
+
+
+class Backoff:
+    """Capped exponential backoff with full jitter, for reconnecting to Redis or the database."""
+
+    def __init__(self, base: float = 0.1, cap: float = 5.0):
+        self.base, self.cap, self.failures = base, cap, 0
+
+    def sleep(self) -> None:
+        self.failures += 1
+        time.sleep(random.uniform(0, min(self.cap, self.base * 2**self.failures)))
+
+    def reset(self) -> None:
+        self.failures = 0

@@ -17,7 +17,7 @@ from django.utils import timezone
 from djtasks.calling.publisher import due_ms, publish
 from djtasks.core.conf import Settings
 from djtasks.core.message import Message
-from djtasks.record.models import Chord, TaskRecord
+from djtasks.record.models import Chord, GroupRecord, TaskRecord
 from djtasks.transport.broker import Broker
 
 logger = logging.getLogger("djtasks")
@@ -96,6 +96,8 @@ def expire_results(config: Settings, *, batches: int = 10) -> int:
         deleted += TaskRecord.objects.using(db).filter(pk__in=ids).delete()[0]
     chords = Chord.objects.using(db).filter(fired_at__lt=cutoff).values_list("pk", flat=True)[:EXPIRE_BATCH]
     Chord.objects.using(db).filter(pk__in=list(chords)).delete()
+    groups = GroupRecord.objects.using(db).filter(created_at__lt=cutoff).values_list("pk", flat=True)[:EXPIRE_BATCH]
+    GroupRecord.objects.using(db).filter(pk__in=list(groups)).delete()  # saved groups expire like results
     if deleted:
         logger.info("Deleted %d finished task row(s) older than RESULT_EXPIRES=%ss", deleted, config.RESULT_EXPIRES)
     return deleted

@@ -34,7 +34,8 @@ class Outcome:
     finished_at: datetime | None = None
     eta: datetime | None = None  # when a RETRY outcome runs again
     returned: Any = None  # the return value even under ignore_result, for links and chains
-    error: BaseException | None = field(default=None, repr=False)  # what the task raised (not stored)
+    # What the task raised, in this process only (never stored): for hooks, the log and the signals.
+    error: BaseException | None = field(default=None, repr=False, compare=False)
     expected: bool = False  # an error the task declares in throws=: logged without its traceback
     rewrite: dict[str, Any] | None = None  # replace(): the row's new call, written with the RETRY
 
@@ -57,6 +58,11 @@ class Started:
     def token(self) -> str:
         return self.claim.token
 
+    @property
+    def retries(self) -> int:
+        """The retries before this attempt (the row's count grows when a RETRY is written)."""
+        return self._base[1]
+
     def rewind(self) -> None:
         """Undo in memory what an outcome write whose transaction rolled back added, so it can be written again."""
         errors, retries = self._base
@@ -75,6 +81,7 @@ def describe(exc: BaseException) -> Outcome:
         exception_type=class_path(type(exc)),
         message=storable(safe_str(exc)),
         traceback=storable(safe_traceback(exc)),
+        error=exc,
     )
 
 

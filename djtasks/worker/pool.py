@@ -51,6 +51,21 @@ class Pool(Protocol):
     @property
     def stopping(self) -> bool: ...
 
+    @property
+    def pool_kind(self) -> str: ...
+
+    @property
+    def autoscale(self) -> tuple[int, int] | None: ...
+
+    @property
+    def autoscale_cooldown(self) -> float: ...
+
+    @property
+    def stop_requested_at(self) -> float | None: ...
+
+    @property
+    def cold(self) -> bool: ...
+
     def children(self) -> list[ChildView]:
         """Describe the children, in the order they were spawned."""
 
@@ -65,6 +80,9 @@ class Pool(Protocol):
 
     def set_queues(self, queues: list[str]) -> None:
         """Consume from these queues from now on, in every child."""
+
+    def set_events(self, on: bool) -> None:
+        """Write events from now on (or stop writing them), in the parent and every child."""
 
     def revoke(self, task_id: str, *, terminate: bool) -> None:
         """Keep a revoked task held by a child from running, or kill its child if it runs and terminate is set."""

@@ -167,11 +167,28 @@ class Consume:
         return json.dumps({"queues": list(self.queues)}).encode()
 
 
-Order = Skip | Consume
+@dataclass(frozen=True, slots=True)
+class Events:
+    """Write task events from now on, or stop writing them (enable_events, disable_events)."""
+
+    on: bool
+
+    def encode(self) -> bytes:
+        return json.dumps({"events": self.on}).encode()
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, not {type(value).__name__}")
+    return value
+
+
+Order = Skip | Consume | Events
 
 _ORDERS: dict[str, Callable[[dict[str, Any]], Order]] = {
     "skip": lambda data: Skip(_texts(data["skip"])),
     "queues": lambda data: Consume(_texts(data["queues"])),
+    "events": lambda data: Events(_flag(data["events"])),
 }
 
 
@@ -196,13 +213,22 @@ class Reporter:
         self.lock = threading.Lock()
         # The queue list the parent last ordered (add_consumer / cancel_consumer), until read.
         self.queues: list[str] | None = None
+        # The events switch the parent last ordered (enable_events / disable_events), until read.
+        self.events: bool | None = None
         # The claims the parent knows this child holds (reported started, not yet done).
         self.held: dict[str, Claim] = {}
+        self.parent_gone = False
 
     def send(self, report: Report) -> None:
         data = report.encode()
         with self.lock:
-            self.pipe.send_bytes(data)
+            if self.parent_gone:
+                return
+            try:
+                self.pipe.send_bytes(data)
+            except (BrokenPipeError, ConnectionResetError):
+                # The parent is gone (SIGKILL): the child stops at its next look (Child.stopping).
+                self.parent_gone = True
 
     def started(self, claims: list[Claim]) -> None:
         self.send(Holding(tuple(claims)))
@@ -218,12 +244,19 @@ class Reporter:
         self.send(Executing(task_id, hard_limit))
 
     def orders(self) -> set[str]:
-        """Read the parent's orders: ids to skip (revoked while reserved), and a new queue list."""
+        """Read the parent's orders: ids to skip (revoked while reserved), a new queue list, the events switch."""
         skip: set[str] = set()
-        while self.pipe.poll():
-            match decode_order(self.pipe.recv_bytes()):
+        while not self.parent_gone and self.pipe.poll():
+            try:
+                data = self.pipe.recv_bytes()
+            except (EOFError, ConnectionResetError):  # the parent is gone
+                self.parent_gone = True
+                break
+            match decode_order(data):
                 case Skip(ids=ids):
                     skip.update(ids)
                 case Consume(queues=queues):
                     self.queues = list(queues)
+                case Events(on=on):
+                    self.events = on
         return skip

@@ -17,25 +17,25 @@ from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections, router, transaction
-from django.tasks.signals import task_finished
 from django.utils import timezone
 
 from djtasks.calling.publisher import due_ms
+from djtasks.core import registry
 from djtasks.core.conf import Settings, get_settings
 from djtasks.core.exceptions import BrokerUnavailable, MessageRejected
 from djtasks.core.message import Message
 from djtasks.core.states import FAILURE, READY_STATES, RETRY, RUNNABLE_STATES, SUCCESS
 from djtasks.record import sql, transitions
-from djtasks.record.convert import to_task_result
 from djtasks.record.models import DeadLetter, TaskRecord
 from djtasks.record.refusals import REFUSALS
 from djtasks.transport.broker import Broker, Claim
 from djtasks.transport.telemetry import Recorder
-from djtasks.worker import workflow
+from djtasks.worker import signalling, tasklog, workflow
 from djtasks.worker.outcome import REFUSED_TYPE, Outcome, Started, refused, safe_str, storable
 from djtasks.worker.telemetry import TaskRecorder
 
 logger = logging.getLogger("djtasks")
+TERMINATED = "djtasks.exceptions.Terminated"  # why the parent killed a child running a task revoked with terminate
 Done = list[tuple[Started, Outcome]]
 
 
@@ -46,6 +46,7 @@ class Recording:
         self.broker = broker
         self.config = config
         self.db = router.db_for_write(TaskRecord)
+        self.worker_id = worker_id
         # Events and counters ride along with the next ack (see settle).
         self.recorder = TaskRecorder(broker, config, worker_id)
         # Called with the attempts after() settled (worker/caps.py gives back their concurrency slots).
@@ -123,7 +124,7 @@ class Recording:
         return False
 
     def after(self, done: Done, written: list[bool]) -> None:
-        """After the commit: ack, wake waiting readers, send task_finished."""
+        """After the commit: log, ack, wake waiting readers, send task_finished and Celery's signals."""
         if not done:
             return
         self._report(done, written)
@@ -142,16 +143,16 @@ class Recording:
         self.settle([started.claim for started, _ in done if id(started) not in released])
         for hook in self.settled:
             hook(done)
-        for (started, _), ok in zip(done, written, strict=True):
-            if ok and started.record.state != RETRY:
-                backend = type(started.task.get_backend())
-                task_finished.send(backend, task_result=to_task_result(started.record, started.task))
+        for (started, outcome), ok in zip(done, written, strict=True):
+            if ok:
+                signalling.finished(started, outcome, self.worker_id)
 
     def _report(self, done: Done, written: list[bool]) -> None:
         """Queue the events of the written outcomes; log the attempts whose result was fenced off."""
         for (started, outcome), ok in zip(done, written, strict=True):
             if ok:
                 self.recorder.finished(started, outcome)
+                tasklog.finished(started, outcome)
             else:
                 logger.warning(
                     "Task id=%s lost its lease before finishing; this attempt's result is discarded",
@@ -192,6 +193,7 @@ class Recording:
         claim = started.claim
         self.with_db_retry(lambda: transitions.drop_lease(self.db, claim.id, claim.token))
         self.settle([started.claim])
+        signalling.revoked(started.task, started.record, claim.queue, self.worker_id)
 
     def with_db_retry(self, write: Callable[[], Any]) -> Any:
         """Run a database write, retrying with backoff while the database is unavailable."""
@@ -243,7 +245,9 @@ class Recording:
             logger.warning("Release of task id=%s failed (%s); its lease will lapse", claim.id, exc)
 
 
-def settle_killed(db: str, broker: Broker, claim: Claim, exc_type: str, message: str) -> None:
+def settle_killed(
+    db: str, broker: Broker, claim: Claim, exc_type: str, message: str, config: Settings | None = None
+) -> None:
     """Record the end of an attempt whose child the parent killed (hard time limit, terminate)."""
     try:
         record = transitions.fail_killed(db, claim.id, claim.token, exc_type, message, timezone.now())
@@ -254,8 +258,10 @@ def settle_killed(db: str, broker: Broker, claim: Claim, exc_type: str, message:
         broker.ack(claim)
     except BrokerUnavailable as exc:
         logger.warning("Ack of task id=%s failed (%s); its redelivery will be dropped", claim.id, exc)
+    if record is not None and exc_type == TERMINATED:
+        signalling.terminated(registry.get(record.task_name), record, claim.queue, record.worker)
     if record is not None and record.state in RUNNABLE_STATES:  # a revoke made its own event
-        recorder = Recorder(broker, get_settings(), record.worker)
+        recorder = Recorder(broker, config or get_settings(), record.worker)
         recorder.done[(record.task_name, claim.queue, FAILURE)] += 1
         recorder.event(
             "task-failed", id=claim.id, name=record.task_name, queue=claim.queue, exception=f"{exc_type}: {message}"

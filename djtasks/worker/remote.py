@@ -46,6 +46,8 @@ class Remote:
             "pool_grow": self.do_pool_grow,
             "pool_shrink": self.do_pool_shrink,
             "shutdown": self.do_shutdown,
+            "enable_events": self.do_enable_events,
+            "disable_events": self.do_disable_events,
             "revoke": self.do_revoke,
         }
         assert set(self.commands) == set(COMMANDS), "every command of core.commands has a handler"
@@ -68,6 +70,7 @@ class Remote:
             pid=os.getpid(),
             queues=pool.queues,
             concurrency=pool.concurrency,
+            pool=pool.pool_kind,
         )
 
     def beat(self, info: dict[str, Any]) -> None:
@@ -178,6 +181,19 @@ class Remote:
         self.pool.retire([child.index for child in chosen])
         return f"pool shrunk by {n} to {self.pool.concurrency} (stopping children {sorted(c.index for c in chosen)})"
 
+    def do_enable_events(self) -> str:
+        if self.pool.config.ENABLE_EVENTS:
+            return "task events already enabled"
+        self.pool.set_events(True)
+        return "task events enabled"
+
+    def do_disable_events(self) -> str:
+        if not self.pool.config.ENABLE_EVENTS:
+            return "task events already disabled"
+        self._event("worker-offline", reason="events disabled")  # watchers know why it falls silent
+        self.pool.set_events(False)
+        return "task events disabled"
+
     def do_shutdown(self) -> tuple[str, Any]:
         return "warm shutdown started", self.pool.request_warm_stop
 
@@ -231,6 +247,8 @@ class Remote:
             "uptime_s": round((timezone.now() - pool.started_at).total_seconds(), 1),
             "concurrency": pool.concurrency,
             "queues": pool.queues,
+            "pool_kind": pool.pool_kind,
+            "events": pool.config.ENABLE_EVENTS,
             "processed": sum(child.processed for child in children),
             "pool": [
                 {"child": c.index, "pid": c.pid, "processed": c.processed, "held": len(c.held), "retiring": c.retiring}

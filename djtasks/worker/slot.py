@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 
 from djtasks.transport.broker import Claim
 from djtasks.worker.pool import ChildView
+from djtasks.worker.pools import Handle
 from djtasks.worker.protocol import Executing, Holding, Order, Released, Report, Skip, decode_report
 
 logger = logging.getLogger("djtasks")
@@ -20,7 +19,7 @@ logger = logging.getLogger("djtasks")
 @dataclass
 class Slot:
     index: int
-    process: BaseProcess
+    process: Handle
     reader: Connection
     running: dict[str, Claim] = field(default_factory=dict)
     processed: int = 0
@@ -63,12 +62,8 @@ class Slot:
             pass
 
     def signal(self, signum: int) -> None:
-        """Send the child a signal, unless it is gone."""
-        if self.process.pid is not None:
-            try:
-                os.kill(self.process.pid, signum)
-            except ProcessLookupError:
-                pass
+        """Send the child a signal, unless it is gone (a child in a thread only hears stop requests)."""
+        self.process.signal(signum)
 
     def revoke(self, task_id: str, *, terminate: bool) -> None:
         """Stop a task this child holds: kill the child if it runs it and terminate is asked, else skip it."""
@@ -76,6 +71,13 @@ class Slot:
             return
         if not (self.executing and self.executing[0] == task_id):
             self.tell(Skip((task_id,)))
+        elif terminate and not self.process.killable:
+            logger.warning(
+                "Task id=%s revoked with terminate, but child %d is a thread, which cannot be killed: "
+                "it runs on and its outcome is discarded",
+                task_id,
+                self.index,
+            )
         elif terminate and self.killed is None:
             logger.warning("Task id=%s revoked with terminate: killing child %d", task_id, self.index)
             self.killed = (task_id, "djtasks.exceptions.Terminated", "revoked with terminate=True")

@@ -18,7 +18,7 @@ from djtasks.calling.declaration import Task
 from djtasks.calling.gates import START
 from djtasks.core import registry
 from djtasks.core.conf import Settings
-from djtasks.core.exceptions import MessageRejected
+from djtasks.core.exceptions import MessageRejected, NotRegistered
 from djtasks.core.message import Message
 from djtasks.core.states import FAILURE, REVOKED, RUNNABLE_STATES
 from djtasks.record import revocation, sql, transitions
@@ -26,7 +26,7 @@ from djtasks.record.models import DeadLetter, TaskRecord
 from djtasks.record.refusals import REFUSALS
 from djtasks.transport.broker import Claim
 from djtasks.transport.decode import escaped
-from djtasks.worker import workflow
+from djtasks.worker import signalling, tasklog, workflow
 from djtasks.worker.caps import Caps
 from djtasks.worker.outcome import Outcome, Started, db_lease, storable
 from djtasks.worker.ratelimit import Limiter
@@ -35,6 +35,7 @@ from djtasks.worker.verdicts import Drop, Expire, Parked, Run, SetAside, Verdict
 
 logger = logging.getLogger("djtasks")
 NO_ROW = "no task row has this id (forged, or its transaction rolled back)"
+NOT_REGISTERED = "djtasks.exceptions.NotRegistered"
 
 
 @dataclass
@@ -101,6 +102,8 @@ class Starter:
             # Set aside in the same commit; their messages are acked only after it.
             DeadLetter.objects.using(db).bulk_create([letter for _, letter in batch.letters])
         recording.recorder.received(batch.started)
+        tasklog.received(batch.started)
+        signalling.received(batch.started, self.worker_id)
         recording.after(finished, written)
         recording.settle(batch.drops, notify=False)
         recording.settle([claim for claim, _ in batch.letters])
@@ -130,6 +133,7 @@ class Starter:
                 valid.append((claim, Message.decode(claim.envelope, expected_id=claim.id, queue=claim.queue)))
             except MessageRejected as exc:
                 batch.letters.append((claim, dead_letter(claim, str(exc), raw=claim.envelope)))
+                signalling.rejected(claim.envelope, exc)
         return valid
 
     def decide(self, claim: Claim, record: TaskRecord, now: datetime) -> Verdict:
@@ -153,11 +157,11 @@ class Starter:
         task = registry.get(record.task_name)
         if not isinstance(task, Task):
             reason = f"task {record.task_name!r} is not registered in worker {self.worker_id}"
-            return SetAside(reason, "djtasks.exceptions.NotRegistered")
-        gate = START.get(task.name)
+            return SetAside(reason, NOT_REGISTERED)
+        gate = START.get(task.registered_name)
         if gate is not None:  # a keyed rate limit or a concurrency cap (worker/caps.py)
             return self.caps.decide(task, gate, claim, record)
-        if wait_ms := self.limiter.delay_ms(task.name, task.rate_limit):
+        if wait_ms := self.limiter.delay_ms(task.registered_name, task.rate_limit):
             # Over its rate limit: wait in the scheduled set, not in this child.
             return Wait(wait_ms)
         return Run(task)
@@ -175,6 +179,8 @@ class Starter:
             case Drop(state=state):
                 logger.info("Task id=%s is already %s: duplicate delivery dropped", claim.id, state)
                 batch.drops.append(claim)
+                if state == REVOKED:  # a revoked task met by a worker, as Celery says
+                    signalling.revoked(registry.get(record.task_name), record, claim.queue, self.worker_id)
             case Wait(delay_ms=delay_ms, why=why):
                 if why:
                     logger.info("Task id=%s %s", claim.id, why)
@@ -185,6 +191,8 @@ class Starter:
                 self._expire(claim, record, now)
                 batch.expired.append(claim)
             case SetAside(reason=reason, exc_type=exc_type, raw=raw):
+                if exc_type == NOT_REGISTERED:
+                    signalling.unknown(record.task_name, claim.id, claim.envelope, NotRegistered(record.task_name))
                 if transitions.fail_unstarted(self.recording.db, record, exc_type, reason, now):
                     workflow.after_final(self.recording.db, record, FAILURE, None, (exc_type, reason, ""))
                 letter = dead_letter(claim, reason, raw=claim.envelope if raw else b"", task_name=record.task_name)
@@ -198,6 +206,7 @@ class Starter:
         if revocation.revoke_expired(db, record, reason, now):
             workflow.after_final(db, record, REVOKED, None, (revocation.REVOKED_TYPE, reason, ""))
         self.recording.recorder.revoked(claim.id, record.task_name, claim.queue, "expired before it started")
+        signalling.revoked(registry.get(record.task_name), record, claim.queue, self.worker_id, expired=True)
 
 
 def dead_letter(claim: Claim, reason: str, *, raw: bytes = b"", task_name: str = "") -> DeadLetter:

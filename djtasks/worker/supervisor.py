@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import signal
+import threading
 import time
+from collections.abc import Callable
 from functools import partial
 from multiprocessing.connection import wait
 from typing import Any
@@ -19,24 +20,27 @@ from typing import Any
 from django.db import connections, router
 from django.utils import timezone
 
+from djtasks.calling import signals
 from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.record.models import TaskRecord
-from djtasks.transport.broker import Claim, close_broker, get_broker
-from djtasks.worker.child import child_main
+from djtasks.transport.broker import Claim, get_broker
+from djtasks.worker import startup
 from djtasks.worker.config import child_limits, worker_settings
 from djtasks.worker.duties import Duties
+from djtasks.worker.entry import child_main, thread_main
 from djtasks.worker.guard import Guard
-from djtasks.worker.pool import ChildView
-from djtasks.worker.protocol import Consume
+from djtasks.worker.naming import node_name
+from djtasks.worker.pools import SoloPool, make_pool
 from djtasks.worker.recording import hand_back, settle_killed
 from djtasks.worker.remote import Remote
 from djtasks.worker.slot import Slot
+from djtasks.worker.steering import Steering
 
 logger = logging.getLogger("djtasks")
 TICK_SECONDS = 0.5
 
 
-class Worker:
+class Worker(Steering):
     def __init__(
         self,
         *,
@@ -47,24 +51,38 @@ class Worker:
         soft_time_limit: float | None = None,
         time_limit: float | None = None,
         shutdown_grace: float | None = None,
+        hostname: str | None = None,
+        pool: str = "prefork",
+        autoscale: tuple[int, int] | None = None,
+        events: bool | None = None,
+        autoscale_cooldown: float = 30.0,
     ):
         # The options override their settings; a bad value of either raises ImproperlyConfigured.
+        if autoscale is not None:
+            concurrency = autoscale[1]  # autoscaling starts at its minimum
         options = {
-            "CONCURRENCY": concurrency,
+            "CONCURRENCY": 1 if pool == "solo" and concurrency is None else concurrency,
             "MAX_TASKS_PER_CHILD": max_tasks_per_child,
             "MAX_MEMORY_PER_CHILD": max_memory_per_child,
             "SOFT_TIME_LIMIT": soft_time_limit,
             "TIME_LIMIT": time_limit,
             "SHUTDOWN_GRACE": shutdown_grace,
+            "WORKER_NAME": hostname,
+            "ENABLE_EVENTS": events,
         }
-        self.config = worker_settings(options, queues)
+        self.config = worker_settings(options, queues, pool, autoscale)
         self.queues = queues or [self.config.DEFAULT_QUEUE]
         self.concurrency = self.config.CONCURRENCY
         self.limits = child_limits(self.config)
         self.grace = self.config.SHUTDOWN_GRACE
-        self.worker_id = f"{self.config.WORKER_NAME}.{os.getpid()}"
+        # The worker's name, as -n (or WORKER_NAME) gives it: unique among live workers (startup.py).
+        self.worker_id = node_name(self.config.WORKER_NAME)
         self.slots: dict[int, Slot] = {}
         self.context = multiprocessing.get_context("fork")
+        self.pool = make_pool(pool, self.context)
+        self.autoscale = autoscale
+        self.autoscale_cooldown = autoscale_cooldown
+        self.reload_requested = False
         self.stop_requested_at: float | None = None
         self.cold = False
         self.started_at = timezone.now()
@@ -76,20 +94,34 @@ class Worker:
         self.guard = Guard(f"Worker {self.worker_id}")
         # Indexes of children that died and are not replaced yet (spawning can fail too).
         self.vacant: set[int] = set()
+        self.on_started: Callable[[], object] = lambda: None
 
     # Lifecycle ----------------------------------------------------------------------------
 
     def run(self) -> int:
         self._install_signals()
+        signals.worker_init.emit(sender=self)
         logger.info(
-            "Worker %s starting: queues=%s concurrency=%d", self.worker_id, ",".join(self.queues), self.concurrency
+            "Worker %s starting: queues=%s concurrency=%d pool=%s",
+            self.worker_id,
+            ",".join(self.queues),
+            self.concurrency,
+            self.pool.kind,
         )
+        startup.prepare(self)  # refuses to start (StartupFailure) on what retrying cannot fix
+        self.on_started()  # taskworker writes its pid file here: a pid file names a worker that started
+        if isinstance(self.pool, SoloPool):
+            return startup.run_solo(self, self.pool, self._supervise_all)
+        return self._supervise_all()
+
+    def _supervise_all(self) -> int:
         try:
             for index in range(self.concurrency):
                 if self.stop_requested_at is not None:
                     break  # a stop during start-up: spawn no more
                 self._spawn(index)
             self.remote.online()
+            signals.worker_ready.emit(sender=self)
             self._loop()
         except BaseException:
             # Never leave children running unsupervised (no lease extension, no time limits),
@@ -99,7 +131,7 @@ class Worker:
             raise
         self._finish()
         logger.info("Worker %s stopped (%s shutdown)", self.worker_id, "cold" if self.cold else "warm")
-        return 1 if self.cold else 0
+        return 1 if self.cold else 3 if self.reload_requested else 0
 
     def _loop(self) -> None:
         """Supervise until stopped. Each step of a turn is guarded: an unexpected error in one is
@@ -134,6 +166,8 @@ class Worker:
         return False
 
     def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # Worker(...).run() from a thread (tests): the caller stops it with request_warm_stop
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGQUIT, self._on_cold_signal)
@@ -155,18 +189,10 @@ class Worker:
     # Children -----------------------------------------------------------------------------
 
     def _spawn(self, index: int) -> None:
-        # A forked child must not share the parent's database or Redis sockets.
-        connections.close_all()
-        close_broker()
-        ours, theirs = self.context.Pipe(duplex=True)
-        process = self.context.Process(
-            target=child_main,
-            args=(index, self.worker_id, self.queues, theirs, self.limits),
-            name=f"djtasks-child-{index}",
-        )
-        process.start()
-        theirs.close()
-        self.slots[index] = Slot(index=index, process=process, reader=ours)
+        ours, theirs = self.pool.pipe()
+        args = (index, self.worker_id, self.queues, theirs, self.limits, self.config)
+        target = child_main if self.pool.kind == "prefork" else thread_main
+        self.slots[index] = Slot(index=index, process=self.pool.spawn(index, target, args, theirs), reader=ours)
 
     def _alive(self) -> bool:
         return any(slot.process.is_alive() for slot in self.slots.values())
@@ -202,7 +228,7 @@ class Worker:
     def _settle(self, slot: Slot, claim: Claim, code: int | None) -> None:
         """Settle one claim of a dead child: record a kill, or hand the task back."""
         if slot.killed and claim.id == slot.killed[0]:
-            settle_killed(self.db, get_broker(), claim, slot.killed[1], slot.killed[2])
+            settle_killed(self.db, get_broker(), claim, slot.killed[1], slot.killed[2], self.config)
         elif slot.executing and claim.id == slot.executing[0]:
             # The task in hand may be what killed its child: this delivery counts towards
             # MAX_DELIVERIES, after which the message is dead-lettered as poison.
@@ -235,7 +261,7 @@ class Worker:
         for slot in self.slots.values():
             slot.signal(signal.SIGKILL)
         for slot in list(self.slots.values()):
-            slot.process.join(timeout=5)
+            slot.process.join(timeout=5 if slot.process.killable else 0)
             self.guard.run("reading a killed child's reports", slot.read)
             for claim in slot.running.values():
                 logger.warning("Cold shutdown: handing back task id=%s", claim.id)
@@ -245,49 +271,11 @@ class Worker:
         self.slots.clear()
 
     def _finish(self) -> None:
+        signals.worker_shutdown.emit(sender=self)
         try:
             get_broker().forget_worker(self.worker_id)
         except BrokerUnavailable:
             pass
         self.remote.offline()
+        startup.release(self)
         connections.close_all()
-
-    # The pool, as remote control and the duties see it (worker/pool.py) -------------------
-
-    @property
-    def stopping(self) -> bool:
-        return self.stop_requested_at is not None
-
-    def children(self) -> list[ChildView]:
-        now = time.monotonic()
-        return [slot.view(now, retiring=slot.index in self.retiring) for slot in self.slots.values()]
-
-    def collect(self) -> None:
-        for slot in self.slots.values():
-            if not slot.reader.closed:
-                slot.read()
-
-    def grow(self, n: int) -> None:
-        for _ in range(n):
-            self._spawn(max([*self.slots, *self.retiring, *self.vacant], default=-1) + 1)
-        self.concurrency += n
-
-    def retire(self, indexes: list[int]) -> None:
-        for index in indexes:
-            self.retiring.add(index)
-            pid = self.slots[index].process.pid
-            if pid is not None:
-                os.kill(pid, signal.SIGTERM)  # warm: it finishes its task, hands back the rest
-        self.concurrency -= len(indexes)
-
-    def set_queues(self, queues: list[str]) -> None:
-        self.queues = queues
-        for slot in self.slots.values():
-            slot.tell(Consume(tuple(queues)))
-
-    def revoke(self, task_id: str, *, terminate: bool) -> None:
-        for slot in self.slots.values():
-            slot.revoke(task_id, terminate=terminate)
-
-    def request_warm_stop(self) -> None:
-        self._on_stop_signal(signal.SIGTERM, None)

@@ -31,10 +31,10 @@ class TaskRecorder(Recorder):
             "task-started", id=item.claim.id, name=record.shown_name, queue=item.claim.queue, attempt=record.attempts
         )
         ready_at = max(filter(None, (record.enqueued_at, record.eta)))
-        self.wait.observe(item.task.name, (item.started_at - ready_at).total_seconds())
+        self.wait.observe(item.task.registered_name, (item.started_at - ready_at).total_seconds())
 
     def finished(self, item: Started, outcome: Outcome) -> None:
-        name, queue = item.task.name, item.claim.queue
+        name, queue = item.task.registered_name, item.claim.queue
         self.done[(name, queue, outcome.state)] += 1
         runtime = (outcome.finished_at - item.started_at).total_seconds() if outcome.finished_at else 0.0
         self.runtime.observe(name, runtime)

@@ -125,7 +125,10 @@ def public_names(modules: tuple[str, ...]) -> dict[str, str]:
 def resolve_public(app: Sphinx, env: Any, node: Any, contnode: Any) -> Any:
     if node.get("refdomain") != "py":
         return None
-    public = public_names(tuple(app.config.djtasks_public_modules)).get(node["reftarget"])
+    names = public_names(tuple(app.config.djtasks_public_modules))
+    target = node["reftarget"]
+    # A defining path, or a module that re-exports the class (djtasks.calling.result.GroupResult).
+    public = names.get(target) or (names.get(target.rsplit(".", 1)[-1]) if target.startswith("djtasks.") else None)
     if public is None:
         return None
     alias = node.deepcopy()

@@ -43,12 +43,12 @@ def test_the_detail_page_shows_the_unique_key_and_the_duplicates_it_answered():
 def test_without_the_argument_permission_keys_show_as_digests_everywhere():
     first = unique_work.apply_async(("x",), unique_key="customer-acme-key", unique_for=60)
     per_customer_key = "acme-secret-customer"
-    get_broker().take_keyed_rate_slot(per_customer.name, per_customer_key, 60_000)
+    get_broker().take_keyed_rate_slot(per_customer.registered_name, per_customer_key, 60_000)
     viewer = client_for("view_taskrecord")
     page = detail(viewer, first.id)
     assert "customer-acme-key" not in page and "<td>#" in page
     dashboard = viewer.get(DASHBOARD).content.decode()
-    assert per_customer_key not in dashboard and per_customer.name in dashboard
+    assert per_customer_key not in dashboard and per_customer.registered_name in dashboard
     assert per_customer_key in client_for(superuser=True).get(DASHBOARD).content.decode()
 
 
@@ -66,12 +66,12 @@ def test_the_dashboard_shows_a_caps_holders_and_waiters():
     publisher.flush()
     claims = broker.claim(["default"], "test", 30_000, limit=2)
     by_id = {claim.id: claim for claim in claims}
-    assert broker.acquire_slot(capped.name, None, 1, by_id[holder.id], 60_000) == 1
-    assert broker.acquire_slot(capped.name, None, 1, by_id[waiter.id], 60_000) == 0
+    assert broker.acquire_slot(capped.registered_name, None, 1, by_id[holder.id], 60_000) == 1
+    assert broker.acquire_slot(capped.registered_name, None, 1, by_id[waiter.id], 60_000) == 0
     page = client_for(superuser=True).get(DASHBOARD).content.decode()
     assert "1 of 1 running, 1 waiting" in page and holder.id[:10] in page
     # The holder's lease ends (acked by hand): its slot no longer counts, its release wakes the waiter.
-    assert broker.release_slot(capped.name, None, by_id[holder.id]) == waiter.id
+    assert broker.release_slot(capped.registered_name, None, by_id[holder.id]) == waiter.id
     assert "0 of 1 running, 0 waiting" in client_for(superuser=True).get(DASHBOARD).content.decode()
 
 

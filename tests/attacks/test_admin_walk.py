@@ -16,18 +16,24 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.test import RequestFactory
 
+from djtasks.admin import controls
 from djtasks.core.conf import get_settings
 from djtasks.models import DeadLetter, PeriodicRun, PeriodicTask, TaskRecord
 from tests.conftest import point_djtasks_at
 from tests.support.adminwalk import (
+    ADD,
     ID_IN_LIST,
+    MODELS,
     SECRET,
+    WALK_WORKER,
     WALKERS,
     AdminURL,
     Walker,
     djtasks_admin_urls,
     djtasks_model_admins,
     fingerprint,
+    redis_state,
+    restore_redis,
     seed,
 )
 
@@ -58,14 +64,37 @@ ACTIONS = {
     ("periodictask", "disable"): ("change_periodictask",),
     ("periodictask", "run_selected_now"): ("change_periodictask",),
     ("periodicrun", "delete_selected"): ("delete_periodicrun",),
+    ("retryingtask", "run_now"): ("run_task_now",),
+    ("deadtask", "retry_tasks"): ("retry_task",),
 }
 # Deleting a periodic task deletes its runs: Django asks for the right to delete those too.
 ALSO_TO_RUN = {("periodictask", "delete_selected"): ("delete_periodicrun",)}
 CUSTOM_VIEWS = {"retry": "retry_task", "revoke": "revoke_task"}
+# The fleet's pages (GET only) and its controls (POST only, each with its permission and what to send).
+FLEET_PAGES = ("changelist", "queues", "limits", "scheduled")
+FLEET_CONTROLS = {
+    "shutdown": ("shutdown_worker", {"worker": WALK_WORKER}),
+    "pool_grow": ("resize_pool", {"worker": WALK_WORKER, "n": "1"}),
+    "pool_shrink": ("resize_pool", {"worker": WALK_WORKER, "n": "1"}),
+    "add_consumer": ("manage_consumers", {"worker": WALK_WORKER, "queue": "walk-extra"}),
+    "cancel_consumer": ("manage_consumers", {"worker": WALK_WORKER, "queue": "default"}),
+    "pause": ("pause_queue", {"queue": "default"}),
+    "resume": ("pause_queue", {"queue": "walk-paused"}),
+    "purge": ("purge_queue", {"queue": "default", "confirm": "yes"}),
+    "rate_limit": ("change_rate_limit", {"task": ADD, "rate": "5/m"}),
+    "time_limit": ("change_time_limit", {"task": ADD, "soft": "10", "hard": "20"}),
+    "run_now": ("run_task_now", {"task_id": "t-retry"}),
+}
+
+
+@pytest.fixture(autouse=True)
+def quick_replies(monkeypatch):
+    """The walk's worker is a heartbeat only: wait a moment for its reply, not the admin's 2 s."""
+    monkeypatch.setattr(controls, "REPLY_TIMEOUT", 0.05)
 
 
 def can_view(walker: Walker, model: str) -> bool:
-    if model == "dashboard":
+    if model in ("dashboard", "fleet", "retryingtask", "deadtask"):
         return walker.has("view_taskrecord")
     return walker.has(f"view_{model}") or (model == "periodictask" and walker.has("change_periodictask"))
 
@@ -79,8 +108,13 @@ def expected(walker: Walker, url: AdminURL, method: str) -> tuple[int, bool]:
         return 302, False
     if view == "app_list":
         return (200 if any(walker.has(p) for p in MODEL_PERMS) else 404), False
-    if view == "changelist" and model == "dashboard":
+    if (view == "changelist" and model == "dashboard") or (model == "fleet" and view in FLEET_PAGES):
         return (200 if can_view(walker, model) else 403) if method == "GET" else 405, False
+    if model == "fleet" and view in FLEET_CONTROLS:
+        if method == "GET":
+            return 405, False
+        allowed = can_view(walker, model) and walker.has(FLEET_CONTROLS[view][0])
+        return (302, True) if allowed else (403, False)
     if view in ("changelist", "history"):
         return (200 if can_view(walker, model) else 403), False
     if view == "add":
@@ -103,12 +137,14 @@ def expected(walker: Walker, url: AdminURL, method: str) -> tuple[int, bool]:
 
 
 def attempt(client, method: str, url: str, data: dict | None = None):
-    """Make a request, note whether it changed any djtasks row, and undo what it changed."""
+    """Make a request, note whether it changed any djtasks row or Redis, and undo what it changed."""
     before = fingerprint()
+    redis_before = redis_state()
     with transaction.atomic():
         response = getattr(client, method.lower())(url, data or {})
         changed = fingerprint() != before
         transaction.set_rollback(True)
+    restore_redis(redis_before)
     return response, changed
 
 
@@ -124,7 +160,8 @@ def assert_no_secret(walker: Walker, what: str, response) -> None:
 def test_the_walk_finds_every_djtasks_admin_view():
     views = {(url.model, url.view) for url in djtasks_admin_urls()}
     assert {("taskrecord", "retry"), ("taskrecord", "revoke"), ("dashboard", "changelist"), ("", "app_list")} <= views
-    assert {model for model, _ in views} == {"", "taskrecord", "deadletter", "periodictask", "periodicrun", "dashboard"}
+    assert {model for model, _ in views} == {"", *MODELS}
+    assert {("fleet", view) for view in (*FLEET_PAGES, *FLEET_CONTROLS)} <= views
 
 
 @pytest.mark.parametrize("walker", WALKERS, ids=lambda w: w.name)
@@ -136,6 +173,8 @@ def test_every_admin_url_answers_each_user_as_their_permissions_say(walker):
         address = url.url(pks.get(url.model, ""))
         for method in ("GET", "POST"):
             data = {"post": "yes"} if url.view == "delete" else None
+            if url.model == "fleet" and url.view in FLEET_CONTROLS:
+                data = FLEET_CONTROLS[url.view][1]
             response, changed = attempt(client, method, address, data)
             want = expected(walker, url, method)
             if (response.status_code, changed) != want:
@@ -159,6 +198,8 @@ def test_every_action_is_declared_and_none_sits_on_the_change_form():
 def selection(model: str, action: str, pks: dict) -> list:
     if (model, action) == ("deadletter", "requeue"):
         return [pks["deadletter"]]  # its row is PENDING: requeued without a confirmation page
+    if model in ("retryingtask", "deadtask"):
+        return [pks[model]]
     manager = {"taskrecord": TaskRecord, "deadletter": DeadLetter, "periodictask": PeriodicTask}.get(model, PeriodicRun)
     return list(manager.objects.values_list("pk", flat=True))
 

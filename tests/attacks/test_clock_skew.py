@@ -15,7 +15,6 @@ import pytest
 from django.utils.dateparse import parse_datetime
 
 from djtasks import control
-from djtasks.core.conf import get_settings
 from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.models import PeriodicRun
 from djtasks.periodic.beat import RedisClock
@@ -50,7 +49,7 @@ def skewed(seconds: float, **extra: str) -> dict[str, str]:
 
 def start(worker, seconds, *args, **extra):
     process = worker("-c", "1", *args, env=skewed(seconds, **extra))
-    worker_id = f"{get_settings().WORKER_NAME}.{process.pid}"
+    worker_id = process.name
     assert wait_for(lambda: worker_id in control.workers(), timeout=30), process.log()[-3000:]
     return process, worker_id
 

@@ -31,7 +31,7 @@ def key(*parts):
 
 def start(worker):
     process = worker("-c", "1", env=SMALL_POOL)
-    worker_id = f"{get_settings().WORKER_NAME}.{process.pid}"
+    worker_id = process.name
     assert wait_for(lambda: worker_id in control.workers(), timeout=30), process.log()[-3000:]
     return process, worker_id
 

@@ -26,7 +26,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from djtasks import control, publisher
-from djtasks.core.conf import get_settings
 from djtasks.models import DeadLetter
 from djtasks.ops import events
 from djtasks.transport import decode
@@ -67,7 +66,7 @@ def live(redis_server, django_db_setup, django_db_blocker, tmp_path_factory) -> 
     path = folder / "ledger.txt"
     path.touch()
     process = WorkerProcess(redis_server.url, folder, "-c", "2", env={"DJTASKS_LEDGER": str(path)}).start()
-    yield Live(process, path, f"{get_settings().WORKER_NAME}.{process.pid}")
+    yield Live(process, path, process.name)
     process.kill()
 
 

@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from djtasks.checks import check_settings
+from djtasks.core import celeryconf
 from djtasks.core.conf import Settings
 from djtasks.worker.supervisor import Worker
 from tests.support.workers import WorkerProcess
@@ -85,6 +86,7 @@ INVALID: dict[str, list[object]] = {
     "CONCURRENCY": [0, -1, True, 2.0, "4", 10**6],
     "MAX_CONCURRENCY": [0, 2000, True, "x"],
     "REDACT_KEYS": ["password", ["password", ""], [1], None],
+    "QUEUES": ["default", ["default", "a,b"], [""], [1], None, ["\x1b[2J"]],
 }
 # Values each fine alone, wrong together: (the key the error names, the values).
 RELATIONS: list[tuple[str, dict[str, object]]] = [
@@ -214,3 +216,25 @@ def test_taskworker_refuses_to_start_on_a_bad_setting_or_option_and_says_why(red
     finally:
         for process, _ in processes:
             process.kill()
+
+
+ALIASED = {key: name for name, key in celeryconf.ALIASES.items() if key in INVALID}
+ALIAS_CASES = [
+    pytest.param(key, value, id=f"CELERY_{ALIASED[key].upper()}={value!r}"[:80])
+    for key in sorted(ALIASED)
+    for value in INVALID[key]
+]
+
+
+@pytest.mark.parametrize(("key", "value"), ALIAS_CASES)
+def test_a_celery_alias_is_checked_like_its_djtasks_key_and_named_in_the_error(key, value):
+    """The same wrong values through the Celery names (CELERY_TASK_ROUTES...): none slips past the checks."""
+    django_name = f"CELERY_{ALIASED[key].upper()}"
+    others = {k: v for k, v in settings.DJTASKS.items() if k != key}
+    with override_settings(DJTASKS=others, **{django_name: value}):
+        found = errors()
+        assert found, f"{django_name}={value!r} passed the checks"
+        assert all(error.hint for error in found), [(e.id, e.msg) for e in found]
+        assert any(django_name in error.msg for error in found), [e.msg for e in found]
+        with pytest.raises(ImproperlyConfigured, match=django_name):
+            Worker(queues=["default"])

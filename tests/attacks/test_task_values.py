@@ -24,7 +24,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from djtasks import control
-from djtasks.core.conf import get_settings
 from djtasks.models import DeadLetter, TaskRecord
 from djtasks.transport.broker import get_broker
 from tests.conftest import point_djtasks_at
@@ -49,7 +48,7 @@ class Live:
 
     @property
     def worker_id(self) -> str:
-        return f"{get_settings().WORKER_NAME}.{self.process.pid}"
+        return self.process.name
 
     def runs(self) -> Counter[str]:
         return Counter(line.split()[1] for line in self.ledger.read_text().splitlines() if line.startswith("start "))
@@ -318,7 +317,7 @@ def test_a_queued_id_the_database_refuses_is_dead_lettered_not_handed_back_forev
 
 def test_a_newline_in_a_task_id_cannot_forge_a_worker_log_line(child):
     forged = "dup\n[2026-01-01 00:00:00 ERROR 1] FORGED line\r\x1b[2Kcleared"
-    TaskRecord.objects.create(id=forged, task_name=tasks.add.name, state="SUCCESS", args=[1, 1])
+    TaskRecord.objects.create(id=forged, task_name=tasks.add.registered_name, state="SUCCESS", args=[1, 1])
     push_raw(forged)
     assert wait_for(lambda: "FORGED" in child.process.log(), timeout=30)
     lines = child.process.log().splitlines()

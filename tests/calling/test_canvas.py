@@ -4,9 +4,10 @@ import time
 
 import pytest
 
-from djtasks import ChordError, GroupResult, Signature, chain, chord, chunks, group, signature
+from djtasks import ChordError, GroupResult, Signature, chain, chord, chunks, group, signature, task
 from djtasks.calling.canvas import from_dict
 from djtasks.core.message import Message
+from djtasks.exceptions import InvalidCall
 from djtasks.models import Chord, TaskRecord
 from djtasks.transport.broker import get_broker
 from tests.support.waiting import wait_for
@@ -123,10 +124,11 @@ def test_a_group_is_enqueued_in_one_transaction(redis_server):
     assert TaskRecord.objects.count() == 0
 
 
-def test_signatures_are_what_group_members_must_be():
-    with pytest.raises(TypeError, match="signatures"):
-        group([chain(add.s(1, 1), add.s(2))])
+def test_composition_follows_celery():
+    assert isinstance(group([chain(add.s(1, 1), add.s(2))]).tasks[0], chain)  # any workflow can be a member
     assert isinstance(add.s(1) | add.s(2), chain) and isinstance(group(add.s(1)) | xsum.s(), chord)
+    assert [type(step) for step in chain(add.s(1), group(add.s(2)), add.s(3)).tasks] == [Signature] * 3
+    assert isinstance(chain(add.s(1), group(add.s(2), add.s(3)), xsum.s()).tasks[1], chord)
     assert isinstance(Signature("x"), Signature)
 
 
@@ -161,3 +163,21 @@ def test_a_workflow_sent_while_redis_is_down_runs_when_it_is_back(worker, redis_
         redis_server.start()
     assert res.get(timeout=60) == 12
     assert chained.get(timeout=60) == 6
+
+
+@task(name="tests.calling.new_style_errback")
+def new_style_errback(request, exc, traceback):
+    """Celery's new-style errback, which djtasks refuses at the call (it applies errbacks with the task id)."""
+
+
+def test_celery_s_new_style_errback_is_refused_at_the_call_and_nothing_is_written():
+    for call in (
+        lambda: fail.apply_async(("x",), link_error=new_style_errback.s()),
+        lambda: fail.s("x").on_error(new_style_errback.s()).delay(),
+        lambda: chain(add.s(1, 1), fail_if.s(2)).apply_async(link_error=new_style_errback.s()),
+    ):
+        with pytest.raises(InvalidCall, match=r"new-style errback.*failed task's id"):
+            call()
+    assert TaskRecord.objects.count() == 0
+    fail.apply_async(("x",), link_error=record_error.s())  # Celery's old style: accepted
+    assert TaskRecord.objects.count() == 1

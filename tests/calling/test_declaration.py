@@ -18,8 +18,8 @@ def test_tasks_of_every_installed_app_are_autodiscovered():
 
 def test_a_task_is_a_django_task_with_celery_options():
     assert isinstance(app_tasks.add, DjangoTask)
-    assert app_tasks.add.name == "tests.testapp.tasks.add"
-    assert app_tasks.renamed.name == "custom.name"
+    assert app_tasks.add.registered_name == "tests.testapp.tasks.add"
+    assert app_tasks.renamed.registered_name == "custom.name"
     assert app_tasks.renamed.queue_name == "other"
     assert app_tasks.renamed.priority == 10
     assert app_tasks.quiet.ignore_result is True
@@ -40,7 +40,7 @@ def test_django_decorator_passes_djtasks_options_through():
 
 
 def test_a_lambda_fails_with_what_to_change():
-    with pytest.raises(InvalidTask, match="must be defined at module level.*move it to the top level"):
+    with pytest.raises(InvalidTask, match="must be defined at a module level.*move it to the top level"):
         task(lambda: 1)
 
 

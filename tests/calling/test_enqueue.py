@@ -21,7 +21,12 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 def test_delay_writes_a_pending_row_and_publishes_it():
     result = add.delay(2, 3)
     record = TaskRecord.objects.get(pk=result.id)
-    assert (record.state, record.task_name, record.args, record.queue) == ("PENDING", add.name, [2, 3], "default")
+    assert (record.state, record.task_name, record.args, record.queue) == (
+        "PENDING",
+        add.registered_name,
+        [2, 3],
+        "default",
+    )
     publisher.flush()  # delay() sends the publish; Redis's reply is read later
     assert get_broker().known([result.id]) == [True]
     assert result.state == "PENDING"

@@ -93,18 +93,19 @@ def test_a_bound_tasks_self_is_not_one_of_its_arguments():
     with pytest.raises(ImproperlyDeclared, match="its arguments are: customer_id"):
         task(name="tests.gates.bound", bind=True, concurrency=1, concurrency_key="{self}")(bound)
     declared = task(name="tests.gates.bound2", bind=True, concurrency=1, concurrency_key="{customer_id}")(bound)
-    assert gates.START[declared.name].concurrency_key(["acme"], {}) == "acme"
+    assert gates.START[declared.registered_name].concurrency_key(["acme"], {}) == "acme"
 
 
 def test_good_options_make_a_gate_and_plain_tasks_none():
     plain = task(name="tests.gates.plain")(target)
-    assert plain.name not in gates.ENQUEUE and plain.name not in gates.START
+    assert plain.registered_name not in gates.ENQUEUE and plain.registered_name not in gates.START
     unique = declare(unique_for=timedelta(minutes=1))
-    assert gates.ENQUEUE[unique.name].unique_for == 60.0 and unique.name not in gates.START
+    assert gates.ENQUEUE[unique.registered_name].unique_for == 60.0 and unique.registered_name not in gates.START
     capped = declare(concurrency=3)
-    assert capped.name in gates.START and capped.name not in gates.ENQUEUE  # nothing to compute at enqueue
+    name = capped.registered_name
+    assert name in gates.START and name not in gates.ENQUEUE  # nothing to compute at enqueue
     keyed = declare(rate_limit="5/s", rate_limit_key=lambda customer_id, **kw: f"c{customer_id}")
-    assert keyed.name in gates.START and keyed.name in gates.ENQUEUE
+    assert keyed.registered_name in gates.START and keyed.registered_name in gates.ENQUEUE
 
 
 def test_keys_bind_the_call_as_the_task_would():

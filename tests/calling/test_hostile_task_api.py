@@ -49,7 +49,7 @@ def running_row(attempts: int = 1) -> tuple[TaskRecord, object]:
     """A row held by a made-up attempt, and that attempt made current (as the worker does)."""
     row = TaskRecord.objects.create(
         id=str(uuid.uuid4()),
-        task_name=in_custom_state.name,
+        task_name=in_custom_state.registered_name,
         attempts=attempts,
         lease_token="token",
         lease_expires_at=timezone.now() + timezone.timedelta(minutes=1),
@@ -57,7 +57,7 @@ def running_row(attempts: int = 1) -> tuple[TaskRecord, object]:
     running = Current(
         id=row.pk,
         token="token",
-        task_name=in_custom_state.name,
+        task_name=in_custom_state.registered_name,
         attempt=attempts,
         worker_id="w",
         queue="q",

@@ -12,7 +12,7 @@ from djtasks.core.message import Message
 from djtasks.exceptions import ImproperlyDeclared, MaxRetriesExceededError
 from djtasks.models import TaskRecord
 from djtasks.transport.broker import get_broker
-from tests.testapp.tasks import always_retry, autoretried, context_retry, flaky
+from tests.testapp.tasks import always_retry, autoretried, autoretried_with_kwargs, context_retry, flaky
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -116,3 +116,34 @@ def test_bad_retry_options_are_refused_at_declaration():
         task(max_retries=-1)(_plain)
     with pytest.raises(ImproperlyDeclared, match="rate_limit"):
         task(rate_limit="fast")(_plain)
+
+
+def test_retry_kwargs_set_the_autoretries_limit_and_countdown_as_in_celery(worker, ledger):
+    # Without retry_kwargs the declaration's default_retry_delay=60 would hold the second attempt a minute.
+    worker()
+    result = autoretried_with_kwargs.delay("k1")
+    with pytest.raises(ValueError, match="bad k1"):
+        result.get(timeout=20)
+    assert ledger.read_text().split() == ["k1", "k1", "k1"]  # the first run and retry_kwargs' 2 retries
+    row = TaskRecord.objects.get(pk=result.id)
+    assert row.state == "FAILURE" and row.retries == 2
+
+
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ({"max_retries": 2, "eta": 1}, "retry_kwargs must be a dict of max_retries, countdown"),
+        ([("max_retries", 2)], "retry_kwargs must be a dict"),
+        ({"max_retries": -1}, r"retry_kwargs\['max_retries'\] must be a whole number"),
+        ({"max_retries": True}, r"retry_kwargs\['max_retries'\] must be a whole number"),
+        ({"countdown": "soon"}, r"retry_kwargs\['countdown'\] must be a number of seconds"),
+        ({"countdown": float("nan")}, r"retry_kwargs\['countdown'\] must be a number of seconds"),
+        ({"countdown": -1}, r"retry_kwargs\['countdown'\] must be a number of seconds"),
+    ],
+)
+def test_bad_retry_kwargs_fail_at_declaration(given, message):
+    with pytest.raises(ImproperlyDeclared, match=message):
+
+        @task(autoretry_for=(ValueError,), retry_kwargs=given)
+        def bad_retry_kwargs():
+            pass

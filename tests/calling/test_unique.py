@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 def rows(task) -> list[TaskRecord]:
-    return list(TaskRecord.objects.filter(task_name=task.name).order_by("enqueued_at"))
+    return list(TaskRecord.objects.filter(task_name=task.registered_name).order_by("enqueued_at"))
 
 
 def enqueuers(redis_url: str, call: str, processes: int, threads: int) -> list[dict[str, str]]:

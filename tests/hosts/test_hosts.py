@@ -16,7 +16,6 @@ from django.db import connection, transaction
 from django.test import override_settings
 
 from djtasks import publisher
-from djtasks.core.conf import get_settings
 from djtasks.models import TaskRecord
 from djtasks.transport.broker import close_broker
 from tests.support.hosts import Hosts
@@ -134,7 +133,7 @@ def test_a_host_cut_off_for_30_seconds_has_its_tasks_rerun_elsewhere_and_its_lat
     assert verdict.completed_twice == keys
     # Fenced: the rows carry the re-runs' outcomes (attempt 2, another worker); the cut host's
     # late writes changed nothing.
-    cut_worker = f"{get_settings().WORKER_NAME}.{cut.pid}"
+    cut_worker = cut.name
     rows = TaskRecord.objects.in_bulk(ids)
     assert all(row.state == "SUCCESS" and row.worker != cut_worker and row.attempts == 2 for row in rows.values())
     assert "lost its lease" in cut.log() or "no longer held" in cut.log()

@@ -8,7 +8,6 @@ from django.core.management import call_command
 from django.db import transaction
 
 from djtasks import control
-from djtasks.core.conf import get_settings
 from djtasks.models import TaskRecord
 from tests.support.waiting import wait_for
 from tests.testapp.tasks import add, record, sleep_then_record
@@ -17,7 +16,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 def worker_id(process) -> str:
-    return f"{get_settings().WORKER_NAME}.{process.pid}"
+    return process.name
 
 
 def online(*processes) -> list[str]:

@@ -117,7 +117,7 @@ SECRET = "Zq8wX1vBmK3tR7yH"
 
 def test_inspect_replies_and_events_carry_no_argument_values_and_no_exception_message(worker):
     process = worker("-c", "1")
-    wid = f"{get_settings().WORKER_NAME}.{process.pid}"
+    wid = process.name
     assert wait_for(lambda: wid in control.workers(), timeout=30)
     later = add.apply_async((f"{SECRET}-later", "x"), countdown=120)
     assert add.delay(0, 0).get(timeout=30) == 0  # a fast task first: the child now claims batches

@@ -24,7 +24,6 @@ import pytest
 from django.db import connection
 
 from djtasks import send_task
-from djtasks.core.conf import get_settings
 from djtasks.models import TaskRecord
 from djtasks.transport.broker import get_broker
 from tests.support.waiting import wait_for
@@ -126,7 +125,7 @@ def manage(*args: str) -> list[str]:
 
 
 def online(process) -> str:
-    worker_id = f"{get_settings().WORKER_NAME}.{process.pid}"
+    worker_id = process.name  # -n's name (djtasks@<host> by default), no pid appended
     assert wait_for(lambda: worker_id in get_broker().workers(), timeout=30)
     return worker_id
 
@@ -161,7 +160,7 @@ def test_the_screen_shows_filters_opens_revokes_and_rate_limits_tasks(worker, tm
     adds = [add.delay(i, i) for i in range(3)]
     failing = fail.delay("bad input")
     # Fails in the worker (no such argument); send_task, as delay() refuses it before writing (typing).
-    signing_in = send_task(record.name, kwargs={"key": "sign-in", "password": SECRET})
+    signing_in = send_task(record.registered_name, kwargs={"key": "sign-in", "password": SECRET})
     throttled = limited.delay("throttled")
     later = add.apply_async((9, 9), countdown=600)
     naps = [sleep_then_record.delay(f"nap-{i}", 120) for i in (1, 2)]
@@ -174,7 +173,7 @@ def test_the_screen_shows_filters_opens_revokes_and_rate_limits_tasks(worker, tm
     assert sum(row.lstrip().startswith("SUCCESS") and ".add" in row for row in rows) == 3, shown
     assert later.id[:8] not in shown  # never received: no event names it yet
     bottom = "\n".join(shown.splitlines()[-8:])
-    assert re.search(rf"{process.pid}\s+default\s+3\s+\d+\s+\d+\s+\d+s", bottom), bottom
+    assert re.search(rf"{re.escape(process.name)}\s+default\s+3\s+\d+\s+\d+\s+\d+s", bottom), bottom
     assert re.search(r"default\s+\d+\s+1\s+\d+\s*$", bottom, re.M), bottom  # the delayed task: SCHED 1
     coloured = tmux.screen(escapes=True)
     assert colour_before("FAILURE", coloured) != colour_before("SUCCESS", coloured)
@@ -240,7 +239,7 @@ def test_the_screen_shows_filters_opens_revokes_and_rate_limits_tasks(worker, tm
     tmux.type("10/m")
     tmux.keys("Enter")
     tmux.wait(r"1/1 workers confirmed rate limit 10/m for tests.testapp.tasks.limited")
-    assert get_broker().rate_override(limited.name) == 6000.0  # ms between starts
+    assert get_broker().rate_override(limited.registered_name) == 6000.0  # ms between starts
 
     # Resize: a bigger terminal shows whole names and more rows; back at 80x24 everything fits again.
     tmux.keys("c")

@@ -58,8 +58,8 @@ def test_a_periodic_task_added_in_the_admin_is_planned(admin_client):
     [
         ({"task": "tests.testapp.tasks.nope"}, "No task named &#x27;tests.testapp.tasks.nope&#x27; is registered."),
         ({"crontab": "0 25 * * *"}, "crontab hour=&#x27;25&#x27; is not a valid cron field."),
-        ({"crontab": "", "interval": ""}, "needs exactly one of: every N seconds, crontab, once at."),
-        ({"interval": "30"}, "needs exactly one of: every N seconds, crontab, once at."),
+        ({"crontab": "", "interval": ""}, "needs exactly one of: every N seconds, crontab, once at, solar event."),
+        ({"interval": "30"}, "needs exactly one of: every N seconds, crontab, once at, solar event."),
         ({"timezone": "Europe/Pariss"}, "&#x27;Europe/Pariss&#x27; is not a known time zone"),
         ({"args": "{}"}, "A JSON list, e.g. [1, 2]."),
     ],

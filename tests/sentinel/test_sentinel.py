@@ -35,6 +35,8 @@ def sentinel(tmp_path):
 
     def start_worker(*args):
         env = {"DJTASKS_TEST_SETTINGS": json.dumps({"REDIS_OPTIONS": deployment.options})}
+        if started and not {"-n", "--hostname"} & set(args):
+            args = ("-n", f"djtasks{len(started) + 1}@%h", *args)  # worker names are unique (as the worker fixture)
         process = WorkerProcess(deployment.url, tmp_path, *args, env=env).start()
         started.append(process)
         return process

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.models import LogEntry
 from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Permission, User
 from django.test import Client
@@ -16,6 +17,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from djtasks.models import DeadLetter, PeriodicRun, PeriodicTask, TaskRecord
+from djtasks.transport.broker import get_broker
 
 # A value under a secret key of every seeded row's arguments; letters and digits only, so that
 # HTML escaping cannot hide it from the checks.
@@ -35,8 +37,19 @@ EXTRA = (
     "change_periodictask",
     "delete_periodictask",
     "delete_periodicrun",
+    # Issue 16's fleet controls, each its own permission (record/steering.py).
+    "shutdown_worker",
+    "resize_pool",
+    "manage_consumers",
+    "change_rate_limit",
+    "change_time_limit",
+    "pause_queue",
+    "purge_queue",
+    "run_task_now",
 )
-MODELS = ("taskrecord", "deadletter", "periodictask", "periodicrun", "dashboard")
+MODELS = ("taskrecord", "deadletter", "periodictask", "periodicrun", "dashboard", "fleet", "retryingtask", "deadtask")
+# A worker that looks online (its heartbeat), for the worker controls to address.
+WALK_WORKER = "walk@walkhost"
 
 
 @dataclass(frozen=True)
@@ -122,6 +135,11 @@ def seed() -> dict[str, Any]:
         **rows,
     )
     TaskRecord.objects.create(id="t-letter", state="PENDING", **rows)
+    TaskRecord.objects.create(id="t-retry", state="RETRY", eta=now + timedelta(hours=1), retries=1, **rows)
+    broker = get_broker()
+    broker.heartbeat(WALK_WORKER, {"id": WALK_WORKER, "queues": ["default"], "concurrency": 2}, ttl_s=3600)
+    broker.pause_queue("walk-paused", "paused by the walk")
+    broker.client.zadd(broker.queue_key("default", "scheduled"), {"t-retry": 1})
     letter = DeadLetter.objects.create(
         task_id="t-letter",
         task_name=ADD,
@@ -146,15 +164,33 @@ def seed() -> dict[str, Any]:
         "periodictask": enabled.pk,
         "periodicrun": run.pk,
         "dashboard": AWKWARD_ID,
+        "fleet": AWKWARD_ID,
+        "retryingtask": "t-retry",
+        "deadtask": "t-failed",
     }
 
 
 def fingerprint() -> tuple[Any, ...]:
-    """Everything the djtasks admin could change, to compare before and after a request."""
-    return tuple(
+    """Everything the djtasks admin could change, to compare before and after a request: rows, the
+    admin's log, and what Redis holds (pauses, overrides, control lists)."""
+    rows = tuple(
         sorted(tuple(sorted((k, str(v)) for k, v in row.items())) for row in model.objects.values())
-        for model in (TaskRecord, DeadLetter, PeriodicTask, PeriodicRun)
+        for model in (TaskRecord, DeadLetter, PeriodicTask, PeriodicRun, LogEntry)
     )
+    return (*rows, redis_state())
+
+
+def redis_state() -> tuple[tuple[bytes, bytes], ...]:
+    client = get_broker().client
+    return tuple(sorted((key, client.dump(key)) for key in client.keys("*")))  # type: ignore[union-attr]
+
+
+def restore_redis(state: tuple[tuple[bytes, bytes], ...]) -> None:
+    """Put Redis back as it was (expiries dropped), so that each request of the walk starts alike."""
+    client = get_broker().client
+    client.flushdb()
+    for key, dump in state:
+        client.restore(key, 0, dump)
 
 
 @dataclass(frozen=True)

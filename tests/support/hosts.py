@@ -249,6 +249,9 @@ class Hosts:
             "PYTHONPATH": os.pathsep.join(filter(None, [str(FAKETIME_SITE), os.environ.get("PYTHONPATH")])),
         }
         prefix = ["ip", "netns", "exec", self.namespaces[host]]
+        if not {"-n", "--hostname"} & set(args):
+            # The namespaces share this machine's host name, and two live workers cannot share a name.
+            args = ("-n", f"host{host}-{len(self.workers) + 1}@%h", *args)
         process = WorkerProcess(redis_url, log_dir, *args, env={**clock, **(env or {})}, prefix=prefix).start()
         self.workers.append(process)
         return process

@@ -20,22 +20,26 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, bind: tuple[str, ...] = ("127.0.0.1",)) -> None:
+    def __init__(
+        self, bind: tuple[str, ...] = ("127.0.0.1",), *, port: int | None = None, password: str | None = None
+    ) -> None:
         self.bind = bind
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not on PATH: run bin/test, which installs it.")
         self.binary = binary
-        self.port = free_port()
+        self.port = port or free_port()
+        self.password = password  # --requirepass, for the start-up tests
         self.dir = tempfile.mkdtemp(prefix="djtasks-redis-")
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=5)
+        return redis.Redis(port=self.port, password=self.password, socket_timeout=5)
 
     def start(self) -> None:
         self.process = subprocess.Popen(
@@ -54,6 +58,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 self.dir,
+                *(["--requirepass", self.password] if self.password else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

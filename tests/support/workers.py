@@ -11,6 +11,9 @@ from pathlib import Path
 
 from django.db import connection
 
+from djtasks.core.conf import get_settings
+from djtasks.worker.naming import node_name
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -55,6 +58,14 @@ class WorkerProcess:
             start_new_session=True,
         )
         return self
+
+    @property
+    def name(self) -> str:
+        """The worker's name, as its -n (or WORKER_NAME) gives it on this host."""
+        for flag in ("-n", "--hostname"):
+            if flag in self.args:
+                return node_name(self.args[self.args.index(flag) + 1])
+        return node_name(get_settings().WORKER_NAME)
 
     @property
     def pid(self) -> int:

@@ -1,6 +1,7 @@
 """Tasks the suite runs in real worker processes. The ledger records every execution."""
 
 import os
+import threading
 import time
 
 from djtasks import current_task, report_progress, task
@@ -175,6 +176,18 @@ def autoretried(key):
     raise ConnectionError(f"unreachable {key}")
 
 
+# Celery's retry_kwargs win over the declaration's max_retries and default_retry_delay for autoretries.
+@task(
+    autoretry_for=(ValueError,),
+    retry_kwargs={"max_retries": 2, "countdown": 0.1},
+    max_retries=9,
+    default_retry_delay=60,
+)
+def autoretried_with_kwargs(key):
+    ledger(key)
+    raise ValueError(f"bad {key}")
+
+
 @task(takes_context=True, max_retries=1, default_retry_delay=0.2)
 def context_retry(context, key):
     ledger(f"{key} {context.request.retries}")
@@ -320,6 +333,38 @@ def kill_self_once(key, how):
         else:
             ctypes.string_at(0)
     return "survived"
+
+
+@task
+def where(key):
+    """Say which process and thread ran this (the pools tests)."""
+    ledger(f"{key} {os.getpid()} {threading.current_thread().name}")
+    return {"pid": os.getpid(), "thread": threading.current_thread().name}
+
+
+def _step():
+    return sum(range(100))
+
+
+@task(soft_time_limit=0.5)
+def spin_past_soft_limit():
+    """Busy Python code past its soft limit, no blocking call: cleans up when the limit is raised in it."""
+    from djtasks import SoftTimeLimitExceeded
+
+    deadline = time.monotonic() + 10
+    try:
+        while time.monotonic() < deadline:
+            _step()
+    except SoftTimeLimitExceeded as exc:
+        return f"cleaned up: {exc}"
+    return "not interrupted"
+
+
+@task
+def shout(text):
+    """Print to the process's stdout (the --logfile tests look for it)."""
+    print(text, flush=True)
+    return os.getpid()
 
 
 # Issue 15: Celery's task API (tests/calling/test_task_api.py, test_declaring.py, test_eager.py).

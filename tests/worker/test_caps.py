@@ -201,11 +201,11 @@ junk = st.one_of(st.binary(max_size=40), st.sampled_from([b"", b"nan", b"inf", b
 def test_bytes_nobody_meant_in_cap_and_rate_keys_do_not_stop_the_work(worker, ledger):
     worker("-c", "2")
     broker = get_broker()
-    cap_slots = broker.queue_key("default", f"cap:{capped.name}:-")
-    cap_waiters = broker.queue_key("default", f"cap-wait:{capped.name}:-")
-    bucket = broker.coordination_key("rlk", per_customer.name, key_part("acme"))
-    rate_index = broker.coordination_key("rlk-keys", per_customer.name)
-    cap_index = broker.queue_key("default", f"cap-keys:{capped_per_customer.name}")
+    cap_slots = broker.queue_key("default", f"cap:{capped.registered_name}:-")
+    cap_waiters = broker.queue_key("default", f"cap-wait:{capped.registered_name}:-")
+    bucket = broker.coordination_key("rlk", per_customer.registered_name, key_part("acme"))
+    rate_index = broker.coordination_key("rlk-keys", per_customer.registered_name)
+    cap_index = broker.queue_key("default", f"cap-keys:{capped_per_customer.registered_name}")
     rounds = {"n": 0}
 
     @settings(max_examples=12, deadline=None, database=None, suppress_health_check=list(HealthCheck))
@@ -221,9 +221,9 @@ def test_bytes_nobody_meant_in_cap_and_rate_keys_do_not_stop_the_work(worker, le
         results = [capped.delay(f"g{n}-{i}", 0.1) for i in range(2)] + [per_customer.delay("acme", n)]
         for r in results:
             assert r.get(timeout=30) is not None
-        broker.rate_key_states(per_customer.name)  # the admin's readers skip what they cannot read
-        broker.cap_states(capped.name, keyed=False)
-        broker.cap_states(capped_per_customer.name, keyed=True)
+        broker.rate_key_states(per_customer.registered_name)  # the admin's readers skip what they cannot read
+        broker.cap_states(capped.registered_name, keyed=False)
+        broker.cap_states(capped_per_customer.registered_name, keyed=True)
 
     attempt()
     spans = [span for key, s in intervals(ledger).items() if key.startswith("g") for span in s]
@@ -260,10 +260,11 @@ def test_a_waiter_no_release_wakes_asks_again_after_lease_and_reap(worker, ledge
     holder = capped.delay("phantom", 0)
     publisher.flush()
     [claim] = broker.claim(["default"], "test", 60_000)
-    assert broker.acquire_slot(capped.name, None, 1, claim, 60_000) == 1  # held by no worker that will release it
+    held = broker.acquire_slot(capped.registered_name, None, 1, claim, 60_000)
+    assert held == 1  # held by no worker that will release it
     worker("-c", "1")
     waiting = capped.delay("waiting", 0)
-    waiters = broker.queue_key("default", f"cap-wait:{capped.name}:-")
+    waiters = broker.queue_key("default", f"cap-wait:{capped.registered_name}:-")
     assert wait_for(lambda: broker.client.zcard(waiters) == 1, timeout=30)
     # The holder's lease ends, nothing releases its slot.
     broker.client.hdel(broker.queue_key("default", "owners"), holder.id)
@@ -275,7 +276,7 @@ def test_a_waiter_no_release_wakes_asks_again_after_lease_and_reap(worker, ledge
 
 
 def test_a_runtime_rate_override_applies_to_every_key(worker, ledger):
-    set_rate_limit(per_customer.name, "0")  # lifted
+    set_rate_limit(per_customer.registered_name, "0")  # lifted
     try:
         worker("-c", "2")
         results = [per_customer.delay("override", n) for n in range(4)]
@@ -284,7 +285,7 @@ def test_a_runtime_rate_override_applies_to_every_key(worker, ledger):
         starts = sorted(e.at for e in ledgers.read(ledger) if e.kind == "start")
         assert starts[-1] - starts[0] < 1.2  # "2/s" would take at least 1.5 s
     finally:
-        set_rate_limit(per_customer.name, None)
+        set_rate_limit(per_customer.registered_name, None)
 
 
 class Unreachable:
@@ -301,9 +302,9 @@ def test_without_redis_a_rate_limit_lets_the_task_start_and_a_cap_makes_it_wait(
     config = get_settings()
     limiter = Limiter(Unreachable())  # type: ignore[arg-type]
     limiter.read_at = time.monotonic()
-    assert limiter.keyed_delay_ms(per_customer.name, "acme", "2/s") == 0
+    assert limiter.keyed_delay_ms(per_customer.registered_name, "acme", "2/s") == 0
     caps = Caps(Unreachable(), config, limiter)  # type: ignore[arg-type]
-    record = TaskRecord(id="t", task_name=capped.name, args=["k"], kwargs={})
+    record = TaskRecord(id="t", task_name=capped.registered_name, args=["k"], kwargs={})
     claim = Claim(id="t", envelope=b"2:0", deliveries=1, token="x", queue="default")
-    verdict = caps.decide(capped, START[capped.name], claim, record)
+    verdict = caps.decide(capped, START[capped.registered_name], claim, record)
     assert isinstance(verdict, Wait) and "cannot reach Redis to take a concurrency slot" in verdict.why

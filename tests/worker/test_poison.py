@@ -68,8 +68,8 @@ def test_malformed_and_forged_messages_are_set_aside_and_valid_work_continues(wo
 def test_a_dead_letter_can_be_requeued_from_the_admin_once_fixed(worker, ledger):
     from django.contrib.auth.models import User
 
-    row = TaskRecord.objects.create(id="poisoned", task_name=die.name, args=["fixme"], state="FAILURE")
-    DeadLetter.objects.create(task_id="poisoned", task_name=die.name, queue="default", reason="worker lost")
+    row = TaskRecord.objects.create(id="poisoned", task_name=die.registered_name, args=["fixme"], state="FAILURE")
+    DeadLetter.objects.create(task_id="poisoned", task_name=die.registered_name, queue="default", reason="worker lost")
     open(f"{ledger}.fixme.died", "w").close()  # the cause is fixed: the task now survives
     worker()
     request = RequestFactory().post("/", {"run_finished_again": "yes"})  # its row is FAILURE: confirmed

@@ -6,7 +6,11 @@ back what it held, and sets aside a message that always breaks it.
 """
 
 import json
+import os
+import signal
+import time
 
+import psutil
 import pytest
 
 from djtasks import control
@@ -46,7 +50,7 @@ def test_the_parent_keeps_leases_limits_and_control_going_when_its_steps_raise(w
     assert starts(ledger, "long") == 1
     assert wait_for(lambda: TaskRecord.objects.get(pk=hung.id).state == "FAILURE", timeout=20)
     assert TaskRecord.objects.get(pk=hung.id).exception_type == "djtasks.exceptions.TimeLimitExceeded"
-    wid = f"{get_settings().WORKER_NAME}.{proc.pid}"
+    wid = proc.name
     assert control.ping(destination=[wid], timeout=10)[0].ok
     assert proc.process.poll() is None
     log = proc.log()
@@ -76,3 +80,17 @@ def test_a_message_that_breaks_the_child_every_time_is_set_aside_after_max_deliv
     assert wait_for(lambda: get_broker().known(["cursed"]) == [False], timeout=10)  # acked after the commit
     assert starts(ledger, "cursed") == 0
     assert work.delay("after").get(timeout=20) == "after" and proc.process.poll() is None
+
+
+def test_the_children_of_a_sigkilled_parent_stop_instead_of_taking_work(worker, ledger):
+    process = worker("-c", "2")
+    assert wait_for(lambda: process.name in control.workers(), timeout=30)
+    assert work.delay("before", 0).get(timeout=20) == "before"
+    children = psutil.Process(process.pid).children()
+    assert len(children) == 2
+    os.kill(process.pid, signal.SIGKILL)  # the parent alone, as `kill -9 <pid>` does: nobody renews leases now
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"children {[c.pid for c in alive]} outlived their parent"
+    later = work.delay("after", 0)
+    time.sleep(2.0)
+    assert TaskRecord.objects.get(pk=later.id).state == "PENDING" and starts(ledger, "after") == 0

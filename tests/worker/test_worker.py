@@ -66,7 +66,7 @@ def test_get_returns_the_value_and_reraises_failures(worker):
 def test_a_non_json_return_value_is_a_failure_that_says_so(worker):
     worker()
     result = unserializable.delay()
-    with pytest.raises(TypeError, match="not JSON-serializable"):
+    with pytest.raises(TypeError, match="not JSON serializable"):
         result.get(timeout=20)
 
 

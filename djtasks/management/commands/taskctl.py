@@ -17,6 +17,7 @@ USAGE = """commands:
   time_limit TASK SOFT HARD         seconds; 0 for no limit
   add_consumer QUEUE / cancel_consumer QUEUE
   pool_grow N / pool_shrink N       add or warm-stop N child processes
+  enable_events / disable_events    switch the workers' task events on or off (until they stop)
   shutdown                          warm shutdown"""
 # What each command (but status and revoke) sends, through djtasks.control.
 SENDERS: dict[str, Callable[..., list[control.Reply]]] = {
@@ -29,6 +30,8 @@ SENDERS: dict[str, Callable[..., list[control.Reply]]] = {
     "pool_grow": control.pool_grow,
     "pool_shrink": control.pool_shrink,
     "shutdown": control.shutdown,
+    "enable_events": control.enable_events,
+    "disable_events": control.disable_events,
 }
 ARITY = {
     "ping": 0,
@@ -41,6 +44,8 @@ ARITY = {
     "pool_grow": 1,
     "pool_shrink": 1,
     "shutdown": 0,
+    "enable_events": 0,
+    "disable_events": 0,
 }
 
 
@@ -56,7 +61,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("command", choices=[*ARITY, "revoke"], help="what to do (see below)")
         parser.add_argument("values", nargs="*", metavar="ARG", help="the command's arguments")
-        parser.add_argument("-d", "--destination", default="", help="comma-separated worker ids (default: all)")
+        parser.add_argument("-d", "--destination", default="", help="comma-separated worker names (default: all)")
         parser.add_argument(
             "-t",
             "--timeout",
@@ -114,11 +119,12 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(rows, indent=2))
             return
         self._table(
-            ["worker", "pid", "queues", "concurrency", "processed", "held", "up", "last heartbeat"],
+            ["worker", "pid", "pool", "queues", "concurrency", "processed", "held", "up", "last heartbeat"],
             [
                 [
                     r["worker"],
                     str(r["pid"]),
+                    str(r.get("pool") or "?") + ("" if r.get("events") is not False else " -events"),
                     ",".join(r["queues"] or []),
                     str(r["concurrency"]),
                     str(r["processed"]),

@@ -14,17 +14,6 @@ local function finite(s)
   return n
 end
 
--- The next arrival number. A sequence that is not a count in 0..9e12 restarts from the clock
--- (ms since 1970: above any count reached, so arrivals keep their order, and below 1e13).
-local function next_seq(key)
-  local seq = redis.pcall('INCR', key)
-  if type(seq) ~= 'number' or seq < 0 or seq > 9e12 then
-    seq = now_ms()
-    redis.call('SET', key, seq)
-  end
-  return seq
-end
-
 -- Add `by` to an id's delivery count. A count that is not an integer restarts from
 -- max(by, 0); the second value says so.
 local function add_delivery(key, id, by)
@@ -49,8 +38,29 @@ local function priority_of(envelope)
   return math.floor(p)
 end
 
--- The ready-set score of an arrival: priority band first (higher runs first), then arrival.
-local function ready_score(priority, seq_key)
-  return (100 - priority) * 1e13 + next_seq(seq_key)
+-- The arrival clock: Redis' time in ms, kept increasing, so that arrivals in the same millisecond
+-- keep their order (it runs ahead of the clock only while more than one task a millisecond
+-- arrives). A value that is not a time in 0..9e12 restarts from the clock. Read once a script.
+local arrivals = {}
+local function next_arrival(key, now)
+  local last = arrivals[key]
+  if last == nil then last = finite(redis.pcall('GET', key)) end
+  local seq = now
+  if last and last >= now and last < 9e12 then seq = math.floor(last) + 1 end
+  arrivals[key] = seq
+  redis.call('SET', key, seq)
+  return seq
+end
+
+-- The ready-set score of a task: priority band first (higher runs first), then the time it became
+-- due, in ms: due_ms for one that was due before now (a past run_after, a delay that expired),
+-- the arrival clock for one due now (due_ms 0). So among tasks of one priority the earliest due
+-- starts first, and those due at once start in arrival order.
+local function ready_score(priority, seq_key, due_ms, now)
+  local due = finite(due_ms)
+  if due and due > 0 and due < now then
+    return (100 - priority) * 1e13 + math.floor(due)
+  end
+  return (100 - priority) * 1e13 + next_arrival(seq_key, now)
 end
 

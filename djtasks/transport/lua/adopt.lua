@@ -2,7 +2,7 @@
 -- Idempotent: an id the queue already knows (its message is stored) is left alone.
 -- KEYS[1] messages   HASH id -> envelope
 -- KEYS[2] deliveries HASH id -> count
--- KEYS[3] sequence   STRING arrival counter
+-- KEYS[3] sequence   STRING the arrival clock (see ready_score): an adopted task is due now
 -- KEYS[4] ready      ZSET
 -- KEYS[5] scheduled  ZSET
 -- ARGV[1] n, then n groups of ARGV: id, envelope, deliveries ('' when none), due_ms ('' when ready)
@@ -19,7 +19,7 @@ for i = 0, tonumber(ARGV[1]) - 1 do
     if at then
       redis.call('ZADD', KEYS[5], at, id)
     else
-      redis.call('ZADD', KEYS[4], ready_score(priority_of(envelope), KEYS[3]), id)
+      redis.call('ZADD', KEYS[4], ready_score(priority_of(envelope), KEYS[3], 0, now_ms()), id)
     end
   end
 end

@@ -3,14 +3,17 @@
 -- as the pop, so a reserved id is never only in a worker's memory. More than one id is taken
 -- only while the queue stays deeper than ARGV[5], so a deep queue costs one round trip per
 -- batch while a shallow one leaves work for idle workers. Every key is the queue's own (one
--- hash slot): a consumer of several queues sends one call per queue (queues.py).
+-- hash slot): a consumer of several queues sends one call per queue (queues.py). A paused queue
+-- (its flag key exists: the admin's pause, on every worker until resumed) gives nothing; its due
+-- ids still become ready.
 -- KEYS[1] messages   HASH id -> envelope ("2:<priority>"; JSON in releases before)
 -- KEYS[2] owners     HASH id -> owner token of the current lease
 -- KEYS[3] deliveries HASH id -> times reserved without being acked
--- KEYS[4] sequence   STRING arrival counter
--- KEYS[5] ready      ZSET id scored by priority then arrival
+-- KEYS[4] sequence   STRING the arrival clock (see ready_score)
+-- KEYS[5] ready      ZSET id scored by priority, then when it became due
 -- KEYS[6] scheduled  ZSET id scored by due time (ms)
 -- KEYS[7] inflight   ZSET id scored by lease deadline (ms)
+-- KEYS[8] paused     STRING the queue's pause flag (transport/fleet.py)
 -- ARGV[1] lease_ms, ARGV[2] owner token prefix, ARGV[3] promote limit,
 -- ARGV[4] most ids to reserve, ARGV[5] ready ids that must remain before taking another
 -- Returns {taken, orphans, recounted}:
@@ -28,19 +31,22 @@ local function orphan(key_index, id)
   end
 end
 
-local due = redis.call('ZRANGE', KEYS[6], '-inf', now, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[3]))
-for _, id in ipairs(due) do
+local due = redis.call('ZRANGE', KEYS[6], '-inf', now, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[3]), 'WITHSCORES')
+for d = 1, #due, 2 do
+  local id = due[d]
   redis.call('ZREM', KEYS[6], id)
   local envelope = redis.call('HGET', KEYS[1], id)
   if envelope then
-    redis.call('ZADD', KEYS[5], ready_score(priority_of(envelope), KEYS[4]), id)
+    -- Ranked by its due time: among its priority it starts before what became due after it.
+    redis.call('ZADD', KEYS[5], ready_score(priority_of(envelope), KEYS[4], due[d + 1], now), id)
   else
     orphan(6, id)
   end
 end
 
 local skipped, taken, want, deep = 0, {}, tonumber(ARGV[4]), tonumber(ARGV[5])
-while skipped < 1000 and #taken < want * 4 do
+local paused = redis.call('EXISTS', KEYS[8]) == 1
+while not paused and skipped < 1000 and #taken < want * 4 do
   if #taken > 0 and redis.call('ZCARD', KEYS[5]) <= deep then break end
   local popped = redis.call('ZPOPMIN', KEYS[5])
   if #popped == 0 then break end

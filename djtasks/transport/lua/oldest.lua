@@ -1,6 +1,6 @@
 -- Find the longest-waiting id of a ready queue.
--- KEYS[1] ready ZSET id scored (100 - priority) * 1e13 + seq: ordered by priority, then arrival
--- The head of each priority band is that band's oldest; the lowest seq among the heads is the
+-- KEYS[1] ready ZSET id scored (100 - priority) * 1e13 + the ms it became due: by priority, then due time
+-- The head of each priority band is that band's oldest; the lowest time among the heads is the
 -- oldest of all. One ZRANGE per band present (a handful), not a scan of the queue. Members
 -- scored outside the 201 bands (written by hand) are not considered.
 -- Returns the id, or false when the queue is empty.

@@ -5,7 +5,7 @@
 -- KEYS[2] ready    ZSET of that queue
 -- KEYS[3] messages HASH id -> envelope
 -- KEYS[4] owners   HASH id -> owner token
--- KEYS[5] sequence STRING arrival counter
+-- KEYS[5] sequence STRING the arrival clock (see ready_score)
 -- ARGV[1] the most ids to move in one call
 -- Returns {moved, orphans}: the ids moved, and the expired ids without a message (dropped).
 local now = now_ms()
@@ -16,7 +16,7 @@ for _, id in ipairs(expired) do
   redis.call('HDEL', KEYS[4], id)
   local envelope = redis.call('HGET', KEYS[3], id)
   if envelope then
-    redis.call('ZADD', KEYS[2], ready_score(priority_of(envelope), KEYS[5]), id)
+    redis.call('ZADD', KEYS[2], ready_score(priority_of(envelope), KEYS[5], 0, now), id)
     table.insert(moved, id)
   else
     table.insert(orphans, id)

@@ -1,0 +1,43 @@
+"""Public import path ``djtasks.signals`` (Celery's signals); the code lives in ``djtasks.calling.signals``."""
+
+from djtasks.calling.signals import (
+    CelerySignal,
+    after_task_publish,
+    beat_init,
+    before_task_publish,
+    task_failure,
+    task_postrun,
+    task_prerun,
+    task_received,
+    task_rejected,
+    task_retry,
+    task_revoked,
+    task_success,
+    task_unknown,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
+
+__all__ = [
+    "CelerySignal",
+    "after_task_publish",
+    "beat_init",
+    "before_task_publish",
+    "task_failure",
+    "task_postrun",
+    "task_prerun",
+    "task_received",
+    "task_rejected",
+    "task_retry",
+    "task_revoked",
+    "task_success",
+    "task_unknown",
+    "worker_init",
+    "worker_process_init",
+    "worker_process_shutdown",
+    "worker_ready",
+    "worker_shutdown",
+]
