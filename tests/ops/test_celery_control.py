@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from djtasks import control
 from djtasks.calling.overrides import clear_time_limit
-from djtasks.core.conf import get_settings
 from djtasks.core.exceptions import NotRegistered
 from djtasks.models import TaskRecord
 from djtasks.transport.broker import get_broker
@@ -26,7 +25,7 @@ SLEEPER = "tests.testapp.tasks.sleep_then_record"
 
 
 def online(process) -> str:
-    worker_id = f"{get_settings().WORKER_NAME}.{process.pid}"
+    worker_id = process.name  # the fixture gives each worker a name of its own (-n)
     assert wait_for(lambda: worker_id in control.workers(), timeout=30), process.log()[-3000:]
     return worker_id
 
