@@ -165,13 +165,15 @@ def own_database(var: Path) -> Iterator[tuple[str, str | None]]:
     if os.environ.get("DJTASKS_TEST_DB") != "postgres":
         yield f"sqlite:///{var / 'db.sqlite3'}", None
         return
-    server_url = os.environ["DATABASE_URL"]
+    # The demo gets the URL with its query (?disable_server_side_cursors=True through PgBouncer);
+    # psycopg gets it without (it refuses Django's options).
+    server_url = os.environ["DATABASE_URL"].split("?")[0]
     name = f"djtasks_deploy_{uuid.uuid4().hex[:12]}"
-    url = urllib.parse.urlsplit(server_url)._replace(path=f"/{name}").geturl()
+    url = urllib.parse.urlsplit(os.environ["DATABASE_URL"])._replace(path=f"/{name}").geturl()
     with psycopg.connect(server_url, autocommit=True) as db:
         db.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield url, url
+        yield url, url.split("?")[0]
     finally:
         with psycopg.connect(server_url, autocommit=True) as db:
             db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

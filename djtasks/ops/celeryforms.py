@@ -35,9 +35,7 @@ INSPECTIONS = {
 }
 # Celery's commands djtasks has no equivalent of -> what it does instead.
 ELSEWHERE = {
-    "enable_events": "Events are on when DJTASKS['ENABLE_EVENTS'] is true (the default); no command turns them on.",
-    "disable_events": "Set DJTASKS['ENABLE_EVENTS'] = False; no command turns events off.",
-    "autoscale": "Use pool_grow / pool_shrink (up to DJTASKS['MAX_CONCURRENCY']).",
+    "autoscale": "Start the worker with --autoscale MAX,MIN, or use pool_grow / pool_shrink.",
     "pool_restart": "Restart the worker (a warm shutdown, then start it again): children are forked from it.",
     "heartbeat": "Workers send a heartbeat every tick; control.status() reads them.",
     "election": "djtasks needs no election: every worker runs the beat under a database lock.",
@@ -201,3 +199,16 @@ class Inspect:
 
     def active_queues(self) -> dict[str, Any] | None:
         return self._ask("active_queues")
+
+
+def stripped(queue: Any) -> Any:
+    return queue.strip() if isinstance(queue, str) else queue
+
+
+def strings(value: Any) -> list[str]:
+    """The strings of a list read from a reply or heartbeat (anything else: none)."""
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+def number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

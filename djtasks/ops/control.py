@@ -58,17 +58,17 @@ def status() -> list[dict[str, Any]]:
     rows = []
     for worker_id, beat in sorted(get_broker().heartbeats().items()):
         info, age = beat.info, beat.age_s
-        uptime = _number(info.get("uptime_s"))
+        uptime = forms.number(info.get("uptime_s"))
         rows.append(
             {
                 "worker": worker_id,
                 "hostname": info.get("hostname"),
                 "pid": info.get("pid"),
-                "queues": _strings(info.get("queues")),
+                "queues": forms.strings(info.get("queues")),
                 "concurrency": info.get("concurrency"),
                 "processed": info.get("processed"),
                 # Tasks the worker holds: running, and reserved by its children but not begun.
-                "held": len(_strings(info.get("active"))),
+                "held": len(forms.strings(info.get("active"))),
                 "started_at": info.get("started_at"),
                 "pool": info.get("pool") if isinstance(info.get("pool"), str) else None,
                 "events": info.get("events") if isinstance(info.get("events"), bool) else None,
@@ -252,7 +252,9 @@ def add_consumer(
 ) -> list[Reply]:
     """Make workers read one more queue; Celery's exchange/routing_key are taken when they name the queue."""
     celery: dict[str, Any] = {k: options.pop(k) for k in ("exchange", "exchange_type", "routing_key") if k in options}
-    given = forms.consumer_arguments({"queue": _stripped(queue), **celery, "options": options.pop("options", None)})
+    given = forms.consumer_arguments(
+        {"queue": forms.stripped(queue), **celery, "options": options.pop("options", None)}
+    )
     return broadcast("add_consumer", given, destination=destination, timeout=timeout, **options)
 
 
@@ -260,7 +262,7 @@ def cancel_consumer(
     queue: str, *, destination: list[str] | None = None, timeout: float = DEFAULT_TIMEOUT, **options: Any
 ) -> list[Reply]:
     return broadcast(
-        "cancel_consumer", {"queue": _stripped(queue)}, destination=destination, timeout=timeout, **options
+        "cancel_consumer", {"queue": forms.stripped(queue)}, destination=destination, timeout=timeout, **options
     )
 
 
@@ -295,15 +297,3 @@ def disable_events(*, destination: list[str] | None = None, timeout: float = DEF
 def _known(task_name: str) -> None:
     if registry.get(task_name) is None:
         raise NotRegistered(task_name)
-
-
-def _stripped(queue: Any) -> Any:
-    return queue.strip() if isinstance(queue, str) else queue
-
-
-def _strings(value: Any) -> list[str]:
-    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

@@ -40,6 +40,7 @@ def test_the_suite_reaches_postgresql_through_pgbouncer_in_transaction_mode():
     assert config["pool_mode"] == "transaction"
     assert int(connection.settings_dict["PORT"]) == int(config["listen_port"])
     assert connection.settings_dict["DISABLE_SERVER_SIDE_CURSORS"] is True
+    connection.ensure_connection()  # this test's own connection is among PgBouncer's clients
     databases = {row["database"] for row in admin("SHOW CLIENTS")}
     assert connection.settings_dict["NAME"] in databases
 
