@@ -8,7 +8,6 @@ from django.conf import settings
 from django.test import override_settings
 
 from djtasks import chain, chord, group
-from djtasks.core.conf import get_settings
 from djtasks.models import TaskRecord
 from tests.support.waiting import wait_for
 from tests.testapp.tasks import add, mul, xsum
@@ -308,10 +307,10 @@ def test_next_steps_guide_examples(worker):
     res = add.apply_async((2, 2), queue="hipri")
     assert res.get(timeout=20) == 4
     # celery -A proj inspect active / control enable_events / status
-    worker_id = f"{get_settings().WORKER_NAME}.{process.pid}"
+    worker_id = process.name
     assert control.inspect().active() == {worker_id: []}
-    with pytest.raises(ValueError, match="ENABLE_EVENTS"):
-        control.broadcast("enable_events")
+    [reply] = control.broadcast("enable_events", reply=True, timeout=10)
+    assert reply.worker == worker_id and reply.ok
     assert [row["worker"] for row in control.status()] == [worker_id]
 
 
