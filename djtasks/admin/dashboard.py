@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib import admin
 from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -16,6 +15,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 
 from djtasks.admin import display, limits, redaction
+from djtasks.admin.pages import PageAdmin
 from djtasks.admin.stats import Bucket, snapshot
 from djtasks.core.states import State
 from djtasks.record.models import DeadLetter
@@ -64,26 +64,8 @@ def chart(buckets: list[Bucket], label_format: str) -> dict[str, Any]:
     }
 
 
-class DashboardAdmin(admin.ModelAdmin):
+class DashboardAdmin(PageAdmin):
     """Shown to whoever may view tasks; it has no rows of its own."""
-
-    class Media:
-        css = {"all": ("djtasks/admin.css",)}
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.has_perm("djtasks.view_taskrecord")
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return self.has_view_permission(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_urls(self) -> list[Any]:
         view = self.admin_site.admin_view(require_safe(self.changelist_view))

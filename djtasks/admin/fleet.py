@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import messages
 from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from djtasks.admin import controls, display
 from djtasks.admin.fleetdata import scheduled, task_limits
+from djtasks.admin.pages import PageAdmin
 from djtasks.admin.stats import queues as queue_stats
 from djtasks.admin.stats import workers as live_workers
 from djtasks.core.conf import get_settings
@@ -36,26 +37,8 @@ PAGES = {
 }
 
 
-class FleetAdmin(admin.ModelAdmin):
+class FleetAdmin(PageAdmin):
     """Steer the fleet: shown to whoever may view tasks; each control asks for its own permission."""
-
-    class Media:
-        css = {"all": ("djtasks/admin.css",)}
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.has_perm("djtasks.view_taskrecord")
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return self.has_view_permission(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_urls(self) -> list[Any]:
         wrap = self.admin_site.admin_view

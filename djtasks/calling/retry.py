@@ -68,17 +68,22 @@ def current_request(task_name: str) -> Request:
     record = getattr(running, "record", None)
     if running is None or record is None or running.task_name != task_name:
         return Request(task=task_name)
+    return request_of(record, attempt=running.attempt, queue=running.queue, hostname=running.worker_id)
+
+
+def request_of(record: Any, *, attempt: int, queue: str, hostname: str) -> Request:
+    """Celery's request of a task row's attempt (in the worker: self.request, and the signals' request)."""
     return Request(
         id=record.id,
         task=record.task_name,
         args=list(record.args),
         kwargs=dict(record.kwargs),
         retries=record.retries,
-        attempt=running.attempt,
+        attempt=attempt,
         eta=record.eta,
         expires=record.expires_at,
-        queue=running.queue,
-        hostname=running.worker_id,
+        queue=queue,
+        hostname=hostname,
         headers=dict(record.headers or {}),
         parent_id=record.parent_id,
         root_id=record.root_id,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.tasks.signals import task_finished
 
-from djtasks.calling import signals
+from djtasks.calling import retry, signals
 from djtasks.calling.retry import Request
 from djtasks.core.states import FAILURE, RETRY, SUCCESS
 from djtasks.record.convert import to_task_result
@@ -41,23 +41,7 @@ class ExceptionInfo:
 
 def request_of(record: TaskRecord, queue: str, worker_id: str) -> Request:
     """Celery's request of a task row's current attempt, as the worker knows it."""
-    return Request(
-        id=record.id,
-        task=record.task_name,
-        args=list(record.args),
-        kwargs=dict(record.kwargs),
-        retries=record.retries,
-        attempt=record.attempts,
-        eta=record.eta,
-        expires=record.expires_at,
-        queue=queue,
-        hostname=worker_id,
-        headers=dict(record.headers or {}),
-        parent_id=record.parent_id,
-        root_id=record.root_id,
-        group=record.group_id,
-        called_directly=False,
-    )
+    return retry.request_of(record, attempt=record.attempts, queue=queue, hostname=worker_id)
 
 
 def received(items: list[Started], worker_id: str) -> None:
