@@ -38,7 +38,7 @@ def test_the_threads_pool_runs_tasks_in_threads_of_the_worker_process_and_keeps_
 
 def test_a_thread_past_its_soft_limit_gets_the_exception_in_its_python_code(worker):
     worker("-P", "threads", "-c", "1")
-    assert spin_past_soft_limit.delay().get(timeout=30) == "cleaned up: soft time limit (0.5 s) exceeded"
+    assert spin_past_soft_limit.delay().get(timeout=30) == "cleaned up: soft time limit (2 s) exceeded"
 
 
 def test_revoke_with_terminate_cannot_kill_a_thread_the_outcome_is_discarded(worker, ledger):
