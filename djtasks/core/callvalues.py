@@ -110,9 +110,14 @@ def limit(what: str, value: object) -> float | None:
     if value is None:
         return None
     number = seconds(what, value)
-    if number <= 0:
-        raise InvalidCall(f"{what} must be a positive number of seconds, not {value!r}.")
+    if not 0 < number <= MAX_LIMIT:
+        raise InvalidCall(f"{what} must be a positive number of seconds up to {MAX_LIMIT:g} (a year), not {value!r}.")
     return number
+
+
+# Above it a limit means nothing, and a JSON column may not give the float back exactly (PostgreSQL's jsonb
+# returned 2.354818790285627e16 as the integer 23548187902856270).
+MAX_LIMIT = 365 * 24 * 3600.0
 
 
 def flag(what: str, value: object) -> bool | None:

@@ -163,7 +163,10 @@ limits = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st
 def test_generated_limits_and_shadows_are_stored_as_given_or_refused_by_name(redis_server, hard, soft, shadow):
     def good(value: Any) -> bool:
         return value is None or (
-            not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value > 0
+            not isinstance(value, bool)
+            and isinstance(value, int | float)
+            and math.isfinite(value)
+            and 0 < value <= 365 * 24 * 3600
         )
 
     ok_shadow = shadow is None or (
