@@ -9,18 +9,9 @@ from django.tasks.exceptions import TaskResultDoesNotExist, TaskResultMismatch
 from django.utils import timezone
 
 from tests.djangoapp.tasks import async_double, broken, multiply, which_attempt
+from tests.support.waiting import wait_finished
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
-
-
-def wait_finished(result, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result.refresh()
-        if result.is_finished:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"{result.id} did not finish: {result.status}")
 
 
 def test_the_backend_states_its_capabilities_truthfully():

@@ -13,7 +13,6 @@ QUEUES setting and the immediate backend's "no get_result" have no djtasks count
 import dataclasses
 import logging
 import pickle
-import time
 import uuid
 from datetime import datetime, timedelta
 
@@ -28,18 +27,9 @@ from django.utils.module_loading import import_string
 
 from djtasks.models import TaskRecord
 from tests.djangoapp import tasks as test_tasks
+from tests.support.waiting import wait_finished
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
-
-
-def finished(result, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result.refresh()
-        if result.is_finished:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"{result.id} did not finish: {result.status}")
 
 
 # Django tests/tasks/test_tasks.py ---------------------------------------------------------------
@@ -213,15 +203,15 @@ def test_tasks_run_and_their_results_read_as_django_says(worker):
         (test_tasks.noop_task_async, (), {}, None),
         (test_tasks.calculate_meaning_of_life, (), {}, 42),
     ]:
-        result = finished(task_.enqueue(*args, **kwargs))
+        result = wait_finished(task_.enqueue(*args, **kwargs), timeout=30)
         assert result.status == TaskResultStatus.SUCCESSFUL and result.is_finished
         assert result.started_at >= result.enqueued_at and result.finished_at >= result.started_at
         assert result.last_attempted_at is not None
         assert result.return_value == value and result.attempts == 1
         assert (result.args, result.kwargs, result.task) == (list(args), kwargs, task_)
-    context = finished(test_tasks.get_task_id.enqueue())
+    context = wait_finished(test_tasks.get_task_id.enqueue(), timeout=30)
     assert context.return_value == context.id
-    assert finished(test_tasks.test_context.enqueue(1)).status == TaskResultStatus.SUCCESSFUL
+    assert wait_finished(test_tasks.test_context.enqueue(1), timeout=30).status == TaskResultStatus.SUCCESSFUL
 
 
 def test_failures_keep_their_class_message_and_traceback(worker):
@@ -231,17 +221,17 @@ def test_failures_keep_their_class_message_and_traceback(worker):
         (test_tasks.failing_task_system_exit, SystemExit, "This Task failed due to SystemExit"),
     ]
     for task_, exception, message in cases:
-        result = finished(task_.enqueue())
+        result = wait_finished(task_.enqueue(), timeout=30)
         assert result.status == TaskResultStatus.FAILED and result.is_finished
         with pytest.raises(ValueError, match="Task failed"):
             result.return_value  # noqa: B018
         assert result.finished_at >= result.started_at >= result.enqueued_at
         assert result.errors[0].exception_class is exception
         assert result.errors[0].traceback.endswith(f"{exception.__name__}: {message}\n"), result.errors[0].traceback
-    complex_exception = finished(test_tasks.complex_exception.enqueue())
+    complex_exception = wait_finished(test_tasks.complex_exception.enqueue(), timeout=30)
     assert complex_exception.errors[0].exception_class is ValueError
     assert 'ValueError(ValueError("This task failed"))' in complex_exception.errors[0].traceback
-    complex_value = finished(test_tasks.complex_return_value.enqueue())
+    complex_value = wait_finished(test_tasks.complex_return_value.enqueue(), timeout=30)
     assert complex_value.status == TaskResultStatus.FAILED and complex_value._return_value is None
     assert complex_value.errors[0].exception_class is TypeError
     assert "is not JSON serializable" in complex_value.errors[0].traceback
@@ -268,7 +258,7 @@ def test_run_after_priority(worker):
     worker("-c", "1")
     ready = [very_old, old, high, low, lower]
     for result in ready:
-        finished(result)
+        wait_finished(result, timeout=30)
     started = list(
         TaskRecord.objects.filter(started_at__isnull=False).order_by("started_at").values_list("id", flat=True)
     )
