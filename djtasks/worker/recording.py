@@ -134,8 +134,9 @@ class Recording:
         # A replacement bound for another queue is published there (_move), not released here.
         moved = [(s, o) for s, o in retrying if o.rewrite and o.rewrite.get("queue", s.claim.queue) != s.claim.queue]
         released = {id(started) for started, _ in retrying}
+        moving = {id(started) for started, _ in moved}
         for started, outcome in retrying:
-            if any(started is other for other, _ in moved):
+            if id(started) in moving:
                 continue
             delay_ms = max(int(((outcome.eta or timezone.now()) - timezone.now()).total_seconds() * 1000), 1)
             self.release(started.claim, started.record.priority, delay_ms=delay_ms, forgive=True)
