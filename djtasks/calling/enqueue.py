@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import inspect
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +17,7 @@ from django.tasks.signals import task_enqueued
 
 from djtasks.calling import inline, publishing, unique
 from djtasks.calling.gates import ENQUEUE
+from djtasks.calling.taskoptions import signature_of
 from djtasks.core import registry
 from djtasks.core.conf import get_settings
 from djtasks.core.context import current
@@ -112,7 +112,7 @@ def check_errback(errback: Any) -> None:
     if func is None:
         return
     try:
-        names = list(inspect.signature(func).parameters)[int(bool(getattr(target, "bind", False))) :]
+        names = list(signature_of(func).parameters)[int(bool(getattr(target, "bind", False))) :]
     except (TypeError, ValueError):
         return
     if names[:3] == NEW_STYLE_ERRBACK:
