@@ -72,8 +72,9 @@ def _in_thread(seconds: float) -> Iterator[None]:
     timer.start()
     try:
         yield
-    except _Expired:
-        raise SoftTimeLimitExceeded(f"soft time limit ({seconds:g} s) exceeded") from None
+    except _Expired as exc:  # its traceback kept: it shows where in the task's code the limit struck
+        error = SoftTimeLimitExceeded(f"soft time limit ({seconds:g} s) exceeded")
+        raise error.with_traceback(exc.__traceback__) from None
     finally:
         timer.cancel()
         with lock:

@@ -4,7 +4,7 @@ import os
 import threading
 import time
 
-from djtasks import current_task, report_progress, task
+from djtasks import SoftTimeLimitExceeded, current_task, report_progress, task
 
 from .models import Note
 
@@ -86,8 +86,6 @@ def progressing(steps):
 
 @task(soft_time_limit=0.5)
 def soft_limited():
-    from djtasks import SoftTimeLimitExceeded
-
     try:
         time.sleep(10)
     except SoftTimeLimitExceeded:
@@ -300,7 +298,6 @@ async def async_sleep_past_soft_limit(key):
 
 @task(soft_time_limit=0.5)
 def raise_after_soft_limit(key, kind):
-    from djtasks import SoftTimeLimitExceeded
     from tests.support import hostile
 
     _ran(key)
@@ -350,16 +347,24 @@ def _step():
 def spin_past_soft_limit():
     """Busy Python code past its soft limit, no blocking call: cleans up when the limit is raised in it.
 
-    The limit leaves time to reach the try block on a loaded machine (the limit counts from the start).
+    The limit counts from the start: the try block is the first statement (nothing to import, no
+    time to take before it), and the limit leaves time to reach it on a loaded machine.
     """
-    from djtasks import SoftTimeLimitExceeded
-
-    deadline = time.monotonic() + 15
     try:
+        deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             _step()
     except SoftTimeLimitExceeded as exc:
         return f"cleaned up: {exc}"
+    return "not interrupted"
+
+
+@task(soft_time_limit=1)
+def spin_uncaught():
+    """Busy Python code past its soft limit that does not catch it: fails where the limit struck."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        _step()
     return "not interrupted"
 
 
@@ -488,8 +493,6 @@ def spawn(self, n):
 
 @task
 def soft_catch(seconds):
-    from djtasks import SoftTimeLimitExceeded
-
     try:
         time.sleep(seconds)
     except SoftTimeLimitExceeded:

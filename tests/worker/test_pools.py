@@ -7,11 +7,11 @@ import signal
 import psutil
 import pytest
 
-from djtasks import control
+from djtasks import SoftTimeLimitExceeded, control
 from djtasks.calling.revoke import revoke
 from djtasks.models import TaskRecord
 from tests.support.waiting import wait_for
-from tests.testapp.tasks import sleep_then_record, soft_limited, spin_past_soft_limit, where
+from tests.testapp.tasks import sleep_then_record, soft_limited, spin_past_soft_limit, spin_uncaught, where
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -39,6 +39,16 @@ def test_the_threads_pool_runs_tasks_in_threads_of_the_worker_process_and_keeps_
 def test_a_thread_past_its_soft_limit_gets_the_exception_in_its_python_code(worker):
     worker("-P", "threads", "-c", "1")
     assert spin_past_soft_limit.delay().get(timeout=30) == "cleaned up: soft time limit (2 s) exceeded"
+
+
+def test_a_thread_past_its_soft_limit_fails_with_a_traceback_that_shows_where_it_struck(worker):
+    worker("-P", "threads", "-c", "1")
+    result = spin_uncaught.delay()
+    with pytest.raises(SoftTimeLimitExceeded, match=r"soft time limit \(1 s\) exceeded"):
+        result.get(timeout=30)
+    row = TaskRecord.objects.get(pk=result.id)
+    assert row.state == "FAILURE" and row.exception_type == "djtasks.exceptions.SoftTimeLimitExceeded"
+    assert "in spin_uncaught" in row.traceback, row.traceback
 
 
 def test_revoke_with_terminate_cannot_kill_a_thread_the_outcome_is_discarded(worker, ledger):
