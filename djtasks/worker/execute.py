@@ -119,8 +119,10 @@ def attempt(
     task, record = started.task, started.record
     if task.effective_track_started:
         retrying(lambda: transitions.mark_started(db, record, started.token))
-    task_result = to_task_result(record, task)
-    task_started.send(type(task.get_backend()), task_result=task_result)
+    listening = signalling.started_listens()  # Django's receiver logs at INFO; built for nothing when that is off
+    task_result = to_task_result(record, task) if listening or task.takes_context else None
+    if listening:
+        task_started.send(type(task.get_backend()), task_result=task_result)
     args = arguments(task, record, task_result)
     mismatch = mismatched(started, args, db, retrying)
     if mismatch is not None:
@@ -154,10 +156,10 @@ def attempt(
     return outcome
 
 
-def arguments(task: Task, record: TaskRecord, task_result: TaskResult) -> list[Any]:
+def arguments(task: Task, record: TaskRecord, task_result: TaskResult | None) -> list[Any]:
     """The positional arguments of the call: the row's, after the task and its context if asked for."""
     args = list(record.args)
-    if task.takes_context:
+    if task.takes_context and task_result is not None:
         args.insert(0, retry.Context(task_result=task_result, task=task))
     if task.bind:
         args.insert(0, task)

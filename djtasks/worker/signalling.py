@@ -1,22 +1,29 @@
 """What a worker tells receivers about its tasks: Celery's signals (calling/signals.py) and Django's task_finished.
 
 Each function returns at once when nothing listens (one attribute test); receivers that raise are
-logged by the signals themselves and never change what was recorded.
+logged by the signals themselves and never change what was recorded. Django's task_started and
+task_finished always have one receiver, Django's own log line: when nothing else listens and that
+line's level is off, no TaskResult is built and nothing is sent (per task, a TaskResult, a send
+and a log record that nobody would see).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import signal
+import weakref
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from django.tasks.signals import task_finished
+from django.dispatch import Signal
+from django.tasks import TaskResultStatus
+from django.tasks.signals import log_task_finished, log_task_started, task_finished, task_started
 
 from djtasks.calling import retry, signals
 from djtasks.calling.retry import Request
-from djtasks.core.states import FAILURE, RETRY, SUCCESS
+from djtasks.core.states import FAILURE, RETRY, SUCCESS, to_django_status
 from djtasks.record.convert import to_task_result
 from djtasks.record.models import TaskRecord
 
@@ -24,6 +31,7 @@ if TYPE_CHECKING:
     from djtasks.worker.outcome import Outcome, Started
 
 _FINISHED = (signals.task_success, signals.task_failure, signals.task_retry, signals.task_postrun)
+_DJANGO_LOG = logging.getLogger("django.tasks")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +45,24 @@ class ExceptionInfo:
 
     def __str__(self) -> str:
         return self.traceback
+
+
+def django_listens(signal: Signal, own: object, level: int) -> bool:
+    """Whether sending Django's task signal does anything: its own log line at this level, or another receiver."""
+    if _DJANGO_LOG.isEnabledFor(level):
+        return True
+    for entry in signal.receivers:
+        receiver = entry[1]
+        if isinstance(receiver, weakref.ReferenceType):  # connected weakly (the default); None once collected
+            receiver = receiver()
+        if receiver is not None and receiver is not own:
+            return True
+    return False
+
+
+def started_listens() -> bool:
+    """Whether Django's task_started has anything to do (its own receiver logs at INFO)."""
+    return django_listens(task_started, log_task_started, logging.INFO)
 
 
 def request_of(record: TaskRecord, queue: str, worker_id: str) -> Request:
@@ -60,7 +86,10 @@ def prerun(started: Started, args: list[Any]) -> None:
 def finished(started: Started, outcome: Outcome, worker_id: str) -> None:
     """After the outcome's commit: Django's task_finished (not for a retry), then Celery's signals."""
     exc = outcome.error
-    if outcome.state != RETRY:
+    failed = outcome.state != RETRY and to_django_status(outcome.state) == TaskResultStatus.FAILED
+    if outcome.state != RETRY and django_listens(
+        task_finished, log_task_finished, logging.ERROR if failed else logging.INFO
+    ):
         backend = type(started.task.get_backend())
         result = to_task_result(started.record, started.task)
         if outcome.state == FAILURE and exc is not None and not outcome.expected:

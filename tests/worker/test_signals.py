@@ -5,15 +5,20 @@ Every receiver of tests.celeryapp writes a JSON line to $DJTASKS_CELERY_SIGNALS:
 """
 
 import json
+import logging
 import signal
 import time
+from types import SimpleNamespace
 
 import pytest
 from django.db import transaction
+from django.tasks.signals import log_task_finished, log_task_started, task_finished, task_started
 
 from djtasks import send_task, signals
 from djtasks.calling import publishing
 from djtasks.models import TaskRecord
+from djtasks.worker import signalling
+from djtasks.worker.outcome import Outcome
 from tests.support.waiting import wait_for
 from tests.testapp.tasks import add, fail, flaky, mul, short_lived
 
@@ -157,3 +162,45 @@ def test_nothing_is_built_for_signals_nobody_listens_to(redis_server, monkeypatc
         add.delay(1, 1)
     add.delay(2, 2)
     assert TaskRecord.objects.count() == 2
+
+
+def test_django_task_signals_are_built_only_for_a_log_line_that_shows_or_another_receiver(monkeypatch):
+    """Django's task_started/task_finished always have Django's own receiver, a log line: off, nothing is built."""
+    built = []
+
+    def build(record, task=None):
+        built.append(record)
+        return SimpleNamespace(id=record.id, status="SUCCESSFUL", task=task)
+
+    monkeypatch.setattr(signalling, "to_task_result", build)
+    for sig in (task_started, task_finished, *signalling._FINISHED):  # the test apps' receivers: not these
+        monkeypatch.setattr(sig, "receivers", [])
+    task_started.connect(log_task_started)
+    task_finished.connect(log_task_finished)
+    logger = logging.getLogger("django.tasks")
+    monkeypatch.setattr(logger, "level", logging.WARNING)
+    monkeypatch.setattr(logger, "propagate", True)
+    logger.manager._clear_cache()
+    started = SimpleNamespace(record=SimpleNamespace(id="r1"), task=add)
+    signalling.finished(started, Outcome(state="SUCCESS"), "w1")
+    assert not signalling.started_listens() and built == []
+    # A FAILURE is logged at ERROR: with the logger at WARNING, that line shows, so it is sent.
+    signalling.finished(started, Outcome(state="FAILURE"), "w1")
+    assert len(built) == 1
+    heard = []
+
+    def receiver(sender, task_result, **kwargs):
+        heard.append(task_result.id)
+
+    task_finished.connect(receiver)
+    task_started.connect(receiver)
+    signalling.finished(started, Outcome(state="SUCCESS"), "w1")
+    assert signalling.started_listens() and heard == ["r1"]
+    task_finished.disconnect(receiver)
+    task_started.disconnect(receiver)
+    del receiver
+    assert not signalling.started_listens()
+    logger.setLevel(logging.INFO)  # Django's line shows: sent again, with nobody else listening
+    assert signalling.started_listens()
+    signalling.finished(started, Outcome(state="SUCCESS"), "w1")
+    assert len(built) == 3

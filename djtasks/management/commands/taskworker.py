@@ -53,6 +53,9 @@ class Command(BaseCommand):
             output.redirect(options["logfile"], node)
         logger = logging.getLogger("djtasks")
         logger.setLevel(level)
+        django_tasks = logging.getLogger("django.tasks")  # Django's per-task lines, unless LOGGING sets their level
+        if django_tasks.level == logging.NOTSET:
+            django_tasks.setLevel(level)
         if not logger.handlers and not logging.getLogger().handlers:
             handler = logging.StreamHandler()
             handler.setFormatter(logging.Formatter("[%(asctime)s %(levelname)s %(process)d] %(message)s"))
