@@ -75,8 +75,8 @@ class Duties:
             timers.reap = now + config.REAP_INTERVAL
             self._do("reaping", lambda: maintenance.reap(get_broker(), self.pool.queues))
         if now >= timers.sweep and not self.pool.stopping:
-            timers.sweep = now + config.SWEEP_INTERVAL
             self._do("outbox sweep", self._sweep)
+            timers.sweep = maintenance.next_sweep(now, time.monotonic(), config.SWEEP_INTERVAL)
         if now >= timers.expire and not self.pool.stopping and config.RESULT_EXPIRES:
             # result_expires: one worker per interval deletes old finished rows.
             interval = min(60.0, max(1.0, config.RESULT_EXPIRES / 4))
