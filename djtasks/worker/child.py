@@ -122,9 +122,11 @@ class Child:
             return 0
         backoff.reset()
         ran = self._run_batch(claims, backoff)
-        if len(claims) < limit:
-            # The queue is shallow: record now rather than after another (likely empty) claim.
-            self.flush()
+        if len(claims) < limit and not self.stopping:
+            # The queue was shallow: record now, then wait for a wake-up token rather than claim
+            # again (an empty claim, most likely: one Redis round trip per task of an idle worker).
+            # Every publish, release and reap pushes a token, so work that came meanwhile has one.
+            self._idle(backoff)
         return ran
 
     def _recover(self) -> None:
@@ -162,13 +164,17 @@ class Child:
             backoff.sleep()
             return []
         if not claims:
-            self.flush()
-            self.recording.recorder.flush()  # e.g. retry events, whose claims are released, not acked
-            try:
-                self.broker.wait_for_work(self.queues, WAIT_SECONDS)
-            except BrokerUnavailable:
-                backoff.sleep()
+            self._idle(backoff)
         return claims
+
+    def _idle(self, backoff: Backoff) -> None:
+        """Record the held outcomes, then wait for a wake-up token (at most WAIT_SECONDS)."""
+        self.flush()
+        self.recording.recorder.flush()  # e.g. retry events, whose claims are released, not acked
+        try:
+            self.broker.wait_for_work(self.queues, WAIT_SECONDS)
+        except BrokerUnavailable:
+            backoff.sleep()
 
     def _read_orders(self) -> None:
         self.skip |= self.reporter.orders()
