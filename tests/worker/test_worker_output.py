@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from djtasks.management.commands.taskworker import quiet_django_task_lines
 from djtasks.worker import tasklog
 from tests.celeryapp.tasks import refuse, reveal
 from tests.support.waiting import wait_for
@@ -99,3 +100,26 @@ def test_the_banner_hides_the_redis_password(url, shown):
     from djtasks.worker.banner import hide_password
 
     assert hide_password(url) == shown and "hunter22" not in hide_password(url)
+
+
+@pytest.mark.parametrize(
+    ("configured", "parent", "option", "expected"),
+    [
+        (logging.NOTSET, logging.INFO, "WARNING", logging.WARNING),  # Django's default LOGGING: -l WARNING quiets
+        (logging.NOTSET, logging.INFO, "INFO", logging.NOTSET),  # the default -l changes nothing
+        (logging.NOTSET, logging.WARNING, "INFO", logging.NOTSET),  # -l never makes Django's lines louder
+        (logging.INFO, logging.INFO, "ERROR", logging.INFO),  # a level LOGGING sets is the project's
+    ],
+)
+def test_the_loglevel_quiets_djangos_task_lines_unless_logging_sets_their_level(
+    monkeypatch, configured, parent, option, expected
+):
+    django_tasks, django = logging.getLogger("django.tasks"), logging.getLogger("django")
+    monkeypatch.setattr(django, "level", parent)
+    monkeypatch.setattr(django_tasks, "level", configured)
+    logging.getLogger().manager._clear_cache()
+    try:
+        quiet_django_task_lines(option)
+        assert django_tasks.level == expected
+    finally:
+        logging.getLogger().manager._clear_cache()

@@ -16,6 +16,16 @@ from djtasks.worker.startup import StartupFailure
 from djtasks.worker.supervisor import Worker
 
 
+def quiet_django_task_lines(level: str) -> None:
+    """Let -l quiet Django's per-task lines (django.tasks, INFO) too, unless LOGGING sets their level."""
+    django_tasks = logging.getLogger("django.tasks")
+    if (
+        django_tasks.level == logging.NOTSET
+        and django_tasks.getEffectiveLevel() < logging.getLevelNamesMapping()[level]
+    ):
+        django_tasks.setLevel(level)
+
+
 class Command(BaseCommand):
     help = "Run a djtasks worker: a parent process supervising N children (processes, threads, or solo)."
     requires_system_checks = ["djtasks"]
@@ -53,9 +63,7 @@ class Command(BaseCommand):
             output.redirect(options["logfile"], node)
         logger = logging.getLogger("djtasks")
         logger.setLevel(level)
-        django_tasks = logging.getLogger("django.tasks")  # Django's per-task lines, unless LOGGING sets their level
-        if django_tasks.level == logging.NOTSET:
-            django_tasks.setLevel(level)
+        quiet_django_task_lines(level)
         if not logger.handlers and not logging.getLogger().handlers:
             handler = logging.StreamHandler()
             handler.setFormatter(logging.Formatter("[%(asctime)s %(levelname)s %(process)d] %(message)s"))
