@@ -52,6 +52,7 @@ class Duties:
         self.remote = remote
         self.timers = Timers()
         self.full_sweep_pending = True
+        self.swept = 0  # rows the last sweep read: a long one delays the next (maintenance.next_sweep)
         self.beat = Beat(pool.worker_id, pool.db)
         self.beat_started = False
         self.guard = Guard(f"Worker {pool.worker_id}")
@@ -75,8 +76,9 @@ class Duties:
             timers.reap = now + config.REAP_INTERVAL
             self._do("reaping", lambda: maintenance.reap(get_broker(), self.pool.queues))
         if now >= timers.sweep and not self.pool.stopping:
+            self.swept = 0
             self._do("outbox sweep", self._sweep)
-            timers.sweep = maintenance.next_sweep(now, time.monotonic(), config.SWEEP_INTERVAL)
+            timers.sweep = maintenance.next_sweep(now, self.swept, config.SWEEP_INTERVAL)
         if now >= timers.expire and not self.pool.stopping and config.RESULT_EXPIRES:
             # result_expires: one worker per interval deletes old finished rows.
             interval = min(60.0, max(1.0, config.RESULT_EXPIRES / 4))
@@ -158,4 +160,4 @@ class Duties:
             self.full_sweep_pending = True
         broker.adopt_legacy()  # ids the previous key layout holds (before per-queue keys)
         full, self.full_sweep_pending = self.full_sweep_pending, False
-        maintenance.sweep(broker, self.pool.config, full=full)
+        self.swept = maintenance.sweep_rows(broker, self.pool.config, full=full)[1]

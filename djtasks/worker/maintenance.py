@@ -24,8 +24,8 @@ logger = logging.getLogger("djtasks")
 SWEEP_BATCH = 1000
 # A sweep reads every unclaimed row of the last ten minutes: behind a backlog of thousands it takes
 # a while (0.3 s for 5,000 rows, 6% of a drain's CPU at SWEEP_INTERVAL=2). The next one then waits
-# until the sweeping costs at most this share of the parent's time, but never longer than SWEEP_MAX_WAIT.
-SWEEP_SHARE = 0.05
+# one more SWEEP_INTERVAL per SWEEP_BATCH rows read, but never longer than SWEEP_MAX_WAIT. (Counted
+# in rows, not seconds: a loaded machine's slow sweep of a few rows keeps its interval.)
 SWEEP_MAX_WAIT = 30.0
 RECENT_WINDOW = timedelta(minutes=10)
 EXPIRE_BATCH = 500
@@ -39,7 +39,12 @@ def reap(broker: Broker, queues: list[str]) -> list[str]:
 
 
 def sweep(broker: Broker, config: Settings, *, full: bool) -> int:
-    """Publish unclaimed unready rows older than the grace that Redis does not hold.
+    """Publish unclaimed unready rows older than the grace that Redis does not hold; return how many."""
+    return sweep_rows(broker, config, full=full)[0]
+
+
+def sweep_rows(broker: Broker, config: Settings, *, full: bool) -> tuple[int, int]:
+    """Sweep as sweep() does; return how many rows were published and how many were read.
 
     A regular sweep looks at rows enqueued in the last ten minutes (where failed publishes are)
     and at rows whose lease lapsed without an outcome; a full sweep, after Redis lost its data
@@ -53,7 +58,7 @@ def sweep(broker: Broker, config: Settings, *, full: bool) -> int:
     if not full:
         # Recent rows (where failed publishes are) and rows of any age whose lease lapsed.
         rows = rows.filter(Q(enqueued_at__gte=now - RECENT_WINDOW) | Q(lease_expires_at__lt=now))
-    published, after = 0, None
+    published, read, after = 0, 0, None
     while True:
         page = (
             rows
@@ -63,7 +68,7 @@ def sweep(broker: Broker, config: Settings, *, full: bool) -> int:
         chunk = list(page.order_by("enqueued_at", "pk").values_list("id", "queue", "enqueued_at")[:SWEEP_BATCH])
         if not chunk:
             break
-        after = (chunk[-1][2], chunk[-1][0])
+        after, read = (chunk[-1][2], chunk[-1][0]), read + len(chunk)
         known = broker.known_where([(task_id, queue) for task_id, queue, _ in chunk])
         missing = [row[0] for row, present in zip(chunk, known, strict=True) if not present]
         if missing:
@@ -79,12 +84,12 @@ def sweep(broker: Broker, config: Settings, *, full: bool) -> int:
             break
     if published:
         logger.warning("Outbox sweep published %d task(s) that Redis did not hold", published)
-    return published
+    return published, read
 
 
-def next_sweep(began: float, ended: float, interval: float) -> float:
-    """When (time.monotonic()) the next sweep is due, after one that ran from `began` to `ended`."""
-    paced = (ended - began) / SWEEP_SHARE
+def next_sweep(began: float, rows: int, interval: float) -> float:
+    """When (time.monotonic()) the next sweep is due, after one that began at `began` and read `rows` rows."""
+    paced = interval * rows / SWEEP_BATCH
     return began + max(interval, min(paced, SWEEP_MAX_WAIT))
 
 

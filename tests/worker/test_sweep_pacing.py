@@ -18,12 +18,13 @@ from tests.testapp.tasks import add
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_server")]
 
 
-def test_a_quick_sweep_keeps_its_interval_and_a_slow_one_waits_for_its_share_up_to_the_cap():
-    assert maintenance.next_sweep(100.0, 100.01, 2.0) == 102.0
-    # 0.5 s of sweeping is at most 5% of the parent's time when the next one begins 10 s later.
-    assert maintenance.next_sweep(100.0, 100.5, 2.0) == pytest.approx(110.0)
-    assert maintenance.next_sweep(100.0, 105.0, 2.0) == 100.0 + maintenance.SWEEP_MAX_WAIT
-    assert maintenance.next_sweep(100.0, 100.01, 45.0) == 145.0  # a longer SWEEP_INTERVAL is kept
+def test_a_sweep_of_few_rows_keeps_its_interval_and_a_long_one_delays_the_next_up_to_the_cap():
+    batch = maintenance.SWEEP_BATCH
+    assert maintenance.next_sweep(100.0, 0, 2.0) == 102.0
+    assert maintenance.next_sweep(100.0, batch, 2.0) == 102.0
+    assert maintenance.next_sweep(100.0, 5 * batch, 2.0) == 110.0  # one more interval per page read
+    assert maintenance.next_sweep(100.0, 1000 * batch, 2.0) == 100.0 + maintenance.SWEEP_MAX_WAIT
+    assert maintenance.next_sweep(100.0, 0, 45.0) == 145.0  # a longer SWEEP_INTERVAL is kept
 
 
 def duties_of_sweep_alone() -> Duties:
@@ -44,22 +45,22 @@ def duties_of_sweep_alone() -> Duties:
     return duties
 
 
-def test_the_parent_paces_a_slow_sweep_and_the_next_one_still_publishes_a_row_redis_lost(monkeypatch):
+def test_the_parent_paces_a_long_sweep_and_the_next_one_still_publishes_a_row_redis_lost(monkeypatch):
     duties = duties_of_sweep_alone()
-    real_sweep = maintenance.sweep
+    real_sweep = maintenance.sweep_rows
     ran: list[float] = []
 
-    def slow_sweep(broker, config, *, full):
+    def long_sweep(broker, config, *, full):
         ran.append(time.monotonic())
-        time.sleep(0.2)
-        return real_sweep(broker, config, full=full)
+        published, _ = real_sweep(broker, config, full=full)
+        return published, 4 * maintenance.SWEEP_BATCH  # as if it read four pages
 
-    monkeypatch.setattr(maintenance, "sweep", slow_sweep)
+    monkeypatch.setattr(maintenance, "sweep_rows", long_sweep)
     began = time.monotonic()
     duties.run()
     assert len(ran) == 1
-    # 0.2 s and more of sweeping: the next is due 4 s or more after this one began, not SWEEP_INTERVAL.
-    assert duties.timers.sweep - began >= 0.2 / maintenance.SWEEP_SHARE - 0.05
+    interval = get_settings().SWEEP_INTERVAL
+    assert duties.timers.sweep - began >= 4 * interval - 0.05  # not SWEEP_INTERVAL
     duties.run()
     assert len(ran) == 1  # not due yet
     with transaction.atomic():
@@ -75,3 +76,18 @@ def test_the_parent_paces_a_slow_sweep_and_the_next_one_still_publishes_a_row_re
     assert len(ran) == 2
     assert broker.known_where([(result.id, queue)]) == [True]
     assert TaskRecord.objects.get(pk=result.id).state == "PENDING"
+
+
+def test_a_sweep_of_few_rows_on_a_slow_machine_keeps_its_interval(monkeypatch):
+    """Paced by rows read, not by time: a sweep slowed by load keeps SWEEP_INTERVAL (tests wait on it)."""
+    duties = duties_of_sweep_alone()
+    real_sweep = maintenance.sweep_rows
+
+    def slow_sweep(broker, config, *, full):
+        time.sleep(0.3)
+        return real_sweep(broker, config, full=full)
+
+    monkeypatch.setattr(maintenance, "sweep_rows", slow_sweep)
+    began = time.monotonic()
+    duties.run()
+    assert duties.timers.sweep - began == pytest.approx(get_settings().SWEEP_INTERVAL, abs=0.01)
