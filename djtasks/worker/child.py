@@ -4,8 +4,8 @@ A child claims a batch (a single message unless the queue is deep) and starts it
 transaction. Outcomes of fast tasks are held briefly and written in the transaction that starts
 the next batch, so a busy child pays about one commit per batch; they are flushed on their own
 before the child waits for work, when the queue was too shallow to fill a batch, when they have
-waited FLUSH_AFTER, or when tasks are slow. Until an outcome is committed and acked the parent
-keeps extending its lease.
+waited FLUSH_AFTER, or when tasks are slow.
+Until an outcome is committed and acked the parent keeps extending its lease.
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ class Child:
         self.max_tasks = limits.max_tasks
         self.max_memory = limits.max_memory_kib
         self.config = config
-        # In a thread (threads, solo pools) the parent asks for a stop through this event; nothing
-        # can kill the child, so hard time limits are not reported (worker/pools.py).
+        # In a thread (the threads and solo pools) the parent asks for a stop through this event,
+        # and nothing can kill the child: hard time limits are not reported (see worker/pools.py).
         self.stop_event = stop
         self.killable = stop is None
         # A forked child outlives a SIGKILLed parent: then nobody renews its leases, so it stops.
@@ -100,7 +100,7 @@ class Child:
         backoff = Backoff()
         executed = rounds = 0
         try:
-            while not self.stopping and not self._spent(executed):
+            while not self.stopping and (self.max_tasks is None or executed < self.max_tasks):
                 rounds += 1
                 try:
                     executed += self._round(rounds, executed, backoff)
@@ -122,13 +122,10 @@ class Child:
             return 0
         backoff.reset()
         ran = self._run_batch(claims, backoff)
-        if len(claims) < limit and not self.stopping and not self._spent(executed + ran):
-            # Shallow: record, then wait for a wake-up token (each publish, release, reap pushes one), not claim again.
-            self._idle(backoff)
+        if len(claims) < limit:
+            # The queue is shallow: record now rather than after another (likely empty) claim.
+            self.flush()
         return ran
-
-    def _spent(self, executed: int) -> bool:  # --max-tasks-per-child reached
-        return self.max_tasks is not None and executed >= self.max_tasks
 
     def _recover(self) -> None:
         """After an unexpected error: record what was executed, hand back (or set aside) the rest."""
@@ -165,17 +162,13 @@ class Child:
             backoff.sleep()
             return []
         if not claims:
-            self._idle(backoff)
+            self.flush()
+            self.recording.recorder.flush()  # e.g. retry events, whose claims are released, not acked
+            try:
+                self.broker.wait_for_work(self.queues, WAIT_SECONDS)
+            except BrokerUnavailable:
+                backoff.sleep()
         return claims
-
-    def _idle(self, backoff: Backoff) -> None:
-        """Record the held outcomes, then wait for a wake-up token (at most WAIT_SECONDS)."""
-        self.flush()
-        self.recording.recorder.flush()  # e.g. retry events, whose claims are released, not acked
-        try:
-            self.broker.wait_for_work(self.queues, WAIT_SECONDS)
-        except BrokerUnavailable:
-            backoff.sleep()
 
     def _read_orders(self) -> None:
         self.skip |= self.reporter.orders()

@@ -48,20 +48,3 @@ def test_four_claims_start_in_one_read_and_one_executemany_and_succeed_in_one_ex
         ("SUCCESS", 2 * i, 1) for i in range(4)
     ]
     assert broker.queue_stats()["default"]["reserved"] == 0
-
-
-def test_an_idle_worker_claims_once_per_task_and_waits_for_a_wake_up_token_between_tasks(worker, redis_server):
-    """After a shallow batch the child waits for a wake-up rather than claim again: one claim script per task.
-
-    Every claim pops with ZPOPMIN (claim.lua alone), so its count is the number of claims; the
-    worker's one-second wait ends in a claim too, hence the allowance of a few.
-    """
-    worker("-c", "1")
-    add.delay(0, 0).get(timeout=30)
-    client = get_broker().client
-    client.config_resetstat()
-    trips = 20
-    for i in range(trips):
-        assert add.delay(i, 1).get(timeout=30) == i + 1
-    claims = int(client.info("commandstats").get("cmdstat_zpopmin", {}).get("calls", 0))
-    assert trips <= claims <= trips + 4, claims  # before: two per task (the second empty)
