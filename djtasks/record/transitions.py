@@ -278,6 +278,13 @@ def drop_lease(db: str, task_id: str, token: str) -> int:
     return sql.update(db, {"lease_expires_at": None}, id=task_id, lease_token=token)
 
 
+def give_back(db: str, record: TaskRecord, token: str) -> int:
+    """Clear the lease of an attempt that never began and uncount it, if this attempt still holds the row."""
+    record.attempts, record.worker_ids = record.attempts - 1, record.worker_ids[:-1]
+    values = {"lease_expires_at": None, "attempts": record.attempts, "worker_ids": record.worker_ids}
+    return sql.update(db, values, id=record.pk, lease_token=token, state=RUNNABLE)
+
+
 def extend_leases(db: str, tokens: list[str], until: datetime) -> None:
     """Extend the leases the attempts with these tokens hold (rows still leased) to `until`."""
     TaskRecord.objects.using(db).filter(lease_token__in=tokens, lease_expires_at__isnull=False).update(

@@ -265,7 +265,7 @@ class Child:
     def _hand_back(self, items: list[Started]) -> None:
         """Send claims not begun back to their queue, for other children."""
         for item in items:
-            hand_back(self.recording.db, self.broker, item.claim, forgive=True)
+            hand_back(self.recording.db, self.broker, item.claim, forgive=True, unbegun=item.record)
         self.reporter.done([item.claim.id for item in items])
 
     def _over_memory(self) -> bool:

@@ -270,10 +270,15 @@ def settle_killed(
         recorder.flush()
 
 
-def hand_back(db: str, broker: Broker, claim: Claim, *, forgive: bool) -> None:
-    """Return a claim whose process is gone or stopping: drop the row's lease, then requeue."""
+def hand_back(db: str, broker: Broker, claim: Claim, *, forgive: bool, unbegun: TaskRecord | None = None) -> None:
+    """Return a claim whose process is gone or stopping: drop the row's lease, then requeue.
+
+    unbegun: the row of a claim this child started and never executed; its attempt is uncounted.
+    """
     try:
-        if not claim.defect:  # an id that cannot be a row's is never looked up
+        if unbegun is not None:
+            transitions.give_back(db, unbegun, claim.token)
+        elif not claim.defect:  # an id that cannot be a row's is never looked up
             transitions.drop_lease(db, claim.id, claim.token)
     except DatabaseError as exc:
         logger.warning("Could not clear the lease of task id=%s (%s); it reruns once the lease lapses", claim.id, exc)

@@ -34,6 +34,12 @@ REAP = settings.DJTASKS["REAP_INTERVAL"]
 # The row's lease is written on the holder's clock and read on the next worker's: a re-run may wait
 # for up to the spread of the clocks beyond LEASE + REAP (README: "Many worker hosts").
 SKEW = max(OFFSETS) - min(OFFSETS)
+# A dead host's claim: its Redis lease ends within LEASE of the kill and a reap returns it within
+# REAP; a claim that still meets the row's lease (on the dead host's clock, up to SKEW ahead) waits
+# for it plus 1 s (worker/start.py).
+BACK_IN_QUEUE = LEASE + REAP + SKEW + 1
+# From the moment a returned task is first in line to its start: a child's claim of it, on a loaded machine.
+CLAIM_ROUND = 2.0
 
 
 @pytest.fixture
@@ -80,8 +86,12 @@ def test_three_hosts_drain_5000_tasks_and_one_is_sigkilled_mid_drain(hosts, ledg
     held = {e.key for e in entries if e.kind == "start" and e.pid in dead}
     reruns = [e.at for e in entries if e.kind == "start" and e.key in held and e.pid not in dead and e.at > killed_at]
     verdict.recovery_s = max(reruns) - killed_at if reruns else None
-    # + 6 s for the re-runs to be claimed among the survivors' drain (17.9 s seen on PostgreSQL under load).
-    assert verdict.recovery_s is None or verdict.recovery_s <= LEASE + REAP + SKEW + 6
+    # A re-run is back in its queue within BACK_IN_QUEUE of the kill, but behind the tasks that were
+    # waiting there already (a returned id ranks by when it came back: transport/lua/reap.lua), so it
+    # starts once the survivors have started those: within a claim's round of the later of the two.
+    # (17.9 s was seen on PostgreSQL under load, where the backlog outlasted the lease.)
+    backlog_started = max(e.at for e in entries if e.kind == "start" and e.key not in held) - killed_at
+    assert verdict.recovery_s is None or verdict.recovery_s <= max(BACK_IN_QUEUE, backlog_started) + CLAIM_ROUND
     workers = set(TaskRecord.objects.filter(pk__in=ids).values_list("worker", flat=True))
     assert len(workers) == 3  # every host took part
     assert processes[0].process.poll() is None and processes[2].process.poll() is None
@@ -91,7 +101,8 @@ def test_three_hosts_drain_5000_tasks_and_one_is_sigkilled_mid_drain(hosts, ledg
         lost=0,
         ran_twice=len(verdict.started_twice),
         recovery_s=verdict.recovery_s,
-        notes=f"5,000 drained in {drained_in:.1f} s; re-runs = what the dead host held",
+        notes=f"5,000 drained in {drained_in:.1f} s; re-runs = what the dead host held, queued behind "
+        f"a backlog started {backlog_started:.1f} s after the kill",
     )
 
 

@@ -290,6 +290,12 @@ def collect(process: subprocess.Popen[str], lines: list[str]) -> None:
         lines.append(line)
 
 
+def _ctrl_c_stops() -> None:
+    """SIGINT as a terminal's Ctrl-C meets it: a test run started in the background (`cmd &` in a
+    script, nohup) has SIGINT ignored, and its children would inherit that and never stop."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_without_a_terminal_it_prints_event_lines_with_the_same_filters(worker, redis_server):
     online(worker())
     assert add.delay(1, 1).get(timeout=60) == 2
@@ -298,7 +304,9 @@ def test_without_a_terminal_it_prints_event_lines_with_the_same_filters(worker, 
     env = {**os.environ, **monitor_env(redis_server.url)}
     for command in ("tasktop", "taskevents --top"):
         argv = manage(*command.split(), "--since", "600", "--state", "failure")
-        process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_stops
+        )
         lines: list[str] = []
         threading.Thread(target=collect, args=(process, lines), daemon=True).start()
         try:

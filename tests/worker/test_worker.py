@@ -177,3 +177,23 @@ def test_sigterm_while_children_are_being_spawned_stops_promptly(worker):
     proc.signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0
     assert time.monotonic() - started < 8  # not the 10 s shutdown grace of the test settings
+
+
+def test_tasks_a_slow_task_sends_back_run_as_their_first_attempt(worker, ledger):
+    """A slow task sends the rest of its batch back to the queue for idle children. Those tasks never
+    began (no worker died, no lease was lost), so their next claim is still their first attempt."""
+    proc = worker("-c", "1")
+    handed_back: list[str] = []
+    for _ in range(5):  # under load, the batch's fast warm-up may be too slow to make the child prefetch
+        assert add.delay(0, 0).get(timeout=20) == 0  # a fast task: the child claims batches (PREFETCH) again
+        with transaction.atomic():
+            sleep_then_record.delay("slow", 0.3)
+            # Deeper than PREFETCH (8), so the child claims a batch: the slow task and fast ones behind it.
+            results = [progressing.delay(1) for _ in range(20)]
+        assert [r.get(timeout=30)["attempt"] for r in results] == [1] * 20  # as each task saw it
+        rows = TaskRecord.objects.filter(pk__in=[r.id for r in results])
+        assert [(row.attempts, len(row.worker_ids)) for row in rows] == [(1, 1)] * 20
+        handed_back = [r.id for r in results if proc.log().count(f"[{r.id}] received") > 1]
+        if handed_back:
+            break
+    assert handed_back, "no round had a batch sent back behind its slow task"
