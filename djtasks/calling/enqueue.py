@@ -26,7 +26,7 @@ from djtasks.core.logs import escape
 from djtasks.core.options import ID_LENGTH, QUEUE_LENGTH, ExecutionOptions, check_name
 from djtasks.core.spec import TaskDefaults
 from djtasks.core.values import Unstorable, plain
-from djtasks.record import sql
+from djtasks.record import rows, sql
 from djtasks.record.convert import to_task_result
 from djtasks.record.models import TaskRecord
 
@@ -165,7 +165,7 @@ def enqueue(
     if expires is None and task.expires is not None:
         expires = ExecutionOptions.build(expires=task.expires).expires
     parent_id, root_id = lineage(options, task_id)
-    record = sql.new_record(
+    record = rows.new_record(
         id=task_id,
         task_name=name,
         queue=queue,
