@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +21,7 @@ from djtasks.core import registry
 from djtasks.core.conf import get_settings
 from djtasks.core.context import current
 from djtasks.core.exceptions import InvalidCall
+from djtasks.core.ids import new_id
 from djtasks.core.logs import escape
 from djtasks.core.options import ID_LENGTH, QUEUE_LENGTH, ExecutionOptions, check_name
 from djtasks.core.spec import TaskDefaults
@@ -56,13 +56,51 @@ class Defaults:
 
 def route(name: str) -> str | None:
     """Return the queue the ROUTES setting gives a task name (exact names first, then globs)."""
-    routes = get_settings().ROUTES
+    return _route(get_settings().ROUTES, name)
+
+
+def _route(routes: dict[str, Any], name: str) -> str | None:
     target = routes.get(name)
     if target is None:
         target = next((q for pattern, q in routes.items() if fnmatch.fnmatchcase(name, pattern)), None)
     if isinstance(target, dict):
         target = target.get("queue")
     return target
+
+
+# (task name, declared queue) -> (the checked name, the queue a call without queue= goes to), for
+# the settings object they were resolved under (get_settings() is a new one after setting_changed).
+_RESOLVED: dict[tuple[str, str], tuple[str, str]] = {}
+_RESOLVED_UNDER: list[Any] = [None]
+
+
+def resolve(task: TaskDefaults, options: ExecutionOptions) -> tuple[str, str]:
+    """Return the call's (task name, queue): options.queue, else ROUTES, else the declared queue (checked)."""
+    if options.queue:
+        return check_name("task name", task.registered_name, ID_LENGTH), check_name(
+            "queue name", options.queue, QUEUE_LENGTH
+        )
+    conf = get_settings()
+    if _RESOLVED_UNDER[0] is not conf:
+        _RESOLVED.clear()
+        _RESOLVED_UNDER[0] = conf
+    key = (task.registered_name, task.queue_name)
+    if type(key[0]) is not str or type(key[1]) is not str:  # refused below, and not a key
+        return _resolve(conf, task)
+    resolved = _RESOLVED.get(key)
+    if resolved is None:
+        resolved = _resolve(conf, task)
+        if len(_RESOLVED) < 10_000:  # names come from declarations, or from send_task's callers
+            _RESOLVED[key] = resolved
+    return resolved
+
+
+def _resolve(conf: Any, task: TaskDefaults) -> tuple[str, str]:
+    name = check_name("task name", task.registered_name, ID_LENGTH)
+    declared = task.queue_name
+    if declared == DEFAULT_TASK_QUEUE_NAME:  # Django's "default": DEFAULT_QUEUE (Celery's task_default_queue)
+        declared = conf.DEFAULT_QUEUE
+    return name, check_name("queue name", _route(conf.ROUTES, name) or declared, QUEUE_LENGTH)
 
 
 def check_json(name: str, args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
@@ -93,6 +131,8 @@ def workflow(options: ExecutionOptions) -> dict[str, Any]:
 
 def checked_workflow(name: str, options: ExecutionOptions) -> dict[str, Any]:
     """Return the canvas field in plain JSON; raise InvalidCall if a signature in it cannot be stored."""
+    if not (options.link or options.link_error or options.chain or options.chord):
+        return {}
     try:
         canvas = plain(workflow(options), "options")
     except Unstorable as exc:
@@ -152,15 +192,11 @@ def enqueue(
     """
     if not checked:
         args, kwargs = check_json(task.registered_name, args, kwargs)
-    name = check_name("task name", task.registered_name, ID_LENGTH)
-    declared = task.queue_name
-    if declared == DEFAULT_TASK_QUEUE_NAME:  # Django's "default": DEFAULT_QUEUE (Celery's task_default_queue)
-        declared = get_settings().DEFAULT_QUEUE
-    queue = check_name("queue name", options.queue or route(name) or declared, QUEUE_LENGTH)
+    name, queue = resolve(task, options)
     priority = task.priority if options.priority is None else options.priority
     if type(priority) is not int or not TASK_MIN_PRIORITY <= priority <= TASK_MAX_PRIORITY:
         raise InvalidCall(f"priority must be a whole number between {TASK_MIN_PRIORITY} and {TASK_MAX_PRIORITY}.")
-    task_id = options.task_id or str(uuid.uuid4())
+    task_id = options.task_id or new_id()
     expires = options.expires
     if expires is None and task.expires is not None:
         expires = ExecutionOptions.build(expires=task.expires).expires

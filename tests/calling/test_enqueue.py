@@ -4,12 +4,15 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.conf import settings
 from django.db import transaction
+from django.test import override_settings
 from django.utils import timezone
 
 from djtasks import AsyncResult
 from djtasks.calling import publisher
 from djtasks.core.conf import get_settings
+from djtasks.core.exceptions import InvalidCall
 from djtasks.models import TaskRecord
 from djtasks.transport.broker import Broker, get_broker
 from djtasks.worker.maintenance import sweep
@@ -133,3 +136,25 @@ def test_enqueue_succeeds_while_redis_is_down_and_the_sweep_publishes_later(redi
 def test_async_result_of_an_unknown_id_is_pending():
     assert AsyncResult("no-such-id").state == "PENDING"
     assert AsyncResult("no-such-id").ready() is False
+
+
+def test_a_task_s_queue_follows_the_routes_and_default_queue_in_force_at_each_call():
+    # enqueue() keeps each task's resolved queue for the settings object it was resolved under.
+    def queue_of(**options):
+        return TaskRecord.objects.get(pk=add.apply_async((1, 2), **options).id).queue
+
+    assert queue_of() == "default"
+    base = settings.DJTASKS
+    with override_settings(DJTASKS={**base, "ROUTES": {add.registered_name: "first"}}):
+        assert queue_of() == "first"
+        assert queue_of(queue="mine") == "mine"
+    with override_settings(DJTASKS={**base, "ROUTES": {"tests.testapp.*": {"queue": "globbed"}}}):
+        assert queue_of() == queue_of() == "globbed"
+    with override_settings(DJTASKS={**base, "DEFAULT_QUEUE": "fallback"}):
+        assert queue_of() == "fallback"
+    assert queue_of() == "default"
+    with override_settings(DJTASKS={**base, "ROUTES": {add.registered_name: "q" * 101}}):
+        for _ in range(2):  # a refused queue name is refused at every call, not remembered
+            with pytest.raises(InvalidCall, match="queue name"):
+                add.delay(1, 2)
+        assert queue_of(queue="ok") == "ok"
