@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import router
-from django.tasks import DEFAULT_TASK_QUEUE_NAME
+from django.tasks import DEFAULT_TASK_QUEUE_NAME, task_backends
 from django.tasks import Task as DjangoTask
 from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
 from django.tasks.signals import task_enqueued
@@ -52,6 +52,24 @@ class Defaults:
     ignore_result: bool = False
     expires: float | None = None
     run_after: datetime | None = None
+
+
+# Backend alias -> the class of its backend (task_enqueued's sender), for the TASKS settings in force
+# (Django's task_backends.settings, which setting_changed replaces).
+_BACKENDS: dict[str, type] = {}
+_BACKENDS_UNDER: list[Any] = [None]
+
+
+def backend_class(task: DjangoTask) -> type:
+    """Return type(task.get_backend()), which builds the backend through an asgiref Local at every call."""
+    conf = task_backends.settings
+    if _BACKENDS_UNDER[0] is not conf:
+        _BACKENDS.clear()
+        _BACKENDS_UNDER[0] = conf
+    found = _BACKENDS.get(task.backend)
+    if found is None:
+        found = _BACKENDS[task.backend] = type(task.get_backend())
+    return found
 
 
 def route(name: str) -> str | None:
@@ -238,7 +256,7 @@ def enqueue(
             return held
     # Django's receivers get a TaskResult, which only a declared task builds (send_task's Defaults cannot).
     if isinstance(task, DjangoTask) and task_enqueued.has_listeners():
-        task_enqueued.send(type(task.get_backend()), task_result=to_task_result(record, task))
+        task_enqueued.send(backend_class(task), task_result=to_task_result(record, task))
     if inline.eager():  # instead of the publish: run here once the transaction commits
         inline.schedule(record.id, db)
     return record

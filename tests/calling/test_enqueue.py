@@ -6,10 +6,12 @@ from unittest import mock
 import pytest
 from django.conf import settings
 from django.db import transaction
+from django.tasks.signals import task_enqueued
 from django.test import override_settings
 from django.utils import timezone
 
 from djtasks import AsyncResult
+from djtasks.backend import RedisBackend
 from djtasks.calling import publisher
 from djtasks.core.conf import get_settings
 from djtasks.core.exceptions import InvalidCall
@@ -158,3 +160,29 @@ def test_a_task_s_queue_follows_the_routes_and_default_queue_in_force_at_each_ca
             with pytest.raises(InvalidCall, match="queue name"):
                 add.delay(1, 2)
         assert queue_of(queue="ok") == "ok"
+
+
+class OtherBackend(RedisBackend):
+    """The djtasks backend under another class: task_enqueued's sender."""
+
+
+def test_task_enqueued_is_sent_by_the_class_of_the_backend_in_force_at_each_call():
+    senders = []
+
+    def capture(sender, task_result, **kwargs):
+        senders.append((sender, task_result.id, task_result.args))
+
+    task_enqueued.connect(capture)
+    try:
+        first = add.delay(1, 2)
+        other = {**settings.TASKS, "default": {**settings.TASKS["default"], "BACKEND": f"{__name__}.OtherBackend"}}
+        with override_settings(TASKS=other):
+            second = add.delay(3, 4)
+        third = add.delay(5, 6)
+    finally:
+        task_enqueued.disconnect(capture)
+    assert senders == [
+        (RedisBackend, first.id, [1, 2]),
+        (OtherBackend, second.id, [3, 4]),
+        (RedisBackend, third.id, [5, 6]),
+    ]
