@@ -8,6 +8,7 @@ defaults or plain strings and numbers, for which the result is known without ask
 from __future__ import annotations
 
 import datetime
+import operator
 from functools import cache
 from typing import Any
 
@@ -60,20 +61,21 @@ def new_record(**values: Any) -> TaskRecord:
     return record
 
 
-# Values a field would pass through get_db_prep_save unchanged: strings (and str subclasses such as
-# a TextChoices member) for text columns, plain ints and bools for number columns, None for
-# nullable ones. Anything else takes the field's own path.
+# Values a field would pass through get_db_prep_save unchanged, by exact type: strings for text
+# columns (and str subclasses, such as a TextChoices member, once seen), plain ints and bools for
+# number columns, None for nullable ones. Anything else takes the field's own path.
 _TEXT = (models.CharField, models.TextField)
 _NUMBER = (models.IntegerField, models.BooleanField)
-
-
-def _plan_of(field: Any) -> tuple[Any, str, bool, bool, bool, bool]:
-    """(field, attname, text?, number?, nullable?, plain pre_save?) of one column."""
-    plain_pre_save = not getattr(field, "auto_now", False) and not getattr(field, "auto_now_add", False)
-    return field, field.attname, isinstance(field, _TEXT), isinstance(field, _NUMBER), field.null, plain_pre_save
-
-
-_PLAN = [_plan_of(f) for f in _FIELDS]
+_PASSING: list[set[type]] = [
+    {str} if isinstance(f, _TEXT) else {int, bool} if isinstance(f, _NUMBER) else set() for f in _FIELDS
+]
+for _passing, _field in zip(_PASSING, _FIELDS, strict=True):
+    if _field.null:
+        _passing.add(type(None))
+_TEXT_COLUMNS = frozenset(i for i, f in enumerate(_FIELDS) if isinstance(f, _TEXT))
+_READ = operator.itemgetter(*(f.attname for f in _FIELDS))
+# Fields whose pre_save() does more than read the attribute (auto_now and the like): none in TaskRecord.
+_PLAIN_PRE_SAVE = not any(getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) for f in _FIELDS)
 # JSON columns without a custom encoder: a plain list or dict goes straight to the backend's
 # adapt_json_value, as get_db_prep_save would send it (get_prep_value only resolves lazy strings).
 _JSON = frozenset(f.attname for f in _FIELDS if isinstance(f, models.JSONField) and f.encoder is None)
@@ -99,16 +101,24 @@ def prep(field: Any, value: Any, connection: Any) -> Any:
     return field.get_db_prep_save(value, connection)
 
 
+def _other(index: int, value: Any, connection: Any) -> Any:
+    """A value whose type does not pass through: the field's own conversion (prep)."""
+    if index in _TEXT_COLUMNS and isinstance(value, str):
+        # CharField.get_prep_value keeps any str (to_python returns it): pass this type from now on.
+        _PASSING[index].add(type(value))
+        return value
+    return prep(_FIELDS[index], value, connection)
+
+
 def insert_params(record: TaskRecord, connection: Any) -> list[Any]:
     """The INSERT's parameters: what get_db_prep_save(pre_save()) gives each field, in column order."""
-    params: list[Any] = []
-    append = params.append
-    for field, attname, text, number, null, plain_pre_save in _PLAN:
-        value = getattr(record, attname) if plain_pre_save else field.pre_save(record, True)
-        if value is None:
-            append(None if null else field.get_db_prep_save(value, connection))
-        elif text and isinstance(value, str) or number and (type(value) is int or type(value) is bool):
-            append(value)
-        else:
-            append(prep(field, value, connection))
-    return params
+    try:
+        values = _READ(record.__dict__) if _PLAIN_PRE_SAVE else None
+    except KeyError:  # a deferred field: read through its descriptor
+        values = None
+    if values is None:
+        values = [f.pre_save(record, True) for f in _FIELDS]
+    return [
+        value if type(value) in passing else _other(index, value, connection)
+        for index, (value, passing) in enumerate(zip(values, _PASSING, strict=True))
+    ]
