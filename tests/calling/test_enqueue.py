@@ -1,5 +1,6 @@
 """Enqueueing writes the row in the caller's transaction and publishes after commit."""
 
+import logging
 from datetime import timedelta
 from unittest import mock
 
@@ -16,8 +17,10 @@ from djtasks.calling import publisher
 from djtasks.core.conf import get_settings
 from djtasks.core.exceptions import InvalidCall
 from djtasks.models import TaskRecord
+from djtasks.record.convert import to_task_result
 from djtasks.transport.broker import Broker, get_broker
 from djtasks.worker.maintenance import sweep
+from tests.djangoapp.signals import on_enqueued
 from tests.testapp.tasks import add
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_server")]
@@ -186,3 +189,34 @@ def test_task_enqueued_is_sent_by_the_class_of_the_backend_in_force_at_each_call
         (OtherBackend, second.id, [3, 4]),
         (RedisBackend, third.id, [5, 6]),
     ]
+
+
+@pytest.fixture
+def only_django_s_log_receiver():
+    """task_enqueued as a project without receivers of its own has it: only Django's log_task_enqueued."""
+    task_enqueued.disconnect(on_enqueued)
+    try:
+        yield
+    finally:
+        task_enqueued.connect(on_enqueued)
+
+
+@pytest.mark.usefixtures("only_django_s_log_receiver")
+def test_django_s_enqueue_log_record_is_written_whenever_its_logger_takes_debug(caplog):
+    with mock.patch("djtasks.calling.enqueue.to_task_result", wraps=to_task_result) as built:
+        with caplog.at_level(logging.INFO, logger="django.tasks"):
+            quiet = add.delay(1, 2)
+        assert built.call_count == 0  # the record would be dropped: no TaskResult is built for it
+        with caplog.at_level(logging.DEBUG, logger="django.tasks"):
+            heard = add.delay(3, 4)
+        assert built.call_count == 1
+        seen = []
+        task_enqueued.connect(listener := lambda sender, task_result, **kw: seen.append(task_result.id))
+        try:
+            with caplog.at_level(logging.INFO, logger="django.tasks"):
+                third = add.delay(5, 6)
+        finally:
+            task_enqueued.disconnect(listener)
+    logged = [r.getMessage() for r in caplog.records if r.name == "django.tasks"]
+    assert logged == [f"Task id={heard.id} path={add.module_path} enqueued backend=default"]
+    assert quiet.id not in "".join(logged) and seen == [third.id] and built.call_count == 2
