@@ -14,7 +14,7 @@ from typing import Any, Concatenate, Literal, NoReturn, overload
 
 from django.tasks import Task as DjangoTask
 
-from djtasks.calling import eager, gates, retry, taskoptions, unique
+from djtasks.calling import binding, eager, gates, retry, taskoptions, unique
 from djtasks.calling.canvas import Signature
 from djtasks.calling.chunks import Chunks, map_signature, starmap_signature
 from djtasks.calling.enqueue import check_json, djtasks_backend_alias, enqueue
@@ -145,12 +145,7 @@ class Task[**P, R](DjangoTask, TaskHooks):
 
     def check_arguments(self, args: list[Any], kwargs: dict[str, Any]) -> None:
         """Raise InvalidCall if the function cannot take these arguments (Celery's typing check)."""
-        prefix, signature = [self] * self.bind + [None] * self.takes_context, taskoptions.signature_of(self.func)
-        try:
-            signature.bind(*prefix, *args, **kwargs)
-        except TypeError as exc:
-            message = f"{self.registered_name}{signature} cannot take these arguments: {exc}. Nothing was enqueued."
-            raise InvalidCall(message) from None
+        binding.check_arguments(self, args, kwargs)
 
     def apply(self, args: Any = None, kwargs: dict[str, Any] | None = None, **options: Any) -> eager.EagerResult[R]:
         """Run the task in this process now (retries included) and return an EagerResult, as Celery's apply()."""

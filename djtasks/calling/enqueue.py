@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import fnmatch
-import uuid
+import logging
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import router
-from django.tasks import DEFAULT_TASK_QUEUE_NAME
+from django.tasks import DEFAULT_TASK_QUEUE_NAME, task_backends
 from django.tasks import Task as DjangoTask
 from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
-from django.tasks.signals import task_enqueued
+from django.tasks.signals import log_task_enqueued, task_enqueued
 
 from djtasks.calling import inline, publishing, unique
 from djtasks.calling.gates import ENQUEUE
@@ -22,15 +23,17 @@ from djtasks.core import registry
 from djtasks.core.conf import get_settings
 from djtasks.core.context import current
 from djtasks.core.exceptions import InvalidCall
+from djtasks.core.ids import new_id
 from djtasks.core.logs import escape
 from djtasks.core.options import ID_LENGTH, QUEUE_LENGTH, ExecutionOptions, check_name
 from djtasks.core.spec import TaskDefaults
 from djtasks.core.values import Unstorable, plain
-from djtasks.record import sql
+from djtasks.record import rows, sql
 from djtasks.record.convert import to_task_result
 from djtasks.record.models import TaskRecord
 
 BACKEND_PATH = "djtasks.backend.RedisBackend"
+_TASKS_LOG = logging.getLogger("django.tasks")  # log_task_enqueued's
 
 
 def djtasks_backend_alias() -> str:
@@ -54,15 +57,85 @@ class Defaults:
     run_after: datetime | None = None
 
 
+# Backend alias -> the class of its backend (task_enqueued's sender), for the TASKS settings in force
+# (Django's task_backends.settings, which setting_changed replaces).
+_BACKENDS: dict[str, type] = {}
+_BACKENDS_UNDER: list[Any] = [None]
+
+
+def backend_class(task: DjangoTask) -> type:
+    """Return type(task.get_backend()), which builds the backend through an asgiref Local at every call."""
+    conf = task_backends.settings
+    if _BACKENDS_UNDER[0] is not conf:
+        _BACKENDS.clear()
+        _BACKENDS_UNDER[0] = conf
+    found = _BACKENDS.get(task.backend)
+    if found is None:
+        found = _BACKENDS[task.backend] = type(task.get_backend())
+    return found
+
+
+def only_a_silent_log() -> bool:
+    """Whether task_enqueued's one receiver is Django's own log_task_enqueued, and its DEBUG record would be dropped.
+
+    Then sending does nothing but build a TaskResult (a third of a bulk call's Python): skip it.
+    Anything unexpected in the receiver list (another receiver, another shape) means send.
+    """
+    receivers = task_enqueued.receivers
+    if len(receivers) != 1 or _TASKS_LOG.isEnabledFor(logging.DEBUG):
+        return False
+    entry = receivers[0]
+    target = entry[1]() if isinstance(entry, tuple) and isinstance(entry[1], weakref.ref) else None
+    return target is log_task_enqueued
+
+
 def route(name: str) -> str | None:
     """Return the queue the ROUTES setting gives a task name (exact names first, then globs)."""
-    routes = get_settings().ROUTES
+    return _route(get_settings().ROUTES, name)
+
+
+def _route(routes: dict[str, Any], name: str) -> str | None:
     target = routes.get(name)
     if target is None:
         target = next((q for pattern, q in routes.items() if fnmatch.fnmatchcase(name, pattern)), None)
     if isinstance(target, dict):
         target = target.get("queue")
     return target
+
+
+# (task name, declared queue) -> (the checked name, the queue a call without queue= goes to), for
+# the settings object they were resolved under (get_settings() is a new one after setting_changed).
+_RESOLVED: dict[tuple[str, str], tuple[str, str]] = {}
+_RESOLVED_UNDER: list[Any] = [None]
+
+
+def resolve(task: TaskDefaults, options: ExecutionOptions) -> tuple[str, str]:
+    """Return the call's (task name, queue): options.queue, else ROUTES, else the declared queue (checked)."""
+    if options.queue:
+        return check_name("task name", task.registered_name, ID_LENGTH), check_name(
+            "queue name", options.queue, QUEUE_LENGTH
+        )
+    conf = get_settings()
+    if _RESOLVED_UNDER[0] is not conf:
+        _RESOLVED.clear()
+        _RESOLVED_UNDER[0] = conf
+    key = (task.registered_name, task.queue_name)
+    if type(key[0]) is not str or type(key[1]) is not str:  # refused below, and not a key
+        return _resolve(conf, task)
+    resolved = _RESOLVED.get(key)
+    if resolved is None:
+        resolved = _resolve(conf, task)
+        if len(_RESOLVED) < 10_000:  # names come from declarations, or from send_task's callers
+            _RESOLVED[key] = resolved
+    return resolved
+
+
+def _resolve(conf: Any, task: TaskDefaults) -> tuple[str, str]:
+    name = check_name("task name", task.registered_name, ID_LENGTH)
+    declared = task.queue_name
+    if declared == DEFAULT_TASK_QUEUE_NAME:  # Django's "default": DEFAULT_QUEUE (Celery's task_default_queue)
+        declared = conf.DEFAULT_QUEUE
+    return name, check_name("queue name", _route(conf.ROUTES, name) or declared, QUEUE_LENGTH)
 
 
 def check_json(name: str, args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
@@ -93,6 +166,8 @@ def workflow(options: ExecutionOptions) -> dict[str, Any]:
 
 def checked_workflow(name: str, options: ExecutionOptions) -> dict[str, Any]:
     """Return the canvas field in plain JSON; raise InvalidCall if a signature in it cannot be stored."""
+    if not (options.link or options.link_error or options.chain or options.chord):
+        return {}
     try:
         canvas = plain(workflow(options), "options")
     except Unstorable as exc:
@@ -152,20 +227,16 @@ def enqueue(
     """
     if not checked:
         args, kwargs = check_json(task.registered_name, args, kwargs)
-    name = check_name("task name", task.registered_name, ID_LENGTH)
-    declared = task.queue_name
-    if declared == DEFAULT_TASK_QUEUE_NAME:  # Django's "default": DEFAULT_QUEUE (Celery's task_default_queue)
-        declared = get_settings().DEFAULT_QUEUE
-    queue = check_name("queue name", options.queue or route(name) or declared, QUEUE_LENGTH)
+    name, queue = resolve(task, options)
     priority = task.priority if options.priority is None else options.priority
     if type(priority) is not int or not TASK_MIN_PRIORITY <= priority <= TASK_MAX_PRIORITY:
         raise InvalidCall(f"priority must be a whole number between {TASK_MIN_PRIORITY} and {TASK_MAX_PRIORITY}.")
-    task_id = options.task_id or str(uuid.uuid4())
+    task_id = options.task_id or new_id()
     expires = options.expires
     if expires is None and task.expires is not None:
         expires = ExecutionOptions.build(expires=task.expires).expires
     parent_id, root_id = lineage(options, task_id)
-    record = sql.new_record(
+    record = rows.new_record(
         id=task_id,
         task_name=name,
         queue=queue,
@@ -201,8 +272,8 @@ def enqueue(
         elif (held := unique.take(record, db, debounced=gate is not None and gate.debounce is not None)) is not record:
             return held
     # Django's receivers get a TaskResult, which only a declared task builds (send_task's Defaults cannot).
-    if isinstance(task, DjangoTask) and task_enqueued.has_listeners():
-        task_enqueued.send(type(task.get_backend()), task_result=to_task_result(record, task))
+    if isinstance(task, DjangoTask) and task_enqueued.has_listeners() and not only_a_silent_log():
+        task_enqueued.send(backend_class(task), task_result=to_task_result(record, task))
     if inline.eager():  # instead of the publish: run here once the transaction commits
         inline.schedule(record.id, db)
     return record

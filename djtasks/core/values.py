@@ -70,12 +70,41 @@ def plain(value: Any, path: str = "") -> Any:
 
     Total: whatever the value's own methods do, the only exception raised is Unstorable.
     """
+    flat = _flat(value)
+    if flat is not None:
+        return flat
     try:
         return _plain(value, path)
     except Unstorable:
         raise
     except BaseException as exc:  # noqa: BLE001 - a value's own methods may raise anything
         raise Unstorable(path or "the value", f"cannot be read ({type(exc).__qualname__})", wrong_type=True) from None
+
+
+def _flat(value: Any) -> Any:
+    """The copy of an empty dict, or of a list or tuple of plain scalars _plain() would keep as they are; else None.
+
+    Most calls' arguments are such a list (and no keyword arguments): copied without _plain()'s frames.
+    """
+    kind = type(value)
+    if kind is dict:
+        return {} if not value else None
+    if kind is not list and kind is not tuple:
+        return None
+    for item in value:
+        of = type(item)
+        if of is int:
+            if int.bit_length(item) > _SHORT_INT_BITS:
+                return None
+        elif of is str:
+            if not str.isascii(item) or "\x00" in item:
+                return None
+        elif of is float:
+            if not math.isfinite(item):
+                return None
+        elif item is not None and of is not bool:
+            return None
+    return list(value)
 
 
 # A container being copied: (the container, the frame it sits in, its key there, its depth).

@@ -16,7 +16,7 @@ from django.db import connections
 from django.db.models import signals
 
 from djtasks.core.states import PENDING
-from djtasks.record import sql
+from djtasks.record import rows, sql
 from djtasks.record.models import TaskRecord
 
 _COLUMNS = [field.column for field in TaskRecord._meta.concrete_fields]
@@ -49,7 +49,8 @@ def insert_unless_held(record: TaskRecord, using: str) -> bool:
     connection = connections[using]
     signals.pre_save.send(sender=TaskRecord, instance=record, raw=False, using=using, update_fields=None)
     with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(connection.vendor, connection.ops.quote_name), sql.insert_params(record, connection))
+        params = rows.insert_params(record, connection)
+        cursor.execute(_insert_sql(connection.vendor, connection.ops.quote_name), params)
         inserted = cursor.rowcount == 1
     if inserted:
         record._state.adding = False

@@ -17,6 +17,7 @@ from django.db import connections, models
 from django.db.models import signals
 
 from djtasks.record.models import TaskRecord
+from djtasks.record.rows import insert_params
 
 _FIELDS = {f.name: f for f in TaskRecord._meta.concrete_fields}
 
@@ -56,11 +57,6 @@ _NUMBER = (models.IntegerField, models.BooleanField)
 _PASS_THROUGH = [
     (str,) if isinstance(f, _TEXT) else (int, bool) if isinstance(f, _NUMBER) else () for f in _FIELDS.values()
 ]
-# Fields whose pre_save() does more than read the attribute (auto_now and the like) get the slow path.
-_PLAIN_PRE_SAVE = [
-    not getattr(f, "auto_now", False) and not getattr(f, "auto_now_add", False) for f in _FIELDS.values()
-]
-_INSERT_PLAN = list(zip(_FIELDS.values(), _PASS_THROUGH, _PLAIN_PRE_SAVE, strict=True))
 _PASSING = dict(zip(_FIELDS, _PASS_THROUGH, strict=True))
 _EMPTY_JSON: dict[tuple[str, str, type], Any] = {}
 
@@ -173,22 +169,6 @@ def read_rows(using: str, ids: list[str], *, lock: bool = False) -> dict[str, Ta
             record = TaskRecord.from_db(using, names, values)
             records[record.pk] = record
     return records
-
-
-def insert_params(record: TaskRecord, connection: Any) -> list[Any]:
-    """The INSERT's parameters: what get_db_prep_save(pre_save()) gives, without its cost for plain values."""
-    return [
-        _prep(field, passing, getattr(record, field.attname) if plain else field.pre_save(record, True), connection)
-        for field, passing, plain in _INSERT_PLAN
-    ]
-
-
-def new_record(**values: Any) -> TaskRecord:
-    """Build an unsaved TaskRecord as TaskRecord(**values) would, through the model's faster positional path."""
-    row = [values.pop(f.attname) if f.attname in values else f.get_default() for f in _FIELDS.values()]
-    if values:
-        raise TypeError(f"TaskRecord has no field(s) {', '.join(values)}")
-    return TaskRecord(*row)  # type: ignore[misc]  # django-stubs types only keyword construction
 
 
 def insert(record: TaskRecord, using: str, *, deferrable: bool = False) -> None:

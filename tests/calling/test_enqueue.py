@@ -1,18 +1,26 @@
 """Enqueueing writes the row in the caller's transaction and publishes after commit."""
 
+import logging
 from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.conf import settings
 from django.db import transaction
+from django.tasks.signals import task_enqueued
+from django.test import override_settings
 from django.utils import timezone
 
 from djtasks import AsyncResult
+from djtasks.backend import RedisBackend
 from djtasks.calling import publisher
 from djtasks.core.conf import get_settings
+from djtasks.core.exceptions import InvalidCall
 from djtasks.models import TaskRecord
+from djtasks.record.convert import to_task_result
 from djtasks.transport.broker import Broker, get_broker
 from djtasks.worker.maintenance import sweep
+from tests.djangoapp.signals import on_enqueued
 from tests.testapp.tasks import add
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_server")]
@@ -133,3 +141,82 @@ def test_enqueue_succeeds_while_redis_is_down_and_the_sweep_publishes_later(redi
 def test_async_result_of_an_unknown_id_is_pending():
     assert AsyncResult("no-such-id").state == "PENDING"
     assert AsyncResult("no-such-id").ready() is False
+
+
+def test_a_task_s_queue_follows_the_routes_and_default_queue_in_force_at_each_call():
+    # enqueue() keeps each task's resolved queue for the settings object it was resolved under.
+    def queue_of(**options):
+        return TaskRecord.objects.get(pk=add.apply_async((1, 2), **options).id).queue
+
+    assert queue_of() == "default"
+    base = settings.DJTASKS
+    with override_settings(DJTASKS={**base, "ROUTES": {add.registered_name: "first"}}):
+        assert queue_of() == "first"
+        assert queue_of(queue="mine") == "mine"
+    with override_settings(DJTASKS={**base, "ROUTES": {"tests.testapp.*": {"queue": "globbed"}}}):
+        assert queue_of() == queue_of() == "globbed"
+    with override_settings(DJTASKS={**base, "DEFAULT_QUEUE": "fallback"}):
+        assert queue_of() == "fallback"
+    assert queue_of() == "default"
+    with override_settings(DJTASKS={**base, "ROUTES": {add.registered_name: "q" * 101}}):
+        for _ in range(2):  # a refused queue name is refused at every call, not remembered
+            with pytest.raises(InvalidCall, match="queue name"):
+                add.delay(1, 2)
+        assert queue_of(queue="ok") == "ok"
+
+
+class OtherBackend(RedisBackend):
+    """The djtasks backend under another class: task_enqueued's sender."""
+
+
+def test_task_enqueued_is_sent_by_the_class_of_the_backend_in_force_at_each_call():
+    senders = []
+
+    def capture(sender, task_result, **kwargs):
+        senders.append((sender, task_result.id, task_result.args))
+
+    task_enqueued.connect(capture)
+    try:
+        first = add.delay(1, 2)
+        other = {**settings.TASKS, "default": {**settings.TASKS["default"], "BACKEND": f"{__name__}.OtherBackend"}}
+        with override_settings(TASKS=other):
+            second = add.delay(3, 4)
+        third = add.delay(5, 6)
+    finally:
+        task_enqueued.disconnect(capture)
+    assert senders == [
+        (RedisBackend, first.id, [1, 2]),
+        (OtherBackend, second.id, [3, 4]),
+        (RedisBackend, third.id, [5, 6]),
+    ]
+
+
+@pytest.fixture
+def only_django_s_log_receiver():
+    """task_enqueued as a project without receivers of its own has it: only Django's log_task_enqueued."""
+    task_enqueued.disconnect(on_enqueued)
+    try:
+        yield
+    finally:
+        task_enqueued.connect(on_enqueued)
+
+
+@pytest.mark.usefixtures("only_django_s_log_receiver")
+def test_django_s_enqueue_log_record_is_written_whenever_its_logger_takes_debug(caplog):
+    with mock.patch("djtasks.calling.enqueue.to_task_result", wraps=to_task_result) as built:
+        with caplog.at_level(logging.INFO, logger="django.tasks"):
+            quiet = add.delay(1, 2)
+        assert built.call_count == 0  # the record would be dropped: no TaskResult is built for it
+        with caplog.at_level(logging.DEBUG, logger="django.tasks"):
+            heard = add.delay(3, 4)
+        assert built.call_count == 1
+        seen = []
+        task_enqueued.connect(listener := lambda sender, task_result, **kw: seen.append(task_result.id))
+        try:
+            with caplog.at_level(logging.INFO, logger="django.tasks"):
+                third = add.delay(5, 6)
+        finally:
+            task_enqueued.disconnect(listener)
+    logged = [r.getMessage() for r in caplog.records if r.name == "django.tasks"]
+    assert logged == [f"Task id={heard.id} path={add.module_path} enqueued backend=default"]
+    assert quiet.id not in "".join(logged) and seen == [third.id] and built.call_count == 2

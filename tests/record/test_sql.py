@@ -1,13 +1,18 @@
 """The hot-path statements write and read exactly what the ORM would."""
 
-from datetime import timedelta
+from datetime import UTC, timedelta
+from datetime import timezone as fixed_zone
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
+from django.db.models.signals import post_init, pre_init
 from django.utils import timezone
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from djtasks.core.states import State
 from djtasks.models import TaskRecord
-from djtasks.record import sql
+from djtasks.record import rows, sql
 from djtasks.states import RUNNABLE
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_server")]
@@ -45,14 +50,107 @@ def comparable(values: list) -> list:
 )
 def test_insert_params_equal_what_the_orm_would_send(values):
     values = {**values, "enqueued_at": timezone.now()}  # the default is the time of the call
-    assert comparable(sql.insert_params(sql.new_record(**values), connection)) == comparable(
+    assert comparable(rows.insert_params(rows.new_record(**values), connection)) == comparable(
         orm_params(TaskRecord(**values))
     )
 
 
+def same_instance(built: TaskRecord, orm: TaskRecord) -> None:
+    for field in TaskRecord._meta.concrete_fields:
+        mine, theirs = getattr(built, field.attname), getattr(orm, field.attname)
+        assert mine == theirs and type(mine) is type(theirs), field.name
+    assert (built._state.adding, built._state.db) == (orm._state.adding, orm._state.db) == (True, None)
+    assert built.publish_retry is None
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=6,
+)
+zones = st.sampled_from([UTC, fixed_zone(timedelta(hours=5, minutes=30)), fixed_zone(timedelta(hours=-8))])
+times = st.datetimes(timezones=zones, allow_imaginary=False)
+row_values = st.fixed_dictionaries(
+    {"id": st.text(min_size=1, max_size=8), "task_name": st.text(max_size=8)},
+    optional={
+        "queue": st.text(max_size=5),
+        "priority": st.integers(-100, 100) | st.booleans(),
+        "state": st.sampled_from(list(State)) | st.sampled_from([str(s) for s in State]),
+        "args": st.lists(json_values, max_size=3),
+        "kwargs": st.dictionaries(st.text(max_size=3), json_values, max_size=3),
+        "result": json_values,
+        "headers": st.dictionaries(st.text(max_size=3), json_values, max_size=2),
+        "canvas": st.dictionaries(st.text(max_size=3), json_values, max_size=2),
+        "options": st.dictionaries(st.text(max_size=3), json_values, max_size=2),
+        "errors": st.lists(json_values, max_size=2),
+        "enqueued_at": times,
+        "eta": st.none() | times,
+        "expires_at": st.none() | times,
+        "retries": st.integers(0, 2**31 - 1),
+        "ignore_result": st.booleans(),
+        "parent_id": st.text(max_size=5),
+        "unique_lock": st.none() | st.text(max_size=5),
+        "keys": st.none() | json_values,
+    },
+)
+
+
+def in_zone(zone: str | None) -> None:
+    """Make the connection's own time zone (DATABASES' TIME_ZONE) zone, reconnecting."""
+    wrapper = connections["default"]  # not the proxy: its cached properties live on the wrapper
+    wrapper.close()
+    wrapper.settings_dict["TIME_ZONE"] = zone
+    for cached in ("timezone", "timezone_name"):
+        wrapper.__dict__.pop(cached, None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(row_values, st.sampled_from([None, "Asia/Tokyo"]))
+def test_new_records_and_their_insert_params_are_what_the_orm_builds_and_sends(values, zone):
+    # The fast paths (defaults computed once, __dict__ filled, plain values and UTC times passed
+    # through) against TaskRecord(**values) and get_db_prep_save(pre_save()), in the database's
+    # default zone (UTC) and in another one (where SQLite's text must be converted).
+    in_zone(zone)
+    try:
+        built, orm = rows.new_record(**values), TaskRecord(**values)
+        if "enqueued_at" not in values:  # the default is the time of each call
+            built.enqueued_at = orm.enqueued_at
+        same_instance(built, orm)
+        assert comparable(rows.insert_params(built, connection)) == comparable(orm_params(orm))
+    finally:
+        in_zone(None)
+
+
+def test_new_record_sends_the_init_signals_when_they_have_receivers():
+    seen = []
+
+    def before(sender, args, kwargs, **extra):
+        seen.append(("pre", len(args), kwargs))
+
+    def after(sender, instance, **extra):
+        seen.append(("post", instance.id, instance.queue))
+
+    pre_init.connect(before, sender=TaskRecord)
+    post_init.connect(after, sender=TaskRecord)
+    try:
+        built = rows.new_record(id="s1", task_name="t", queue="q")
+    finally:
+        pre_init.disconnect(before, sender=TaskRecord)
+        post_init.disconnect(after, sender=TaskRecord)
+    same_instance(built, TaskRecord(id="s1", task_name="t", queue="q", enqueued_at=built.enqueued_at))
+    assert seen == [("pre", len(TaskRecord._meta.concrete_fields), {}), ("post", "s1", "q")]
+
+
+def test_new_records_get_their_own_mutable_defaults():
+    first, second = rows.new_record(id="m1", task_name="t"), rows.new_record(id="m2", task_name="t")
+    first.errors.append({"x": 1})
+    first.headers["h"] = 1
+    assert second.errors == [] and second.headers == {} and first.enqueued_at <= second.enqueued_at
+
+
 def test_new_record_refuses_an_unknown_field():
     with pytest.raises(TypeError, match="nope"):
-        sql.new_record(id="x", task_name="t", nope=1)
+        rows.new_record(id="x", task_name="t", nope=1)
 
 
 def test_read_rows_reads_rows_as_the_orm_does():
