@@ -123,16 +123,18 @@ def test_rate_and_time_limits_show_their_source_and_change_and_reset_for_every_w
 
 def test_tasks_held_by_a_rate_limit_say_so_and_run_now_moves_a_countdown_forward(worker, operator, ledger):
     worker()
-    for i in range(20):
-        limited.delay(f"r{i}")  # 2/s: most of them wait for their slot, for seconds
+    for i in range(40):
+        limited.delay(f"r{i}")  # 2/s: most of them wait for their slot, for up to 20 s
     later = record.apply_async(("later",), countdown=3600)
+    # Each page is read until it shows them (a page rendered on a loaded machine may take a while).
     assert wait_for(lambda: "rate-limited until" in operator.get(f"{FLEET}scheduled/").content.decode(), timeout=20)
     page = operator.get(f"{FLEET}scheduled/").content.decode()
     assert "eta or countdown" in page and later.id in page
-    listed = operator.get("/admin/djtasks/taskrecord/").content.decode()
-    assert "rate-limited until" in listed, "the task list says why they wait"
-    dashboard = operator.get("/admin/djtasks/dashboard/?partial=1").content.decode()
-    assert re.search(r"\d+ rate-limited until \d\d:\d\d:\d\d", dashboard), "the queue's delayed count says it"
+    listed = lambda: operator.get("/admin/djtasks/taskrecord/").content.decode()  # noqa: E731
+    assert wait_for(lambda: "rate-limited until" in listed(), timeout=10), "the task list says why they wait"
+    dashboard = lambda: operator.get("/admin/djtasks/dashboard/?partial=1").content.decode()  # noqa: E731
+    counted = re.compile(r"\d+ rate-limited until \d\d:\d\d:\d\d")
+    assert wait_for(lambda: counted.search(dashboard()), timeout=10), "the queue's delayed count says it"
     operator.post(f"{FLEET}run_now/", {"task_id": [later.id]})
     assert later.get(timeout=20) == "later"
     assert LogEntry.objects.filter(change_message__startswith="run_now").exists()
