@@ -2,8 +2,11 @@
 
 CPython 3.13 raises an interrupt that lands on the back-edge of a `while <condition>:` loop ending a
 try block outside that block (python/cpython#130279), so its except never runs. The documented
-forms must catch every interrupt, in a process's main thread (SIGALRM) and in a thread (an
-asynchronous exception), each interrupted hundreds of times at random points.
+forms must catch every interrupt that arrives once they are in their try block, in a process's
+main thread (SIGALRM) and in a thread (an asynchronous exception), each interrupted hundreds of
+times at random points. An interrupt that comes before the try (the limit is a few milliseconds,
+and a loaded machine may not even have called the function yet) is counted apart: each loop says
+it is in its try block with its first statement.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ def _step() -> int:
     return sum(range(100))
 
 
-def while_true_with_break() -> str:
+def while_true_with_break(entered: list[bool]) -> str:
     try:
+        entered.append(True)
         deadline = time.monotonic() + 5
         while True:
             if time.monotonic() >= deadline:
@@ -38,8 +42,9 @@ def while_true_with_break() -> str:
     return "not interrupted"
 
 
-def for_loop() -> str:
+def for_loop(entered: list[bool]) -> str:
     try:
+        entered.append(True)
         for _ in range(10**9):
             _step()
     except SoftTimeLimitExceeded:
@@ -47,9 +52,10 @@ def for_loop() -> str:
     return "not interrupted"
 
 
-def while_condition() -> str:
+def while_condition(entered: list[bool]) -> str:
     """The affected form: on CPython 3.13 some interrupts escape its except."""
     try:
+        entered.append(True)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             _step()
@@ -58,20 +64,21 @@ def while_condition() -> str:
     return "not interrupted"
 
 
-def interrupted(loop: Callable[[], str]) -> dict[str, int]:
-    """Run the loop ROUNDS times under a soft limit of 1-4 ms; count how each run ended."""
+def interrupted(loop: Callable[[list[bool]], str]) -> dict[str, int]:
+    """Run the loop ROUNDS times under a soft limit of 2-6 ms; count how each run ended."""
     outcomes: dict[str, int] = {}
     for _ in range(ROUNDS):
+        entered: list[bool] = []
         try:
-            with soft_time_limit(random.uniform(0.001, 0.004)):
-                outcome = loop()
+            with soft_time_limit(random.uniform(0.002, 0.006)):
+                outcome = loop(entered)
         except SoftTimeLimitExceeded:
-            outcome = "escaped"
+            outcome = "escaped" if entered else "before the try"
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
 
 
-def in_a_thread(loop: Callable[[], str]) -> dict[str, int]:
+def in_a_thread(loop: Callable[[list[bool]], str]) -> dict[str, int]:
     box: list[dict[str, int]] = []
     thread = threading.Thread(target=lambda: box.append(interrupted(loop)))
     thread.start()
@@ -83,12 +90,13 @@ def in_a_thread(loop: Callable[[], str]) -> dict[str, int]:
 @pytest.mark.parametrize("loop", [while_true_with_break, for_loop], ids=lambda f: f.__name__)
 @pytest.mark.parametrize("where", [interrupted, in_a_thread], ids=["main thread", "thread"])
 def test_the_documented_loop_forms_catch_every_soft_limit(loop, where):
-    assert where(loop) == {"caught": ROUNDS}
+    outcomes = where(loop)
+    assert "escaped" not in outcomes and outcomes["caught"] >= ROUNDS // 2, outcomes
 
 
 def test_the_affected_form_is_caught_or_escapes_never_runs_on():
     """Whatever CPython does at the back-edge, the limit ends the loop: caught, or raised past it."""
     outcomes = interrupted(while_condition)
-    assert set(outcomes) <= {"caught", "escaped"}, outcomes
+    assert set(outcomes) <= {"caught", "escaped", "before the try"}, outcomes
     if sys.version_info[:2] != (3, 13):
-        assert outcomes == {"caught": ROUNDS}, "only CPython 3.13 is known to let it escape"
+        assert "escaped" not in outcomes, "only CPython 3.13 is known to let it escape"
