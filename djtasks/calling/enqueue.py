@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,6 +17,7 @@ from django.tasks.signals import log_task_enqueued, task_enqueued
 
 from djtasks.calling import inline, publishing, unique
 from djtasks.calling.gates import ENQUEUE
+from djtasks.calling.signals import django_listens
 from djtasks.calling.taskoptions import signature_of
 from djtasks.core import registry
 from djtasks.core.conf import get_settings
@@ -33,7 +33,6 @@ from djtasks.record.convert import to_task_result
 from djtasks.record.models import TaskRecord
 
 BACKEND_PATH = "djtasks.backend.RedisBackend"
-_TASKS_LOG = logging.getLogger("django.tasks")  # log_task_enqueued's
 
 
 def djtasks_backend_alias() -> str:
@@ -73,20 +72,6 @@ def backend_class(task: DjangoTask) -> type:
     if found is None:
         found = _BACKENDS[task.backend] = type(task.get_backend())
     return found
-
-
-def only_a_silent_log() -> bool:
-    """Whether task_enqueued's one receiver is Django's own log_task_enqueued, and its DEBUG record would be dropped.
-
-    Then sending does nothing but build a TaskResult (a third of a bulk call's Python): skip it.
-    Anything unexpected in the receiver list (another receiver, another shape) means send.
-    """
-    receivers = task_enqueued.receivers
-    if len(receivers) != 1 or _TASKS_LOG.isEnabledFor(logging.DEBUG):
-        return False
-    entry = receivers[0]
-    target = entry[1]() if isinstance(entry, tuple) and isinstance(entry[1], weakref.ref) else None
-    return target is log_task_enqueued
 
 
 def route(name: str) -> str | None:
@@ -272,7 +257,7 @@ def enqueue(
         elif (held := unique.take(record, db, debounced=gate is not None and gate.debounce is not None)) is not record:
             return held
     # Django's receivers get a TaskResult, which only a declared task builds (send_task's Defaults cannot).
-    if isinstance(task, DjangoTask) and task_enqueued.has_listeners() and not only_a_silent_log():
+    if isinstance(task, DjangoTask) and django_listens(task_enqueued, log_task_enqueued, logging.DEBUG):
         task_enqueued.send(backend_class(task), task_result=to_task_result(record, task))
     if inline.eager():  # instead of the publish: run here once the transaction commits
         inline.schedule(record.id, db)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import weakref
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -109,3 +110,26 @@ worker_shutdown = CelerySignal("worker_shutdown")
 worker_process_init = CelerySignal("worker_process_init")
 worker_process_shutdown = CelerySignal("worker_process_shutdown")
 beat_init = CelerySignal("beat_init")
+
+
+_DJANGO_TASKS_LOG = logging.getLogger("django.tasks")
+
+
+def django_listens(signal: Signal, own: object, level: int) -> bool:
+    """Whether sending one of Django's task signals does anything: its own log line at this level, or another receiver.
+
+    Django connects its own log receiver (`own`) to task_enqueued, task_started and task_finished,
+    so has_listeners() is always true; building their TaskResult for a log line that is off is the
+    cost this avoids. A receiver list of any unexpected shape (it is not public API) means send.
+    """
+    if _DJANGO_TASKS_LOG.isEnabledFor(level):
+        return True
+    for entry in signal.receivers:
+        if not isinstance(entry, tuple) or len(entry) < 2:
+            return True
+        receiver = entry[1]
+        if isinstance(receiver, weakref.ReferenceType):  # connected weakly (the default); None once collected
+            receiver = receiver()
+        if receiver is not None and receiver is not own:
+            return True
+    return False

@@ -12,17 +12,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import signal
-import weakref
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from django.dispatch import Signal
 from django.tasks import TaskResultStatus
 from django.tasks.signals import log_task_finished, log_task_started, task_finished, task_started
 
 from djtasks.calling import retry, signals
 from djtasks.calling.retry import Request
+from djtasks.calling.signals import django_listens
 from djtasks.core.states import FAILURE, RETRY, SUCCESS, to_django_status
 from djtasks.record.convert import to_task_result
 from djtasks.record.models import TaskRecord
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
     from djtasks.worker.outcome import Outcome, Started
 
 _FINISHED = (signals.task_success, signals.task_failure, signals.task_retry, signals.task_postrun)
-_DJANGO_LOG = logging.getLogger("django.tasks")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,19 +43,6 @@ class ExceptionInfo:
 
     def __str__(self) -> str:
         return self.traceback
-
-
-def django_listens(signal: Signal, own: object, level: int) -> bool:
-    """Whether sending Django's task signal does anything: its own log line at this level, or another receiver."""
-    if _DJANGO_LOG.isEnabledFor(level):
-        return True
-    for entry in signal.receivers:
-        receiver = entry[1]
-        if isinstance(receiver, weakref.ReferenceType):  # connected weakly (the default); None once collected
-            receiver = receiver()
-        if receiver is not None and receiver is not own:
-            return True
-    return False
 
 
 def started_listens() -> bool:
