@@ -6,8 +6,10 @@ from datetime import timedelta
 import pytest
 from django.tasks import TaskResultStatus, default_task_backend, task_backends
 from django.tasks.exceptions import TaskResultDoesNotExist, TaskResultMismatch
+from django.tasks.signals import task_enqueued
 from django.utils import timezone
 
+from tests.djangoapp.signals import on_enqueued
 from tests.djangoapp.tasks import async_double, broken, multiply, which_attempt
 from tests.support.waiting import wait_finished
 
@@ -83,7 +85,11 @@ def test_the_three_signals_are_sent(worker, tmp_path, monkeypatch):
     ledger = tmp_path / "signals.txt"
     monkeypatch.setenv("DJTASKS_SIGNAL_LEDGER", str(ledger))
     worker(env={"DJTASKS_SIGNAL_LEDGER": str(ledger)})
-    result = wait_finished(multiply.enqueue(3, 3))
+    task_enqueued.connect(on_enqueued)
+    try:
+        result = wait_finished(multiply.enqueue(3, 3))
+    finally:
+        task_enqueued.disconnect(on_enqueued)
 
     def kinds():
         lines = [line.split() for line in ledger.read_text().splitlines() if result.id in line]

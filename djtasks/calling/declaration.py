@@ -17,7 +17,8 @@ from django.tasks import Task as DjangoTask
 from djtasks.calling import binding, eager, gates, retry, taskoptions, unique
 from djtasks.calling.canvas import Signature
 from djtasks.calling.chunks import Chunks, map_signature, starmap_signature
-from djtasks.calling.enqueue import check_json, djtasks_backend_alias, enqueue
+from djtasks.calling.direct import enqueue_id
+from djtasks.calling.enqueue import check_json, djtasks_backend_alias
 from djtasks.calling.hooks import TaskHooks
 from djtasks.calling.replace import replace as replace_task
 from djtasks.calling.result import AsyncResult
@@ -140,8 +141,8 @@ class Task[**P, R](DjangoTask, TaskHooks):
         positional, named = check_json(self.registered_name, positional, named)
         if self.typing and not execution.parent_id:  # a workflow's next step gets a result nobody checked
             self.check_arguments(positional, named)
-        record = enqueue(self, positional, named, execution, once, checked=True)
-        return AsyncResult(record.id, task_name=self.registered_name)
+        task_id = enqueue_id(self, positional, named, execution, once, checked=True)
+        return AsyncResult(task_id, task_name=self.registered_name)
 
     def check_arguments(self, args: list[Any], kwargs: dict[str, Any]) -> None:
         """Raise InvalidCall if the function cannot take these arguments (Celery's typing check)."""

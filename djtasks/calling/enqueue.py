@@ -210,6 +210,14 @@ def enqueue(
     its own unique_key/unique_for: `once`), return instead the row that holds its key, if one does
     (calling/unique.py): no row is written then.
     """
+    name, values = row_values(task, args, kwargs, options, checked=checked)
+    return write(task, name, values, options, once)
+
+
+def row_values(
+    task: TaskDefaults, args: list[Any], kwargs: dict[str, Any], options: ExecutionOptions, *, checked: bool
+) -> tuple[str, dict[str, Any]]:
+    """The call's checked task name and the values of its new row (new_record's keywords); raise InvalidCall."""
     if not checked:
         args, kwargs = check_json(task.registered_name, args, kwargs)
     name, queue = resolve(task, options)
@@ -221,25 +229,32 @@ def enqueue(
     if expires is None and task.expires is not None:
         expires = ExecutionOptions.build(expires=task.expires).expires
     parent_id, root_id = lineage(options, task_id)
-    record = rows.new_record(
-        id=task_id,
-        task_name=name,
-        queue=queue,
-        priority=priority,
-        backend=task.backend,
-        args=args,
-        kwargs=kwargs,
-        eta=options.eta or task.run_after,
-        expires_at=expires,
-        ignore_result=task.ignore_result if options.ignore_result is None else options.ignore_result,
-        headers=dict(options.headers),
-        canvas=checked_workflow(name, options),
-        parent_id=parent_id,
-        root_id=root_id,
-        group_id=options.group_id,
-        retries=options.retries,
-        options=options.stored(),
-    )
+    return name, {
+        "id": task_id,
+        "task_name": name,
+        "queue": queue,
+        "priority": priority,
+        "backend": task.backend,
+        "args": args,
+        "kwargs": kwargs,
+        "eta": options.eta or task.run_after,
+        "expires_at": expires,
+        "ignore_result": task.ignore_result if options.ignore_result is None else options.ignore_result,
+        "headers": dict(options.headers),
+        "canvas": checked_workflow(name, options),
+        "parent_id": parent_id,
+        "root_id": root_id,
+        "group_id": options.group_id,
+        "retries": options.retries,
+        "options": options.stored(),
+    }
+
+
+def write(
+    task: TaskDefaults, name: str, values: dict[str, Any], options: ExecutionOptions, once: unique.UniqueCall | None
+) -> TaskRecord:
+    """enqueue()'s write of the row row_values() gave, with its signals; return the row (or its key's holder)."""
+    record = rows.new_record(**values)
     record.publish_retry = options.publish_retry
     db = router.db_for_write(TaskRecord)
     gate = ENQUEUE.get(name)

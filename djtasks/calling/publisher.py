@@ -105,12 +105,11 @@ class _Batch:
         self.retry: PublishRetry | None = None  # the most patient retry= of its calls
         self.records: list[TaskRecord] = []  # for after_task_publish, when it has receivers
 
-    def add(self, record: TaskRecord) -> None:
-        self.items.append(message_of(record))
-        wanted = record.publish_retry
+    def add(self, item: tuple[Message, int], wanted: PublishRetry | None, record: TaskRecord | None) -> None:
+        self.items.append(item)
         if wanted is not None and (self.retry is None or sum(wanted.delays()) > sum(self.retry.delays())):
             self.retry = wanted
-        if signals.after_task_publish.listening():
+        if record is not None and signals.after_task_publish.listening():
             self.records.append(record)
 
     def __call__(self) -> None:
@@ -122,9 +121,16 @@ class _Batch:
 
 def schedule(record: TaskRecord, using: str) -> None:
     """Arrange for the row to be published when the transaction holding it commits."""
+    schedule_item(message_of(record), record.publish_retry, using, record)
+
+
+def schedule_item(
+    item: tuple[Message, int], retry: PublishRetry | None, using: str, record: TaskRecord | None = None
+) -> None:
+    """schedule() for a row known by its message (enqueue's instance-free path: record None, after_task_publish off)."""
     connection = transaction.get_connection(using)
     if not connection.in_atomic_block:
-        if publish([message_of(record)], retry=record.publish_retry) and signals.after_task_publish.listening():
+        if publish([item], retry=retry) and record is not None and signals.after_task_publish.listening():
             publishing.after([record])
         return
     savepoints = tuple(connection.savepoint_ids)
@@ -135,7 +141,7 @@ def schedule(record: TaskRecord, using: str) -> None:
     if batch is None or batch.savepoints != savepoints or not _pending(connection, batch):
         batch = batches[using] = _Batch(using, savepoints)
         transaction.on_commit(batch, using=using, robust=True)
-    batch.add(record)
+    batch.add(item, retry, record)
 
 
 def _pending(connection: Any, batch: _Batch) -> bool:

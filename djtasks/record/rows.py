@@ -8,13 +8,14 @@ defaults or plain strings and numbers, for which the result is known without ask
 from __future__ import annotations
 
 import datetime
+import json
 import operator
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import models
 from django.db.models.base import ModelState
-from django.db.models.signals import post_init, pre_init
+from django.db.models.signals import post_init, post_save, pre_init, pre_save
 
 from djtasks.record.models import TaskRecord
 
@@ -94,9 +95,11 @@ def prep(field: Any, value: Any, connection: Any) -> Any:
                     _EMPTY_JSON[key] = field.get_db_prep_save(kind(), connection)
                 return _EMPTY_JSON[key]
             return connection.ops.adapt_json_value(value, None)
-    elif kind is datetime.datetime and field.attname in _DATETIME and connection.vendor == "sqlite":
+    elif kind is datetime.datetime and field.attname in _DATETIME:
+        if connection.vendor == "postgresql" and value.tzinfo is not None:
+            return value  # get_prep_value keeps an aware datetime, adapt_datetimefield_value returns it
         # SQLite stores naive text in the connection's zone; a UTC value in a UTC connection needs no conversion.
-        if value.tzinfo is datetime.UTC and connection.timezone is datetime.UTC:
+        if connection.vendor == "sqlite" and value.tzinfo is datetime.UTC and connection.timezone is datetime.UTC:
             return str(value.replace(tzinfo=None))
     return field.get_db_prep_save(value, connection)
 
@@ -122,3 +125,101 @@ def insert_params(record: TaskRecord, connection: Any) -> list[Any]:
         value if type(value) in passing else _other(index, value, connection)
         for index, (value, passing) in enumerate(zip(values, _PASSING, strict=True))
     ]
+
+
+_INDEX = {f.attname: i for i, f in enumerate(_FIELDS)}
+_JSON_COLUMNS = tuple(i for i, f in enumerate(_FIELDS) if f.attname in _JSON)
+
+
+class _Template(NamedTuple):
+    row: list[Any]  # the parameters of a row of defaults (the empty list or dict of list and dict factories)
+    factories: tuple[tuple[str, int, Any], ...]  # the other callable defaults: (attname, column, factory)
+    empty: dict[tuple[int, type], Any]  # the parameter of an empty list or dict, by (JSON column, type)
+
+
+# Per (database kind, COPY text); built at the first call (get_default() may read the database's features).
+_TEMPLATES: dict[tuple[str, bool], _Template] = {}
+
+
+def _template(connection: Any, text_json: bool) -> _Template:
+    key = (connection.vendor, text_json)
+    found = _TEMPLATES.get(key)
+    if found is None:
+        constant, factories = _defaults()
+        row = [_param(i, constant.get(f.attname), connection, text_json) for i, f in enumerate(_FIELDS)]
+        others = []
+        for name, factory in factories:
+            if factory is list or factory is dict:  # always an empty one: its parameter is a constant
+                row[_INDEX[name]] = _param(_INDEX[name], factory(), connection, text_json)
+            else:
+                others.append((name, _INDEX[name], factory))
+        kinds: tuple[type, ...] = (list, dict)
+        empty = {(i, kind): _param(i, kind(), connection, text_json) for i in _JSON_COLUMNS for kind in kinds}
+        found = _TEMPLATES[key] = _Template(row, tuple(others), empty)
+    return found
+
+
+def _param(index: int, value: Any, connection: Any, text_json: bool) -> Any:
+    """One value's parameter, as insert_params converts it; with text_json, a JSON adapter's text (for COPY)."""
+    param = value if type(value) in _PASSING[index] else _other(index, value, connection)
+    if text_json and _FIELDS[index].attname in _JSON and not isinstance(param, str | None):
+        return _json_text(param, value)
+    return param
+
+
+def _json_text(adapted: Any, value: Any) -> Any:
+    """The text COPY sends for a JSON adapter: psycopg's Jsonb dumper sends dumps(obj), Django gives the dumps."""
+    obj, dumps = getattr(adapted, "obj", _INDEX), getattr(adapted, "dumps", None)
+    if not callable(dumps) or obj is not value and not (type(obj) is type(value) and obj == value):
+        return adapted  # not the adapter this was written for: COPY dumps it as it would
+    if dumps is not json.dumps or value:
+        return dumps(obj)
+    key = ("text", "", type(value))  # an empty list or dict (most JSON columns): its text made once
+    if key not in _EMPTY_JSON:
+        _EMPTY_JSON[key] = json.dumps(type(value)())
+    return _EMPTY_JSON[key]
+
+
+def new_params(values: dict[str, Any], connection: Any, *, text_json: bool = False) -> list[Any]:
+    """What insert_params(new_record(**values)) gives, without building the instance.
+
+    Only for a caller that has checked nothing could see the instance (no init or save signal
+    receivers of TaskRecord but djtasks' publish, rows.instance_free()). text_json: JSON
+    columns as the text PostgreSQL's COPY would send for their adapters (psycopg's Jsonb is
+    dumped in Python for every value; the text of an empty one is made once).
+    """
+    template = _template(connection, text_json)
+    row = template.row.copy()
+    empty = template.empty
+    for name, value in values.items():
+        index = _INDEX[name]
+        kind = type(value)
+        if kind in _PASSING[index]:
+            row[index] = value
+        elif not value and (kind is list or kind is dict) and (index, kind) in empty:
+            row[index] = empty[index, kind]
+        else:
+            row[index] = _param(index, value, connection, text_json)
+    for name, index, factory in template.factories:
+        if name not in values:
+            row[index] = _param(index, factory(), connection, text_json)
+    return row
+
+
+def instance_free(own_post_save: Any) -> bool:
+    """Whether a new row's instance would be seen by nothing but `own_post_save` (djtasks' publish).
+
+    True when TaskRecord has no pre_init, post_init or pre_save receivers, post_save has only that
+    one, and no field's attribute or pre_save() would change a value: then new_params() writes
+    what insert() of new_record() would. Reads Django's receiver lists (not public API): any
+    unexpected shape means False.
+    """
+    if not (_DICT_SAFE and _PLAIN_PRE_SAVE) or any(
+        s.has_listeners(TaskRecord) for s in (pre_init, post_init, pre_save)
+    ):
+        return False
+    try:
+        sync, asynchronous = post_save._live_receivers(TaskRecord)
+        return not asynchronous and len(sync) == 1 and sync[0] is own_post_save
+    except Exception:  # noqa: BLE001 - Django's private shape changed: take the documented path
+        return False

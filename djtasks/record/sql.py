@@ -17,7 +17,7 @@ from django.db import connections, models
 from django.db.models import signals
 
 from djtasks.record.models import TaskRecord
-from djtasks.record.rows import insert_params
+from djtasks.record.rows import insert_params, new_params
 
 _FIELDS = {f.name: f for f in TaskRecord._meta.concrete_fields}
 
@@ -189,6 +189,22 @@ def insert(record: TaskRecord, using: str, *, deferrable: bool = False) -> None:
     record._state.adding = False
     record._state.db = using
     signals.post_save.send(sender=TaskRecord, instance=record, created=True, update_fields=None, raw=False, using=using)
+
+
+def insert_values(values: dict[str, Any], using: str, *, deferrable: bool = False) -> None:
+    """INSERT the row new_record(**values) would be, building no instance: only when rows.instance_free().
+
+    Sends no model signal: instance_free() means djtasks' publish was the only receiver, and
+    the caller schedules the publish itself. deferrable: as insert()'s (on PostgreSQL the
+    pending row's JSON is the text COPY sends).
+    """
+    connection = connections[using]
+    pending = _PENDING.get(connection) if deferrable else None
+    if pending is not None:
+        pending.append(new_params(values, connection, text_json=connection.vendor == "postgresql"))
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(_insert_sql(connection.vendor, connection.ops.quote_name), new_params(values, connection))
 
 
 # Per connection (one per thread and alias): the parameters of rows written when it next runs a statement.

@@ -1,13 +1,14 @@
 """Enqueueing writes the row in the caller's transaction and publishes after commit."""
 
 import logging
+import weakref
 from datetime import timedelta
 from unittest import mock
 
 import pytest
 from django.conf import settings
 from django.db import transaction
-from django.tasks.signals import task_enqueued
+from django.tasks.signals import log_task_enqueued, task_enqueued
 from django.test import override_settings
 from django.utils import timezone
 
@@ -20,7 +21,6 @@ from djtasks.models import TaskRecord
 from djtasks.record.convert import to_task_result
 from djtasks.transport.broker import Broker, get_broker
 from djtasks.worker.maintenance import sweep
-from tests.djangoapp.signals import on_enqueued
 from tests.testapp.tasks import add
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_server")]
@@ -194,11 +194,10 @@ def test_task_enqueued_is_sent_by_the_class_of_the_backend_in_force_at_each_call
 @pytest.fixture
 def only_django_s_log_receiver():
     """task_enqueued as a project without receivers of its own has it: only Django's log_task_enqueued."""
-    task_enqueued.disconnect(on_enqueued)
-    try:
-        yield
-    finally:
-        task_enqueued.connect(on_enqueued)
+    assert [r() if isinstance(r, weakref.ReferenceType) else r for _, r, *_ in task_enqueued.receivers] == [
+        log_task_enqueued
+    ]
+    yield
 
 
 @pytest.mark.usefixtures("only_django_s_log_receiver")

@@ -53,6 +53,21 @@ def _connect(sig):
     sig.connect(receiver, weak=False, dispatch_uid=f"tests.celeryapp.{sig.name}")
 
 
+# Connected only while a test reads them (tests/worker/test_signals.py's `heard`): a project with no
+# publish receivers takes enqueue's instance-free path (calling/direct.py), which the suite must cover.
+PUBLISH_SIGNALS = ("before_task_publish", "after_task_publish")
+
+
+def connect_publish_receivers():
+    for name in PUBLISH_SIGNALS:
+        _connect(getattr(signals, name))
+
+
+def disconnect_publish_receivers():
+    for name in PUBLISH_SIGNALS:
+        getattr(signals, name).disconnect(dispatch_uid=f"tests.celeryapp.{name}")
+
+
 for _name in signals.__all__:
-    if _name != "CelerySignal":
+    if _name != "CelerySignal" and _name not in PUBLISH_SIGNALS:
         _connect(getattr(signals, _name))

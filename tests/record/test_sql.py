@@ -121,6 +121,39 @@ def test_new_records_and_their_insert_params_are_what_the_orm_builds_and_sends(v
         in_zone(None)
 
 
+def copy_text(values: list) -> list:
+    # What PostgreSQL's COPY sends for a JSON adapter: the text of its dumps(obj).
+    return [value.dumps(value.obj) if callable(getattr(value, "dumps", None)) else value for value in values]
+
+
+@settings(max_examples=60, deadline=None)
+@given(row_values, st.sampled_from([None, "Asia/Tokyo"]))
+def test_new_params_are_the_insert_params_of_the_new_record(values, zone):
+    # The instance-free path (calling/direct.py) against the instance's: the same parameters,
+    # and for COPY the same JSON text the adapters would be dumped to.
+    in_zone(zone)
+    try:
+        values = {"enqueued_at": timezone.now(), **values}  # the default is the time of each call
+        expected = rows.insert_params(rows.new_record(**values), connection)
+        assert comparable(rows.new_params(values, connection)) == comparable(expected)
+        text = rows.new_params(values, connection, text_json=True)
+        assert text == copy_text(expected)
+        if connection.vendor == "postgresql":
+            json_columns = [
+                i for i, f in enumerate(TaskRecord._meta.concrete_fields) if f.get_internal_type() == "JSONField"
+            ]
+            assert all(isinstance(text[i], str) or text[i] is None for i in json_columns)
+    finally:
+        in_zone(None)
+
+
+def test_new_params_give_each_row_the_time_of_its_own_call():
+    first = rows.new_params({"id": "t1", "task_name": "t"}, connection)
+    second = rows.new_params({"id": "t2", "task_name": "t"}, connection)
+    index = [f.attname for f in TaskRecord._meta.concrete_fields].index("enqueued_at")
+    assert first[index] is not None and first[index] <= second[index]
+
+
 def test_new_record_sends_the_init_signals_when_they_have_receivers():
     seen = []
 

@@ -19,6 +19,7 @@ from djtasks.calling import publishing
 from djtasks.models import TaskRecord
 from djtasks.worker import signalling
 from djtasks.worker.outcome import Outcome
+from tests.celeryapp.receivers import connect_publish_receivers, disconnect_publish_receivers
 from tests.support.waiting import wait_for
 from tests.testapp.tasks import add, fail, flaky, mul, short_lived
 
@@ -36,7 +37,9 @@ def heard(tmp_path, monkeypatch):
         return [line for line in lines if all(line.get(k) == v for k, v in match.items())]
 
     read.path = path
-    return read
+    connect_publish_receivers()
+    yield read
+    disconnect_publish_receivers()
 
 
 def test_task_signals_are_sent_with_celery_arguments(worker, heard):

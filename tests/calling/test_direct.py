@@ -1,0 +1,165 @@
+"""apply_async's instance-free path (calling/direct.py): the same rows and messages, and every receiver still served."""
+
+import contextlib
+from datetime import UTC, datetime, timedelta
+from unittest import mock
+
+import pytest
+from django.db.models import signals as model_signals
+from django.utils import timezone
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import djtasks
+from djtasks.calling import publisher, signals
+from djtasks.calling.direct import unobserved
+from djtasks.models import TaskRecord
+from djtasks.record import rows
+from djtasks.transport.broker import get_broker
+from tests.testapp.tasks import add
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_server")]
+
+
+def in_bulk(bulk: bool) -> contextlib.AbstractContextManager[None]:
+    return djtasks.bulk() if bulk else contextlib.nullcontext()
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_a_call_nothing_observes_builds_no_instance_and_writes_and_publishes_its_row(bulk):
+    assert unobserved(add)
+    with mock.patch.object(rows, "new_record", side_effect=AssertionError("an instance was built")):
+        with in_bulk(bulk):
+            results = [add.delay(i, 1) for i in range(3)]
+    publisher.flush()
+    ids = [r.id for r in results]
+    assert sorted(TaskRecord.objects.filter(pk__in=ids).values_list("args", flat=True)) == [[0, 1], [1, 1], [2, 1]]
+    assert get_broker().known(ids) == [True] * 3
+
+
+def model_receiver(signal, seen):
+    def receiver(sender, **kwargs):
+        instance = kwargs.get("instance")
+        seen.append(getattr(instance, "id", None) if instance is not None else kwargs.get("kwargs"))
+
+    signal.connect(receiver, sender=TaskRecord, weak=False)
+    return lambda: signal.disconnect(receiver, sender=TaskRecord)
+
+
+def celery_receiver(signal, seen):
+    def receiver(sender, **kwargs):
+        seen.append(kwargs.get("headers", {}).get("id") or kwargs["body"][0])
+
+    signal.connect(receiver, weak=False)
+    return lambda: signal.disconnect(receiver)
+
+
+RECEIVERS = {
+    "pre_init": (model_signals.pre_init, model_receiver),
+    "post_init": (model_signals.post_init, model_receiver),
+    "pre_save": (model_signals.pre_save, model_receiver),
+    "post_save": (model_signals.post_save, model_receiver),
+    "before_task_publish": (signals.before_task_publish, celery_receiver),
+    "after_task_publish": (signals.after_task_publish, celery_receiver),
+}
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+@pytest.mark.parametrize("name", sorted(RECEIVERS))
+def test_every_receiver_of_a_new_row_still_gets_it(name, bulk):
+    signal, connect = RECEIVERS[name]
+    seen: list = []
+    disconnect = connect(signal, seen)
+    try:
+        assert not unobserved(add)
+        with in_bulk(bulk):
+            result = add.delay(7, 8)
+        publisher.flush()
+    finally:
+        disconnect()
+    if name == "pre_init":  # TaskRecord(*values): nothing by keyword
+        assert seen == [{}]
+    elif name == "after_task_publish":  # the body: (args, kwargs, embed)
+        assert seen == [[7, 8]]
+    else:
+        assert seen == [result.id]
+    assert TaskRecord.objects.get(pk=result.id).args == [7, 8]
+    assert get_broker().known([result.id]) == [True]
+    assert unobserved(add)  # disconnected: the instance-free path again
+
+
+def test_a_post_save_receiver_connected_for_any_sender_still_gets_the_row():
+    seen: list = []
+
+    def receiver(sender, instance, created, **kwargs):
+        if sender is TaskRecord:
+            seen.append((instance.id, created))
+
+    model_signals.post_save.connect(receiver, weak=False)
+    try:
+        result = add.delay(1, 2)
+    finally:
+        model_signals.post_save.disconnect(receiver)
+    assert seen == [(result.id, True)]
+
+
+texts = st.text(max_size=4).filter(lambda t: "\x00" not in t)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats(allow_nan=False, allow_infinity=False) | texts,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
+    max_leaves=5,
+)
+moments = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
+calls = st.fixed_dictionaries(
+    {"args": st.tuples(json_values, json_values)},
+    optional={
+        "eta": moments,
+        "expires": moments,
+        "priority": st.integers(-100, 100),
+        "queue": st.sampled_from(["default", "other", "q-1"]),
+        "headers": st.dictionaries(texts.filter(bool), json_values, max_size=2),
+        "ignore_result": st.booleans(),
+        "link": st.just([add.s(1)]),
+        "time_limit": st.integers(1, 100),
+        "retries": st.integers(0, 5),
+        "group_id": st.text("abc-0123", min_size=1, max_size=5),
+    },
+)
+COMPARED = [f.attname for f in TaskRecord._meta.concrete_fields if f.attname not in {"id", "root_id", "enqueued_at"}]
+
+
+def forced_instance_path() -> contextlib.AbstractContextManager[None]:
+    """A pre_save receiver that does nothing: the call takes enqueue()'s instance path."""
+
+    @contextlib.contextmanager
+    def connected():
+        def receiver(sender, **kwargs):
+            pass
+
+        model_signals.pre_save.connect(receiver, sender=TaskRecord, weak=False)
+        try:
+            yield
+        finally:
+            model_signals.pre_save.disconnect(receiver, sender=TaskRecord)
+
+    return connected()
+
+
+@settings(max_examples=40, deadline=None)
+@given(calls, st.booleans())
+def test_both_paths_store_the_same_row_and_publish_the_same_message(call, bulk):
+    TaskRecord.objects.all().delete()
+    args, options = call["args"], {k: v for k, v in call.items() if k != "args"}
+    with in_bulk(bulk):
+        direct = add.apply_async(args, **options)
+        with forced_instance_path():
+            built = add.apply_async(args, **options)
+    publisher.flush()
+    mine, theirs = TaskRecord.objects.get(pk=direct.id), TaskRecord.objects.get(pk=built.id)
+    for name in COMPARED:
+        assert getattr(mine, name) == getattr(theirs, name), name
+    assert mine.root_id == direct.id and theirs.root_id == built.id
+    assert abs(mine.enqueued_at - theirs.enqueued_at) < timedelta(seconds=5)
+    assert mine.enqueued_at <= timezone.now()
+    queue = options.get("queue", "default")
+    assert get_broker().known([direct.id, built.id], queue) == [True, True]
