@@ -181,3 +181,31 @@ def test_a_process_killed_between_commit_and_publish_loses_nothing(redis_server)
     TaskRecord.objects.update(enqueued_at=timezone.now() - timedelta(seconds=5))  # past the sweep's grace
     assert sweep(get_broker(), get_settings(), full=False) == 300
     assert get_broker().known(ids) == [True] * 300
+
+
+sqlite_only = pytest.mark.skipif("connection.vendor != 'sqlite'")
+
+
+@sqlite_only
+def test_an_execute_wrapper_of_the_project_still_sees_the_bulk_inserts():
+    seen = []
+
+    def wrapper(execute, sql, params, many, context):
+        seen.append(sql.split(" ", 1)[0])
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper), djtasks.bulk():
+        ids = [add.delay(i, 1).id for i in range(1200)]
+    assert seen.count("INSERT") == 2 and TaskRecord.objects.filter(pk__in=ids).count() == 1200
+
+
+@sqlite_only
+def test_bulk_inserts_nobody_would_see_skip_django_s_cursor_and_store_the_same_rows():
+    cursor_class = type(connection.cursor().cursor)
+    with mock.patch.object(cursor_class, "execute", autospec=True, side_effect=cursor_class.execute) as execute:
+        with djtasks.bulk():
+            ids = [add.delay(i, 1).id for i in range(1200)]
+    assert not [c for c in execute.call_args_list if c.args[1].startswith("INSERT")]
+    assert sorted(TaskRecord.objects.filter(pk__in=ids).values_list("args", flat=True)) == sorted(
+        [i, 1] for i in range(1200)
+    )
