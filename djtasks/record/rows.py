@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from django.db import models
 from django.db.models.base import ModelState
 from django.db.models.signals import post_init, post_save, pre_init, pre_save
+from django.dispatch.dispatcher import NO_RECEIVERS
 
 from djtasks.record.models import TaskRecord
 
@@ -206,6 +207,11 @@ def new_params(values: dict[str, Any], connection: Any, *, text_json: bool = Fal
     return row
 
 
+def _no_receivers(signal: Any) -> bool:
+    # The signal's own cache answers once has_listeners() filled it (connect and disconnect empty it).
+    return signal.sender_receivers_cache.get(TaskRecord) is NO_RECEIVERS or not signal.has_listeners(TaskRecord)
+
+
 def instance_free(own_post_save: Any) -> bool:
     """Whether a new row's instance would be seen by nothing but `own_post_save` (djtasks' publish).
 
@@ -214,12 +220,21 @@ def instance_free(own_post_save: Any) -> bool:
     what insert() of new_record() would. Reads Django's receiver lists (not public API): any
     unexpected shape means False.
     """
-    if not (_DICT_SAFE and _PLAIN_PRE_SAVE) or any(
-        s.has_listeners(TaskRecord) for s in (pre_init, post_init, pre_save)
-    ):
+    if not (_DICT_SAFE and _PLAIN_PRE_SAVE and _no_receivers(pre_init) and _no_receivers(post_init)):
         return False
+    if not _no_receivers(pre_save):
+        return False
+    cached = post_save.sender_receivers_cache.get(TaskRecord)
+    if cached is not None and cached is _POST_SAVE[0] and not getattr(post_save, "_dead_receivers", True):
+        return _POST_SAVE[1] is own_post_save  # the same receivers as last time: none connected or gone since
     try:
         sync, asynchronous = post_save._live_receivers(TaskRecord)
-        return not asynchronous and len(sync) == 1 and sync[0] is own_post_save
     except Exception:  # noqa: BLE001 - Django's private shape changed: take the documented path
         return False
+    free = not asynchronous and len(sync) == 1 and sync[0] is own_post_save
+    _POST_SAVE[:] = [post_save.sender_receivers_cache.get(TaskRecord), own_post_save if free else None]
+    return free
+
+
+# post_save's cached receiver list (kept, so its identity is not reused) and the own receiver if it was the only one.
+_POST_SAVE: list[Any] = [None, None]

@@ -1,6 +1,7 @@
 """apply_async's instance-free path (calling/direct.py): the same rows and messages, and every receiver still served."""
 
 import contextlib
+import gc
 from datetime import UTC, datetime, timedelta
 from unittest import mock
 
@@ -101,6 +102,22 @@ def test_a_post_save_receiver_connected_for_any_sender_still_gets_the_row():
     finally:
         model_signals.post_save.disconnect(receiver)
     assert seen == [(result.id, True)]
+
+
+def test_a_weakly_connected_post_save_receiver_gets_rows_while_it_lives_and_not_after():
+    seen: list = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance.id)
+
+    assert unobserved(add)  # the answer cached for post_save's receivers before the connect
+    model_signals.post_save.connect(receiver, sender=TaskRecord)  # weak, Django's default
+    first = add.delay(1, 1)
+    del receiver
+    gc.collect()
+    second = add.delay(2, 2)
+    assert seen == [first.id] and unobserved(add)
+    assert TaskRecord.objects.filter(pk__in=[first.id, second.id]).count() == 2
 
 
 texts = st.text(max_size=4).filter(lambda t: "\x00" not in t)
