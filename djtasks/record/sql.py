@@ -196,16 +196,16 @@ def insert_values(values: dict[str, Any], using: str, *, deferrable: bool = Fals
     """INSERT the row new_record(**values) would be, building no instance: only when rows.instance_free().
 
     Sends no model signal: instance_free() means djtasks' publish was the only receiver, and
-    the caller schedules the publish itself. deferrable: as insert()'s (on PostgreSQL the
-    pending row's JSON is the text COPY sends).
+    the caller schedules the publish itself. deferrable: as insert()'s. On PostgreSQL the JSON
+    values are their text (a literal the column casts; psycopg quoted its Jsonb in Python).
     """
-    connection = connections[using]
-    pending = _PENDING.get(connection) if deferrable else None
+    connection, pending = connections[using], _PENDING.get(connections[using]) if deferrable else None
+    params = new_params(values, connection, text_json=connection.vendor == "postgresql")
     if pending is not None:
-        pending.append(new_params(values, connection, text_json=connection.vendor == "postgresql"))
+        pending.append(params)
     else:
         with connection.cursor() as cursor:
-            cursor.execute(_insert_sql(connection.vendor, connection.ops.quote_name), new_params(values, connection))
+            cursor.execute(_insert_sql(connection.vendor, connection.ops.quote_name), params)
 
 
 # Per connection (one per thread and alias): the parameters of rows written when it next runs a statement.
