@@ -13,11 +13,13 @@ client is needed, so building a broker never waits for Redis.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
+from redis.driver_info import DriverInfo
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
@@ -27,8 +29,23 @@ from djtasks.core.redis_url import SENTINEL_OPTIONS, is_sentinel, parse_sentinel
 Client = redis.Redis | RedisCluster
 
 
+@cache
+def driver_info() -> DriverInfo:
+    """What every connection tells Redis it is (CLIENT SETINFO: redis-py and its version), found once.
+
+    redis-py reads its own version from the installed package's metadata for every client built
+    (about 1 ms: importlib.metadata walks sys.path and parses METADATA); found once, in the worker's
+    parent before it forks, the children build their clients without it.
+    """
+    return DriverInfo()
+
+
 def _timeouts(config: Settings) -> dict[str, Any]:
-    return {"socket_timeout": config.SOCKET_TIMEOUT, "socket_connect_timeout": config.SOCKET_CONNECT_TIMEOUT}
+    return {
+        "socket_timeout": config.SOCKET_TIMEOUT,
+        "socket_connect_timeout": config.SOCKET_CONNECT_TIMEOUT,
+        "driver_info": driver_info(),
+    }
 
 
 def _connection_options(config: Settings) -> dict[str, Any]:

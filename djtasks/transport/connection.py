@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import wraps
+from functools import cache, wraps
 from importlib import resources
 from typing import Any
 
@@ -48,6 +48,7 @@ def _text(value: object) -> str | bytes:
     return value if isinstance(value, str | bytes) else str(value)
 
 
+@cache  # read once per process (the worker's parent, before it forks): not again by every client built
 def _source(name: str) -> str:
     """Return a script's source, after the prelude every script shares (lua/_prelude.lua)."""
     folder = resources.files("djtasks.transport").joinpath("lua")

@@ -16,6 +16,7 @@ Handle: start it, ask whether it lives, wait for it, signal it.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import queue
@@ -149,6 +150,15 @@ class ThreadHandle:
             self.stop.set()
 
 
+def run_forked(target: Callable[..., None], *args: Any) -> None:
+    """A forked child's first step: put what it inherited out of the cyclic collector's reach, then run."""
+    # Each collection writes the header of every object it scans, so the first that scanned the
+    # parent's objects would copy their pages; a frozen object is never scanned (it is still freed
+    # when its last reference goes). Cost: a cycle inherited as garbage lives as long as the child.
+    gc.freeze()
+    target(*args)
+
+
 class Pool:
     """How children are carried: spawn one, given its pipe end and the arguments of its entry point."""
 
@@ -156,6 +166,7 @@ class Pool:
 
     def __init__(self, context: ForkContext):
         self.context = context
+        self.frozen = False
 
     def pipe(self) -> tuple[Connection, Connection]:
         ours, theirs = self.context.Pipe(duplex=True)
@@ -165,7 +176,13 @@ class Pool:
         # A forked child must not share the parent's database or Redis sockets.
         connections.close_all()
         close_broker()
-        process = self.context.Process(target=target, args=args, name=f"djtasks-child-{index}")
+        if not self.frozen:
+            # Once, before the first fork: the parent's own collections then never scan (and so
+            # never write) the pages it shares with its children. Only what exists at start-up is
+            # frozen, so a parent that respawns children often does not keep its later garbage.
+            gc.freeze()
+            self.frozen = True
+        process = self.context.Process(target=run_forked, args=(target, *args), name=f"djtasks-child-{index}")
         process.start()
         theirs.close()
         return ProcessHandle(process)

@@ -1,5 +1,6 @@
 """Tasks the suite runs in real worker processes. The ledger records every execution."""
 
+import gc
 import os
 import threading
 import time
@@ -118,6 +119,20 @@ def always_die():
 @task
 def pid():
     return os.getpid()
+
+
+def private_kib() -> int:
+    """This process's memory that no other process shares (Linux: its private pages)."""
+    with open("/proc/self/smaps_rollup") as f:
+        return sum(int(line.split()[1]) for line in f if line.startswith(("Private_Clean:", "Private_Dirty:")))
+
+
+@task
+def full_collection_copies():
+    """Run a full cyclic collection here; say how much private memory it added and what was frozen."""
+    before = private_kib()
+    gc.collect()
+    return {"pid": os.getpid(), "copied_kib": private_kib() - before, "frozen": gc.get_freeze_count()}
 
 
 @task
