@@ -148,8 +148,9 @@ class AsyncResult[R]:
         if record is not None and record.state in READY_STATES:  # no wake-up to wait for
             return self._outcome(record, propagate)  # type: ignore[no-any-return]
         deadline = None if timeout is None else time.monotonic() + timeout
+        confirm = RECHECK_SECONDS if timeout is None else min(timeout, RECHECK_SECONDS)
         try:
-            with get_broker().subscription([self.id]) as wait:
+            with get_broker().subscription([self.id], confirm_within=confirm) as wait:
                 return self._wait(wait, deadline, propagate)  # type: ignore[no-any-return]
         except BrokerUnavailable:
             # Without Redis there is no wake-up: read the row once a second instead.
