@@ -117,14 +117,15 @@ class Child:
         """Claim a batch and run it; return how many tasks were executed."""
         self._read_orders()
         limit = self._batch_size(executed)
-        claims = self._claim(rounds, limit, backoff)
+        claims, idle = self._claim(rounds, limit, backoff)
         if not claims:
             return 0
         backoff.reset()
         ran = self._run_batch(claims, backoff)
-        if len(claims) < limit:
-            # The queue is shallow: record now rather than after another (likely empty) claim.
-            self.flush()
+        if len(claims) < limit or idle is not None:
+            self.flush()  # the queue is shallow: record now rather than after another (likely empty) claim
+            if idle is not None and not self.stopping and (self.max_tasks is None or executed + ran < self.max_tasks):
+                self._wait(idle, backoff)  # nothing was left ready: what comes now pushes a wake-up token
         return ran
 
     def _recover(self) -> None:
@@ -150,25 +151,31 @@ class Child:
             limit = min(limit, self.max_tasks - executed)
         return limit
 
-    def _claim(self, rounds: int, limit: int, backoff: Backoff) -> list[Claim]:
-        """Reserve a batch; if there is none, record the held outcomes and wait for work (or for Redis)."""
+    def _claim(self, rounds: int, limit: int, backoff: Backoff) -> tuple[list[Claim], float | None]:
+        """Reserve a batch (and whether it left nothing ready); if none, record what is held and wait."""
         try:
-            claims = self.broker.claim(
+            reserved = self.broker.reserve(
                 self.queues, f"{self.prefix}.{rounds}", self.lease_ms, limit=limit, deep=self.config.PREFETCH
             )
         except BrokerUnavailable as exc:
             self.flush()
             logger.warning("Worker %s child %d cannot reach Redis (%s); retrying", self.worker_id, self.index, exc)
             backoff.sleep()
-            return []
-        if not claims:
+            return [], None
+        if not reserved.claims:
             self.flush()
-            self.recording.recorder.flush()  # e.g. retry events, whose claims are released, not acked
-            try:
-                self.broker.wait_for_work(self.queues, WAIT_SECONDS)
-            except BrokerUnavailable:
-                backoff.sleep()
-        return claims
+            self._wait(WAIT_SECONDS if reserved.idle_s is None else reserved.idle_s, backoff)
+        return reserved.claims, reserved.idle_s
+
+    def _wait(self, seconds: float, backoff: Backoff) -> None:
+        """Wait for a wake-up token, at most `seconds` (the first scheduled id's due time) and WAIT_SECONDS."""
+        self.recording.recorder.flush()  # e.g. retry events, whose claims are released, not acked
+        if (seconds := min(seconds, WAIT_SECONDS)) < 0.001:  # due now (BLPOP would read 0 as "forever")
+            return
+        try:
+            self.broker.wait_for_work(self.queues, seconds)
+        except BrokerUnavailable:
+            backoff.sleep()
 
     def _read_orders(self) -> None:
         self.skip |= self.reporter.orders()
