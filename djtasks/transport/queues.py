@@ -120,6 +120,8 @@ class Queues(Publishing):
 
         The wake-up lists are coordination keys: one BLPOP covers every queue, on a cluster too.
         """
+        if timeout < 0.001:  # work is due now (and BLPOP would read 0 as "wait forever")
+            return False
         return self.client.blpop([self.wake_key(q) for q in queues], timeout=timeout) is not None
 
     @converted

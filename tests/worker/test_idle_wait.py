@@ -8,7 +8,7 @@ import time
 import pytest
 
 from djtasks.models import TaskRecord
-from tests.testapp.tasks import add
+from tests.testapp.tasks import add, autoretried_with_kwargs
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -50,3 +50,18 @@ def test_a_scheduled_task_starts_when_due_after_the_child_ran_other_work(worker)
         row = TaskRecord.objects.get(pk=later.id)
         late = row.started_at.timestamp() - (sent + due)
         assert late < 0.35, f"started {late:.2f} s after it was due"
+
+
+def test_a_retry_runs_when_its_countdown_ends(worker):
+    """A retry waits in the scheduled set without a token: its child claims again after recording
+    it, and that claim's due time bounds the wait (before: each retry waited for the one-second
+    wait of an idle child, so three attempts 0.1 s apart took over 2 s)."""
+    worker("-c", "1")
+    assert add.delay(0, 0).get(timeout=30) == 0
+    time.sleep(1.2)  # the child is waiting for a token
+    began = time.monotonic()
+    result = autoretried_with_kwargs.delay("soon")  # three attempts, 0.1 s apart
+    with pytest.raises(ValueError):
+        result.get(timeout=30)
+    took = time.monotonic() - began
+    assert took < 1.0, f"three attempts 0.1 s apart took {took:.2f} s"
