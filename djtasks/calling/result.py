@@ -13,7 +13,7 @@ from djtasks.calling.revoke import revoke
 from djtasks.core.exceptions import BrokerUnavailable, InvalidCall
 from djtasks.core.exceptions import TimeoutError as ResultTimeout
 from djtasks.core.states import FAILURE, PENDING, READY_STATES, RETRY, REVOKED, SUCCESS
-from djtasks.record import sql
+from djtasks.record import reading, sql
 from djtasks.record.models import TaskRecord
 from djtasks.transport.broker import get_broker
 
@@ -144,12 +144,13 @@ class AsyncResult[R]:
 
     def get(self, timeout: float | None = None, propagate: bool = True) -> R:
         """Wait for the task to finish and return its value (or raise its exception)."""
-        record = self._record()
-        if record is not None and record.state in READY_STATES:  # no wake-up to wait for
-            return self._outcome(record, propagate)  # type: ignore[no-any-return]
+        finished = self._finished()
+        if finished is not None:  # no wake-up to wait for
+            return self._settled(finished, propagate)  # type: ignore[no-any-return]
         deadline = None if timeout is None else time.monotonic() + timeout
+        confirm = RECHECK_SECONDS if timeout is None else min(timeout, RECHECK_SECONDS)
         try:
-            with get_broker().subscription([self.id]) as wait:
+            with get_broker().subscription([self.id], confirm_within=confirm) as wait:
                 return self._wait(wait, deadline, propagate)  # type: ignore[no-any-return]
         except BrokerUnavailable:
             # Without Redis there is no wake-up: read the row once a second instead.
@@ -163,13 +164,31 @@ class AsyncResult[R]:
 
     def _wait(self, wait: Any, deadline: float | None, propagate: bool) -> Any:
         while True:
-            record = self._record()
-            if record is not None and record.state in READY_STATES:
-                return self._outcome(record, propagate)
+            finished = self._finished()
+            if finished is not None:
+                return self._settled(finished, propagate)
             remaining = RECHECK_SECONDS if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
                 raise ResultTimeout(f"The operation timed out: task {self.id} is not ready.")
             wait(min(remaining, RECHECK_SECONDS))
+
+    def _finished(self) -> tuple[TaskRecord | None, Any] | None:
+        """None while the task has not finished; else (None, its value) for a success, (its row, None) otherwise.
+
+        Only the state and the result are read (reading.read_state): the whole row, to rebuild an
+        exception, only for a task that did not succeed.
+        """
+        found = reading.read_state(router.db_for_read(TaskRecord), self.id)
+        if found is None or found[0] not in READY_STATES:
+            return None
+        if found[0] == SUCCESS:
+            return None, found[1]
+        record = self._record()
+        return (record, None) if record is not None and record.state in READY_STATES else None
+
+    def _settled(self, finished: tuple[TaskRecord | None, Any], propagate: bool) -> Any:
+        record, value = finished
+        return value if record is None else self._outcome(record, propagate)
 
     @staticmethod
     def _outcome(record: TaskRecord, propagate: bool) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,6 +35,19 @@ class Claim:
         return self.id.encode() if self.raw_id is None else self.raw_id
 
 
+@dataclass(frozen=True, slots=True)
+class Reserved:
+    """What a claim reserved, and whether it left its queues with nothing ready.
+
+    idle_s: None while ids may still be ready (one was left, a queue is paused, or not every queue
+    was asked); else the seconds until the first scheduled id is due (inf: none is). Until then
+    only a publish (which pushes a wake-up token) brings work that is ready.
+    """
+
+    claims: list[Claim]
+    idle_s: float | None
+
+
 class Queues(Publishing):
     # Consuming --------------------------------------------------------------------------------
 
@@ -44,7 +58,14 @@ class Queues(Publishing):
     def claim(
         self, queues: list[str], token_prefix: str, lease_ms: int, *, limit: int = 1, deep: int = 0
     ) -> list[Claim]:
-        """Reserve up to `limit` ids per queue (more than one only while the queue stays deeper than `deep`).
+        """Reserve up to `limit` ids per queue (more than one only while the queue stays deeper than `deep`)."""
+        return self.reserve(queues, token_prefix, lease_ms, limit=limit, deep=deep).claims
+
+    @converted
+    def reserve(
+        self, queues: list[str], token_prefix: str, lease_ms: int, *, limit: int = 1, deep: int = 0
+    ) -> Reserved:
+        """Claim, and say whether the queues were left with nothing ready (Reserved.idle_s).
 
         One script call per queue, each on that queue's keys. Taking one id (limit 1: the tasks
         are slow, or this is a first claim), the queues are asked in turn and the first that has
@@ -52,17 +73,19 @@ class Queues(Publishing):
         every queue is asked in one pipeline (one round trip) and the batch holds the first
         queue's ids first: preferred in the order given, and no queue starved by another.
         """
-        if limit <= 1:
-            for index, queue in enumerate(queues):
-                claims = self._claim_calls([queue], token_prefix, lease_ms, 1, deep, first=index)
-                if claims:
-                    return claims
-            return []
-        return self._claim_calls(queues, token_prefix, lease_ms, limit, deep)
+        if limit > 1:
+            return self._claim_calls(queues, token_prefix, lease_ms, limit, deep)
+        idle: float | None = math.inf
+        for index, queue in enumerate(queues):
+            reserved = self._claim_calls([queue], token_prefix, lease_ms, 1, deep, first=index)
+            idle = None if idle is None or reserved.idle_s is None else min(idle, reserved.idle_s)
+            if reserved.claims:  # the queues after this one were not asked
+                return Reserved(reserved.claims, idle if index == len(queues) - 1 else None)
+        return Reserved([], idle)
 
     def _claim_calls(
         self, queues: list[str], prefix: str, lease_ms: int, limit: int, deep: int, first: int = 0
-    ) -> list[Claim]:
+    ) -> Reserved:
         pipe = Batch(self.client)
         for index, queue in enumerate(queues, start=first):
             # "paused": the queue's pause flag (transport/fleet.py), which the script honours.
@@ -73,7 +96,8 @@ class Queues(Publishing):
             token = prefix if index == 0 else f"{prefix}/{index}"
             pipe.script(self.scripts.claim, keys, [lease_ms, token, PROMOTE_LIMIT, limit, deep])
         claims = []
-        for queue, (taken, orphans, recounted) in zip(queues, pipe.execute(), strict=True):
+        idle: float | None = math.inf
+        for queue, (taken, orphans, recounted, idle_ms) in zip(queues, pipe.execute(), strict=True):
             for i in range(0, len(orphans), 2):
                 reason = "no message is stored for this id (acked already, or written by hand); dropped"
                 kind = "ready" if int(orphans[i]) == 5 else "scheduled"
@@ -82,7 +106,9 @@ class Queues(Publishing):
                 reason = "its delivery count was not an integer; counted afresh from 1"
                 decode.skipped(self.queue_key(queue, "deliveries"), raw, reason)
             claims += [_claim(taken[i : i + 4], queue) for i in range(0, len(taken), 4)]
-        return claims
+            quiet = None if idle_ms == -1 else math.inf if idle_ms == -2 else int(idle_ms) / 1000
+            idle = None if idle is None or quiet is None else min(idle, quiet)
+        return Reserved(claims, idle)
 
     def claim_one(self, queues: list[str], token_prefix: str, lease_ms: int) -> Claim | None:
         claims = self.claim(queues, token_prefix, lease_ms)
@@ -94,6 +120,8 @@ class Queues(Publishing):
 
         The wake-up lists are coordination keys: one BLPOP covers every queue, on a cluster too.
         """
+        if timeout < 0.001:  # work is due now (and BLPOP would read 0 as "wait forever")
+            return False
         return self.client.blpop([self.wake_key(q) for q in queues], timeout=timeout) is not None
 
     @converted

@@ -44,6 +44,19 @@ def _limit(value: object) -> float | None | bool:
     return seconds or None
 
 
+def _next_of(pubsub: Any, channels: set[bytes], deadline: float) -> str | None:
+    """The type of the next message on one of these channels ("subscribe", "message"); None at the deadline."""
+    while True:
+        message = pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
+        if message is None:
+            if time.monotonic() >= deadline:
+                return None
+            continue
+        channel = message["channel"]
+        if (channel.encode() if isinstance(channel, str) else channel) in channels:
+            return str(message["type"])
+
+
 def _counters(key: str, raw: dict[bytes, bytes], width: int) -> dict[tuple[str, ...], float]:
     """Decode one counter hash: JSON lists of `width` labels (text; a histogram's slot may be an int)."""
     counters: dict[tuple[str, ...], float] = {}
@@ -208,32 +221,49 @@ class Streams(Connection):
     # Done notifications -----------------------------------------------------------------------
 
     @contextmanager
-    def subscription(self, task_ids: list[str]) -> Iterator[Callable[[float], bool]]:
-        """Subscribe to the done channels of tasks; yield wait(timeout) -> True when one finished.
+    def subscription(self, task_ids: list[str], confirm_within: float = 1.0) -> Iterator[Callable[[float], bool]]:
+        """Subscribe to the done channels of tasks; yield wait(timeout) -> True when one was notified.
 
-        The thread's pub/sub connection is kept for its next wait (a new one cost a connect and a
-        handshake, half the caller's time in a round trip): a wait that ends well unsubscribes;
-        one that fails closes it. A notification of an earlier wait that arrives late wakes
-        wait() for nothing: callers read the row again, so True means "look", never "it is done".
+        It yields once Redis has confirmed the subscription (or after confirm_within): the
+        SUBSCRIBE and a worker's PUBLISH come on two connections, which Redis may run in either
+        order, so a row read as soon as the SUBSCRIBE is sent can be unfinished while its
+        notification is already dropped. Read after the confirmation, the row is finished or the
+        notification comes. The thread's pub/sub connection is kept for its next wait (a new one
+        cost a connect and a handshake, half the caller's time in a round trip): a wait that ends
+        well unsubscribes; one that fails closes it. What an earlier wait left unread (its
+        unsubscribe confirmation, a late notification) is skipped. True means "look", never "it
+        is done".
         """
         channels = [self.done_channel(t) for t in task_ids]
+        ours = {channel.encode() for channel in channels}
         kept = getattr(self.local, "pubsub", None)
         self.local.pubsub = None
         if kept is None or self.local.pubsub_pid != os.getpid():  # none yet, or the parent's before a fork
-            kept = self.client.pubsub(ignore_subscribe_messages=True)
+            kept = self.client.pubsub()
         pubsub = kept
         keep = False
+        notified = False
         try:
             with converted_errors():
                 pubsub.subscribe(*channels)
+                unconfirmed, deadline = len(channels), time.monotonic() + confirm_within
+                while unconfirmed:  # one confirmation per channel named, in order
+                    kind = _next_of(pubsub, ours, deadline)
+                    if kind is None:
+                        break  # not confirmed in time: the caller's re-reads cover a lost notification
+                    unconfirmed -= kind == "subscribe"
+                    notified = notified or kind == "message"
 
             def wait(timeout: float) -> bool:
-                # get_message() gives None for the (un)subscribe confirmations it skips: wait on.
+                nonlocal notified
                 deadline = time.monotonic() + timeout
                 with converted_errors():
-                    while pubsub.get_message(timeout=max(0.0, deadline - time.monotonic())) is None:
-                        if time.monotonic() >= deadline:
+                    while not notified:
+                        kind = _next_of(pubsub, ours, deadline)
+                        if kind is None:
                             return False
+                        notified = kind == "message"  # else a confirmation that came after confirm_within
+                notified = False
                 return True
 
             yield wait

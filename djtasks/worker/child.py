@@ -3,9 +3,8 @@
 A child claims a batch (a single message unless the queue is deep) and starts it in one
 transaction. Outcomes of fast tasks are held briefly and written in the transaction that starts
 the next batch, so a busy child pays about one commit per batch; they are flushed on their own
-before the child waits for work, when the queue was too shallow to fill a batch, when they have
-waited FLUSH_AFTER, or when tasks are slow.
-Until an outcome is committed and acked the parent keeps extending its lease.
+when the queue was too shallow to fill a batch, after FLUSH_AFTER, or when tasks are slow. Until
+an outcome is committed and acked the parent keeps extending its lease.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from django.utils import timezone
 
 from djtasks.core.conf import Settings
 from djtasks.core.exceptions import BrokerUnavailable
+from djtasks.core.states import RETRY
 from djtasks.transport.broker import Claim, get_broker
 from djtasks.worker.execute import Runner
 from djtasks.worker.guard import Backoff, Guard
@@ -73,7 +73,7 @@ class Child:
         self.reporter = Reporter(pipe)
         self.pending: list[tuple[Started, Outcome]] = []
         self.prefix = f"{worker_id}.{index}.{os.getpid()}"
-        self.last_fast = False
+        self.last_fast = self.retried = False
         self.lease_ms = int(self.config.LEASE_SECONDS * 1000)
         self.guard = Guard(f"Worker {worker_id} child {index}")
 
@@ -117,14 +117,18 @@ class Child:
         """Claim a batch and run it; return how many tasks were executed."""
         self._read_orders()
         limit = self._batch_size(executed)
-        claims = self._claim(rounds, limit, backoff)
+        claims, idle = self._claim(rounds, limit, backoff)
         if not claims:
             return 0
         backoff.reset()
+        self.retried = False
         ran = self._run_batch(claims, backoff)
-        if len(claims) < limit:
-            # The queue is shallow: record now rather than after another (likely empty) claim.
-            self.flush()
+        if len(claims) < limit or idle is not None:
+            self.flush()  # the queue is shallow: record now rather than after another (likely empty) claim
+            more = not self.stopping and (self.max_tasks is None or executed + ran < self.max_tasks)
+            # Nothing left ready, nothing put back to wait (retried, parked: no token comes for those).
+            if idle is not None and ran == len(claims) and not self.retried and more:
+                self._wait(idle, backoff)
         return ran
 
     def _recover(self) -> None:
@@ -150,25 +154,29 @@ class Child:
             limit = min(limit, self.max_tasks - executed)
         return limit
 
-    def _claim(self, rounds: int, limit: int, backoff: Backoff) -> list[Claim]:
-        """Reserve a batch; if there is none, record the held outcomes and wait for work (or for Redis)."""
+    def _claim(self, rounds: int, limit: int, backoff: Backoff) -> tuple[list[Claim], float | None]:
+        """Reserve a batch (and whether it left nothing ready); if none, record what is held and wait."""
         try:
-            claims = self.broker.claim(
+            reserved = self.broker.reserve(
                 self.queues, f"{self.prefix}.{rounds}", self.lease_ms, limit=limit, deep=self.config.PREFETCH
             )
         except BrokerUnavailable as exc:
             self.flush()
             logger.warning("Worker %s child %d cannot reach Redis (%s); retrying", self.worker_id, self.index, exc)
             backoff.sleep()
-            return []
-        if not claims:
+            return [], None
+        if not reserved.claims:
             self.flush()
-            self.recording.recorder.flush()  # e.g. retry events, whose claims are released, not acked
-            try:
-                self.broker.wait_for_work(self.queues, WAIT_SECONDS)
-            except BrokerUnavailable:
-                backoff.sleep()
-        return claims
+            self._wait(WAIT_SECONDS if reserved.idle_s is None else reserved.idle_s, backoff)
+        return reserved.claims, reserved.idle_s
+
+    def _wait(self, seconds: float, backoff: Backoff) -> None:
+        """Wait for a wake-up token, at most `seconds` (the first scheduled id's due time) and WAIT_SECONDS."""
+        self.recording.recorder.flush()  # e.g. retry events, whose claims are released, not acked
+        try:
+            self.broker.wait_for_work(self.queues, min(seconds, WAIT_SECONDS))
+        except BrokerUnavailable:
+            backoff.sleep()
 
     def _read_orders(self) -> None:
         self.skip |= self.reporter.orders()
@@ -258,8 +266,10 @@ class Child:
         outcome = self.runner.execute(item)
         _reset_connections()
         self.pending.append((item, outcome))
+        self.retried = self.retried or outcome.state == RETRY
         self.last_fast = time.monotonic() - began <= FLUSH_AFTER
-        if not self.last_fast or self._oldest_pending_age() > FLUSH_AFTER:
+        oldest = self.pending[0][1].finished_at  # the outcome held longest
+        if not self.last_fast or (oldest is not None and (timezone.now() - oldest).total_seconds() > FLUSH_AFTER):
             self.flush()
 
     def _hand_back(self, items: list[Started]) -> None:
@@ -270,10 +280,6 @@ class Child:
 
     def _over_memory(self) -> bool:
         return bool(self.max_memory) and resident_kib() > (self.max_memory or 0)
-
-    def _oldest_pending_age(self) -> float:
-        first = self.pending[0][1].finished_at if self.pending else None
-        return (timezone.now() - first).total_seconds() if first else 0.0
 
 
 _early_stop = {"requested": False}

@@ -38,6 +38,10 @@ from djtasks.worker.steering import Steering
 
 logger = logging.getLogger("djtasks")
 TICK_SECONDS = 0.5
+# Once woken by a child's report, the parent reads the reports again only this much later. Each is
+# in the pipe before its child goes on, and a child's death is heard at once (its pipe is then read
+# to the end before its claims are settled): the wait loses no report, only wake-ups (three a task).
+REPORT_INTERVAL = 0.02
 
 
 class Worker(Steering):
@@ -95,6 +99,7 @@ class Worker(Steering):
         # Indexes of children that died and are not replaced yet (spawning can fail too).
         self.vacant: set[int] = set()
         self.on_started: Callable[[], object] = lambda: None
+        self.quiet_until = 0.0  # woken by a report: until then, only a child's death wakes the parent
 
     # Lifecycle ----------------------------------------------------------------------------
 
@@ -198,14 +203,22 @@ class Worker(Steering):
         return any(slot.process.is_alive() for slot in self.slots.values())
 
     def _supervise(self) -> None:
-        readers = {slot.reader: slot for slot in self.slots.values() if not slot.reader.closed}
-        sentinels = {slot.process.sentinel: slot for slot in self.slots.values()}
-        for ready in wait([*readers, *sentinels], timeout=TICK_SECONDS):
-            if ready in readers:
-                readers[ready].read()
+        quiet = self.quiet_until - time.monotonic()
+        readers = [] if quiet > 0 else [slot.reader for slot in self.slots.values() if not slot.reader.closed]
+        sentinels = [slot.process.sentinel for slot in self.slots.values()]
+        woken = wait([*readers, *sentinels], timeout=quiet if quiet > 0 else TICK_SECONDS)
+        if quiet > 0:
+            self.collect()
+        elif any(ready in readers for ready in woken):
+            self.collect()
+            self.quiet_until = time.monotonic() + REPORT_INTERVAL
         for slot in list(self.slots.values()):
             if not slot.process.is_alive():
                 self._reap_child(slot)
+
+    def revoke(self, task_id: str, *, terminate: bool) -> None:
+        self.collect()  # the reports not read yet: which child holds the task, and whether it runs it now
+        super().revoke(task_id, terminate=terminate)
 
     def _reap_child(self, slot: Slot) -> None:
         """Settle what a dead child held, one claim at a time, then replace it (whatever failed)."""

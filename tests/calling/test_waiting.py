@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
+import redis.client
 import redis.connection
+from django.db import connection, connections
 
 from djtasks import TimeoutError as ResultTimeout
+from djtasks.core.states import SUCCESS
+from djtasks.record.models import TaskRecord
 from djtasks.transport.broker import get_broker
 from tests.testapp.tasks import add
 
@@ -53,3 +60,50 @@ def test_a_wait_whose_connection_broke_is_not_kept(redis_server):
     with broker.subscription(["second"]) as wait:
         broker.client.publish(broker.done_channel("second"), "done")
         assert wait(5.0)
+
+
+def test_a_notification_redis_runs_before_the_subscription_is_not_lost(redis_server, monkeypatch):
+    """The caller's SUBSCRIBE and the worker's PUBLISH come on two connections, and Redis may run them
+    in either order: sent first is not run first (measured: 1 to 3 round trips in 1,500 waited the
+    full second for their re-read). Here the SUBSCRIBE is held back until the row has been finished
+    and its notification published, as a Redis that ran the other connection first would. get()
+    must read the row only once Redis has taken the subscription: then the row it reads is done,
+    or the notification reaches it. Before, it read the row as soon as the SUBSCRIBE was sent,
+    saw it unfinished, and waited for a notification Redis had already dropped."""
+    result = add.delay(2, 3)  # no worker: the task is finished by the thread below
+    broker = get_broker()
+    channel = broker.done_channel(result.id)
+    read_after_subscribe = threading.Event()
+    subscribing: list[threading.Thread] = []
+    send = redis.connection.AbstractConnection.send_command
+
+    def finish_then_subscribe(conn: redis.connection.AbstractConnection, args: tuple[object, ...], kwargs) -> None:  # type: ignore[no-untyped-def]
+        read_after_subscribe.wait(0.3)  # a get() that waits for the confirmation reads nothing before it
+        try:
+            TaskRecord.objects.filter(pk=result.id).update(state=SUCCESS, result=5)
+        finally:
+            connections.close_all()
+        assert redis_server.client().publish(channel, "done") == 0  # nobody is subscribed yet: dropped
+        send(conn, *args, **kwargs)
+
+    def held_back(conn: redis.connection.AbstractConnection, *args: object, **kwargs: object) -> None:
+        if args and args[0] == "SUBSCRIBE" and not subscribing:
+            subscribing.append(threading.Thread(target=finish_then_subscribe, args=(conn, args, kwargs)))
+            subscribing[0].start()
+            return
+        send(conn, *args, **kwargs)
+
+    def reads(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            if subscribing:
+                read_after_subscribe.set()
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_command", held_back)
+    began = time.monotonic()
+    with connection.execute_wrapper(reads):
+        assert result.get(timeout=10) == 5
+    waited = time.monotonic() - began
+    subscribing[0].join()
+    assert waited < 0.8, f"get() waited {waited:.2f} s: it missed the notification and waited for its re-read"

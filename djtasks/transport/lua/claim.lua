@@ -16,11 +16,14 @@
 -- KEYS[8] paused     STRING the queue's pause flag (transport/fleet.py)
 -- ARGV[1] lease_ms, ARGV[2] owner token prefix, ARGV[3] promote limit,
 -- ARGV[4] most ids to reserve, ARGV[5] ready ids that must remain before taking another
--- Returns {taken, orphans, recounted}:
+-- Returns {taken, orphans, recounted, idle_ms}:
 --   taken     a flat list of {id, envelope (its first 4097 bytes), deliveries, token}
 --   orphans   a flat list of {key index, id}: ids found in the ready or scheduled set without a
 --             message (acked already, or written by hand), dropped; at most 50 pairs
 --   recounted ids whose delivery count was not an integer, counted afresh from 1
+--   idle_ms   -1 if the ready set still holds ids (or the queue is paused); else the ms until the
+--             first scheduled id is due (0: due now), or -2 if none is scheduled. What arrives
+--             ready later pushes a wake-up token (worker/child.py waits for one, or for idle_ms).
 local now = now_ms()
 local orphans, recounted = {}, {}
 
@@ -65,4 +68,10 @@ while not paused and skipped < 1000 and #taken < want * 4 do
     skipped = skipped + 1
   end
 end
-return {taken, orphans, recounted}
+local idle_ms = -1
+if not paused and redis.call('ZCARD', KEYS[5]) == 0 then
+  local first = redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')
+  local due = #first > 0 and finite(first[2]) or nil  -- +inf (written by hand) is never due
+  idle_ms = due == nil and -2 or math.max(0, math.min(math.ceil(due - now), 86400000))
+end
+return {taken, orphans, recounted, idle_ms}

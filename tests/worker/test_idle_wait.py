@@ -1,0 +1,67 @@
+"""An idle child claims once per task: after a claim that left nothing ready it waits for a wake-up
+token (every publish of a ready task pushes one), or until the first scheduled task is due."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from djtasks.models import TaskRecord
+from tests.testapp.tasks import add, autoretried_with_kwargs
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+def claims_run(redis_server) -> int:  # type: ignore[no-untyped-def]
+    """Claim scripts run so far: the claim script is the only one that checks a queue's pause flag."""
+    return int(redis_server.client().info("commandstats").get("cmdstat_exists", {}).get("calls", 0))
+
+
+def test_an_idle_round_trip_claims_once(worker, redis_server):
+    """Before, each task was followed by a claim that found nothing (two claims per round trip)."""
+    worker("-c", "2")
+    for i in range(5):  # warm: both children have claimed, run and waited
+        assert add.delay(i, 1).get(timeout=30) == i + 1
+    time.sleep(1.2)  # every child is waiting for a token
+    before = claims_run(redis_server)
+    for i in range(20):
+        assert add.delay(i, 2).get(timeout=30) == i + 2
+    time.sleep(0.1)
+    made = claims_run(redis_server) - before
+    # One claim per task; a child whose one-second wait ends in between claims once more (and the
+    # other child may be woken by a token its sibling's claim already served).
+    assert made <= 20 + 8, f"{made} claims for 20 round trips"
+
+
+def test_a_scheduled_task_starts_when_due_after_the_child_ran_other_work(worker):
+    """The claim that found the plain task also saw the scheduled one: its child waits until it is
+    due, not for a one-second wait that ends after it (before: 0.4-0.9 s late)."""
+    worker("-c", "1")
+    assert add.delay(0, 0).get(timeout=30) == 0
+    time.sleep(1.2)  # the child is waiting for a token
+    for attempt in range(3):
+        due = 1.6 + attempt * 0.1
+        later = add.apply_async((1, 1), countdown=due)
+        sent = time.time()
+        time.sleep(0.05)
+        assert add.delay(2, 2).get(timeout=30) == 4  # wakes the child: its claim sees `later` scheduled
+        assert later.get(timeout=30) == 2
+        row = TaskRecord.objects.get(pk=later.id)
+        late = row.started_at.timestamp() - (sent + due)
+        assert late < 0.35, f"started {late:.2f} s after it was due"
+
+
+def test_a_retry_runs_when_its_countdown_ends(worker):
+    """A retry waits in the scheduled set without a token: its child claims again after recording
+    it, and that claim's due time bounds the wait (before: each retry waited for the one-second
+    wait of an idle child, so three attempts 0.1 s apart took over 2 s)."""
+    worker("-c", "1")
+    assert add.delay(0, 0).get(timeout=30) == 0
+    time.sleep(1.2)  # the child is waiting for a token
+    began = time.monotonic()
+    result = autoretried_with_kwargs.delay("soon")  # three attempts, 0.1 s apart
+    with pytest.raises(ValueError):
+        result.get(timeout=30)
+    took = time.monotonic() - began
+    assert took < 1.0, f"three attempts 0.1 s apart took {took:.2f} s"
