@@ -107,25 +107,6 @@ def update(using: str, values: dict[str, Any], **match: Any) -> int:
         return cursor.rowcount
 
 
-def update_many(using: str, assigned: tuple[str, ...], matched: tuple[str, ...], rows: list[tuple[Any, ...]]) -> int:
-    """Run one fenced UPDATE per row in a single executemany call; return the rows changed in all.
-
-    Each row holds the values of `assigned` then of `matched` (plain equality; a tuple value
-    in a match means IN, and every row must then give a tuple of the same length). PostgreSQL
-    (psycopg 3) sends the statements in one pipeline, SQLite runs them in one C loop.
-    """
-    if not rows:
-        return 0
-    connection = connections[using]
-    names = (*assigned, *matched)
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            _update_statement(connection, assigned, matched, rows[0]),
-            [_row_params(names, row, connection) for row in rows],
-        )
-        return cursor.rowcount
-
-
 @cache
 def _select_sql(vendor: str, quote: Any, count: int, for_update: bool) -> str:
     table = quote(TaskRecord._meta.db_table)
