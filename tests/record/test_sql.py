@@ -1,10 +1,11 @@
 """The hot-path statements write and read exactly what the ORM would."""
 
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from datetime import timezone as fixed_zone
 
 import pytest
 from django.db import connection, connections, transaction
+from django.db.models import DateTimeField
 from django.db.models.signals import post_init, pre_init
 from django.utils import timezone
 from hypothesis import given, settings
@@ -271,3 +272,25 @@ def test_update_many_writes_a_batch_larger_than_one_statement_holds(monkeypatch)
     rows = [(i, f"w{i}", f"b{i}") for i in range(7)]
     assert batched.update_many("default", ("attempts", "worker"), ("id",), rows) == 7
     assert sorted(TaskRecord.objects.values_list("attempts", "worker")) == [(i, f"w{i}") for i in range(7)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.sampled_from(["result", "worker_ids", "errors", "started_at", "finished_at", "lease_expires_at", "eta"]),
+    st.one_of(storable_json, times, st.lists(storable_text, max_size=3)),
+    st.sampled_from([None, "Asia/Tokyo"]),
+)
+def test_an_update_converts_each_value_as_its_field_would(name, value, zone):
+    # The fast paths (UTC times, plain JSON values) against get_db_prep_save, in the database's
+    # default zone (UTC) and in another one (where SQLite's text must be converted).
+    field = TaskRecord._meta.get_field(name)
+    if isinstance(field, DateTimeField) != isinstance(value, datetime):
+        return  # a value its field would refuse: not what the worker writes
+    in_zone(zone)
+    try:
+        wrapper = connections["default"]
+        wrapper.ensure_connection()
+        row = sql._row_params((name,), (value,), wrapper)
+        assert comparable(row) == comparable([field.get_db_prep_save(value, wrapper)])
+    finally:
+        in_zone(None)
