@@ -8,6 +8,7 @@ record/sql.py converts them.
 
 from __future__ import annotations
 
+import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -61,29 +62,45 @@ def _constant_matches(
     return constant
 
 
-@lru_cache(maxsize=16)
+def _same(a: Any, b: Any) -> bool:
+    """Whether two values would be written alike: equal, of the same types (True is not 1), floats apart."""
+    if type(a) is not type(b) or isinstance(a, float):
+        return a is b
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a.items(), b.items(), strict=True))
+    if isinstance(a, datetime.datetime):
+        return a.tzinfo is b.tzinfo and a == b
+    return bool(a == b)
+
+
+@lru_cache(maxsize=32)
 def _values_sql(
-    quote: Any, types: tuple[str, ...], assigned: tuple[str, ...], matched: tuple[tuple[str, int], ...], rows: int
+    quote: Any,
+    types: tuple[str, ...],
+    assigned: tuple[str, ...],
+    shared: frozenset[str],
+    matched: tuple[tuple[str, int], ...],
+    rows: int,
 ) -> str:
-    """UPDATE the table FROM (VALUES ...): a row's assigned values, then its plain matches; IN lists once."""
+    """UPDATE the table FROM (VALUES ...): shared values once, then each row's own and its plain matches; IN once."""
     table = quote(TaskRecord._meta.db_table)
+    own = [name for name in assigned if name not in shared]
     plain = [name for name, count in matched if count < 0]
-    columns = [f"c{i}" for i in range(len(assigned) + len(plain))]
+    columns = {name: f"v.c{i}" for i, name in enumerate(own)}
     # The first row's casts give each column its type (a column of NULLs would be text otherwise).
     first = "(" + ", ".join(f"%s::{kind}" for kind in types) + ")"
     values = ", ".join([first] + ["(" + ", ".join(["%s"] * len(types)) + ")"] * (rows - 1))
-    sets = ", ".join(f"{quote(_FIELDS[name].column)} = v.{columns[i]}" for i, name in enumerate(assigned))
-    conditions = [
-        f"{table}.{quote(_FIELDS[name].column)} = v.{columns[len(assigned) + i]}" for i, name in enumerate(plain)
-    ]
+    sets = ", ".join(f"{quote(_FIELDS[name].column)} = {columns.get(name, '%s')}" for name in assigned)
+    conditions = [f"{table}.{quote(_FIELDS[name].column)} = v.c{len(own) + i}" for i, name in enumerate(plain)]
     conditions += [
         f"{table}.{quote(_FIELDS[name].column)} IN ({', '.join(['%s'] * count)})"
         for name, count in matched
         if count >= 0
     ]
-    return (
-        f"UPDATE {table} SET {sets} FROM (VALUES {values}) AS v ({', '.join(columns)}) WHERE {' AND '.join(conditions)}"
-    )
+    names = ", ".join(f"c{i}" for i in range(len(own) + len(plain)))
+    return f"UPDATE {table} SET {sets} FROM (VALUES {values}) AS v ({names}) WHERE {' AND '.join(conditions)}"
 
 
 def _update_from_values(
@@ -93,21 +110,32 @@ def _update_from_values(
     rows: list[tuple[Any, ...]],
     constant: dict[str, tuple[Any, ...]],
 ) -> int:
-    """update_many on PostgreSQL: one statement for the rows (not one per row), the same fences, the same values."""
-    plain = tuple(name for name in matched if name not in constant)
+    """update_many on PostgreSQL: one statement for the rows (not one per row), the same fences, the same values.
+
+    An assigned value that every row of the statement shares is sent once, in the SET (converted
+    once; and fewer parameters keep psycopg's parsed statement cached, at most 50).
+    """
     shape = tuple((name, len(constant[name]) if name in constant else -1) for name in matched)
-    names = (*assigned, *plain)
-    types = tuple(_FIELDS[name].db_type(connection) for name in names)
-    positions = [i for i, name in enumerate((*assigned, *matched)) if name not in constant or i < len(assigned)]
+    width = len(assigned)
+    plain = [width + i for i, name in enumerate(matched) if name not in constant]
     tail = _row_params(tuple(constant), tuple(constant.values()), connection)
     changed = 0
     with connection.cursor() as cursor:
         for start in range(0, len(rows), VALUES_ROWS):
             chunk = rows[start : start + VALUES_ROWS]
-            params = [
-                value for row in chunk for value in _row_params(names, tuple(row[i] for i in positions), connection)
-            ]
-            sql = _values_sql(connection.ops.quote_name, types, assigned, shape, len(chunk))
+            first = chunk[0]
+            shared = [i for i in range(width) if all(_same(row[i], first[i]) for row in chunk[1:])]
+            if len(shared) == width and not plain:  # a VALUES row needs a column
+                shared.pop()
+            own = [i for i in range(width) if i not in shared] + plain
+            names = tuple(assigned[i] if i < width else matched[i - width] for i in own)
+            params = _row_params(tuple(assigned[i] for i in shared), tuple(first[i] for i in shared), connection)
+            for row in chunk:
+                params += _row_params(names, tuple(row[i] for i in own), connection)
+            types = tuple(_FIELDS[name].db_type(connection) for name in names)
+            sql = _values_sql(
+                connection.ops.quote_name, types, assigned, frozenset(assigned[i] for i in shared), shape, len(chunk)
+            )
             cursor.execute(sql, params + tail)
             changed += cursor.rowcount
     return changed

@@ -294,3 +294,21 @@ def test_an_update_converts_each_value_as_its_field_would(name, value, zone):
         assert comparable(row) == comparable([field.get_db_prep_save(value, wrapper)])
     finally:
         in_zone(None)
+
+
+def test_update_many_shares_only_values_that_would_be_written_alike():
+    # On PostgreSQL a value every row shares is sent once; True, 1 and 1.0 are equal in Python
+    # but not in JSON, and [1] is not [True].
+    results = [True, 1, 1.0, [1], [True], {"a": 1}, {"a": True}, 0.0, "1"]
+    for i in range(len(results)):
+        TaskRecord.objects.create(id=f"s{i}", task_name="t")
+    now = timezone.now()
+    rows = [(result, now, "same", f"s{i}") for i, result in enumerate(results)]
+    assert batched.update_many("default", ("result", "finished_at", "worker"), ("id",), rows) == len(results)
+    stored = {
+        pk: (result, finished, worker)
+        for pk, result, finished, worker in TaskRecord.objects.values_list("pk", "result", "finished_at", "worker")
+    }
+    for i, result in enumerate(results):
+        value, finished, worker = stored[f"s{i}"]
+        assert (value, type(value), finished, worker) == (result, type(result), now, "same"), i
