@@ -111,6 +111,7 @@ class Child:
                     backoff.sleep()
         finally:
             self.flush()
+            self.recording.ack_deferred()
             self.recording.recorder.flush()
 
     def _round(self, rounds: int, executed: int, backoff: Backoff) -> int:
@@ -131,6 +132,7 @@ class Child:
         """After an unexpected error: record what was executed, hand back (or set aside) the rest."""
         if not self.guard.run("recording outcomes", self.flush):
             self.pending = []
+        self.guard.run("acking recorded outcomes", self.recording.ack_deferred)
         for claim in list(self.reporter.held.values()):
             self.guard.run(f"handing back task id={claim.id!r}", partial(self._give_back, claim))
         self.reporter.done(list(self.reporter.held))
@@ -153,7 +155,7 @@ class Child:
     def _claim(self, rounds: int, limit: int, backoff: Backoff) -> list[Claim]:
         """Reserve a batch; if there is none, record the held outcomes and wait for work (or for Redis)."""
         try:
-            claims = self.broker.claim(
+            claims = self.recording.claim(  # with the last batch's acks
                 self.queues, f"{self.prefix}.{rounds}", self.lease_ms, limit=limit, deep=self.config.PREFETCH
             )
         except BrokerUnavailable as exc:
