@@ -7,6 +7,7 @@ model's own fields (get_db_prep_save), and the model signals sent as save() woul
 
 from __future__ import annotations
 
+import datetime
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,18 +61,32 @@ _PASS_THROUGH = [
 ]
 _PASSING = dict(zip(_FIELDS, _PASS_THROUGH, strict=True))
 _EMPTY_JSON: dict[tuple[str, str, type], Any] = {}
+# JSON columns without a custom encoder: get_db_prep_save hands a plain value to adapt_json_value.
+_JSON = frozenset(name for name, f in _FIELDS.items() if isinstance(f, models.JSONField) and f.encoder is None)
+_JSON_PLAIN = frozenset({list, dict, str, int, float, bool})
+_DATETIME = frozenset(name for name, f in _FIELDS.items() if type(f) is models.DateTimeField)
 
 
 def _prep(field: Any, passing: tuple[type, ...], value: Any, connection: Any) -> Any:
     """What field.get_db_prep_save(value) gives, without its cost for plain values."""
-    if value is None and field.null or type(value) in passing:
+    kind = type(value)
+    if value is None and field.null or kind in passing:
         return value
-    if not value and type(value) in (list, dict):
+    if kind is datetime.datetime and value.tzinfo is datetime.UTC and field.name in _DATETIME:
+        # The worker's times (timezone.now()): PostgreSQL's adapter takes them as they are; SQLite
+        # stores naive text in the connection's zone, so a UTC connection needs no conversion.
+        if connection.vendor == "postgresql":
+            return value
+        if connection.vendor == "sqlite" and connection.timezone is datetime.UTC:
+            return str(value.replace(tzinfo=None))
+    if not value and kind in (list, dict):
         # An empty list or dict (most JSON columns): converted once per database kind.
-        key = (connection.vendor, field.attname, type(value))
+        key = (connection.vendor, field.attname, kind)
         if key not in _EMPTY_JSON:
-            _EMPTY_JSON[key] = field.get_db_prep_save(type(value)(), connection)
+            _EMPTY_JSON[key] = field.get_db_prep_save(kind(), connection)
         return _EMPTY_JSON[key]
+    if kind in _JSON_PLAIN and field.name in _JSON:
+        return connection.ops.adapt_json_value(value, None)
     return field.get_db_prep_save(value, connection)
 
 
@@ -105,25 +120,6 @@ def update(using: str, values: dict[str, Any], **match: Any) -> int:
     sql = _update_statement(connection, assigned, matched, row)
     with connection.cursor() as cursor:
         cursor.execute(sql, _row_params((*assigned, *matched), row, connection))
-        return cursor.rowcount
-
-
-def update_many(using: str, assigned: tuple[str, ...], matched: tuple[str, ...], rows: list[tuple[Any, ...]]) -> int:
-    """Run one fenced UPDATE per row in a single executemany call; return the rows changed in all.
-
-    Each row holds the values of `assigned` then of `matched` (plain equality; a tuple value
-    in a match means IN, and every row must then give a tuple of the same length). PostgreSQL
-    (psycopg 3) sends the statements in one pipeline, SQLite runs them in one C loop.
-    """
-    if not rows:
-        return 0
-    connection = connections[using]
-    names = (*assigned, *matched)
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            _update_statement(connection, assigned, matched, rows[0]),
-            [_row_params(names, row, connection) for row in rows],
-        )
         return cursor.rowcount
 
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from django.utils import timezone
 
 from djtasks.core.states import FAILURE, PENDING, RETRY, RUNNABLE, RUNNABLE_STATES, STARTED, SUCCESS
-from djtasks.record import sql
+from djtasks.record import many, sql
 from djtasks.record.models import TaskRecord
 
 _CLAIMED = ("attempts", "worker", "worker_ids", "lease_token", "lease_expires_at", "started_at")
@@ -96,7 +96,7 @@ def claim_attempt(record: TaskRecord, *, worker: str, token: str, now: datetime,
 
 def write_claimed(db: str, records: Iterable[TaskRecord]) -> None:
     """Write the rows claim_attempt() took in one executemany; the caller holds their row locks."""
-    sql.update_many(
+    many.update_many(
         db,
         _CLAIMED,
         ("id",),
@@ -153,7 +153,7 @@ def write_successes(db: str, done: Sequence[tuple[Attempt, Ending]], now: dateti
                 RUNNABLE,
             )
         )
-    changed = sql.update_many(db, _ENDED, _FENCE, rows)
+    changed = many.update_many(db, _ENDED, _FENCE, rows)
     if changed == len(rows):
         return [True] * len(rows)
     # Some fence held (a revoke, a lost lease): the rows that now carry our token and SUCCESS are ours.

@@ -12,10 +12,10 @@ from djtasks.transport.coordination import Coordination
 from djtasks.transport.fleet import Fleet
 from djtasks.transport.legacy import Legacy
 from djtasks.transport.limits import Limits
-from djtasks.transport.queues import Claim, Queues
+from djtasks.transport.queues import Claim, Queues, Reserved
 from djtasks.transport.streams import Streams
 
-__all__ = ["Broker", "Claim", "Command", "close_broker", "get_broker"]
+__all__ = ["Broker", "Claim", "Command", "Reserved", "close_broker", "get_broker"]
 
 
 class Broker(Limits, Queues, Contents, Legacy, Coordination, Streams, Fleet):

@@ -56,14 +56,30 @@ class Queues(Publishing):
 
     @converted
     def claim(
-        self, queues: list[str], token_prefix: str, lease_ms: int, *, limit: int = 1, deep: int = 0
+        self,
+        queues: list[str],
+        token_prefix: str,
+        lease_ms: int,
+        *,
+        limit: int = 1,
+        deep: int = 0,
+        acks: list[Claim] | None = None,
+        also: Iterable[Command] = (),
     ) -> list[Claim]:
         """Reserve up to `limit` ids per queue (more than one only while the queue stays deeper than `deep`)."""
-        return self.reserve(queues, token_prefix, lease_ms, limit=limit, deep=deep).claims
+        return self.reserve(queues, token_prefix, lease_ms, limit=limit, deep=deep, acks=acks, also=also).claims
 
     @converted
     def reserve(
-        self, queues: list[str], token_prefix: str, lease_ms: int, *, limit: int = 1, deep: int = 0
+        self,
+        queues: list[str],
+        token_prefix: str,
+        lease_ms: int,
+        *,
+        limit: int = 1,
+        deep: int = 0,
+        acks: list[Claim] | None = None,
+        also: Iterable[Command] = (),
     ) -> Reserved:
         """Claim, and say whether the queues were left with nothing ready (Reserved.idle_s).
 
@@ -72,21 +88,40 @@ class Queues(Publishing):
         work gives it, so a slow task never holds a later queue's task behind it. Taking a batch,
         every queue is asked in one pipeline (one round trip) and the batch holds the first
         queue's ids first: preferred in the order given, and no queue starved by another.
+        `acks` (claims whose outcomes are recorded, their readers woken as ack_many does) and
+        `also` (plain commands) go in the first round trip, before the claims.
         """
+        if not queues:
+            if acks:
+                self.ack_many(acks, also=also)
+            return Reserved([], None)
         if limit > 1:
-            return self._claim_calls(queues, token_prefix, lease_ms, limit, deep)
+            return self._claim_calls(queues, token_prefix, lease_ms, limit, deep, acks=acks, also=also)
         idle: float | None = math.inf
         for index, queue in enumerate(queues):
-            reserved = self._claim_calls([queue], token_prefix, lease_ms, 1, deep, first=index)
+            reserved = self._claim_calls([queue], token_prefix, lease_ms, 1, deep, first=index, acks=acks, also=also)
+            acks, also = None, ()
             idle = None if idle is None or reserved.idle_s is None else min(idle, reserved.idle_s)
             if reserved.claims:  # the queues after this one were not asked
                 return Reserved(reserved.claims, idle if index == len(queues) - 1 else None)
         return Reserved([], idle)
 
     def _claim_calls(
-        self, queues: list[str], prefix: str, lease_ms: int, limit: int, deep: int, first: int = 0
+        self,
+        queues: list[str],
+        prefix: str,
+        lease_ms: int,
+        limit: int,
+        deep: int,
+        first: int = 0,
+        acks: list[Claim] | None = None,
+        also: Iterable[Command] = (),
     ) -> Reserved:
         pipe = Batch(self.client)
+        self._ack_calls(pipe, acks or [], notify=True)
+        for command in also:
+            pipe.command(command)
+        ahead = len(pipe.entries)
         for index, queue in enumerate(queues, start=first):
             # "paused": the queue's pause flag (transport/fleet.py), which the script honours.
             keys = self._keys(
@@ -97,7 +132,9 @@ class Queues(Publishing):
             pipe.script(self.scripts.claim, keys, [lease_ms, token, PROMOTE_LIMIT, limit, deep])
         claims = []
         idle: float | None = math.inf
-        for queue, (taken, orphans, recounted, idle_ms) in zip(queues, pipe.execute(), strict=True):
+        replies = pipe.execute(strict=False)
+        self.refused(pipe.entries[:ahead], replies[:ahead])
+        for queue, (taken, orphans, recounted, idle_ms) in zip(queues, replies[ahead:], strict=True):
             for i in range(0, len(orphans), 2):
                 reason = "no message is stored for this id (acked already, or written by hand); dropped"
                 kind = "ready" if int(orphans[i]) == 5 else "scheduled"
@@ -134,17 +171,8 @@ class Queues(Publishing):
 
         `also` adds plain commands (events, counters: argv tuples) to the same round trip.
         """
-        by_queue: dict[str, list[int]] = defaultdict(list)
-        for index, claim in enumerate(claims):
-            by_queue[claim.queue].append(index)
         pipe = Batch(self.client)
-        for queue, indexes in by_queue.items():
-            argv: list[Any] = [len(indexes)]
-            for index in indexes:
-                claim = claims[index]
-                channel = self.done_channel(claim.id) if notify and not claim.defect else ""
-                argv += [claim.wire_id, claim.token, channel]
-            pipe.script(self.scripts.ack, self._keys(queue, "inflight", "messages", "owners", "deliveries"), argv)
+        by_queue = self._ack_calls(pipe, claims, notify=notify)
         for command in also:
             pipe.command(command)
         owned = [False] * len(claims)
@@ -154,6 +182,20 @@ class Queues(Publishing):
             for index, flag in zip(indexes, flags, strict=True):
                 owned[index] = bool(flag)
         return owned
+
+    def _ack_calls(self, pipe: Batch, claims: list[Claim], *, notify: bool) -> dict[str, list[int]]:
+        """Add the ack script calls of these claims to a pipeline, one per queue; return each queue's claim indexes."""
+        by_queue: dict[str, list[int]] = defaultdict(list)
+        for index, claim in enumerate(claims):
+            by_queue[claim.queue].append(index)
+        for queue, indexes in by_queue.items():
+            argv: list[Any] = [len(indexes)]
+            for index in indexes:
+                claim = claims[index]
+                channel = self.done_channel(claim.id) if notify and not claim.defect else ""
+                argv += [claim.wire_id, claim.token, channel]
+            pipe.script(self.scripts.ack, self._keys(queue, "inflight", "messages", "owners", "deliveries"), argv)
+        return by_queue
 
     @converted
     def release(self, claim: Claim, *, priority: int, delay_ms: int = 0, forgive: bool = False) -> bool:

@@ -1,10 +1,10 @@
 """A worker child process: reserve messages, run them, record outcomes, repeat.
 
-A child claims a batch (a single message unless the queue is deep) and starts it in one
-transaction. Outcomes of fast tasks are held briefly and written in the transaction that starts
-the next batch, so a busy child pays about one commit per batch; they are flushed on their own
-when the queue was too shallow to fill a batch, after FLUSH_AFTER, or when tasks are slow. Until
-an outcome is committed and acked the parent keeps extending its lease.
+A child claims a batch (one message unless the queue is deep) and starts it in one transaction,
+which also writes the outcomes held from the batch before (acked with the next claim), so a busy
+child pays about one commit and one round trip per batch; outcomes are recorded on their own when
+the queue was shallow, after FLUSH_AFTER, or when tasks are slow. Until an outcome is committed
+and acked the parent keeps extending its lease.
 """
 
 from __future__ import annotations
@@ -111,6 +111,7 @@ class Child:
                     backoff.sleep()
         finally:
             self.flush()
+            self.recording.ack_deferred()
             self.recording.recorder.flush()
 
     def _round(self, rounds: int, executed: int, backoff: Backoff) -> int:
@@ -135,6 +136,7 @@ class Child:
         """After an unexpected error: record what was executed, hand back (or set aside) the rest."""
         if not self.guard.run("recording outcomes", self.flush):
             self.pending = []
+        self.guard.run("acking recorded outcomes", self.recording.ack_deferred)
         for claim in list(self.reporter.held.values()):
             self.guard.run(f"handing back task id={claim.id!r}", partial(self._give_back, claim))
         self.reporter.done(list(self.reporter.held))
@@ -142,10 +144,8 @@ class Child:
     def _give_back(self, claim: Claim) -> None:
         """Hand back a claim held when a round failed; counted, so one that always fails is set aside."""
         if claim.deliveries < self.config.MAX_DELIVERIES:
-            hand_back(self.recording.db, self.broker, claim, forgive=False)
-            return
-        reason = f"an unexpected error in the worker on each of its {claim.deliveries} deliveries (see its log)"
-        self.starter.set_aside(claim, reason)
+            return hand_back(self.recording.db, self.broker, claim, forgive=False)
+        self.starter.set_aside(claim, f"an unexpected error in the worker on each of its {claim.deliveries} deliveries")
 
     def _batch_size(self, executed: int) -> int:
         # Prefetch only while tasks are fast: a slow task must not hold others behind it.
@@ -157,7 +157,7 @@ class Child:
     def _claim(self, rounds: int, limit: int, backoff: Backoff) -> tuple[list[Claim], float | None]:
         """Reserve a batch (and whether it left nothing ready); if none, record what is held and wait."""
         try:
-            reserved = self.broker.reserve(
+            reserved = self.recording.claim(  # with the last batch's acks
                 self.queues, f"{self.prefix}.{rounds}", self.lease_ms, limit=limit, deep=self.config.PREFETCH
             )
         except BrokerUnavailable as exc:
@@ -172,6 +172,7 @@ class Child:
 
     def _wait(self, seconds: float, backoff: Backoff) -> None:
         """Wait for a wake-up token, at most `seconds` (the first scheduled id's due time) and WAIT_SECONDS."""
+        self.recording.ack_deferred()  # the readers of outcomes written with a start wait for these
         self.recording.recorder.flush()  # e.g. retry events, whose claims are released, not acked
         try:
             self.broker.wait_for_work(self.queues, min(seconds, WAIT_SECONDS))

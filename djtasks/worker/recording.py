@@ -25,13 +25,13 @@ from djtasks.core.conf import Settings, get_settings
 from djtasks.core.exceptions import BrokerUnavailable, MessageRejected
 from djtasks.core.message import Message
 from djtasks.core.states import FAILURE, READY_STATES, RETRY, RUNNABLE_STATES, SUCCESS
-from djtasks.record import sql, transitions
-from djtasks.record.models import DeadLetter, TaskRecord
+from djtasks.record import transitions
+from djtasks.record.models import TaskRecord
 from djtasks.record.refusals import REFUSALS
-from djtasks.transport.broker import Broker, Claim
+from djtasks.transport.broker import Broker, Claim, Reserved
 from djtasks.transport.telemetry import Recorder
 from djtasks.worker import signalling, tasklog, workflow
-from djtasks.worker.outcome import REFUSED_TYPE, Outcome, Started, refused, safe_str, storable
+from djtasks.worker.outcome import Outcome, Started, refused
 from djtasks.worker.telemetry import TaskRecorder
 
 logger = logging.getLogger("djtasks")
@@ -51,6 +51,8 @@ class Recording:
         self.recorder = TaskRecorder(broker, config, worker_id)
         # Called with the attempts after() settled (worker/caps.py gives back their concurrency slots).
         self.settled: list[Callable[[Done], None]] = []
+        # Claims whose outcomes are committed, acked with the next claim or ack (after(defer=True)).
+        self.unacked: list[Claim] = []
 
     def finish(self, done: Done) -> None:
         """Record outcomes in one transaction, each fenced by its attempt's token; then ack."""
@@ -123,8 +125,13 @@ class Recording:
                 logger.error("Task id=%s: the database refused its FAILURE too (%s)", started.claim.id, exc)
         return False
 
-    def after(self, done: Done, written: list[bool]) -> None:
-        """After the commit: log, ack, wake waiting readers, send task_finished and Celery's signals."""
+    def after(self, done: Done, written: list[bool], *, defer: bool = False) -> None:
+        """After the commit: log, ack, wake waiting readers, send task_finished and Celery's signals.
+
+        defer: the acks (and the wake-ups and events riding with them) go with this child's next
+        claim (claim()); till then the ids stay reserved: if the child dies, they are redelivered
+        when their lease lapses and dropped as finished (start() reads the row), never run again.
+        """
         if not done:
             return
         self._report(done, written)
@@ -141,7 +148,7 @@ class Recording:
             delay_ms = max(int(((outcome.eta or timezone.now()) - timezone.now()).total_seconds() * 1000), 1)
             self.release(started.claim, started.record.priority, delay_ms=delay_ms, forgive=True)
         self._move(moved)
-        self.settle([started.claim for started, _ in done if id(started) not in released])
+        self.settle([started.claim for started, _ in done if id(started) not in released], defer=defer)
         for hook in self.settled:
             hook(done)
         for (started, outcome), ok in zip(done, written, strict=True):
@@ -159,34 +166,6 @@ class Recording:
                     "Task id=%s lost its lease before finishing; this attempt's result is discarded",
                     started.claim.id,
                 )
-
-    def refuse_start(self, claim: Claim, exc: BaseException) -> None:
-        """Fail and set aside a claim whose start the database refused for its data (its id, its row): it never runs."""
-        reason = storable(f"the database refused to start this task: {type(exc).__qualname__}: {safe_str(exc)}")[:4096]
-        name = ""
-        try:
-            with transaction.atomic(using=self.db):
-                record = sql.read_rows(self.db, [claim.id], lock=True).get(claim.id)  # refused too if the id is
-                if record is not None:
-                    name = record.task_name
-                    if transitions.fail_unstarted(self.db, record, REFUSED_TYPE, reason, timezone.now()):
-                        workflow.after_final(self.db, record, FAILURE, None, (REFUSED_TYPE, reason, ""))
-        except REFUSALS as again:
-            logger.warning("Task id=%r: its row cannot be failed either (%s)", claim.id, again)
-        raw = claim.envelope.decode("utf-8", "backslashreplace")
-        letter = DeadLetter(
-            task_id=storable(claim.id)[:255],
-            task_name=storable(name)[:255],
-            queue=storable(claim.queue)[:100],
-            reason=reason,
-            raw=storable(raw)[:65536],
-        )
-        try:
-            letter.save(using=self.db, force_insert=True)
-            logger.error("Message id=%r dead-lettered: %s", claim.id, reason)
-        except REFUSALS as again:  # acked all the same: handing it back would only be refused again
-            logger.error("Message id=%r dropped: %s; its dead letter was refused too (%s)", claim.id, reason, again)
-        self.settle([claim])
 
     def drop_revoked(self, started: Started) -> None:
         """Settle a reserved claim whose row was revoked before it began: write nothing, ack."""
@@ -211,14 +190,38 @@ class Recording:
                 time.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, 5.0)
 
-    def settle(self, claims: list[Claim], *, notify: bool = True) -> None:
-        """Ack claims. If Redis is unreachable their leases lapse and redeliveries are dropped."""
+    def settle(self, claims: list[Claim], *, notify: bool = True, defer: bool = False) -> None:
+        """Ack claims (and the deferred ones; defer: keep them for the next claim or ack_deferred()).
+
+        If Redis is unreachable their leases lapse and redeliveries are dropped."""
+        if defer:
+            self.unacked += claims
+            return
         if not claims:
             return
+        if notify and self.unacked:
+            claims, self.unacked = [*self.unacked, *claims], []
         try:
             self.broker.ack_many(claims, notify=notify, also=self.recorder.drain())
         except BrokerUnavailable as exc:
             logger.warning("Ack of %d task(s) failed (%s); redeliveries will be dropped", len(claims), exc)
+
+    def ack_deferred(self) -> None:
+        """Send the deferred acks now (the child stops, or recovers from an error)."""
+        acks, self.unacked = self.unacked, []
+        self.settle(acks)
+
+    def claim(self, queues: list[str], prefix: str, lease_ms: int, *, limit: int, deep: int) -> Reserved:
+        """Reserve a batch (broker.reserve), sending the deferred acks and their events in the same round trip."""
+        acks, self.unacked = self.unacked, []
+        try:
+            return self.broker.reserve(
+                queues, prefix, lease_ms, limit=limit, deep=deep, acks=acks, also=self.recorder.drain() if acks else ()
+            )
+        except BrokerUnavailable as exc:
+            if acks:
+                logger.warning("Ack of %d task(s) failed (%s); redeliveries will be dropped", len(acks), exc)
+            raise
 
     def _move(self, moved: Done) -> None:
         """Send replaced rows whose call goes to another queue there: acked here, published there.

@@ -28,7 +28,7 @@ from djtasks.transport.broker import Claim
 from djtasks.transport.decode import escaped
 from djtasks.worker import signalling, tasklog, workflow
 from djtasks.worker.caps import Caps
-from djtasks.worker.outcome import Outcome, Started, db_lease, storable
+from djtasks.worker.outcome import REFUSED_TYPE, Outcome, Started, db_lease, safe_str, storable
 from djtasks.worker.ratelimit import Limiter
 from djtasks.worker.recording import Recording
 from djtasks.worker.verdicts import Drop, Expire, Parked, Run, SetAside, Verdict, Wait
@@ -81,7 +81,7 @@ class Starter:
                 "The database refused to start %d tasks (%s); starting them one by one", len(claims), refusal
             )
             return [started for claim in claims for started in self.start([claim])]
-        self.recording.refuse_start(claims[0], refusal)
+        self.refuse_start(claims[0], refusal)
         return []
 
     def _start(self, claims: list[Claim], finished: list[tuple[Started, Outcome]]) -> list[Started]:
@@ -104,11 +104,41 @@ class Starter:
         recording.recorder.received(batch.started)
         tasklog.received(batch.started)
         signalling.received(batch.started, self.worker_id)
-        recording.after(finished, written)
+        recording.after(finished, written, defer=True)  # acked with the next claim (child.py)
         recording.settle(batch.drops, notify=False)
         recording.settle([claim for claim, _ in batch.letters])
         recording.settle(batch.expired)
         return batch.started
+
+    def refuse_start(self, claim: Claim, exc: BaseException) -> None:
+        """Fail and set aside a claim whose start the database refused for its data (its id, its row): it never runs."""
+        reason = storable(f"the database refused to start this task: {type(exc).__qualname__}: {safe_str(exc)}")[:4096]
+        name = ""
+        try:
+            with transaction.atomic(using=self.recording.db):
+                record = sql.read_rows(self.recording.db, [claim.id], lock=True).get(
+                    claim.id
+                )  # refused too if the id is
+                if record is not None:
+                    name = record.task_name
+                    if transitions.fail_unstarted(self.recording.db, record, REFUSED_TYPE, reason, timezone.now()):
+                        workflow.after_final(self.recording.db, record, FAILURE, None, (REFUSED_TYPE, reason, ""))
+        except REFUSALS as again:
+            logger.warning("Task id=%r: its row cannot be failed either (%s)", claim.id, again)
+        raw = claim.envelope.decode("utf-8", "backslashreplace")
+        letter = DeadLetter(
+            task_id=storable(claim.id)[:255],
+            task_name=storable(name)[:255],
+            queue=storable(claim.queue)[:100],
+            reason=reason,
+            raw=storable(raw)[:65536],
+        )
+        try:
+            letter.save(using=self.recording.db, force_insert=True)
+            logger.error("Message id=%r dead-lettered: %s", claim.id, reason)
+        except REFUSALS as again:  # acked all the same: handing it back would only be refused again
+            logger.error("Message id=%r dropped: %s; its dead letter was refused too (%s)", claim.id, reason, again)
+        self.recording.settle([claim])
 
     def set_aside(self, claim: Claim, reason: str) -> None:
         """Set one claim aside outside a batch: fail its row (if it has one), dead-letter it, ack it."""

@@ -1,10 +1,11 @@
 """The hot-path statements write and read exactly what the ORM would."""
 
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from datetime import timezone as fixed_zone
 
 import pytest
 from django.db import connection, connections, transaction
+from django.db.models import DateTimeField
 from django.db.models.signals import post_init, pre_init
 from django.utils import timezone
 from hypothesis import given, settings
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from djtasks.core.states import State
 from djtasks.models import TaskRecord
+from djtasks.record import many as batched
 from djtasks.record import rows, sql
 from djtasks.states import RUNNABLE
 
@@ -204,7 +206,7 @@ def test_update_many_counts_only_the_rows_whose_fence_held():
         TaskRecord.objects.create(id=pk, task_name="t", lease_token=f"tok-{pk}")
     TaskRecord.objects.filter(pk="u3").update(state="REVOKED")
     rows = [("SUCCESS", pk, token, RUNNABLE) for pk, token in (("u1", "tok-u1"), ("u2", "stale"), ("u3", "tok-u3"))]
-    changed = sql.update_many("default", ("state",), ("id", "lease_token", "state"), rows)
+    changed = batched.update_many("default", ("state",), ("id", "lease_token", "state"), rows)
     assert changed == 1
     assert dict(TaskRecord.objects.values_list("pk", "state")) == {"u1": "SUCCESS", "u2": "PENDING", "u3": "REVOKED"}
 
@@ -225,7 +227,121 @@ def test_update_and_update_many_store_what_the_orm_update_stores():
         TaskRecord.objects.create(id=pk, task_name="t")
     TaskRecord.objects.filter(pk="orm").update(**values)
     assert sql.update("default", values, id="one") == 1
-    assert sql.update_many("default", tuple(values), ("id",), [(*values.values(), "many")]) == 1
+    assert batched.update_many("default", tuple(values), ("id",), [(*values.values(), "many")]) == 1
     orm, one, many = (TaskRecord.objects.get(pk=pk) for pk in ("orm", "one", "many"))
     for name in values:
         assert getattr(one, name) == getattr(orm, name) == getattr(many, name), name
+
+
+# What the worker's batched writes assign (record/transitions.py), generated: each row's values differ.
+# Text without NUL and numbers without infinities, which PostgreSQL cannot hold (the ORM's write fails too).
+storable_text = st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=6)
+storable_scalars = (
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats(allow_nan=False, allow_infinity=False)
+)
+storable_json = st.recursive(
+    storable_scalars | storable_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(storable_text, inner, max_size=3),
+    max_leaves=6,
+)
+ended_values = st.fixed_dictionaries(
+    {
+        "state": st.sampled_from(list(State)),
+        "result": storable_json,
+        "started_at": st.none() | times,
+        "finished_at": st.none() | times,
+        "lease_expires_at": st.none() | times,
+        "exception_type": storable_text,
+        "exception_message": storable_text,
+        "traceback": storable_text,
+        "attempts": st.integers(0, 2**31 - 1),
+        "worker_ids": st.lists(storable_text, max_size=3),
+        "priority": st.integers(-100, 100),
+        "ignore_result": st.booleans(),
+    }
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(ended_values, min_size=2, max_size=12), st.data())
+def test_update_many_of_many_rows_stores_what_one_orm_update_per_row_stores(batch, data):
+    # On PostgreSQL the rows go in one UPDATE ... FROM (VALUES ...): each row's own values, typed
+    # as its columns even when every row holds NULL (or the same value) in one of them, and each
+    # fenced by its own token, beside a constant IN list; elsewhere one executemany.
+    TaskRecord.objects.all().delete()
+    names = tuple(batch[0])
+    fenced = data.draw(st.lists(st.booleans(), min_size=len(batch), max_size=len(batch)))
+    for i in range(len(batch)):
+        TaskRecord.objects.create(id=f"orm{i}", task_name="t", lease_token=f"tok{i}")
+        TaskRecord.objects.create(id=f"many{i}", task_name="t", lease_token=f"tok{i}")
+    rows = [
+        (*(values[name] for name in names), f"many{i}", f"tok{i}" if holds else "stale", RUNNABLE)
+        for i, (values, holds) in enumerate(zip(batch, fenced, strict=True))
+    ]
+    changed = batched.update_many("default", names, ("id", "lease_token", "state"), rows)
+    assert changed == sum(fenced)
+    for i, (values, holds) in enumerate(zip(batch, fenced, strict=True)):
+        orm, many = TaskRecord.objects.get(pk=f"orm{i}"), TaskRecord.objects.get(pk=f"many{i}")
+        if holds:
+            TaskRecord.objects.filter(pk=f"orm{i}").update(**values)
+            orm.refresh_from_db()
+        for field in TaskRecord._meta.concrete_fields:
+            if field.name not in ("id", "enqueued_at"):  # created apart, each row at its own time
+                assert getattr(many, field.attname) == getattr(orm, field.attname), (i, field.name)
+
+
+def test_update_many_with_different_in_lists_per_row_fences_each_row_by_its_own():
+    for pk in ("d1", "d2"):
+        TaskRecord.objects.create(id=pk, task_name="t", state="STARTED")
+    rows = [("SUCCESS", "d1", ("PENDING",)), ("SUCCESS", "d2", ("STARTED",))]
+    assert batched.update_many("default", ("state",), ("id", "state"), rows) == 1
+    assert dict(TaskRecord.objects.values_list("pk", "state")) == {"d1": "STARTED", "d2": "SUCCESS"}
+
+
+def test_update_many_writes_a_batch_larger_than_one_statement_holds(monkeypatch):
+    monkeypatch.setattr(batched, "VALUES_ROWS", 3)
+    for i in range(7):
+        TaskRecord.objects.create(id=f"b{i}", task_name="t")
+    rows = [(i, f"w{i}", f"b{i}") for i in range(7)]
+    assert batched.update_many("default", ("attempts", "worker"), ("id",), rows) == 7
+    assert sorted(TaskRecord.objects.values_list("attempts", "worker")) == [(i, f"w{i}") for i in range(7)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.sampled_from(["result", "worker_ids", "errors", "started_at", "finished_at", "lease_expires_at", "eta"]),
+    st.one_of(storable_json, times, st.lists(storable_text, max_size=3)),
+    st.sampled_from([None, "Asia/Tokyo"]),
+)
+def test_an_update_converts_each_value_as_its_field_would(name, value, zone):
+    # The fast paths (UTC times, plain JSON values) against get_db_prep_save, in the database's
+    # default zone (UTC) and in another one (where SQLite's text must be converted).
+    field = TaskRecord._meta.get_field(name)
+    if isinstance(field, DateTimeField) != isinstance(value, datetime):
+        return  # a value its field would refuse: not what the worker writes
+    in_zone(zone)
+    try:
+        wrapper = connections["default"]
+        wrapper.ensure_connection()
+        row = sql._row_params((name,), (value,), wrapper)
+        assert comparable(row) == comparable([field.get_db_prep_save(value, wrapper)])
+    finally:
+        in_zone(None)
+
+
+def test_update_many_shares_only_values_that_would_be_written_alike():
+    # On PostgreSQL a value every row shares is sent once; True, 1 and 1.0 are equal in Python
+    # but not in JSON, and [1] is not [True].
+    results = [True, 1, 1.0, [1], [True], {"a": 1}, {"a": True}, 0.0, "1"]
+    for i in range(len(results)):
+        TaskRecord.objects.create(id=f"s{i}", task_name="t")
+    now = timezone.now()
+    rows = [(result, now, "same", f"s{i}") for i, result in enumerate(results)]
+    assert batched.update_many("default", ("result", "finished_at", "worker"), ("id",), rows) == len(results)
+    stored = {
+        pk: (result, finished, worker)
+        for pk, result, finished, worker in TaskRecord.objects.values_list("pk", "result", "finished_at", "worker")
+    }
+    for i, result in enumerate(results):
+        value, finished, worker = stored[f"s{i}"]
+        assert (value, type(value), finished, worker) == (result, type(result), now, "same"), i

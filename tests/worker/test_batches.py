@@ -42,9 +42,38 @@ def test_four_claims_start_in_one_read_and_one_executemany_and_succeed_in_one_ex
     with CaptureQueriesContext(connection) as finish:
         recording.finish(done)
 
-    assert statements(start) == ["BEGIN", "SELECT", "4 times: UPDATE", "COMMIT"]
-    assert statements(finish) == ["BEGIN", "4 times: UPDATE", "COMMIT"]
+    # PostgreSQL: one UPDATE ... FROM (VALUES ...) for the batch; SQLite: one executemany.
+    update = "UPDATE" if connection.vendor == "postgresql" else "4 times: UPDATE"
+    assert statements(start) == ["BEGIN", "SELECT", update, "COMMIT"]
+    assert statements(finish) == ["BEGIN", update, "COMMIT"]
     assert sorted(TaskRecord.objects.values_list("state", "result", "attempts")) == [
         ("SUCCESS", 2 * i, 1) for i in range(4)
     ]
     assert broker.queue_stats()["default"]["reserved"] == 0
+
+
+def reads(broker) -> int:
+    return int(broker.client.info("stats")["total_reads_processed"])
+
+
+def test_outcomes_written_with_the_next_start_are_acked_with_the_claim_after_it():
+    config, broker = get_settings(), get_broker()
+    recording = Recording(broker, config, "w.1")
+    starter = Starter(recording, config, "w.1")
+    runner = Runner(recording, "w.1", soft_time_limit=None, time_limit=None)
+    ids = [add.enqueue(i, i).id for i in range(9)]
+    first = recording.claim(["default"], "one", 30000, limit=4, deep=0).claims
+    done = [(item, runner.execute(item)) for item in starter.start(first)]
+    second = recording.claim(["default"], "two", 30000, limit=4, deep=0).claims
+
+    starter.start(second, done)  # the first batch's outcomes commit with the second's start...
+    assert TaskRecord.objects.filter(pk__in=[c.id for c in first], state="SUCCESS").count() == 4
+    assert broker.queue_stats()["default"]["reserved"] == 8  # ...and their ack waits for the next claim
+    before = reads(broker)
+    third = recording.claim(["default"], "three", 30000, limit=4, deep=0).claims
+    assert reads(broker) - before == 2  # the claim with the acks in it, and this INFO
+    assert broker.queue_stats()["default"]["reserved"] == 4 + len(third)
+    assert sorted(c.id for c in [*first, *second, *third]) == sorted(ids[:9][: 8 + len(third)])
+    before = reads(broker)
+    recording.ack_deferred()  # nothing is deferred now: no round trip
+    assert reads(broker) - before == 1  # this INFO

@@ -1,15 +1,19 @@
 """The parent/child messages keep their JSON shape and survive the pipe unchanged."""
 
 import json
+import time
+from multiprocessing import Pipe
 
 import pytest
 
 from djtasks.transport.broker import Claim
 from djtasks.worker.protocol import (
     Consume,
+    Events,
     Executing,
     Holding,
     Released,
+    Reporter,
     Skip,
     decode_claim,
     decode_order,
@@ -73,3 +77,19 @@ def test_a_report_that_is_not_one_reads_as_none(raw):
 @pytest.mark.parametrize("raw", [b"", b"{}", b"[1]", b'{"skip": "t"}', b'{"queues": [1]}', b'{"other": 1}'])
 def test_an_order_that_is_not_one_reads_as_none(raw):
     assert decode_order(raw) is None
+
+
+def test_the_child_reads_every_order_waiting_in_its_pipe_and_sees_its_parent_hang_up():
+    parent, child = Pipe()
+    reporter = Reporter(child)
+    began = time.monotonic()
+    assert reporter.orders() == set() and not reporter.parent_gone  # nothing waiting: no wait either
+    assert time.monotonic() - began < 0.5
+    for order in (Skip(("a",)), Consume(("q1", "q2")), Skip(("b", "c")), Events(False)):
+        parent.send_bytes(order.encode())
+    assert reporter.orders() == {"a", "b", "c"}
+    assert (reporter.queues, reporter.events) == (["q1", "q2"], False)
+    assert reporter.orders() == set()  # read once
+    parent.send_bytes(Skip(("d",)).encode())
+    parent.close()
+    assert reporter.orders() == {"d"} and reporter.parent_gone  # what came before the hang-up, then EOF

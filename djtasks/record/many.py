@@ -1,0 +1,141 @@
+"""Fenced UPDATEs of many task rows in one call: a batch's starts, a batch's outcomes (record/transitions.py).
+
+On PostgreSQL the rows go in one UPDATE ... FROM (VALUES ...) per batch, one statement and one
+round trip where an executemany sends one statement per row; elsewhere (SQLite runs
+executemany in one C loop) one executemany. The values are converted by the model's fields, as
+record/sql.py converts them.
+"""
+
+from __future__ import annotations
+
+import datetime
+from functools import lru_cache
+from typing import Any
+
+from django.db import connections
+
+from djtasks.record.models import TaskRecord
+from djtasks.record.sql import _FIELDS, _row_params, _update_statement
+
+
+def update_many(using: str, assigned: tuple[str, ...], matched: tuple[str, ...], rows: list[tuple[Any, ...]]) -> int:
+    """UPDATE each row's values, fenced by its own matches; return the rows changed in all.
+
+    Each row holds the values of `assigned` then of `matched` (plain equality; a tuple value
+    in a match means IN, and every row must then give a tuple of the same length). PostgreSQL:
+    one UPDATE ... FROM (VALUES ...) when the IN lists are the same in every row (else one
+    statement per row, in psycopg's pipeline); SQLite: one executemany, in one C loop.
+    """
+    if not rows:
+        return 0
+    connection = connections[using]
+    names = (*assigned, *matched)
+    if connection.vendor == "postgresql" and len(rows) > 1:
+        constant = _constant_matches(assigned, matched, rows)
+        if constant is not None:
+            return _update_from_values(connection, assigned, matched, rows, constant)
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            _update_statement(connection, assigned, matched, rows[0]),
+            [_row_params(names, row, connection) for row in rows],
+        )
+        return cursor.rowcount
+
+
+# PostgreSQL: one UPDATE ... FROM (VALUES ...) for this many rows at most (11 values a row: far below 65,535).
+VALUES_ROWS = 500
+
+
+def _constant_matches(
+    assigned: tuple[str, ...], matched: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> dict[str, tuple[Any, ...]] | None:
+    """The matches given as a tuple (IN), if every row gives the same one; None if some differ."""
+    first = rows[0]
+    constant = {
+        name: value for name, value in zip(matched, first[len(assigned) :], strict=True) if isinstance(value, tuple)
+    }
+    offset = len(assigned)
+    for row in rows:
+        for index, name in enumerate(matched):
+            if name in constant and row[offset + index] != constant[name]:
+                return None
+    return constant
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two values would be written alike: equal, of the same types (True is not 1), floats apart."""
+    if type(a) is not type(b) or isinstance(a, float):
+        return a is b
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a.items(), b.items(), strict=True))
+    if isinstance(a, datetime.datetime):
+        return a.tzinfo is b.tzinfo and a == b
+    return bool(a == b)
+
+
+@lru_cache(maxsize=32)
+def _values_sql(
+    quote: Any,
+    types: tuple[str, ...],
+    assigned: tuple[str, ...],
+    shared: frozenset[str],
+    matched: tuple[tuple[str, int], ...],
+    rows: int,
+) -> str:
+    """UPDATE the table FROM (VALUES ...): shared values once, then each row's own and its plain matches; IN once."""
+    table = quote(TaskRecord._meta.db_table)
+    own = [name for name in assigned if name not in shared]
+    plain = [name for name, count in matched if count < 0]
+    columns = {name: f"v.c{i}" for i, name in enumerate(own)}
+    # The first row's casts give each column its type (a column of NULLs would be text otherwise).
+    first = "(" + ", ".join(f"%s::{kind}" for kind in types) + ")"
+    values = ", ".join([first] + ["(" + ", ".join(["%s"] * len(types)) + ")"] * (rows - 1))
+    sets = ", ".join(f"{quote(_FIELDS[name].column)} = {columns.get(name, '%s')}" for name in assigned)
+    conditions = [f"{table}.{quote(_FIELDS[name].column)} = v.c{len(own) + i}" for i, name in enumerate(plain)]
+    conditions += [
+        f"{table}.{quote(_FIELDS[name].column)} IN ({', '.join(['%s'] * count)})"
+        for name, count in matched
+        if count >= 0
+    ]
+    names = ", ".join(f"c{i}" for i in range(len(own) + len(plain)))
+    return f"UPDATE {table} SET {sets} FROM (VALUES {values}) AS v ({names}) WHERE {' AND '.join(conditions)}"
+
+
+def _update_from_values(
+    connection: Any,
+    assigned: tuple[str, ...],
+    matched: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+    constant: dict[str, tuple[Any, ...]],
+) -> int:
+    """update_many on PostgreSQL: one statement for the rows (not one per row), the same fences, the same values.
+
+    An assigned value that every row of the statement shares is sent once, in the SET (converted
+    once; and fewer parameters keep psycopg's parsed statement cached, at most 50).
+    """
+    shape = tuple((name, len(constant[name]) if name in constant else -1) for name in matched)
+    width = len(assigned)
+    plain = [width + i for i, name in enumerate(matched) if name not in constant]
+    tail = _row_params(tuple(constant), tuple(constant.values()), connection)
+    changed = 0
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), VALUES_ROWS):
+            chunk = rows[start : start + VALUES_ROWS]
+            first = chunk[0]
+            shared = [i for i in range(width) if all(_same(row[i], first[i]) for row in chunk[1:])]
+            if len(shared) == width and not plain:  # a VALUES row needs a column
+                shared.pop()
+            own = [i for i in range(width) if i not in shared] + plain
+            names = tuple(assigned[i] if i < width else matched[i - width] for i in own)
+            params = _row_params(tuple(assigned[i] for i in shared), tuple(first[i] for i in shared), connection)
+            for row in chunk:
+                params += _row_params(names, tuple(row[i] for i in own), connection)
+            types = tuple(_FIELDS[name].db_type(connection) for name in names)
+            sql = _values_sql(
+                connection.ops.quote_name, types, assigned, frozenset(assigned[i] for i in shared), shape, len(chunk)
+            )
+            cursor.execute(sql, params + tail)
+            changed += cursor.rowcount
+    return changed

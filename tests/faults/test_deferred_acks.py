@@ -1,0 +1,71 @@
+"""A child killed while outcomes it recorded wait for their ack: those tasks never run again.
+
+A deep queue's batch outcomes commit with the next batch's start and are acked with the claim
+after it (worker/recording.py, after(defer=True)), so for the time a batch runs their ids stay
+reserved in Redis although their rows are final. A SIGKILL in that window leaves them reserved
+until their lease lapses; the reaper then requeues them and a worker drops them as finished.
+"""
+
+import os
+import signal
+import time
+
+import pytest
+from django.db import transaction
+
+from djtasks.models import TaskRecord
+from djtasks.transport.broker import get_broker
+from tests.support.ledger import check, read, wait_all_done
+from tests.support.waiting import wait_for
+from tests.testapp.tasks import work
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def finished_but_reserved(ids: list[str]) -> set[str]:
+    """The ids whose rows are SUCCESS while Redis still holds their reservation."""
+    broker = get_broker()
+    reserved = {raw.decode() for raw in broker.client.zrange(broker.queue_key("default", "inflight"), 0, -1)}
+    return set(TaskRecord.objects.filter(pk__in=reserved & set(ids), state="SUCCESS").values_list("pk", flat=True))
+
+
+@pytest.mark.timeout(300)
+def test_sigkill_of_a_child_whose_recorded_outcomes_wait_for_their_ack(worker, ledger, fault_report):
+    keys = [f"k{i}" for i in range(400)]
+    with transaction.atomic():
+        ids = [work.apply_async((key, 0.0)).id for key in keys]
+    proc = worker("-c", "1")
+    # Kill the draining child until a kill falls in the window (the whole of a batch's run).
+    held: set[str] = set()
+    kills: list[float] = []
+    for threshold in (60, 120, 180, 240, 300):
+        assert wait_for(lambda n=threshold: sum(1 for e in read(ledger) if e.kind == "end") >= n, timeout=60)
+        children = proc.children()
+        if not children:
+            continue
+        os.kill(children[0], signal.SIGKILL)
+        kills.append(time.time())
+        time.sleep(0.2)  # the parent hears the death and hands back what the child held
+        held = finished_but_reserved(ids)  # the lease (6 s in the tests) has not lapsed yet
+        if held:
+            break
+    assert held, "no kill fell between a batch's commit and its ack"
+
+    assert wait_all_done(ids, timeout=90)
+    # Their reservations go once the lease lapses (LEASE_SECONDS + REAP_INTERVAL), as redeliveries dropped.
+    assert wait_for(lambda: not finished_but_reserved(ids), timeout=30)
+    assert wait_for(lambda: get_broker().queue_stats()["default"]["reserved"] == 0, timeout=30)
+    verdict = check(ledger, keys, ids, kills=kills)
+    assert verdict.lost == [] and verdict.unexplained == []
+    assert len(verdict.started_twice) <= len(kills) * 8  # only the batch in hand at each kill
+    key_of = dict(zip(ids, keys, strict=True))
+    assert not {key_of[task_id] for task_id in held} & set(verdict.started_twice)  # recorded: never rerun
+    assert proc.process.poll() is None
+    fault_report(
+        fault=f"SIGKILL of a child whose recorded outcomes await their ack ({len(kills)}x)",
+        enqueued=verdict.enqueued,
+        lost=len(verdict.lost),
+        ran_twice=len(verdict.started_twice),
+        recovery_s=None,
+        notes=f"{len(held)} finished ids left reserved: none ran again; dropped after lease + reap",
+    )
