@@ -18,6 +18,7 @@ from weakref import WeakKeyDictionary
 from django.db import connections, models
 from django.db.models import signals
 
+from djtasks.record import reading
 from djtasks.record.models import TaskRecord
 from djtasks.record.rows import insert_params, new_params
 
@@ -131,21 +132,6 @@ def _select_sql(vendor: str, quote: Any, count: int, for_update: bool) -> str:
     return f"SELECT {columns} FROM {table} WHERE {quote(_FIELDS['id'].column)} IN ({', '.join(['%s'] * count)}){lock}"
 
 
-_CONVERTERS: dict[str, list[tuple[Any, list[Any]]]] = {}
-
-
-def _converters(connection: Any) -> list[tuple[Any, list[Any]]]:
-    """The converters the ORM applies to each column it reads (they depend on the backend)."""
-    found = _CONVERTERS.get(connection.vendor)
-    if found is None:
-        found = []
-        for field in _FIELDS.values():
-            column = field.get_col(TaskRecord._meta.db_table)
-            found.append((column, connection.ops.get_db_converters(column) + column.get_db_converters(connection)))
-        _CONVERTERS[connection.vendor] = found
-    return found
-
-
 def read_rows(using: str, ids: list[str], *, lock: bool = False) -> dict[str, TaskRecord]:
     """Read the rows with these ids as the ORM would build them (locked for update if asked and supported)."""
     if not ids:
@@ -153,17 +139,13 @@ def read_rows(using: str, ids: list[str], *, lock: bool = False) -> dict[str, Ta
     connection = connections[using]
     for_update = lock and connection.features.has_select_for_update
     sql = _select_sql(connection.vendor, connection.ops.quote_name, len(ids), for_update)
-    converters = _converters(connection)
+    found = reading.converters(connection)
     names = list(_FIELDS)
     records = {}
     with connection.cursor() as cursor:
         cursor.execute(sql, ids)
         for raw in cursor.fetchall():
-            values = list(raw)
-            for index, (column, functions) in enumerate(converters):
-                for function in functions:
-                    values[index] = function(values[index], column, connection)
-            record = TaskRecord.from_db(using, names, values)
+            record = TaskRecord.from_db(using, names, reading.convert(connection, raw, found))
             records[record.pk] = record
     return records
 
