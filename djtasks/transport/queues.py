@@ -48,6 +48,11 @@ class Reserved:
     idle_s: float | None
 
 
+def _sooner(idle: float | None, other: float | None) -> float | None:
+    """Two queues' Reserved.idle_s together: None (work may be ready) if either is, else the sooner due time."""
+    return None if idle is None or other is None else min(idle, other)
+
+
 class Queues(Publishing):
     # Consuming --------------------------------------------------------------------------------
 
@@ -56,18 +61,10 @@ class Queues(Publishing):
 
     @converted
     def claim(
-        self,
-        queues: list[str],
-        token_prefix: str,
-        lease_ms: int,
-        *,
-        limit: int = 1,
-        deep: int = 0,
-        acks: list[Claim] | None = None,
-        also: Iterable[Command] = (),
+        self, queues: list[str], token_prefix: str, lease_ms: int, *, limit: int = 1, deep: int = 0
     ) -> list[Claim]:
         """Reserve up to `limit` ids per queue (more than one only while the queue stays deeper than `deep`)."""
-        return self.reserve(queues, token_prefix, lease_ms, limit=limit, deep=deep, acks=acks, also=also).claims
+        return self.reserve(queues, token_prefix, lease_ms, limit=limit, deep=deep).claims
 
     @converted
     def reserve(
@@ -101,7 +98,7 @@ class Queues(Publishing):
         for index, queue in enumerate(queues):
             reserved = self._claim_calls([queue], token_prefix, lease_ms, 1, deep, first=index, acks=acks, also=also)
             acks, also = None, ()
-            idle = None if idle is None or reserved.idle_s is None else min(idle, reserved.idle_s)
+            idle = _sooner(idle, reserved.idle_s)
             if reserved.claims:  # the queues after this one were not asked
                 return Reserved(reserved.claims, idle if index == len(queues) - 1 else None)
         return Reserved([], idle)
@@ -144,7 +141,7 @@ class Queues(Publishing):
                 decode.skipped(self.queue_key(queue, "deliveries"), raw, reason)
             claims += [_claim(taken[i : i + 4], queue) for i in range(0, len(taken), 4)]
             quiet = None if idle_ms == -1 else math.inf if idle_ms == -2 else int(idle_ms) / 1000
-            idle = None if idle is None or quiet is None else min(idle, quiet)
+            idle = _sooner(idle, quiet)
         return Reserved(claims, idle)
 
     def claim_one(self, queues: list[str], token_prefix: str, lease_ms: int) -> Claim | None:

@@ -113,16 +113,15 @@ class Starter:
     def refuse_start(self, claim: Claim, exc: BaseException) -> None:
         """Fail and set aside a claim whose start the database refused for its data (its id, its row): it never runs."""
         reason = storable(f"the database refused to start this task: {type(exc).__qualname__}: {safe_str(exc)}")[:4096]
-        name = ""
+        db, name = self.recording.db, ""
         try:
-            with transaction.atomic(using=self.recording.db):
-                record = sql.read_rows(self.recording.db, [claim.id], lock=True).get(
-                    claim.id
-                )  # refused too if the id is
+            with transaction.atomic(using=db):
+                # The read is refused too if the id is.
+                record = sql.read_rows(db, [claim.id], lock=True).get(claim.id)
                 if record is not None:
                     name = record.task_name
-                    if transitions.fail_unstarted(self.recording.db, record, REFUSED_TYPE, reason, timezone.now()):
-                        workflow.after_final(self.recording.db, record, FAILURE, None, (REFUSED_TYPE, reason, ""))
+                    if transitions.fail_unstarted(db, record, REFUSED_TYPE, reason, timezone.now()):
+                        workflow.after_final(db, record, FAILURE, None, (REFUSED_TYPE, reason, ""))
         except REFUSALS as again:
             logger.warning("Task id=%r: its row cannot be failed either (%s)", claim.id, again)
         raw = claim.envelope.decode("utf-8", "backslashreplace")
@@ -134,7 +133,7 @@ class Starter:
             raw=storable(raw)[:65536],
         )
         try:
-            letter.save(using=self.recording.db, force_insert=True)
+            letter.save(using=db, force_insert=True)
             logger.error("Message id=%r dead-lettered: %s", claim.id, reason)
         except REFUSALS as again:  # acked all the same: handing it back would only be refused again
             logger.error("Message id=%r dropped: %s; its dead letter was refused too (%s)", claim.id, reason, again)
