@@ -15,7 +15,8 @@ from typing import Any
 from django.db import connections
 
 from djtasks.record.models import TaskRecord
-from djtasks.record.sql import _FIELDS, _row_params, _update_statement
+from djtasks.record.reading import FIELDS
+from djtasks.record.sql import row_params, update_statement
 
 
 def update_many(using: str, assigned: tuple[str, ...], matched: tuple[str, ...], rows: list[tuple[Any, ...]]) -> int:
@@ -36,8 +37,8 @@ def update_many(using: str, assigned: tuple[str, ...], matched: tuple[str, ...],
             return _update_from_values(connection, assigned, matched, rows, constant)
     with connection.cursor() as cursor:
         cursor.executemany(
-            _update_statement(connection, assigned, matched, rows[0]),
-            [_row_params(names, row, connection) for row in rows],
+            update_statement(connection, assigned, matched, rows[0]),
+            [row_params(names, row, connection) for row in rows],
         )
         return cursor.rowcount
 
@@ -92,10 +93,10 @@ def _values_sql(
     # The first row's casts give each column its type (a column of NULLs would be text otherwise).
     first = "(" + ", ".join(f"%s::{kind}" for kind in types) + ")"
     values = ", ".join([first] + ["(" + ", ".join(["%s"] * len(types)) + ")"] * (rows - 1))
-    sets = ", ".join(f"{quote(_FIELDS[name].column)} = {columns.get(name, '%s')}" for name in assigned)
-    conditions = [f"{table}.{quote(_FIELDS[name].column)} = v.c{len(own) + i}" for i, name in enumerate(plain)]
+    sets = ", ".join(f"{quote(FIELDS[name].column)} = {columns.get(name, '%s')}" for name in assigned)
+    conditions = [f"{table}.{quote(FIELDS[name].column)} = v.c{len(own) + i}" for i, name in enumerate(plain)]
     conditions += [
-        f"{table}.{quote(_FIELDS[name].column)} IN ({', '.join(['%s'] * count)})"
+        f"{table}.{quote(FIELDS[name].column)} IN ({', '.join(['%s'] * count)})"
         for name, count in matched
         if count >= 0
     ]
@@ -118,7 +119,7 @@ def _update_from_values(
     shape = tuple((name, len(constant[name]) if name in constant else -1) for name in matched)
     width = len(assigned)
     plain = [width + i for i, name in enumerate(matched) if name not in constant]
-    tail = _row_params(tuple(constant), tuple(constant.values()), connection)
+    tail = row_params(tuple(constant), tuple(constant.values()), connection)
     changed = 0
     with connection.cursor() as cursor:
         for start in range(0, len(rows), VALUES_ROWS):
@@ -129,10 +130,10 @@ def _update_from_values(
                 shared.pop()
             own = [i for i in range(width) if i not in shared] + plain
             names = tuple(assigned[i] if i < width else matched[i - width] for i in own)
-            params = _row_params(tuple(assigned[i] for i in shared), tuple(first[i] for i in shared), connection)
+            params = row_params(tuple(assigned[i] for i in shared), tuple(first[i] for i in shared), connection)
             for row in chunk:
-                params += _row_params(names, tuple(row[i] for i in own), connection)
-            types = tuple(_FIELDS[name].db_type(connection) for name in names)
+                params += row_params(names, tuple(row[i] for i in own), connection)
+            types = tuple(FIELDS[name].db_type(connection) for name in names)
             sql = _values_sql(
                 connection.ops.quote_name, types, assigned, frozenset(assigned[i] for i in shared), shape, len(chunk)
             )

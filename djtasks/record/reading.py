@@ -17,14 +17,14 @@ from django.db import connections
 from djtasks.record.models import TaskRecord
 
 _COLUMNS = ("state", "result")
-_FIELDS = {f.name: f for f in TaskRecord._meta.concrete_fields}
+FIELDS = {f.name: f for f in TaskRecord._meta.concrete_fields}
 
 
 @cache
 def _state_sql(vendor: str, quote: Any) -> str:
     table = quote(TaskRecord._meta.db_table)
-    columns = ", ".join(quote(_FIELDS[name].column) for name in _COLUMNS)
-    return f"SELECT {columns} FROM {table} WHERE {quote(_FIELDS['id'].column)} = %s"
+    columns = ", ".join(quote(FIELDS[name].column) for name in _COLUMNS)
+    return f"SELECT {columns} FROM {table} WHERE {quote(FIELDS['id'].column)} = %s"
 
 
 _CONVERTERS: dict[tuple[str, tuple[str, ...]], list[tuple[Any, list[Any]]]] = {}
@@ -35,7 +35,7 @@ def converters(connection: Any, names: tuple[str, ...] = ()) -> list[tuple[Any, 
     key = (connection.vendor, names)
     found = _CONVERTERS.get(key)
     if found is None:
-        fields = [_FIELDS[name] for name in names] if names else list(_FIELDS.values())
+        fields = [FIELDS[name] for name in names] if names else list(FIELDS.values())
         found = []
         for field in fields:
             column = field.get_col(TaskRecord._meta.db_table)

@@ -20,19 +20,18 @@ from django.db.models import signals
 
 from djtasks.record import reading
 from djtasks.record.models import TaskRecord
+from djtasks.record.reading import FIELDS
 from djtasks.record.rows import insert_params, new_params
-
-_FIELDS = {f.name: f for f in TaskRecord._meta.concrete_fields}
 
 
 @cache
 def _update_sql(vendor: str, quote: Any, assigned: tuple[str, ...], matched: tuple[tuple[str, int], ...]) -> str:
     table = quote(TaskRecord._meta.db_table)
-    sets = ", ".join(f"{quote(_FIELDS[name].column)} = %s" for name in assigned)
+    sets = ", ".join(f"{quote(FIELDS[name].column)} = %s" for name in assigned)
     where = " AND ".join(
-        f"{quote(_FIELDS[name].column)} = %s"
+        f"{quote(FIELDS[name].column)} = %s"
         if count < 0
-        else f"{quote(_FIELDS[name].column)} IN ({', '.join(['%s'] * count)})"
+        else f"{quote(FIELDS[name].column)} IN ({', '.join(['%s'] * count)})"
         for name, count in matched
     )
     return f"UPDATE {table} SET {sets} WHERE {where}"
@@ -41,11 +40,11 @@ def _update_sql(vendor: str, quote: Any, assigned: tuple[str, ...], matched: tup
 @cache
 def _insert_sql(vendor: str, quote: Any) -> str:
     table = quote(TaskRecord._meta.db_table)
-    columns = ", ".join(quote(f.column) for f in _FIELDS.values())
+    columns = ", ".join(quote(f.column) for f in FIELDS.values())
     return f"INSERT INTO {table} ({columns}) VALUES {_ROW}"
 
 
-_ROW = f"({', '.join(['%s'] * len(_FIELDS))})"
+_ROW = f"({', '.join(['%s'] * len(FIELDS))})"
 
 
 @lru_cache(maxsize=4)  # a full batch and the last one's length, on one or two databases
@@ -58,14 +57,14 @@ def _insert_many_sql(vendor: str, quote: Any, rows: int) -> str:
 _TEXT = (models.CharField, models.TextField)
 _NUMBER = (models.IntegerField, models.BooleanField)
 _PASS_THROUGH = [
-    (str,) if isinstance(f, _TEXT) else (int, bool) if isinstance(f, _NUMBER) else () for f in _FIELDS.values()
+    (str,) if isinstance(f, _TEXT) else (int, bool) if isinstance(f, _NUMBER) else () for f in FIELDS.values()
 ]
-_PASSING = dict(zip(_FIELDS, _PASS_THROUGH, strict=True))
+_PASSING = dict(zip(FIELDS, _PASS_THROUGH, strict=True))
 _EMPTY_JSON: dict[tuple[str, str, type], Any] = {}
 # JSON columns without a custom encoder: get_db_prep_save hands a plain value to adapt_json_value.
-_JSON = frozenset(name for name, f in _FIELDS.items() if isinstance(f, models.JSONField) and f.encoder is None)
+_JSON = frozenset(name for name, f in FIELDS.items() if isinstance(f, models.JSONField) and f.encoder is None)
 _JSON_PLAIN = frozenset({list, dict, str, int, float, bool})
-_DATETIME = frozenset(name for name, f in _FIELDS.items() if type(f) is models.DateTimeField)
+_DATETIME = frozenset(name for name, f in FIELDS.items() if type(f) is models.DateTimeField)
 
 
 def _prep(field: Any, passing: tuple[type, ...], value: Any, connection: Any) -> Any:
@@ -91,9 +90,7 @@ def _prep(field: Any, passing: tuple[type, ...], value: Any, connection: Any) ->
     return field.get_db_prep_save(value, connection)
 
 
-def _update_statement(
-    connection: Any, assigned: tuple[str, ...], matched: tuple[str, ...], row: tuple[Any, ...]
-) -> str:
+def update_statement(connection: Any, assigned: tuple[str, ...], matched: tuple[str, ...], row: tuple[Any, ...]) -> str:
     """The UPDATE for these fields; a tuple in a matched value of `row` means IN (that many values)."""
     shape = tuple(
         (name, len(value) if isinstance(value, tuple) else -1)
@@ -102,11 +99,11 @@ def _update_statement(
     return _update_sql(connection.vendor, connection.ops.quote_name, assigned, shape)
 
 
-def _row_params(names: tuple[str, ...], row: tuple[Any, ...], connection: Any) -> list[Any]:
+def row_params(names: tuple[str, ...], row: tuple[Any, ...], connection: Any) -> list[Any]:
     """The parameters of one row's values (assigned then matched), a tuple value spread out for IN."""
     params: list[Any] = []
     for name, value in zip(names, row, strict=True):
-        field, passing = _FIELDS[name], _PASSING[name]
+        field, passing = FIELDS[name], _PASSING[name]
         if isinstance(value, tuple):
             params += [_prep(field, passing, item, connection) for item in value]
         else:
@@ -118,18 +115,18 @@ def update(using: str, values: dict[str, Any], **match: Any) -> int:
     """UPDATE the task table SET values WHERE each match field equals its value (or is IN a tuple)."""
     connection = connections[using]
     assigned, matched, row = tuple(values), tuple(match), (*values.values(), *match.values())
-    sql = _update_statement(connection, assigned, matched, row)
+    sql = update_statement(connection, assigned, matched, row)
     with connection.cursor() as cursor:
-        cursor.execute(sql, _row_params((*assigned, *matched), row, connection))
+        cursor.execute(sql, row_params((*assigned, *matched), row, connection))
         return cursor.rowcount
 
 
 @cache
 def _select_sql(vendor: str, quote: Any, count: int, for_update: bool) -> str:
     table = quote(TaskRecord._meta.db_table)
-    columns = ", ".join(quote(f.column) for f in _FIELDS.values())
+    columns = ", ".join(quote(f.column) for f in FIELDS.values())
     lock = " FOR UPDATE" if for_update else ""
-    return f"SELECT {columns} FROM {table} WHERE {quote(_FIELDS['id'].column)} IN ({', '.join(['%s'] * count)}){lock}"
+    return f"SELECT {columns} FROM {table} WHERE {quote(FIELDS['id'].column)} IN ({', '.join(['%s'] * count)}){lock}"
 
 
 def read_rows(using: str, ids: list[str], *, lock: bool = False) -> dict[str, TaskRecord]:
@@ -140,7 +137,7 @@ def read_rows(using: str, ids: list[str], *, lock: bool = False) -> dict[str, Ta
     for_update = lock and connection.features.has_select_for_update
     sql = _select_sql(connection.vendor, connection.ops.quote_name, len(ids), for_update)
     found = reading.converters(connection)
-    names = list(_FIELDS)
+    names = list(FIELDS)
     records = {}
     with connection.cursor() as cursor:
         cursor.execute(sql, ids)
@@ -222,7 +219,7 @@ def _write_first(connection: Any, execute: Any, sql: str, params: Any, many: boo
 
 @cache
 def _copy_sql(quote: Any) -> str:
-    columns = ", ".join(quote(f.column) for f in _FIELDS.values())
+    columns = ", ".join(quote(f.column) for f in FIELDS.values())
     return f"COPY {quote(TaskRecord._meta.db_table)} ({columns}) FROM STDIN"
 
 
@@ -243,7 +240,7 @@ def write_pending(connection: Any) -> None:
                 for row in rows:
                     copy.write_row(row)
         return
-    per_insert = max(1, min(MAX_ROWS_PER_INSERT, connection.ops.bulk_batch_size(list(_FIELDS.values()), rows)))
+    per_insert = max(1, min(MAX_ROWS_PER_INSERT, connection.ops.bulk_batch_size(list(FIELDS.values()), rows)))
     with connection.cursor() as cursor:
         unseen = _unseen(connection, cursor.cursor)
         for start in range(0, len(rows), per_insert):

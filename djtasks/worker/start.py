@@ -124,19 +124,10 @@ class Starter:
                         workflow.after_final(db, record, FAILURE, None, (REFUSED_TYPE, reason, ""))
         except REFUSALS as again:
             logger.warning("Task id=%r: its row cannot be failed either (%s)", claim.id, again)
-        raw = claim.envelope.decode("utf-8", "backslashreplace")
-        letter = DeadLetter(
-            task_id=storable(claim.id)[:255],
-            task_name=storable(name)[:255],
-            queue=storable(claim.queue)[:100],
-            reason=reason,
-            raw=storable(raw)[:65536],
-        )
         try:
-            letter.save(using=db, force_insert=True)
-            logger.error("Message id=%r dead-lettered: %s", claim.id, reason)
+            dead_letter(claim, reason, raw=claim.envelope, task_name=name).save(using=db, force_insert=True)
         except REFUSALS as again:  # acked all the same: handing it back would only be refused again
-            logger.error("Message id=%r dropped: %s; its dead letter was refused too (%s)", claim.id, reason, again)
+            logger.error("Message id=%r dropped: its dead letter was refused too (%s)", claim.id, again)
         self.recording.settle([claim])
 
     def set_aside(self, claim: Claim, reason: str) -> None:

@@ -290,7 +290,9 @@ def test_a_start_the_database_refuses_is_set_aside_once_and_spares_its_batch(chi
             assert row.state == "FAILURE" and row.exception_type == "djtasks.exceptions.WriteRefused"
             assert "refused by a test trigger" in row.exception_message
             assert child.runs()[k] == 0
-            assert "refused" in DeadLetter.objects.get(task_id=row.id).reason
+            letter = DeadLetter.objects.get(task_id=row.id)
+            assert "refused" in letter.reason and letter.task_name == row.task_name
+            assert letter.raw, "the dead letter keeps the message it set aside"
         else:
             assert_ran_once(child, row, k)
             assert (row.state, row.result) == ("SUCCESS", value)

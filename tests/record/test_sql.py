@@ -323,7 +323,7 @@ def test_an_update_converts_each_value_as_its_field_would(name, value, zone):
     try:
         wrapper = connections["default"]
         wrapper.ensure_connection()
-        row = sql._row_params((name,), (value,), wrapper)
+        row = sql.row_params((name,), (value,), wrapper)
         assert comparable(row) == comparable([field.get_db_prep_save(value, wrapper)])
     finally:
         in_zone(None)
