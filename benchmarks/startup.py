@@ -56,6 +56,7 @@ def outer(options: argparse.Namespace) -> int:
         redis.stop()
         if cluster:
             cluster.stop()
+        log(f"timelines and worker logs in {work}")
     return 0
 
 
