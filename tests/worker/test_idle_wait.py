@@ -3,10 +3,12 @@ token (every publish of a ready task pushes one), or until the first scheduled t
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
 
+from djtasks import control
 from djtasks.models import TaskRecord
 from tests.testapp.tasks import add, autoretried_with_kwargs
 
@@ -87,3 +89,33 @@ def test_an_idle_child_acks_waits_and_claims_in_one_round_trip(worker, redis_ser
         assert add.delay(i, 3).get(timeout=30) == i + 3
     made = reads_made(redis_server) - before - background * (time.monotonic() - began)
     assert made <= 20 * 5.8, f"{made:.0f} reads for 20 round trips ({background:.1f}/s of background subtracted)"
+
+
+def test_a_task_published_while_a_stopping_child_waits_is_handed_back_not_run(worker):
+    """A warm stop that reaches an idle child during its wait: the claim that follows the wait in
+    the same round trip is handed back, and the task waits for the next worker, as it did when the
+    wait and the claim were two round trips and the child stopped between them."""
+    process = worker("-c", "1")
+    assert add.delay(0, 0).get(timeout=30) == 0
+    time.sleep(0.3)  # the child waits for a token (for up to a second)
+    process.signal(signal.SIGTERM)
+    time.sleep(0.1)  # passed on to the child, whose BLPOP goes on
+    late = add.delay(5, 5)
+    assert process.wait(timeout=20) == 0
+    assert TaskRecord.objects.get(pk=late.id).state == "PENDING"
+    worker("-c", "1")
+    assert late.get(timeout=30) == 10
+
+
+def test_a_task_of_a_queue_cancelled_while_a_child_waits_is_handed_back_not_run(worker):
+    """cancel_consumer reaches an idle child during its wait: a claim of that queue which came with
+    the wait is handed back (before, the child read its orders between the wait and the claim)."""
+    process = worker("-c", "1", "-Q", "default,extra")
+    assert add.apply_async((1, 1), queue="extra").get(timeout=30) == 2
+    time.sleep(0.2)  # the child waits for a token of either queue
+    [reply] = control.cancel_consumer("extra", destination=[process.name], timeout=10)
+    assert reply.ok, reply
+    late = add.apply_async((2, 2), queue="extra")
+    time.sleep(1.5)
+    assert TaskRecord.objects.get(pk=late.id).state == "PENDING"
+    assert add.delay(3, 3).get(timeout=30) == 6  # the child goes on with the queue it still consumes
