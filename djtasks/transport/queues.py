@@ -77,6 +77,7 @@ class Queues(Publishing):
         deep: int = 0,
         acks: list[Claim] | None = None,
         also: Iterable[Command] = (),
+        wait: float | None = None,
     ) -> Reserved:
         """Claim, and say whether the queues were left with nothing ready (Reserved.idle_s).
 
@@ -86,18 +87,28 @@ class Queues(Publishing):
         every queue is asked in one pipeline (one round trip) and the batch holds the first
         queue's ids first: preferred in the order given, and no queue starved by another.
         `acks` (claims whose outcomes are recorded, their readers woken as ack_many does) and
-        `also` (plain commands) go in the first round trip, before the claims.
+        `also` (plain commands) go in the first round trip, before the claims. `wait` (seconds):
+        first block for a wake-up token as wait_for_work() does, in the same round trip: Redis
+        runs a client's commands in order, so the claims run as soon as the BLPOP returns.
         """
         if not queues:
             if acks:
                 self.ack_many(acks, also=also)
             return Reserved([], None)
+        if wait is not None and self.clustered:  # its wake keys are not on the queues' nodes: apart, acks first
+            if acks or also:
+                self.ack_many(acks or [], also=also)
+            acks, also = None, ()
+            self.wait_for_work(queues, wait)
+            wait = None
         if limit > 1:
-            return self._claim_calls(queues, token_prefix, lease_ms, limit, deep, acks=acks, also=also)
+            return self._claim_calls(queues, token_prefix, lease_ms, limit, deep, acks=acks, also=also, wait=wait)
         idle: float | None = math.inf
         for index, queue in enumerate(queues):
-            reserved = self._claim_calls([queue], token_prefix, lease_ms, 1, deep, first=index, acks=acks, also=also)
-            acks, also = None, ()
+            reserved = self._claim_calls(
+                [queue], token_prefix, lease_ms, 1, deep, first=index, acks=acks, also=also, wait=wait
+            )
+            acks, also, wait = None, (), None
             idle = _sooner(idle, reserved.idle_s)
             if reserved.claims:  # the queues after this one were not asked
                 return Reserved(reserved.claims, idle if index == len(queues) - 1 else None)
@@ -113,12 +124,16 @@ class Queues(Publishing):
         first: int = 0,
         acks: list[Claim] | None = None,
         also: Iterable[Command] = (),
+        wait: float | None = None,
     ) -> Reserved:
         pipe = Batch(self.client)
         self._ack_calls(pipe, acks or [], notify=True)
         for command in also:
             pipe.command(command)
         ahead = len(pipe.entries)
+        if wait is not None and wait >= 0.001:  # (BLPOP would read 0 as "wait forever")
+            pipe.command(("BLPOP", *[self.wake_key(q) for q in queues], wait))
+        blocked = len(pipe.entries) > ahead
         for index, queue in enumerate(queues, start=first):
             # "paused": the queue's pause flag (transport/fleet.py), which the script honours.
             keys = self._keys(
@@ -131,6 +146,7 @@ class Queues(Publishing):
         idle: float | None = math.inf
         replies = pipe.execute(strict=False)
         self.refused(pipe.entries[:ahead], replies[:ahead])
+        refusal = replies.pop(ahead) if blocked else None
         for queue, (taken, orphans, recounted, idle_ms) in zip(queues, replies[ahead:], strict=True):
             for i in range(0, len(orphans), 2):
                 reason = "no message is stored for this id (acked already, or written by hand); dropped"
@@ -142,6 +158,8 @@ class Queues(Publishing):
             claims += [_claim(taken[i : i + 4], queue) for i in range(0, len(taken), 4)]
             quiet = None if idle_ms == -1 else math.inf if idle_ms == -2 else int(idle_ms) / 1000
             idle = _sooner(idle, quiet)
+        if isinstance(refusal, Exception) and not claims:
+            raise refusal  # the wait failed (a wake key that is not a list): as wait_for_work(), the caller backs off
         return Reserved(claims, idle)
 
     def claim_one(self, queues: list[str], token_prefix: str, lease_ms: int) -> Claim | None:

@@ -74,6 +74,7 @@ class Child:
         self.pending: list[tuple[Started, Outcome]] = []
         self.prefix = f"{worker_id}.{index}.{os.getpid()}"
         self.last_fast = self.retried = False
+        self.waited: float | None = None  # the next claim first waits this long for a wake-up token
         self.lease_ms = int(self.config.LEASE_SECONDS * 1000)
         self.guard = Guard(f"Worker {worker_id} child {index}")
 
@@ -125,11 +126,11 @@ class Child:
         self.retried = False
         ran = self._run_batch(claims, backoff)
         if len(claims) < limit or idle is not None:
-            self.flush()  # the queue is shallow: record now rather than after another (likely empty) claim
             more = not self.stopping and (self.max_tasks is None or executed + ran < self.max_tasks)
-            # Nothing left ready, nothing put back to wait (retried, parked: no token comes for those).
+            # Nothing ready, nothing put back (no token comes for a retry): wait with the next claim, acking these.
             if idle is not None and ran == len(claims) and not self.retried and more:
-                self._wait(idle, backoff)
+                self.waited = min(idle, WAIT_SECONDS)
+            self.flush(defer=self.waited is not None)  # shallow: record now, not after another (likely empty) claim
         return ran
 
     def _recover(self) -> None:
@@ -155,29 +156,28 @@ class Child:
         return limit
 
     def _claim(self, rounds: int, limit: int, backoff: Backoff) -> tuple[list[Claim], float | None]:
-        """Reserve a batch (and whether it left nothing ready); if none, record what is held and wait."""
+        """Reserve a batch (and whether it left nothing ready), first waiting for a wake-up token if idle."""
+        wait, self.waited = self.waited, None
         try:
             reserved = self.recording.claim(  # with the last batch's acks
-                self.queues, f"{self.prefix}.{rounds}", self.lease_ms, limit=limit, deep=self.config.PREFETCH
+                self.queues, f"{self.prefix}.{rounds}", self.lease_ms, limit=limit, deep=self.config.PREFETCH, wait=wait
             )
         except BrokerUnavailable as exc:
             self.flush()
             logger.warning("Worker %s child %d cannot reach Redis (%s); retrying", self.worker_id, self.index, exc)
             backoff.sleep()
             return [], None
-        if not reserved.claims:
+        claims = reserved.claims
+        if wait is not None:  # what came during the wait (a stop, a queue no longer consumed): its claims go back
+            self._read_orders()
+            back = [c for c in claims if self.stopping or c.queue not in self.queues]
+            for claim in back:
+                hand_back(self.recording.db, self.broker, claim, forgive=True)
+            claims = [c for c in claims if c not in back]
+        if not claims:
             self.flush()
-            self._wait(WAIT_SECONDS if reserved.idle_s is None else reserved.idle_s, backoff)
-        return reserved.claims, reserved.idle_s
-
-    def _wait(self, seconds: float, backoff: Backoff) -> None:
-        """Wait for a wake-up token, at most `seconds` (the first scheduled id's due time) and WAIT_SECONDS."""
-        self.recording.ack_deferred()  # the readers of outcomes written with a start wait for these
-        self.recording.recorder.flush()  # e.g. retry events, whose claims are released, not acked
-        try:
-            self.broker.wait_for_work(self.queues, min(seconds, WAIT_SECONDS))
-        except BrokerUnavailable:
-            backoff.sleep()
+            self.waited = WAIT_SECONDS if reserved.idle_s is None else min(reserved.idle_s, WAIT_SECONDS)
+        return claims, reserved.idle_s
 
     def _read_orders(self) -> None:
         self.skip |= self.reporter.orders()
@@ -189,11 +189,11 @@ class Child:
             )
             self.queues, self.reporter.queues = self.reporter.queues, None
 
-    def flush(self) -> None:
-        """Record the held outcomes now (retrying while the database is down)."""
+    def flush(self, *, defer: bool = False) -> None:
+        """Record the held outcomes now (retrying while the database is down); defer: ack with the next claim."""
         pending, self.pending = self.pending, []
         if pending:
-            self.recording.finish(pending)
+            self.recording.finish(pending, defer=defer)
             self.reporter.done([started.claim.id for started, _ in pending])
 
     def _run_batch(self, claims: list[Claim], backoff: Backoff) -> int:

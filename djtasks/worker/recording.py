@@ -54,8 +54,8 @@ class Recording:
         # Claims whose outcomes are committed, acked with the next claim or ack (after(defer=True)).
         self.unacked: list[Claim] = []
 
-    def finish(self, done: Done) -> None:
-        """Record outcomes in one transaction, each fenced by its attempt's token; then ack."""
+    def finish(self, done: Done, *, defer: bool = False) -> None:
+        """Record outcomes in one transaction, each fenced by its attempt's token; then ack (defer: see after())."""
         if not done:
             return
         now = timezone.now()
@@ -71,7 +71,7 @@ class Recording:
                 "The database refused a batch of %d outcome(s) (%s); writing them one by one", len(done), exc
             )
             written = self.with_db_retry(lambda: write(True))
-        self.after(done, written)
+        self.after(done, written, defer=defer)
 
     def write(self, done: Done, now: datetime, *, careful: bool = False) -> list[bool]:
         """Write outcomes in the caller's transaction: plain successes in one executemany, the rest one by one.
@@ -211,12 +211,19 @@ class Recording:
         acks, self.unacked = self.unacked, []
         self.settle(acks)
 
-    def claim(self, queues: list[str], prefix: str, lease_ms: int, *, limit: int, deep: int) -> Reserved:
-        """Reserve a batch (broker.reserve), sending the deferred acks and their events in the same round trip."""
+    def claim(
+        self, queues: list[str], prefix: str, lease_ms: int, *, limit: int, deep: int, wait: float | None = None
+    ) -> Reserved:
+        """Reserve a batch (broker.reserve), sending the deferred acks and their events in the same round trip.
+
+        wait: first wait this long for a wake-up token, in the same round trip, the events collected
+        till then sent before it (retry events, for one, whose claims are released, not acked).
+        """
         acks, self.unacked = self.unacked, []
+        also = self.recorder.drain() if acks or wait is not None else ()
         try:
             return self.broker.reserve(
-                queues, prefix, lease_ms, limit=limit, deep=deep, acks=acks, also=self.recorder.drain() if acks else ()
+                queues, prefix, lease_ms, limit=limit, deep=deep, acks=acks, also=also, wait=wait
             )
         except BrokerUnavailable as exc:
             if acks:
