@@ -2,7 +2,8 @@
 
 task_name's own index (and, on PostgreSQL, its varchar_pattern_ops twin) is a prefix of
 djtasks_task_name_enq_idx; no query filters on root_id; the lease and finished_at indexes become
-partial, as a new row has neither. On PostgreSQL the primary key's varchar_pattern_ops index, which
+partial, as a new row has neither. The admin's dead tasks get a partial index of their own (a row
+enters it only when it fails), since finished_at's is no longer ordered for them. On PostgreSQL the primary key's varchar_pattern_ops index, which
 only LIKE 'prefix%' on the id would use (no query does), is dropped too.
 """
 
@@ -65,6 +66,14 @@ class Migration(migrations.Migration):
                 condition=models.Q(("finished_at__isnull", False)),
                 fields=["finished_at", "state", "task_name", "started_at"],
                 name="djtasks_task_finished_at_idx",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="taskrecord",
+            index=models.Index(
+                condition=models.Q(("state", "FAILURE")),
+                fields=["-finished_at", "-id"],
+                name="djtasks_task_failed_idx",
             ),
         ),
         migrations.RunPython(drop_id_pattern_index, create_id_pattern_index, elidable=False),

@@ -143,7 +143,9 @@ QUERIES = {
     ),
     "the dead tasks, newest end first": (
         admin_get("/admin/djtasks/deadtask/"),
-        "djtasks_task_state_idx",
+        # PostgreSQL reads the failures in order from their partial index; SQLite's planner takes
+        # the state's index and sorts them.
+        {"postgresql": "djtasks_task_failed_idx", "sqlite": "djtasks_task_state_idx"},
     ),
 }
 
@@ -154,5 +156,6 @@ def test_each_query_of_the_task_table_uses_an_index(name):
     TaskRecord.objects.create(id="t-1", task_name="app.tasks.add", state="FAILURE", finished_at=timezone.now())
     found = plans_of(run)
     assert not [(sql, text) for sql, text in found if scans_the_table(text)]
+    expected = expected[connection.vendor] if isinstance(expected, dict) else expected
     expected = (expected,) if isinstance(expected, str) else expected
     assert any(name in text for _, text in found for name in expected), found
