@@ -73,12 +73,13 @@ def test_three_hosts_drain_5000_tasks_and_one_is_sigkilled_mid_drain(hosts, ledg
     processes = [hosts.start(host, "-c", "2") for host in range(3)]
     assert wait_for(lambda: sum(1 for e in read(ledger) if e.kind == "end") >= 1500, timeout=120)
     dead = hosts.pids(1)
+    kill_began = time.time()
     hosts.kill(1)
     killed_at = time.time()
     assert wait_all_done(ids, timeout=240)
     drained_in = time.monotonic() - began
     offsets = hosts.offsets_by_pid()
-    verdict = check(ledger, keys, ids, kills=[killed_at], offsets=offsets)
+    verdict = check(ledger, keys, ids, kills=[(kill_began, killed_at)], offsets=offsets)
     assert verdict.lost == [] and verdict.unexplained == []
     assert len(verdict.started_twice) <= 2 * 8  # at most what the killed host's two children held
     # Recovery: from the kill to the last re-run elsewhere of what the dead host had started.

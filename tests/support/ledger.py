@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,15 +62,16 @@ def check(
     ids: list[str],
     *,
     since: float | None = None,
-    kills: list[float] = (),
+    kills: Sequence[float | tuple[float, float]] = (),
     offsets: dict[int, float] | None = None,
 ) -> Verdict:
     """Count lost tasks (no SUCCESS row) and tasks the ledger shows starting or ending twice.
 
     With `since` (a fault's time), recovery is the time from the fault to the first start of a
     task that had started but not ended before it. With `kills`, a task completed twice is
-    explained when its first end fell within COMMIT_WINDOW_S before one of the kills. `offsets`:
-    see read().
+    explained when its first end fell within COMMIT_WINDOW_S before one of the kills; a kill given
+    as (not before, not after) is one whose moment is known only that closely (the kill of a host
+    runs `ip netns pids` first, which a loaded machine can stretch to seconds). `offsets`: see read().
     """
     entries = read(path, offsets)
     starts = Counter(e.key for e in entries if e.kind == "start")
@@ -86,8 +88,11 @@ def check(
     for e in entries:
         if e.kind == "end":
             first_end.setdefault(e.key, e.at)
+    windows = [kill if isinstance(kill, tuple) else (kill, kill) for kill in kills]
     verdict.explained = [
-        key for key in verdict.completed_twice if any(0 <= kill - first_end[key] <= COMMIT_WINDOW_S for kill in kills)
+        key
+        for key in verdict.completed_twice
+        if any(earliest - COMMIT_WINDOW_S <= first_end[key] <= latest for earliest, latest in windows)
     ]
     if since is not None:
         interrupted = {e.key for e in entries if e.kind == "start" and e.at < since} - {
