@@ -31,13 +31,18 @@ def finished_but_reserved(ids: list[str]) -> set[str]:
 
 @pytest.mark.timeout(300)
 def test_sigkill_of_a_child_whose_recorded_outcomes_wait_for_their_ack(worker, ledger, fault_report):
-    keys = [f"k{i}" for i in range(400)]
+    # 1 ms tasks: a batch of 8 runs within FLUSH_AFTER, so its outcomes wait for the next start,
+    # and 1,500 of them drain slowly enough that the kills below land while the queue is deep
+    # (400 no-op tasks drained before the first kill: it found nothing in the window).
+    keys = [f"k{i}" for i in range(1500)]
     with transaction.atomic():
-        ids = [work.apply_async((key, 0.0)).id for key in keys]
+        ids = [work.apply_async((key, 0.001)).id for key in keys]
+    key_of = dict(zip(ids, keys, strict=True))
     proc = worker("-c", "1")
     # Kill the draining child until a kill falls in the window (the whole of a batch's run).
     held: set[str] = set()
     kills: list[float] = []
+    killed: set[int] = set()
     for threshold in (60, 120, 180, 240, 300):
         assert wait_for(lambda n=threshold: sum(1 for e in read(ledger) if e.kind == "end") >= n, timeout=60)
         children = proc.children()
@@ -46,7 +51,14 @@ def test_sigkill_of_a_child_whose_recorded_outcomes_wait_for_their_ack(worker, l
         os.kill(children[0], signal.SIGKILL)
         kills.append(time.time())
         time.sleep(0.2)  # the parent hears the death and hands back what the child held
-        held = finished_but_reserved(ids)  # the lease (6 s in the tests) has not lapsed yet
+        # Recorded by the killed child and still reserved (the lease, 6 s in the tests, has not
+        # lapsed yet); not those of the batch in hand at the kill, which the next child may have
+        # run again and recorded within these 0.2 s, its own ack not yet sent.
+        # (The ledger is read after the rows: a run's start is written before its outcome commits.)
+        killed.add(children[0])
+        recorded = finished_but_reserved(ids)
+        again = {e.key for e in read(ledger) if e.kind == "start" and e.pid not in killed}
+        held = {task_id for task_id in recorded if key_of[task_id] not in again}
         if held:
             break
     assert held, "no kill fell between a batch's commit and its ack"
@@ -58,7 +70,6 @@ def test_sigkill_of_a_child_whose_recorded_outcomes_wait_for_their_ack(worker, l
     verdict = check(ledger, keys, ids, kills=kills)
     assert verdict.lost == [] and verdict.unexplained == []
     assert len(verdict.started_twice) <= len(kills) * 8  # only the batch in hand at each kill
-    key_of = dict(zip(ids, keys, strict=True))
     assert not {key_of[task_id] for task_id in held} & set(verdict.started_twice)  # recorded: never rerun
     assert proc.process.poll() is None
     fault_report(
