@@ -13,6 +13,7 @@ import time
 import pytest
 from django.db import transaction
 
+from djtasks.core.conf import get_settings
 from djtasks.models import TaskRecord
 from djtasks.transport.broker import get_broker
 from tests.support.ledger import check, read, wait_all_done
@@ -67,7 +68,9 @@ def test_sigkill_of_a_child_whose_recorded_outcomes_wait_for_their_ack(worker, l
     # Their reservations go once the lease lapses (LEASE_SECONDS + REAP_INTERVAL), as redeliveries dropped.
     assert wait_for(lambda: not finished_but_reserved(ids), timeout=30)
     assert wait_for(lambda: get_broker().queue_stats()["default"]["reserved"] == 0, timeout=30)
-    verdict = check(ledger, keys, ids, kills=kills)
+    # A child holds at most one batch (PREFETCH) unrecorded, however long a loaded machine keeps
+    # it from committing them (k68 was killed 2+ s after its end once, at load, through PgBouncer).
+    verdict = check(ledger, keys, ids, kills=kills, killed=killed, in_hand=get_settings().PREFETCH)
     assert verdict.lost == [] and verdict.unexplained == []
     assert len(verdict.started_twice) <= len(kills) * 8  # only the batch in hand at each kill
     assert not {key_of[task_id] for task_id in held} & set(verdict.started_twice)  # recorded: never rerun

@@ -111,7 +111,7 @@ QUERIES = {
     # query: (what runs it, the indexes one of which one of its statements must use)
     "results expiry": (
         lambda: maintenance.expire_results(SimpleNamespace(RESULT_EXPIRES=60)),
-        ("djtasks_task_finished_at_idx", "djtasks_task_state_idx"),
+        ("djtasks_task_finished_at_idx", "djtasks_task_state_idx", "djtasks_task_failed_idx"),
     ),
     "the outbox sweep": (
         lambda: maintenance.sweep_rows(get_broker(), get_settings(), full=False),
@@ -139,7 +139,7 @@ QUERIES = {
     ),
     "the task list filtered by state": (
         admin_get("/admin/djtasks/taskrecord/?state__exact=FAILURE"),
-        "djtasks_task_state_idx",
+        ("djtasks_task_state_idx", "djtasks_task_failed_idx"),  # failures: PostgreSQL may take their own
     ),
     "the dead tasks, newest end first": (
         admin_get("/admin/djtasks/deadtask/"),

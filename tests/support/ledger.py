@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +64,8 @@ def check(
     since: float | None = None,
     kills: Sequence[float | tuple[float, float]] = (),
     offsets: dict[int, float] | None = None,
+    killed: Collection[int] = (),
+    in_hand: int = 0,
 ) -> Verdict:
     """Count lost tasks (no SUCCESS row) and tasks the ledger shows starting or ending twice.
 
@@ -71,7 +73,10 @@ def check(
     task that had started but not ended before it. With `kills`, a task completed twice is
     explained when its first end fell within COMMIT_WINDOW_S before one of the kills; a kill given
     as (not before, not after) is one whose moment is known only that closely (the kill of a host
-    runs `ip netns pids` first, which a loaded machine can stretch to seconds). `offsets`: see read().
+    runs `ip netns pids` first, which a loaded machine can stretch to seconds). With `killed`
+    (pids of SIGKILLed children) and `in_hand` (the most a child holds unrecorded: a batch), a task
+    is explained too when its first run was among the last `in_hand` a killed child started,
+    however long the child took to commit them. `offsets`: see read().
     """
     entries = read(path, offsets)
     starts = Counter(e.key for e in entries if e.kind == "start")
@@ -89,10 +94,19 @@ def check(
         if e.kind == "end":
             first_end.setdefault(e.key, e.at)
     windows = [kill if isinstance(kill, tuple) else (kill, kill) for kill in kills]
+    first_pid: dict[str, int] = {}
+    last_runs: set[str] = set()
+    for pid in killed:
+        started = [e.key for e in entries if e.kind == "start" and e.pid == pid]
+        last_runs.update(started[-in_hand:] if in_hand else [])
+    for e in entries:
+        if e.kind == "start":
+            first_pid.setdefault(e.key, e.pid)
     verdict.explained = [
         key
         for key in verdict.completed_twice
         if any(earliest - COMMIT_WINDOW_S <= first_end[key] <= latest for earliest, latest in windows)
+        or (key in last_runs and first_pid[key] in killed)
     ]
     if since is not None:
         interrupted = {e.key for e in entries if e.kind == "start" and e.at < since} - {
