@@ -89,19 +89,18 @@ def check(
         started_twice=sorted(k for k in keys if starts[k] > 1),
         completed_twice=sorted(k for k in keys if ends[k] > 1),
     )
-    first_end = {}
+    first_end: dict[str, float] = {}
+    first_pid: dict[str, int] = {}
+    started_by: dict[int, list[str]] = {pid: [] for pid in killed}  # each killed child's starts, in order
     for e in entries:
         if e.kind == "end":
             first_end.setdefault(e.key, e.at)
-    windows = [kill if isinstance(kill, tuple) else (kill, kill) for kill in kills]
-    first_pid: dict[str, int] = {}
-    last_runs: set[str] = set()
-    for pid in killed:
-        started = [e.key for e in entries if e.kind == "start" and e.pid == pid]
-        last_runs.update(started[-in_hand:] if in_hand else [])
-    for e in entries:
-        if e.kind == "start":
+        elif e.kind == "start":
             first_pid.setdefault(e.key, e.pid)
+            if e.pid in started_by:
+                started_by[e.pid].append(e.key)
+    windows = [kill if isinstance(kill, tuple) else (kill, kill) for kill in kills]
+    last_runs = {key for started in started_by.values() for key in (started[-in_hand:] if in_hand else [])}
     verdict.explained = [
         key
         for key in verdict.completed_twice
