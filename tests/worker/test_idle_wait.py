@@ -38,20 +38,24 @@ def test_an_idle_round_trip_claims_once(worker, redis_server):
 
 def test_a_scheduled_task_starts_when_due_after_the_child_ran_other_work(worker):
     """The claim that found the plain task also saw the scheduled one: its child waits until it is
-    due, not for a one-second wait that ends after it (before: 0.4-0.9 s late)."""
+    due, not for a one-second wait that ends after it. Due just over a second after the wake-up,
+    a child that waited a whole second (twice) started 0.85-0.95 s late; on time it is late by
+    Redis' timer tick (BLPOP's timeout is served at `hz`: 100 ms). The median of three is bounded,
+    so one start held back by a loaded machine (0.77 s was seen in a full run) does not decide it."""
     worker("-c", "1")
     assert add.delay(0, 0).get(timeout=30) == 0
     time.sleep(1.2)  # the child is waiting for a token
+    lateness = []
     for attempt in range(3):
-        due = 1.6 + attempt * 0.1
+        due = 1.1 + attempt * 0.05
         later = add.apply_async((1, 1), countdown=due)
         sent = time.time()
         time.sleep(0.05)
         assert add.delay(2, 2).get(timeout=30) == 4  # wakes the child: its claim sees `later` scheduled
         assert later.get(timeout=30) == 2
         row = TaskRecord.objects.get(pk=later.id)
-        late = row.started_at.timestamp() - (sent + due)
-        assert late < 0.35, f"started {late:.2f} s after it was due"
+        lateness.append(row.started_at.timestamp() - (sent + due))
+    assert sorted(lateness)[1] < 0.4, f"started {', '.join(f'{late:.2f}' for late in lateness)} s after due"
 
 
 def test_a_retry_runs_when_its_countdown_ends(worker):
