@@ -23,7 +23,7 @@ from djtasks.calling.gates import ENQUEUE
 from djtasks.core.message import Message
 from djtasks.core.options import ExecutionOptions
 from djtasks.core.spec import TaskDefaults
-from djtasks.record import rows, sql
+from djtasks.record import inserts, rows
 from djtasks.record.models import TaskRecord
 
 
@@ -54,7 +54,7 @@ def enqueue_id(
     if options.chain:
         unique.check_chain(options)  # a unique step ends a chain: refused unless it is the last
     db = router.db_for_write(TaskRecord)
-    sql.insert_values(values, db, deferrable=True)
+    inserts.insert_values(values, db, deferrable=True)
     message = Message(id=values["id"], queue=values["queue"], priority=values["priority"])
     publisher.schedule_item((message, publisher.due_ms(values["eta"])), options.publish_retry, db)
     return values["id"]  # type: ignore[no-any-return]
