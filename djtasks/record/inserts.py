@@ -65,8 +65,12 @@ def insert_values(values: dict[str, Any], using: str, *, deferrable: bool = Fals
     values are their text (a literal the column casts; psycopg quoted its Jsonb in Python).
     """
     connection = connections[using]
+    insert_row(new_params(values, connection, text_json=connection.vendor == "postgresql"), connection, deferrable)
+
+
+def insert_row(params: list[Any], connection: Any, deferrable: bool) -> None:
+    """insert_values() of a row already converted by rows.new_params (text JSON on PostgreSQL)."""
     pending = _PENDING.get(connection) if deferrable else None
-    params = new_params(values, connection, text_json=connection.vendor == "postgresql")
     if pending is not None:
         pending.append(params)
     else:

@@ -18,6 +18,7 @@ from django.db.models.base import ModelState
 from django.db.models.signals import post_init, post_save, pre_init, pre_save
 from django.dispatch.dispatcher import NO_RECEIVERS
 
+from djtasks.core import plainjson
 from djtasks.record.models import TaskRecord
 
 _FIELDS = TaskRecord._meta.concrete_fields
@@ -189,8 +190,16 @@ def new_params(values: dict[str, Any], connection: Any, *, text_json: bool = Fal
     columns as the text PostgreSQL's COPY would send for their adapters (psycopg's Jsonb is
     dumped in Python for every value; the text of an empty one is made once).
     """
+    return fill(_template(connection, text_json).row.copy(), values, connection, text_json=text_json)
+
+
+def fill(row: list[Any], values: dict[str, Any], connection: Any, *, text_json: bool = False) -> list[Any]:
+    """Set these values in a row of new_params() (as it converts them) and its time defaults anew; return it.
+
+    fill(new_params(a), b) is new_params(a | b), but for the callable defaults (the enqueue time),
+    which are called again: a row made once per task serves each call with its own values.
+    """
     template = _template(connection, text_json)
-    row = template.row.copy()
     empty = template.empty
     for name, value in values.items():
         index = _INDEX[name]
@@ -205,6 +214,42 @@ def new_params(values: dict[str, Any], connection: Any, *, text_json: bool = Fal
         if name not in values:
             row[index] = _param(index, factory(), connection, text_json)
     return row
+
+
+def call_params(row: list[Any], task_id: str, args: list[Any], kwargs: dict[str, Any], connection: Any) -> list[Any]:
+    """fill(row, id and root_id task_id, args, kwargs) for a row of new_params() made with args [] and kwargs {}.
+
+    args and kwargs must be check_json()'s copies (plain types, at most MAX_DEPTH deep: no cycle
+    to detect). Where the database's parameter of a JSON column is json.dumps' text (SQLite's;
+    PostgreSQL's COPY text), they are encoded by core/plainjson.py's dumps.
+    """
+    text_json = connection.vendor == "postgresql"
+    if not _json_is_text(connection, text_json):
+        values = {"id": task_id, "root_id": task_id, "args": args, "kwargs": kwargs}
+        return fill(row, values, connection, text_json=text_json)
+    row[_ID_AT] = row[_ROOT_AT] = task_id
+    if args:
+        row[_ARGS_AT] = plainjson.dumps(args)
+    if kwargs:
+        row[_KWARGS_AT] = plainjson.dumps(kwargs)
+    for _name, index, factory in _template(connection, text_json).factories:
+        row[index] = _param(index, factory(), connection, text_json)
+    return row
+
+
+_ID_AT, _ROOT_AT, _ARGS_AT, _KWARGS_AT = _INDEX["id"], _INDEX["root_id"], _INDEX["args"], _INDEX["kwargs"]
+_JSON_TEXT: dict[tuple[str, type, bool], bool] = {}
+
+
+def _json_is_text(connection: Any, text_json: bool) -> bool:
+    """Whether the JSON columns' parameters on this database are json.dumps(value), as plainjson.dumps gives it."""
+    key = (connection.vendor, type(connection.ops), text_json)
+    if key not in _JSON_TEXT:
+        sample: dict[str, Any] = {"args": [1, "é", 2.5, None, True], "kwargs": {"a": {"b": [False]}}}
+        made = new_params(sample, connection, text_json=text_json)
+        texts = [(made[_INDEX[name]], plainjson.dumps(value), json.dumps(value)) for name, value in sample.items()]
+        _JSON_TEXT[key] = all(param == fast == slow for param, fast, slow in texts)
+    return _JSON_TEXT[key]
 
 
 def _no_receivers(signal: Any) -> bool:
