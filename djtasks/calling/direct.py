@@ -61,7 +61,8 @@ def enqueue_id(
         plan = _plan(task) if current() is None else None
         if plan is not None and ENQUEUE.get(plan.name) is None and unobserved(task):
             task_id, connection = new_id(), plan.connection()
-            inserts.insert_row(rows.call_params(plan.row.copy(), task_id, args, kwargs, connection), connection, True)
+            own = rows.call_values(plan.shape.row, task_id, args, kwargs, connection)
+            inserts.insert_row(own, connection, True, plan.shape)
             message = Message(id=task_id, queue=plan.queue, priority=plan.priority)
             publisher.schedule_item((message, 0), None, plan.db, connection=connection)
             return task_id
@@ -87,7 +88,7 @@ class _Plan(NamedTuple):
     name: str
     queue: str
     priority: int
-    row: list[Any]  # rows.new_params() of that call: call_params() gives each call its id, arguments and time
+    shape: inserts.Shape  # rows.new_params() of that call; call_values() gives each call its id, arguments, time
 
 
 _PLANS: dict[int, _Plan] = {}  # by id(task); the plan holds the task, so its id is not reused meanwhile
@@ -101,7 +102,8 @@ def _plan(task: TaskDefaults) -> _Plan:
     if plan is None or plan.task is not task or plan.conf is not conf or plan.connection() is not connection:
         name, values = row_values(task, [], {}, NO_OPTIONS, checked=True)  # raises InvalidCall as a call would
         row = rows.new_params(values, connection, text_json=connection.vendor == "postgresql")
-        plan = _Plan(task, conf, db, weakref.ref(connection), name, values["queue"], values["priority"], row)
+        shape = inserts.Shape(row, rows.call_columns(connection))
+        plan = _Plan(task, conf, db, weakref.ref(connection), name, values["queue"], values["priority"], shape)
         if len(_PLANS) >= 1000:  # tasks are declared once, but copies (Task.using()) are new objects
             _PLANS.clear()
         _PLANS[id(task)] = plan

@@ -216,25 +216,31 @@ def fill(row: list[Any], values: dict[str, Any], connection: Any, *, text_json: 
     return row
 
 
-def call_params(row: list[Any], task_id: str, args: list[Any], kwargs: dict[str, Any], connection: Any) -> list[Any]:
-    """fill(row, id and root_id task_id, args, kwargs) for a row of new_params() made with args [] and kwargs {}.
+def call_columns(connection: Any) -> tuple[int, ...]:
+    """The columns call_values() gives, in its order: id, root_id, args, kwargs, then the time's (enqueued_at)."""
+    return (_ID_AT, _ROOT_AT, _ARGS_AT, _KWARGS_AT, *(index for _, index, _ in _template(connection, False).factories))
 
-    args and kwargs must be check_json()'s copies (plain types, at most MAX_DEPTH deep: no cycle
-    to detect). Where the database's parameter of a JSON column is json.dumps' text (SQLite's;
-    PostgreSQL's COPY text), they are encoded by core/plainjson.py's dumps.
+
+def call_values(row: list[Any], task_id: str, args: list[Any], kwargs: dict[str, Any], connection: Any) -> list[Any]:
+    """The parameters of call_columns() for a call whose other columns are row's (new_params() of no arguments).
+
+    What fill(row.copy(), id and root_id task_id, args, kwargs) would set there. args and kwargs
+    must be check_json()'s copies (plain types, at most MAX_DEPTH deep: no cycle to detect).
+    Where the database's parameter of a JSON column is json.dumps' text (SQLite's; PostgreSQL's
+    COPY text), they are encoded by core/plainjson.py's dumps.
     """
     text_json = connection.vendor == "postgresql"
-    if not _json_is_text(connection, text_json):
-        values = {"id": task_id, "root_id": task_id, "args": args, "kwargs": kwargs}
-        return fill(row, values, connection, text_json=text_json)
-    row[_ID_AT] = row[_ROOT_AT] = task_id
-    if args:
-        row[_ARGS_AT] = plainjson.dumps(args)
-    if kwargs:
-        row[_KWARGS_AT] = plainjson.dumps(kwargs)
+    if _json_is_text(connection, text_json):
+        values = [task_id, task_id, plainjson.dumps(args) if args else row[_ARGS_AT]]
+        values.append(plainjson.dumps(kwargs) if kwargs else row[_KWARGS_AT])
+    else:
+        values = [task_id, task_id]
+        values += [
+            _param(i, v, connection, text_json) if v else row[i] for i, v in ((_ARGS_AT, args), (_KWARGS_AT, kwargs))
+        ]
     for _name, index, factory in _template(connection, text_json).factories:
-        row[index] = _param(index, factory(), connection, text_json)
-    return row
+        values.append(_param(index, factory(), connection, text_json))
+    return values
 
 
 _ID_AT, _ROOT_AT, _ARGS_AT, _KWARGS_AT = _INDEX["id"], _INDEX["root_id"], _INDEX["args"], _INDEX["kwargs"]

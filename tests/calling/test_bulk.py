@@ -22,6 +22,7 @@ from djtasks.core.conf import get_settings
 from djtasks.core.exceptions import InvalidCall
 from djtasks.models import TaskRecord
 from djtasks.record import inserts as record_inserts
+from djtasks.record import rows
 from djtasks.transport.broker import Broker, get_broker
 from djtasks.worker.maintenance import sweep
 from tests.testapp.tasks import add
@@ -236,3 +237,24 @@ def test_bulk_inserts_nobody_would_see_skip_django_s_cursor_and_store_the_same_r
     assert sorted(TaskRecord.objects.filter(pk__in=ids).values_list("args", flat=True)) == sorted(
         [i, 1] for i in range(1200)
     )
+
+
+@sqlite_only
+def test_plain_calls_in_a_block_bind_only_the_columns_that_differ_from_call_to_call():
+    # SQLite binds each parameter: 35 a row cost about 3 µs more than the 5 a delay() without
+    # options varies in (id, root_id, args, kwargs, enqueued_at); the other 30 are bound once a statement.
+    bound: list[int] = []
+
+    def wrapper(execute, sql, params, many, context):
+        bound.extend([len(params)] if sql.startswith("INSERT") else [])
+        return execute(sql, params, many, context)
+
+    full = record_inserts.MAX_ROWS_PER_INSERT
+    with connection.execute_wrapper(wrapper), djtasks.bulk():
+        ids = [add.delay(i, i).id for i in range(full)]
+    varying = len(rows.call_columns(connection))
+    assert varying == 5 and bound == [full * varying + len(TaskRecord._meta.concrete_fields) - varying]
+    stored = TaskRecord.objects.filter(pk__in=ids)
+    assert sorted(stored.values_list("args", flat=True)) == sorted([i, i] for i in range(full))
+    seen = {(r.root_id == r.id, r.state, r.queue, str(r.kwargs)) for r in stored}
+    assert seen == {(True, "PENDING", "default", "{}")}
