@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from django.db import router, transaction
 
-from djtasks.record import sql
+from djtasks.record import inserts
 from djtasks.record.models import TaskRecord
 
 
@@ -19,7 +19,7 @@ def bulk(using: str | None = None) -> Iterator[None]:
             for user in users:
                 send_digest.delay(user.pk)
 
-    The rows of plain calls wait and are written together (one INSERT per 1,000 rows) before
+    The rows of plain calls wait and are written together (COPY, or multi-row INSERTs) before
     the transaction's next statement, whatever runs it (a read of a result in the block sees
     its row), and when the block ends; the commit follows, then one publish round trip for all.
     An exception in the block rolls it all back and publishes nothing, as atomic() does. Calls
@@ -28,5 +28,5 @@ def bulk(using: str | None = None) -> Iterator[None]:
     may come after the call that made it.
     """
     db = using or router.db_for_write(TaskRecord)
-    with transaction.atomic(using=db), sql.deferred_inserts(db):
+    with transaction.atomic(using=db), inserts.deferred_inserts(db):
         yield

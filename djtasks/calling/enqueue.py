@@ -28,7 +28,7 @@ from djtasks.core.logs import escape
 from djtasks.core.options import ID_LENGTH, QUEUE_LENGTH, ExecutionOptions, check_name
 from djtasks.core.spec import TaskDefaults
 from djtasks.core.values import Unstorable, plain
-from djtasks.record import rows, sql
+from djtasks.record import inserts, rows
 from djtasks.record.convert import to_task_result
 from djtasks.record.models import TaskRecord
 
@@ -263,12 +263,12 @@ def write(
     publishing.before(record)  # Celery's before_task_publish (its receivers may add headers)
     # post_save (publisher.on_task_saved) registers the publish on this database's commit.
     if gate is None and once is None:
-        sql.insert(record, db, deferrable=True)
+        inserts.insert(record, db, deferrable=True)
     else:
         # Unique, debounced and keyed tasks: their keys, then the row, or its key's holder (no row written).
         unique.prepare(name, gate, once, record, options)
         if record.unique_lock is None:
-            sql.insert(record, db)
+            inserts.insert(record, db)
         elif (held := unique.take(record, db, debounced=gate is not None and gate.debounce is not None)) is not record:
             return held
     # Django's receivers get a TaskResult, which only a declared task builds (send_task's Defaults cannot).

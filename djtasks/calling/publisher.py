@@ -125,10 +125,18 @@ def schedule(record: TaskRecord, using: str) -> None:
 
 
 def schedule_item(
-    item: tuple[Message, int], retry: PublishRetry | None, using: str, record: TaskRecord | None = None
+    item: tuple[Message, int],
+    retry: PublishRetry | None,
+    using: str,
+    record: TaskRecord | None = None,
+    *,
+    connection: Any = None,
 ) -> None:
-    """schedule() for a row known by its message (enqueue's instance-free path: record None, after_task_publish off)."""
-    connection = transaction.get_connection(using)
+    """schedule() for a row known by its message (enqueue's instance-free path: record None, after_task_publish off).
+
+    connection: the database connection of `using`, if the caller has it already.
+    """
+    connection = connection or transaction.get_connection(using)
     if not connection.in_atomic_block:
         if publish([item], retry=retry) and record is not None and signals.after_task_publish.listening():
             publishing.after([record])

@@ -43,7 +43,7 @@ def _holder_sql(vendor: str, quote: Any) -> str:
 def insert_unless_held(record: TaskRecord, using: str) -> bool:
     """INSERT the row unless another row holds its unique_lock; say whether it was inserted.
 
-    An inserted row sends post_save (created), which schedules its publish, as sql.insert does.
+    An inserted row sends post_save (created), which schedules its publish, as inserts.insert does.
     Any other conflict (a task id already taken) raises as it would there.
     """
     connection = connections[using]

@@ -18,6 +18,7 @@ from django.db.models.base import ModelState
 from django.db.models.signals import post_init, post_save, pre_init, pre_save
 from django.dispatch.dispatcher import NO_RECEIVERS
 
+from djtasks.core import plainjson
 from djtasks.record.models import TaskRecord
 
 _FIELDS = TaskRecord._meta.concrete_fields
@@ -189,8 +190,16 @@ def new_params(values: dict[str, Any], connection: Any, *, text_json: bool = Fal
     columns as the text PostgreSQL's COPY would send for their adapters (psycopg's Jsonb is
     dumped in Python for every value; the text of an empty one is made once).
     """
+    return fill(_template(connection, text_json).row.copy(), values, connection, text_json=text_json)
+
+
+def fill(row: list[Any], values: dict[str, Any], connection: Any, *, text_json: bool = False) -> list[Any]:
+    """Set these values in a row of new_params() (as it converts them) and its time defaults anew; return it.
+
+    fill(new_params(a), b) is new_params(a | b), but for the callable defaults (the enqueue time),
+    which are called again: a row made once per task serves each call with its own values.
+    """
     template = _template(connection, text_json)
-    row = template.row.copy()
     empty = template.empty
     for name, value in values.items():
         index = _INDEX[name]
@@ -205,6 +214,48 @@ def new_params(values: dict[str, Any], connection: Any, *, text_json: bool = Fal
         if name not in values:
             row[index] = _param(index, factory(), connection, text_json)
     return row
+
+
+def call_columns(connection: Any) -> tuple[int, ...]:
+    """The columns call_values() gives, in its order: id, root_id, args, kwargs, then the time's (enqueued_at)."""
+    return (_ID_AT, _ROOT_AT, _ARGS_AT, _KWARGS_AT, *(index for _, index, _ in _template(connection, False).factories))
+
+
+def call_values(row: list[Any], task_id: str, args: list[Any], kwargs: dict[str, Any], connection: Any) -> list[Any]:
+    """The parameters of call_columns() for a call whose other columns are row's (new_params() of no arguments).
+
+    What fill(row.copy(), id and root_id task_id, args, kwargs) would set there. args and kwargs
+    must be check_json()'s copies (plain types, at most MAX_DEPTH deep: no cycle to detect).
+    Where the database's parameter of a JSON column is json.dumps' text (SQLite's; PostgreSQL's
+    COPY text), they are encoded by core/plainjson.py's dumps.
+    """
+    text_json = connection.vendor == "postgresql"
+    if _json_is_text(connection, text_json):
+        values = [task_id, task_id, plainjson.dumps(args) if args else row[_ARGS_AT]]
+        values.append(plainjson.dumps(kwargs) if kwargs else row[_KWARGS_AT])
+    else:
+        values = [task_id, task_id]
+        values += [
+            _param(i, v, connection, text_json) if v else row[i] for i, v in ((_ARGS_AT, args), (_KWARGS_AT, kwargs))
+        ]
+    for _name, index, factory in _template(connection, text_json).factories:
+        values.append(_param(index, factory(), connection, text_json))
+    return values
+
+
+_ID_AT, _ROOT_AT, _ARGS_AT, _KWARGS_AT = _INDEX["id"], _INDEX["root_id"], _INDEX["args"], _INDEX["kwargs"]
+_JSON_TEXT: dict[tuple[str, type, bool], bool] = {}
+
+
+def _json_is_text(connection: Any, text_json: bool) -> bool:
+    """Whether the JSON columns' parameters on this database are json.dumps(value), as plainjson.dumps gives it."""
+    key = (connection.vendor, type(connection.ops), text_json)
+    if key not in _JSON_TEXT:
+        sample: dict[str, Any] = {"args": [1, "é", 2.5, None, True], "kwargs": {"a": {"b": [False]}}}
+        made = new_params(sample, connection, text_json=text_json)
+        texts = [(made[_INDEX[name]], plainjson.dumps(value), json.dumps(value)) for name, value in sample.items()]
+        _JSON_TEXT[key] = all(param == fast == slow for param, fast, slow in texts)
+    return _JSON_TEXT[key]
 
 
 def _no_receivers(signal: Any) -> bool:

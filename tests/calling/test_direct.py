@@ -6,7 +6,10 @@ from datetime import UTC, datetime, timedelta
 from unittest import mock
 
 import pytest
+from django.conf import settings as django_settings
+from django.db import connection
 from django.db.models import signals as model_signals
+from django.test import override_settings
 from django.utils import timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,10 +17,11 @@ from hypothesis import strategies as st
 import djtasks
 from djtasks.calling import publisher, signals
 from djtasks.calling.direct import unobserved
+from djtasks.core.context import Current, activate, deactivate
 from djtasks.models import TaskRecord
 from djtasks.record import rows
 from djtasks.transport.broker import get_broker
-from tests.testapp.tasks import add
+from tests.testapp.tasks import add, renamed
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_server")]
 
@@ -180,3 +184,48 @@ def test_both_paths_store_the_same_row_and_publish_the_same_message(call, bulk):
     assert mine.enqueued_at <= timezone.now()
     queue = options.get("queue", "default")
     assert get_broker().known([direct.id, built.id], queue) == [True, True]
+
+
+def stored_json(*ids: str) -> list[tuple[str, str]]:
+    """The args and kwargs columns as the database holds them (SQLite: the very text written)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id, args, kwargs FROM djtasks_task WHERE id IN (%s, %s)", ids)
+        found = {row[0]: (str(row[1]), str(row[2])) for row in cursor.fetchall()}
+    return [found[i] for i in ids]
+
+
+@settings(max_examples=30, deadline=None)
+@given(json_values, json_values, st.booleans(), st.booleans())
+def test_a_call_without_options_stores_what_the_instance_path_stores_json_text_included(x, y, by_name, bulk):
+    # delay() without options starts from a row made once per task (direct._Plan) and encodes its
+    # arguments with core/plainjson.py: the same row, to the JSON text, as enqueue() builds.
+    TaskRecord.objects.all().delete()
+    args, kwargs = ((), {"x": x, "y": y}) if by_name else ((x, y), {})
+    with in_bulk(bulk):
+        planned, other = add.delay(*args, **kwargs), renamed.delay()
+        with forced_instance_path():
+            built, other_built = add.delay(*args, **kwargs), renamed.delay()
+    publisher.flush()
+    for mine, theirs in ((planned.id, built.id), (other.id, other_built.id)):
+        first, second = TaskRecord.objects.get(pk=mine), TaskRecord.objects.get(pk=theirs)
+        assert [getattr(first, n) for n in COMPARED] == [getattr(second, n) for n in COMPARED]
+        assert (first.root_id, second.root_id) == (mine, theirs)
+    for mine, theirs in ((planned.id, built.id), (other.id, other_built.id)):
+        assert stored_json(mine, theirs)[0] == stored_json(mine, theirs)[1]
+    assert get_broker().known([planned.id, built.id]) == [True, True]
+    assert get_broker().known([other.id, other_built.id], "other") == [True, True]
+
+
+def test_a_call_without_options_follows_the_settings_in_force_and_the_running_task():
+    base = django_settings.DJTASKS
+    with override_settings(DJTASKS={**base, "ROUTES": {add.registered_name: "first"}}):
+        assert TaskRecord.objects.get(pk=add.delay(1, 1).id).queue == "first"
+    assert TaskRecord.objects.get(pk=add.delay(1, 1).id).queue == "default"
+    running = Current(id="parent-1", token="t", task_name="x", attempt=1, worker_id="w", queue="default", db="default")
+    token = activate(running)
+    try:
+        child = TaskRecord.objects.get(pk=add.delay(2, 2).id)
+    finally:
+        deactivate(token)
+    assert (child.parent_id, child.root_id) == ("parent-1", "parent-1")
+    assert TaskRecord.objects.get(pk=add.delay(3, 3).id).parent_id == ""
