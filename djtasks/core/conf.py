@@ -206,7 +206,7 @@ class Settings:
     # A message delivered more often than this without finishing is dead-lettered.
     MAX_DELIVERIES: int = setting(int, between(1, 1000, _E), default=5)
     # Most messages a child reserves in one round trip; more than one only when the queue is deep.
-    PREFETCH: int = setting(int, between(1, 1000, _E), default=8)
+    PREFETCH: int = setting(int, between(1, 1000, _E), default=16)
     SHUTDOWN_GRACE: float = setting(NUMBER, positive(_E, DAY), default=30.0)
     # Defaults for tasks that declare no limits of their own (seconds; None for no limit).
     SOFT_TIME_LIMIT: float | None = setting((*NUMBER, NoneType), positive(_E, 30 * DAY), _SOFT_BELOW_HARD)

@@ -12,7 +12,7 @@ import datetime
 from functools import lru_cache
 from typing import Any
 
-from django.db import connections
+from django.db import connections, models
 
 from djtasks.record.models import TaskRecord
 from djtasks.record.reading import FIELDS
@@ -76,6 +76,19 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def _unindexed(column: str, field: Any) -> str:
+    """The column as an expression no index serves, so the rows are found by their plain matches (the id).
+
+    A constant IN list (the runnable states) is a filter, never the way in: with statistics from
+    before a burst was queued (most rows ended), PostgreSQL's planner took the state's index for
+    it and read every queued row for each batch (9 ms for 8 outcomes with 2,000 queued; 0.3 ms
+    through the primary key). Text columns only: no other column is matched by a list.
+    """
+    if not isinstance(field, models.CharField | models.TextField):
+        return column
+    return f"({column} || '')"
+
+
 @lru_cache(maxsize=32)
 def _values_sql(
     quote: Any,
@@ -96,7 +109,7 @@ def _values_sql(
     sets = ", ".join(f"{quote(FIELDS[name].column)} = {columns.get(name, '%s')}" for name in assigned)
     conditions = [f"{table}.{quote(FIELDS[name].column)} = v.c{len(own) + i}" for i, name in enumerate(plain)]
     conditions += [
-        f"{table}.{quote(FIELDS[name].column)} IN ({', '.join(['%s'] * count)})"
+        f"{_unindexed(f'{table}.{quote(FIELDS[name].column)}', FIELDS[name])} IN ({', '.join(['%s'] * count)})"
         for name, count in matched
         if count >= 0
     ]

@@ -141,7 +141,7 @@ def test_a_range_error_names_the_range_and_the_default_in_its_hint():
     with override_settings(DJTASKS={**settings.DJTASKS, "PREFETCH": 0}):
         [error] = errors()
     assert (error.id, error.msg) == ("djtasks.E005", "DJTASKS['PREFETCH'] is 0; it must be from 1 to 1000.")
-    assert error.hint == "Valid: int from 1 to 1000. Default: 8."
+    assert error.hint == "Valid: int from 1 to 1000. Default: 16."
 
 
 def test_a_bool_is_not_a_number():

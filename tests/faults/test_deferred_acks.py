@@ -32,12 +32,13 @@ def finished_but_reserved(ids: list[str]) -> set[str]:
 
 @pytest.mark.timeout(300)
 def test_sigkill_of_a_child_whose_recorded_outcomes_wait_for_their_ack(worker, ledger, fault_report):
-    # 1 ms tasks: a batch of 8 runs within FLUSH_AFTER, so its outcomes wait for the next start,
-    # and 1,500 of them drain slowly enough that the kills below land while the queue is deep
-    # (400 no-op tasks drained before the first kill: it found nothing in the window).
+    # 0.5 ms tasks: a batch of PREFETCH (16) runs within FLUSH_AFTER, so its outcomes wait for
+    # the next start (1 ms tasks, 16 ms a batch, went past it at load), and 1,500 of them drain
+    # slowly enough that the kills below land while the queue is deep (400 no-op tasks drained
+    # before the first kill: it found nothing in the window).
     keys = [f"k{i}" for i in range(1500)]
     with transaction.atomic():
-        ids = [work.apply_async((key, 0.001)).id for key in keys]
+        ids = [work.apply_async((key, 0.0005)).id for key in keys]
     key_of = dict(zip(ids, keys, strict=True))
     proc = worker("-c", "1")
     # Kill the draining child until a kill falls in the window (the whole of a batch's run).
@@ -72,7 +73,7 @@ def test_sigkill_of_a_child_whose_recorded_outcomes_wait_for_their_ack(worker, l
     # it from committing them (k68 was killed 2+ s after its end once, at load, through PgBouncer).
     verdict = check(ledger, keys, ids, kills=kills, killed=killed, in_hand=get_settings().PREFETCH)
     assert verdict.lost == [] and verdict.unexplained == []
-    assert len(verdict.started_twice) <= len(kills) * 8  # only the batch in hand at each kill
+    assert len(verdict.started_twice) <= len(kills) * get_settings().PREFETCH  # only the batch in hand at each kill
     assert not {key_of[task_id] for task_id in held} & set(verdict.started_twice)  # recorded: never rerun
     assert proc.process.poll() is None
     fault_report(

@@ -188,7 +188,7 @@ def test_tasks_a_slow_task_sends_back_run_as_their_first_attempt(worker, ledger)
         assert add.delay(0, 0).get(timeout=20) == 0  # a fast task: the child claims batches (PREFETCH) again
         with transaction.atomic():
             sleep_then_record.delay("slow", 0.3)
-            # Deeper than PREFETCH (8), so the child claims a batch: the slow task and fast ones behind it.
+            # Deeper than PREFETCH (16), so the child claims a batch: the slow task and fast ones behind it.
             results = [progressing.delay(1) for _ in range(20)]
         assert [r.get(timeout=30)["attempt"] for r in results] == [1] * 20  # as each task saw it
         rows = TaskRecord.objects.filter(pk__in=[r.id for r in results])
