@@ -23,7 +23,7 @@ from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.periodic.beat import Beat
 from djtasks.record import transitions
 from djtasks.transport.broker import get_broker
-from djtasks.worker import maintenance, startup
+from djtasks.worker import checkpoints, maintenance, startup
 from djtasks.worker.autoscale import Autoscaler
 from djtasks.worker.guard import Guard
 from djtasks.worker.outcome import db_lease
@@ -44,6 +44,7 @@ class Timers:
     reap: float = 0.0
     sweep: float = 0.0
     expire: float = 0.0
+    checkpoint: float = 0.0
 
 
 class Duties:
@@ -72,6 +73,9 @@ class Duties:
             # Leases first, on their own: whatever else fails, running tasks keep their lease.
             self._do("lease extension", self._extend_leases)
             self._do("heartbeat", self._heartbeat)
+        if now >= timers.checkpoint:  # SQLite's WAL: here, not in a child's commit (worker/checkpoints.py)
+            timers.checkpoint = now + checkpoints.CHECKPOINT_SECONDS
+            self._do("WAL checkpoint", lambda: checkpoints.checkpoint(self.pool.db))
         if now >= timers.reap:
             timers.reap = now + config.REAP_INTERVAL
             self._do("reaping", lambda: maintenance.reap(get_broker(), self.pool.queues))
