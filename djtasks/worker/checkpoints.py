@@ -5,7 +5,9 @@ default): that commit copies the pages into the database and syncs both files be
 On an idle round trip that took 4-6 ms, in whichever commit crossed the line (a child's start or
 outcome, or the caller's enqueue): 1-2% of round trips, so the p99. The parent now copies the log
 every CHECKPOINT_SECONDS (PASSIVE: it waits for no reader and no writer), so the commit that
-crosses the line finds nearly every page copied and has little left to copy and sync. (The log
+crosses the line finds nearly every page copied and has little left to copy and sync. Not while
+a child holds a batch (a deep queue): there a checkpoint in a commit is shared by the batch, and
+the parent's syncs (a wake-up each) would double its wake-ups in a drain. (The log
 still restarts there: SQLite restarts it only from a writer that began with every page copied,
 and the parent's copy seldom ends between two writes.) A child's connections keep the automatic
 checkpoint only as a backstop, at BACKSTOP_PAGES, should the parent fall behind; connections

@@ -75,7 +75,8 @@ class Duties:
             self._do("heartbeat", self._heartbeat)
         if now >= timers.checkpoint:  # SQLite's WAL: here, not in a child's commit (worker/checkpoints.py)
             timers.checkpoint = now + checkpoints.CHECKPOINT_SECONDS
-            self._do("WAL checkpoint", lambda: checkpoints.checkpoint(self.pool.db))
+            if not any(len(child.held) > 1 for child in self.pool.children()):  # a deep queue's batches pay it once
+                self._do("WAL checkpoint", lambda: checkpoints.checkpoint(self.pool.db))
         if now >= timers.reap:
             timers.reap = now + config.REAP_INTERVAL
             self._do("reaping", lambda: maintenance.reap(get_broker(), self.pool.queues))
