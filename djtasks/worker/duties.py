@@ -75,8 +75,7 @@ class Duties:
             self._do("heartbeat", self._heartbeat)
         if now >= timers.checkpoint:  # SQLite's WAL: here, not in a child's commit (worker/checkpoints.py)
             timers.checkpoint = now + checkpoints.CHECKPOINT_SECONDS
-            if not any(len(child.held) > 1 for child in self.pool.children()):  # a deep queue's batches pay it once
-                self._do("WAL checkpoint", lambda: checkpoints.checkpoint(self.pool.db))
+            self._do("WAL checkpoint", self._checkpoint)
         if now >= timers.reap:
             timers.reap = now + config.REAP_INTERVAL
             self._do("reaping", lambda: maintenance.reap(get_broker(), self.pool.queues))
@@ -108,6 +107,11 @@ class Duties:
             connections[self.pool.db].close_if_unusable_or_obsolete()
         except Exception:
             self.guard.failed(duty)
+
+    def _checkpoint(self) -> None:
+        """Copy SQLite's log, unless a child holds a batch (a deep queue: its commits share their checkpoints)."""
+        if not any(len(child.held) > 1 for child in self.pool.children()):
+            checkpoints.checkpoint(self.pool.db)
 
     def _control(self) -> None:
         """Obey the control commands addressed to this worker, each on its own (revoke included)."""
