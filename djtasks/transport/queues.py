@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -87,18 +88,17 @@ class Queues(Publishing):
         every queue is asked in one pipeline (one round trip) and the batch holds the first
         queue's ids first: preferred in the order given, and no queue starved by another.
         `acks` (claims whose outcomes are recorded, their readers woken as ack_many does) and
-        `also` (plain commands) go in the first round trip, before the claims. `wait` (seconds):
-        first block for a wake-up token as wait_for_work() does, in the same round trip: Redis
-        runs a client's commands in order, so the claims run as soon as the BLPOP returns.
+        `also` (plain commands) go in the first round trip, before the claims. `wait` (seconds): first
+        block for a wake-up token in the same round trip (Redis runs a client's commands in order).
         """
-        if not queues:
-            if acks:
-                self.ack_many(acks, also=also)
-            return Reserved([], None)
-        if wait is not None and self.clustered:  # its wake keys are not on the queues' nodes: apart, acks first
-            if acks or also:
+        if not queues or (wait is not None and self.clustered):  # (on a cluster the wake keys are on other nodes)
+            if acks or also:  # apart, before the wait
                 self.ack_many(acks or [], also=also)
             acks, also = None, ()
+            if not queues:  # nothing to claim nor to wake on: the wait is a sleep, so a caller never spins
+                if (blpop := self._wake_wait(queues, wait)) is not None:
+                    time.sleep(float(blpop[-1]))
+                return Reserved([], None)
             self.wait_for_work(queues, wait)
             wait = None
         if limit > 1:
@@ -131,9 +131,8 @@ class Queues(Publishing):
         for command in also:
             pipe.command(command)
         ahead = len(pipe.entries)
-        if wait is not None and wait >= 0.001:  # (BLPOP would read 0 as "wait forever")
-            pipe.command(("BLPOP", *[self.wake_key(q) for q in queues], wait))
-        blocked = len(pipe.entries) > ahead
+        if blocked := (blpop := self._wake_wait(queues, wait)) is not None:
+            pipe.command(blpop)
         for index, queue in enumerate(queues, start=first):
             # "paused": the queue's pause flag (transport/fleet.py), which the script honours.
             keys = self._keys(
@@ -163,18 +162,23 @@ class Queues(Publishing):
         return Reserved(claims, idle)
 
     def claim_one(self, queues: list[str], token_prefix: str, lease_ms: int) -> Claim | None:
-        claims = self.claim(queues, token_prefix, lease_ms)
-        return claims[0] if claims else None
+        return next(iter(self.claim(queues, token_prefix, lease_ms)), None)
 
     @converted
-    def wait_for_work(self, queues: list[str], timeout: float) -> bool:
+    def wait_for_work(self, queues: list[str], timeout: float | None) -> bool:
         """Block until a wake token arrives on one of the queues, or the timeout passes.
 
-        The wake-up lists are coordination keys: one BLPOP covers every queue, on a cluster too.
+        The wake-up lists are coordination keys: one BLPOP covers every queue, on a cluster too."""
+        return (blpop := self._wake_wait(queues, timeout)) is not None and self.client.execute_command(
+            *blpop
+        ) is not None
+
+    def _wake_wait(self, queues: list[str], timeout: float | None) -> Command | None:
+        """The BLPOP that waits for a wake-up token (wait_for_work's and reserve's); None: do not block.
+
+        Under 1 ms the work is due now (and BLPOP would read 0 as "wait forever").
         """
-        if timeout < 0.001:  # work is due now (and BLPOP would read 0 as "wait forever")
-            return False
-        return self.client.blpop([self.wake_key(q) for q in queues], timeout=timeout) is not None
+        return None if timeout is None or timeout < 0.001 else ("BLPOP", *map(self.wake_key, queues), timeout)
 
     @converted
     def ack(self, claim: Claim, *, notify: bool = True) -> bool:

@@ -23,7 +23,7 @@ from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.periodic.beat import Beat
 from djtasks.record import transitions
 from djtasks.transport.broker import get_broker
-from djtasks.worker import maintenance, startup
+from djtasks.worker import checkpoints, maintenance, startup
 from djtasks.worker.autoscale import Autoscaler
 from djtasks.worker.guard import Guard
 from djtasks.worker.outcome import db_lease
@@ -44,6 +44,7 @@ class Timers:
     reap: float = 0.0
     sweep: float = 0.0
     expire: float = 0.0
+    checkpoint: float = 0.0
 
 
 class Duties:
@@ -72,6 +73,9 @@ class Duties:
             # Leases first, on their own: whatever else fails, running tasks keep their lease.
             self._do("lease extension", self._extend_leases)
             self._do("heartbeat", self._heartbeat)
+        if now >= timers.checkpoint:  # SQLite's WAL: here, not in a child's commit (worker/checkpoints.py)
+            timers.checkpoint = now + checkpoints.CHECKPOINT_SECONDS
+            self._do("WAL checkpoint", self._checkpoint)
         if now >= timers.reap:
             timers.reap = now + config.REAP_INTERVAL
             self._do("reaping", lambda: maintenance.reap(get_broker(), self.pool.queues))
@@ -103,6 +107,11 @@ class Duties:
             connections[self.pool.db].close_if_unusable_or_obsolete()
         except Exception:
             self.guard.failed(duty)
+
+    def _checkpoint(self) -> None:
+        """Copy SQLite's log, unless a child holds a batch (a deep queue: its commits share their checkpoints)."""
+        if not any(len(child.held) > 1 for child in self.pool.children()):
+            checkpoints.checkpoint(self.pool.db)
 
     def _control(self) -> None:
         """Obey the control commands addressed to this worker, each on its own (revoke included)."""

@@ -11,7 +11,7 @@ from django.db import connections
 
 from djtasks.calling import signals
 from djtasks.core.conf import Settings
-from djtasks.worker import output
+from djtasks.worker import checkpoints, output
 from djtasks.worker.child import Child, request_early_stop
 from djtasks.worker.protocol import ChildLimits
 
@@ -26,6 +26,7 @@ def child_main(
     signal.signal(signal.SIGQUIT, signal.SIG_DFL)
     output.reopen_in_child(index + 1)  # --logfile=%n%I.log: a file per child
     signals.worker_process_init.emit()
+    checkpoints.leave_to_the_parent()
     try:
         Child(index, worker_id, queues, pipe, limits, config).run()
         pipe.close()
@@ -44,6 +45,7 @@ def thread_main(
     stop: threading.Event,
 ) -> None:
     """Entry point of a child in a thread (threads and solo pools); returns when `stop` is set."""
+    checkpoints.leave_to_the_parent()
     try:
         Child(index, worker_id, queues, pipe, limits, config, stop).run()
         pipe.close()

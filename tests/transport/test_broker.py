@@ -246,3 +246,19 @@ def test_a_publish_sent_without_waiting_arrives_though_redis_lacks_the_script(re
     while broker.known(["sent"], "default") != [True] and time.monotonic() < deadline:
         time.sleep(0.02)
     assert broker.known(["sent"], "default") == [True]  # without another publish from this thread
+
+
+def test_a_reserve_of_no_queues_waits_as_asked_and_still_sends_its_acks():
+    """A caller with no queues (a child whose queue list became empty) must not claim again at once
+    in a loop: before, reserve() returned at once whatever `wait` said."""
+    broker = get_broker()
+    publish(Message("held", "default"))
+    [claim] = broker.claim(["default"], "w:1", 10_000)
+    began = time.monotonic()
+    reserved = broker.reserve([], "w:2", 10_000, acks=[claim], wait=0.3)
+    assert reserved.claims == [] and reserved.idle_s is None
+    assert time.monotonic() - began >= 0.3
+    assert broker.queue_stats()["default"]["reserved"] == 0  # the ack went out
+    began = time.monotonic()
+    broker.reserve([], "w:3", 10_000, wait=0.0005)  # under 1 ms: work is due now, no wait
+    assert time.monotonic() - began < 0.1

@@ -41,7 +41,7 @@ def duties_of_sweep_alone() -> Duties:
     duties.beat.tick = lambda: None
     duties.beat_started = True
     timers = duties.timers
-    timers.control = timers.heartbeat = timers.reap = timers.expire = math.inf
+    timers.control = timers.heartbeat = timers.reap = timers.expire = timers.checkpoint = math.inf
     return duties
 
 
