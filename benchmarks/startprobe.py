@@ -84,12 +84,11 @@ def after_setup() -> None:
     timed(pools.Pool, "spawn", "spawn", times=4)
     timed(pools, "run_forked", "child", times=1, last=True)
     timed(child.Child, "__init__", "Child()")
-    timed(recording.Recording, "claim", "claim", times=3)
+    timed(recording.Recording, "claim", "claim", times=3)  # an idle child's wait for work is inside its claim
     timed(start.Starter, "start", "start", times=3, every=int(os.environ.get("STARTPROBE_EVERY", "0")))
     timed(recording.Recording, "write", "write outcomes", times=2)
     timed(recording.Recording, "finish", "finish")
     timed(child.Child, "_execute", "execute")
-    timed(child.Child, "_wait", "wait for work")
     timed(BaseDatabaseWrapper, "_commit", "commit")
     timed(sql, "read_rows", "read rows")
     timed(transitions, "write_claimed", "write claimed")
