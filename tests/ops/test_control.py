@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.db import transaction
 
 from djtasks import control
+from djtasks.core.conf import get_settings
 from djtasks.models import TaskRecord
 from tests.support.waiting import wait_for
 from tests.testapp.tasks import add, record, sleep_then_record
@@ -56,7 +57,7 @@ def test_inspect_active_reserved_scheduled_registered_stats_and_queues(worker):
     with transaction.atomic():  # published together into a deep queue: the child reserves a batch
         quick = [add.delay(0, 0)]
         slow = sleep_then_record.delay("inspected", 4)  # runs second; the batch's rest waits behind it
-        quick += [add.delay(i, i) for i in range(1, 12)]
+        quick += [add.delay(i, i) for i in range(1, get_settings().PREFETCH + 8)]  # deeper than a batch
     assert wait_for(lambda: only(control.inspect("active", timeout=10)), timeout=20)
     [active] = only(control.inspect("active", timeout=10))
     assert active["id"] == slow.id and active["task_name"] == "tests.testapp.tasks.sleep_then_record"
