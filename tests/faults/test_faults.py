@@ -17,6 +17,7 @@ import time
 import pytest
 from django.db import connection, connections, transaction
 
+from djtasks.core.conf import get_settings
 from djtasks.models import DeadLetter, TaskRecord
 from djtasks.transport.broker import get_broker
 from tests.support.ledger import check, read, wait_all_done
@@ -61,7 +62,7 @@ def test_sigkill_of_the_whole_worker_mid_task(worker, ledger, fault_report):
     assert wait_all_done(ids, timeout=90)
     verdict = check(ledger, keys, ids, since=killed_at, kills=[killed_at])
     assert verdict.lost == [] and verdict.unexplained == []
-    assert len(verdict.started_twice) <= 2 * 8  # at most the claims both children held
+    assert len(verdict.started_twice) <= 2 * get_settings().PREFETCH  # at most the claims both children held
     assert verdict.recovery_s is None or verdict.recovery_s < 60
     report(
         fault_report,
@@ -85,7 +86,7 @@ def test_sigkill_of_single_children(worker, ledger, fault_report):
     assert wait_all_done(ids, timeout=90)
     verdict = check(ledger, keys, ids, kills=kills)
     assert verdict.lost == [] and verdict.unexplained == []
-    assert len(verdict.started_twice) <= len(kills) * 8  # at most the batch each child held
+    assert len(verdict.started_twice) <= len(kills) * get_settings().PREFETCH  # at most the batch each child held
     assert proc.process.poll() is None
     report(
         fault_report,
