@@ -349,7 +349,12 @@ def test_counters_events_and_queue_names_of_any_bytes_and_the_web_side_answers(
     write()
     batch.skip(counters[0], work_done)  # the worker's increment met garbage: counted afresh, and said so
     settle(live, batch)
-    assert int(broker.client.hget(counters[0], work_done)) >= 1
+
+    def counted_afresh() -> bool:  # the counters go with the ack, sent after the outcome's commit: wait for it
+        raw = broker.client.hget(counters[0], work_done)
+        return raw is not None and raw.isdigit() and int(raw) >= 1
+
+    assert wait_for(counted_afresh, timeout=15), broker.client.hget(counters[0], work_done)
     client.force_login(User.objects.create_superuser("admin", "admin@example.com", "pw"))
     assert client.get("/metrics/").status_code == 200
     assert client.get("/admin/djtasks/dashboard/").status_code == 200
