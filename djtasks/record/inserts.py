@@ -23,10 +23,14 @@ from djtasks.record.rows import insert_params, new_params
 
 
 @cache
+def _columns(quote: Any) -> str:
+    """The task table's columns, quoted, in FIELDS' order: the order of a whole row's parameters."""
+    return ", ".join(quote(f.column) for f in FIELDS.values())
+
+
+@cache
 def _insert_sql(vendor: str, quote: Any) -> str:
-    table = quote(TaskRecord._meta.db_table)
-    columns = ", ".join(quote(f.column) for f in FIELDS.values())
-    return f"INSERT INTO {table} ({columns}) VALUES {_ROW}"
+    return f"INSERT INTO {quote(TaskRecord._meta.db_table)} ({_columns(quote)}) VALUES {_ROW}"
 
 
 _ROW = f"({', '.join(['%s'] * len(FIELDS))})"
@@ -141,8 +145,7 @@ def _write_first(connection: Any, execute: Any, sql: str, params: Any, many: boo
 
 @cache
 def _copy_sql(quote: Any) -> str:
-    columns = ", ".join(quote(f.column) for f in FIELDS.values())
-    return f"COPY {quote(TaskRecord._meta.db_table)} ({columns}) FROM STDIN"
+    return f"COPY {quote(TaskRecord._meta.db_table)} ({_columns(quote)}) FROM STDIN"
 
 
 def write_pending(connection: Any) -> None:
