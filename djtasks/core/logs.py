@@ -1,4 +1,4 @@
-"""The djtasks logger, with one filter: what it logs cannot forge a log line.
+"""The djtasks logger (and django.tasks), with one filter: what they log cannot forge a log line.
 
 Task ids, names, queues, reasons and exception text come from outside (a caller, a message in
 Redis, a task's exception). Every record of the "djtasks" logger has the control characters of
@@ -78,12 +78,15 @@ class EscapeControlCharacters(logging.Filter):
         return True
 
 
-def get_logger() -> logging.Logger:
-    """Return the "djtasks" logger, its filter installed (once)."""
-    logger = logging.getLogger("djtasks")
+def get_logger(name: str = "djtasks") -> logging.Logger:
+    """Return a logger (the "djtasks" logger by default), its filter installed (once)."""
+    logger = logging.getLogger(name)
     if not any(isinstance(f, EscapeControlCharacters) for f in logger.filters):
         logger.addFilter(EscapeControlCharacters())
     return logger
 
 
 logger = get_logger()
+# Django's own receivers of the task signals djtasks sends log each task's line there (a failure
+# with its traceback, whose message a task's exception writes): escaped as djtasks' own lines are.
+get_logger("django.tasks")

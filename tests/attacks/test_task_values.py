@@ -329,6 +329,18 @@ def test_a_newline_in_a_task_id_cannot_forge_a_worker_log_line(child):
     assert any(re.search(r"dup\\n\[2026-01-01 .*FORGED line\\r\\x1b\[2Kcleared", line) for line in lines)
 
 
+def test_a_task_s_exception_message_cannot_forge_a_worker_log_line(child):
+    """Django's own django.tasks receiver logs a failed task's line with its traceback: escaped too."""
+    forged = "no\n[2026-01-02 00:00:00 ERROR 1] FORGED by an exception\r\x1b[2Kcleared"
+    result = tasks.fail.delay(forged)
+    with pytest.raises(ValueError):
+        result.get(timeout=30)
+    assert wait_for(lambda: "FORGED by an exception" in child.process.log(), timeout=30)
+    lines = child.process.log().splitlines()
+    assert not [line for line in lines if line.startswith("[2026-01-02") or "\x1b" in line or "\r" in line]
+    assert any(re.search(r"no\\n\[2026-01-02 .*FORGED by an exception\\r\\x1b\[2Kcleared", line) for line in lines)
+
+
 def test_recipes_are_plain_json():
     """The recipes themselves must reach the task unchanged, whatever value they describe."""
     recipe = {"d": [[{"s": [0, 0xD800]}, {"o": "set"}]]}
