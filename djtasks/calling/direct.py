@@ -63,8 +63,7 @@ def enqueue_id(
             task_id, connection = new_id(), plan.connection()
             own = rows.call_values(plan.shape.row, task_id, args, kwargs, connection)
             inserts.insert_row(own, connection, True, plan.shape)
-            message = Message(id=task_id, queue=plan.queue, priority=plan.priority)
-            publisher.schedule_item((message, 0), None, plan.db, connection=connection)
+            publisher.schedule_id(task_id, plan.queue, plan.priority, plan.db, connection)
             return task_id
     name, values = row_values(task, args, kwargs, options, checked=checked)
     if once is not None or ENQUEUE.get(name) is not None or not unobserved(task):
@@ -97,7 +96,7 @@ _PLANS: dict[int, _Plan] = {}  # by id(task); the plan holds the task, so its id
 def _plan(task: TaskDefaults) -> _Plan:
     """The task's plan for the database a new row goes to now, made again when the settings or connection change."""
     db = router.db_for_write(TaskRecord)
-    connection, conf = connections[db], get_settings()
+    connection, conf = inserts.block_connection(db) or connections[db], get_settings()
     plan = _PLANS.get(id(task))
     if plan is None or plan.task is not task or plan.conf is not conf or plan.connection() is not connection:
         name, values = row_values(task, [], {}, NO_OPTIONS, checked=True)  # raises InvalidCall as a call would

@@ -10,6 +10,7 @@ import atexit
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -24,6 +25,7 @@ from djtasks.core.options import PublishRetry
 from djtasks.core.states import READY_STATES
 from djtasks.record.models import TaskRecord
 from djtasks.transport.broker import get_broker
+from djtasks.transport.publishing import Run
 
 logger = logging.getLogger("djtasks")
 _local = threading.local()
@@ -38,44 +40,57 @@ def message_of(record: TaskRecord) -> tuple[Message, int]:
     return Message(id=record.id, queue=record.queue, priority=record.priority), due_ms(record.eta)
 
 
-def publish(items: list[tuple[Message, int]], *, from_sweeper: bool = False, retry: PublishRetry | None = None) -> int:
+def publish(
+    items: list[tuple[Message, int]],
+    *,
+    from_sweeper: bool = False,
+    retry: PublishRetry | None = None,
+    runs: Sequence[Run] = (),
+) -> int:
     """Publish now; on a Redis failure log it and leave the rows to the outbox sweep.
 
     The sweep waits for Redis's answer and returns how many ids were new; callers enqueueing
     send without waiting for it (see Broker.publish_nowait) and get the number sent. With a
     PublishRetry (apply_async's retry=True) a connection error is retried as it says first.
+    runs: (queue, priority, ids) of messages due now, published with the items (Broker.publish).
     """
-    if not items:
+    if not items and not runs:
         return 0
     if retry is None:
-        return _publish(items, from_sweeper=from_sweeper)
+        return _publish(items, runs, from_sweeper=from_sweeper)
     for delay in retry.delays():  # attempts the breaker does not skip: the caller asked to wait
-        if _publish(items, from_sweeper=False, retrying=True):
-            return len(items)
+        if published := _publish(items, runs, from_sweeper=False, retrying=True):
+            return published
         time.sleep(delay)
-    return _publish(items, from_sweeper=False, retrying=True, last=True)
+    return _publish(items, runs, from_sweeper=False, retrying=True, last=True)
 
 
 def _publish(
-    items: list[tuple[Message, int]], *, from_sweeper: bool, retrying: bool = False, last: bool = False
+    items: list[tuple[Message, int]],
+    runs: Sequence[Run],
+    *,
+    from_sweeper: bool,
+    retrying: bool = False,
+    last: bool = False,
 ) -> int:
     if not from_sweeper and not retrying and time.monotonic() < _breaker["open_until"]:
         return 0
+    count = len(items) + sum(len(ids) for _, _, ids in runs)
     try:
         if from_sweeper:
-            published = get_broker().publish(items)
+            published = get_broker().publish(items, runs)
         else:
             _flush_at_exit()
-            get_broker().publish_nowait(items)
-            published = len(items)
+            get_broker().publish_nowait(items, runs)
+            published = count
     except BrokerUnavailable as exc:
         _breaker["open_until"] = time.monotonic() + get_settings().PUBLISH_BACKOFF
         if from_sweeper:
             raise
         if retrying and not last:
-            logger.info("Publish of %d task(s) failed (%s); retrying as retry_policy says", len(items), exc)
+            logger.info("Publish of %d task(s) failed (%s); retrying as retry_policy says", count, exc)
             return 0
-        logger.warning("Publish of %d task(s) deferred to the outbox sweep: %s", len(items), exc)
+        logger.warning("Publish of %d task(s) deferred to the outbox sweep: %s", count, exc)
         return 0
     _breaker["open_until"] = 0.0
     return published
@@ -96,16 +111,36 @@ def _flush_at_exit() -> None:
 
 
 class _Batch:
-    """The messages of one transaction (at one savepoint level), published by one on_commit hook."""
+    """The messages of one transaction (at one savepoint level), published by one on_commit hook.
+
+    Messages due now with no retry policy and no record to report (enqueue's per-task plan, the
+    calls of a bulk() block) are kept as runs of ids, one per queue and priority in turn, which
+    Redis gets as one group each (no Message built, one script argument an id). A batch keeps
+    either runs or items, so its messages arrive in the order they were made: the first item
+    turns the runs into items.
+    """
 
     def __init__(self, using: str, savepoints: tuple[Any, ...]):
         self.using = using
         self.savepoints = savepoints
         self.items: list[tuple[Message, int]] = []
+        self.runs: list[Run] = []
         self.retry: PublishRetry | None = None  # the most patient retry= of its calls
         self.records: list[TaskRecord] = []  # for after_task_publish, when it has receivers
 
+    def add_id(self, task_id: str, queue: str, priority: int) -> None:
+        runs = self.runs
+        if self.items:
+            self.items.append((Message(id=task_id, queue=queue, priority=priority), 0))
+        elif runs and runs[-1][0] == queue and runs[-1][1] == priority:
+            runs[-1][2].append(task_id)
+        else:
+            runs.append((queue, priority, [task_id]))
+
     def add(self, item: tuple[Message, int], wanted: PublishRetry | None, record: TaskRecord | None) -> None:
+        if self.runs:
+            runs, self.runs = self.runs, []
+            self.items += [(Message(id=i, queue=q, priority=p), 0) for q, p, ids in runs for i in ids]
         self.items.append(item)
         if wanted is not None and (self.retry is None or sum(wanted.delays()) > sum(self.retry.delays())):
             self.retry = wanted
@@ -114,8 +149,9 @@ class _Batch:
 
     def __call__(self) -> None:
         items, self.items = self.items, []
+        runs, self.runs = self.runs, []
         records, self.records = self.records, []
-        if publish(items, retry=self.retry) and records:
+        if publish(items, retry=self.retry, runs=runs) and records:
             publishing.after(records)
 
 
@@ -141,19 +177,34 @@ def schedule_item(
         if publish([item], retry=retry) and record is not None and signals.after_task_publish.listening():
             publishing.after([record])
         return
-    savepoints = tuple(connection.savepoint_ids)
+    _batch(connection, using).add(item, retry, record)
+
+
+def schedule_id(task_id: str, queue: str, priority: int, using: str, connection: Any) -> None:
+    """schedule_item() of a message due now with no retry policy and no record (enqueue's per-task plan)."""
+    if not connection.in_atomic_block:
+        publish([(Message(id=task_id, queue=queue, priority=priority), 0)])
+        return
+    _batch(connection, using).add_id(task_id, queue, priority)
+
+
+def _batch(connection: Any, using: str) -> _Batch:
+    """The batch this transaction's messages at this savepoint level join, its on_commit hook registered."""
     batches: dict[str, _Batch] = _local.__dict__.setdefault("batches", {})
-    batch = batches.get(using)
+    batch, savepoints = batches.get(using), tuple(connection.savepoint_ids)
     # A batch whose hook was discarded by a rollback, or that belongs to another savepoint
     # level, cannot take more messages: start a new one with its own hook.
     if batch is None or batch.savepoints != savepoints or not _pending(connection, batch):
         batch = batches[using] = _Batch(using, savepoints)
         transaction.on_commit(batch, using=using, robust=True)
-    batch.add(item, retry, record)
+    return batch
 
 
 def _pending(connection: Any, batch: _Batch) -> bool:
-    return any(hook is batch for _, hook, _ in reversed(connection.run_on_commit))
+    hooks = connection.run_on_commit
+    if hooks and hooks[-1][1] is batch:  # the usual case: nothing registered since
+        return True
+    return any(hook is batch for _, hook, _ in reversed(hooks))
 
 
 def on_task_saved(sender: type, instance: TaskRecord, created: bool, using: str, **kwargs: Any) -> None:

@@ -1,6 +1,6 @@
 """Fenced UPDATEs of many task rows in one call: a batch's starts, a batch's outcomes (record/transitions.py).
 
-On PostgreSQL the rows go in one UPDATE ... FROM (VALUES ...) per batch, one statement and one
+On PostgreSQL the rows go in one UPDATE ... FROM unnest(arrays) per batch, one statement and one
 round trip where an executemany sends one statement per row; elsewhere (SQLite runs
 executemany in one C loop) one executemany. The values are converted by the model's fields, as
 record/sql.py converts them.
@@ -16,7 +16,7 @@ from django.db import connections, models
 
 from djtasks.record.models import TaskRecord
 from djtasks.record.reading import FIELDS
-from djtasks.record.sql import row_params, update_statement
+from djtasks.record.sql import column_params, row_params, update_statement
 
 
 def update_many(using: str, assigned: tuple[str, ...], matched: tuple[str, ...], rows: list[tuple[Any, ...]]) -> int:
@@ -24,7 +24,7 @@ def update_many(using: str, assigned: tuple[str, ...], matched: tuple[str, ...],
 
     Each row holds the values of `assigned` then of `matched` (plain equality; a tuple value
     in a match means IN, and every row must then give a tuple of the same length). PostgreSQL:
-    one UPDATE ... FROM (VALUES ...) when the IN lists are the same in every row (else one
+    one UPDATE ... FROM unnest(arrays) when the IN lists are the same in every row (else one
     statement per row, in psycopg's pipeline); SQLite: one executemany, in one C loop.
     """
     if not rows:
@@ -43,7 +43,7 @@ def update_many(using: str, assigned: tuple[str, ...], matched: tuple[str, ...],
         return cursor.rowcount
 
 
-# PostgreSQL: one UPDATE ... FROM (VALUES ...) for this many rows at most (11 values a row: far below 65,535).
+# PostgreSQL: one UPDATE ... FROM unnest(arrays) for this many rows at most.
 VALUES_ROWS = 500
 
 
@@ -89,6 +89,14 @@ def _unindexed(column: str, field: Any) -> str:
     return f"({column} || '')"
 
 
+def _array_type(field: Any, connection: Any) -> str:
+    """The SQL type of an array of the column's values: text for text columns (their length is
+    checked on assignment, as an ORM update's is; an explicit cast to varchar(n) would cut it)."""
+    if isinstance(field, models.CharField | models.TextField):
+        return "text"
+    return str(field.db_type(connection))
+
+
 @lru_cache(maxsize=32)
 def _values_sql(
     quote: Any,
@@ -96,16 +104,15 @@ def _values_sql(
     assigned: tuple[str, ...],
     shared: frozenset[str],
     matched: tuple[tuple[str, int], ...],
-    rows: int,
 ) -> str:
-    """UPDATE the table FROM (VALUES ...): shared values once, then each row's own and its plain matches; IN once."""
+    """UPDATE the table FROM unnest(arrays): shared values once, then one array per column of own values and
+    plain matches; IN once. The text does not depend on the number of rows, and it takes a few parameters
+    (one per array), so psycopg parses it once (its cache holds statements of at most 50)."""
     table = quote(TaskRecord._meta.db_table)
     own = [name for name in assigned if name not in shared]
     plain = [name for name, count in matched if count < 0]
     columns = {name: f"v.c{i}" for i, name in enumerate(own)}
-    # The first row's casts give each column its type (a column of NULLs would be text otherwise).
-    first = "(" + ", ".join(f"%s::{kind}" for kind in types) + ")"
-    values = ", ".join([first] + ["(" + ", ".join(["%s"] * len(types)) + ")"] * (rows - 1))
+    arrays = ", ".join(f"%s::{kind}[]" for kind in types)
     sets = ", ".join(f"{quote(FIELDS[name].column)} = {columns.get(name, '%s')}" for name in assigned)
     conditions = [f"{table}.{quote(FIELDS[name].column)} = v.c{len(own) + i}" for i, name in enumerate(plain)]
     conditions += [
@@ -114,7 +121,13 @@ def _values_sql(
         if count >= 0
     ]
     names = ", ".join(f"c{i}" for i in range(len(own) + len(plain)))
-    return f"UPDATE {table} SET {sets} FROM (VALUES {values}) AS v ({names}) WHERE {' AND '.join(conditions)}"
+    return f"UPDATE {table} SET {sets} FROM unnest({arrays}) AS v ({names}) WHERE {' AND '.join(conditions)}"
+
+
+def _shared(column: tuple[Any, ...]) -> bool:
+    """Whether every value of a column would be written alike (the same object, or _same as the first)."""
+    first = column[0]
+    return all(value is first for value in column) or all(_same(value, first) for value in column[1:])
 
 
 def _update_from_values(
@@ -127,7 +140,7 @@ def _update_from_values(
     """update_many on PostgreSQL: one statement for the rows (not one per row), the same fences, the same values.
 
     An assigned value that every row of the statement shares is sent once, in the SET (converted
-    once; and fewer parameters keep psycopg's parsed statement cached, at most 50).
+    once); every other column goes as one array of its rows' values.
     """
     shape = tuple((name, len(constant[name]) if name in constant else -1) for name in matched)
     width = len(assigned)
@@ -137,19 +150,16 @@ def _update_from_values(
     with connection.cursor() as cursor:
         for start in range(0, len(rows), VALUES_ROWS):
             chunk = rows[start : start + VALUES_ROWS]
-            first = chunk[0]
-            shared = [i for i in range(width) if all(_same(row[i], first[i]) for row in chunk[1:])]
-            if len(shared) == width and not plain:  # a VALUES row needs a column
+            values = list(zip(*chunk, strict=True))  # column by column
+            shared = [i for i in range(width) if _shared(values[i])]
+            if len(shared) == width and not plain:  # unnest needs an array
                 shared.pop()
             own = [i for i in range(width) if i not in shared] + plain
             names = tuple(assigned[i] if i < width else matched[i - width] for i in own)
-            params = row_params(tuple(assigned[i] for i in shared), tuple(first[i] for i in shared), connection)
-            for row in chunk:
-                params += row_params(names, tuple(row[i] for i in own), connection)
-            types = tuple(FIELDS[name].db_type(connection) for name in names)
-            sql = _values_sql(
-                connection.ops.quote_name, types, assigned, frozenset(assigned[i] for i in shared), shape, len(chunk)
-            )
+            params = row_params(tuple(assigned[i] for i in shared), tuple(chunk[0][i] for i in shared), connection)
+            params += [column_params(name, values[i], connection) for name, i in zip(names, own, strict=True)]
+            types = tuple(_array_type(FIELDS[name], connection) for name in names)
+            sql = _values_sql(connection.ops.quote_name, types, assigned, frozenset(assigned[i] for i in shared), shape)
             cursor.execute(sql, params + tail)
             changed += cursor.rowcount
     return changed

@@ -19,6 +19,7 @@ from django.db.models.signals import post_init, post_save, pre_init, pre_save
 from django.dispatch.dispatcher import NO_RECEIVERS
 
 from djtasks.core import plainjson
+from djtasks.record import stamps
 from djtasks.record.models import TaskRecord
 
 _FIELDS = TaskRecord._meta.concrete_fields
@@ -239,7 +240,8 @@ def call_values(row: list[Any], task_id: str, args: list[Any], kwargs: dict[str,
             _param(i, v, connection, text_json) if v else row[i] for i, v in ((_ARGS_AT, args), (_KWARGS_AT, kwargs))
         ]
     for _name, index, factory in _template(connection, text_json).factories:
-        values.append(_param(index, factory(), connection, text_json))
+        now = stamps.now_param(factory, connection)  # the enqueue time's text on SQLite, made faster
+        values.append(_param(index, factory(), connection, text_json) if now is None else now)
     return values
 
 
@@ -258,9 +260,9 @@ def _json_is_text(connection: Any, text_json: bool) -> bool:
     return _JSON_TEXT[key]
 
 
-def _no_receivers(signal: Any) -> bool:
-    # The signal's own cache answers once has_listeners() filled it (connect and disconnect empty it).
-    return signal.sender_receivers_cache.get(TaskRecord) is NO_RECEIVERS or not signal.has_listeners(TaskRecord)
+def _no_receivers(signal: Any) -> bool:  # none connected, or the signal's cache says so (connect empties it)
+    cache = signal.sender_receivers_cache
+    return not signal.receivers or cache.get(TaskRecord) is NO_RECEIVERS or not signal.has_listeners(TaskRecord)
 
 
 def instance_free(own_post_save: Any) -> bool:

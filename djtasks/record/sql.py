@@ -19,14 +19,19 @@ from djtasks.record.reading import FIELDS
 
 
 @cache
-def _update_sql(vendor: str, quote: Any, assigned: tuple[str, ...], matched: tuple[tuple[str, int], ...]) -> str:
+def _update_sql(
+    vendor: str, quote: Any, assigned: tuple[str, ...], matched: tuple[tuple[str, int], ...], null: tuple[str, ...]
+) -> str:
     table = quote(TaskRecord._meta.db_table)
     sets = ", ".join(f"{quote(FIELDS[name].column)} = %s" for name in assigned)
     where = " AND ".join(
-        f"{quote(FIELDS[name].column)} = %s"
-        if count < 0
-        else f"{quote(FIELDS[name].column)} IN ({', '.join(['%s'] * count)})"
-        for name, count in matched
+        [
+            f"{quote(FIELDS[name].column)} = %s"
+            if count < 0
+            else f"{quote(FIELDS[name].column)} IN ({', '.join(['%s'] * count)})"
+            for name, count in matched
+        ]
+        + [f"{quote(FIELDS[name].column)} IS NULL" for name in null]
     )
     return f"UPDATE {table} SET {sets} WHERE {where}"
 
@@ -69,13 +74,20 @@ def _prep(field: Any, passing: tuple[type, ...], value: Any, connection: Any) ->
     return field.get_db_prep_save(value, connection)
 
 
-def update_statement(connection: Any, assigned: tuple[str, ...], matched: tuple[str, ...], row: tuple[Any, ...]) -> str:
-    """The UPDATE for these fields; a tuple in a matched value of `row` means IN (that many values)."""
+def update_statement(
+    connection: Any,
+    assigned: tuple[str, ...],
+    matched: tuple[str, ...],
+    row: tuple[Any, ...],
+    null: tuple[str, ...] = (),
+) -> str:
+    """The UPDATE for these fields; a tuple in a matched value of `row` means IN (that many values);
+    the fields in `null` must be NULL (they take no value in `row`)."""
     shape = tuple(
         (name, len(value) if isinstance(value, tuple) else -1)
         for name, value in zip(matched, row[len(assigned) :], strict=True)
     )
-    return _update_sql(connection.vendor, connection.ops.quote_name, assigned, shape)
+    return _update_sql(connection.vendor, connection.ops.quote_name, assigned, shape, null)
 
 
 def row_params(names: tuple[str, ...], row: tuple[Any, ...], connection: Any) -> list[Any]:
@@ -90,11 +102,20 @@ def row_params(names: tuple[str, ...], row: tuple[Any, ...], connection: Any) ->
     return params
 
 
+def column_params(name: str, values: tuple[Any, ...], connection: Any) -> list[Any]:
+    """The parameters of one column's values (an array's elements), each converted as row_params() converts it."""
+    field, passing = FIELDS[name], _PASSING[name]
+    return [_prep(field, passing, value, connection) for value in values]
+
+
 def update(using: str, values: dict[str, Any], **match: Any) -> int:
-    """UPDATE the task table SET values WHERE each match field equals its value (or is IN a tuple)."""
+    """UPDATE the task table SET values WHERE each match field equals its value (is IN a tuple, IS NULL for None)."""
     connection = connections[using]
+    null = tuple(name for name, value in match.items() if value is None)  # "= NULL" would match no row
+    if null:
+        match = {name: value for name, value in match.items() if value is not None}
     assigned, matched, row = tuple(values), tuple(match), (*values.values(), *match.values())
-    sql = update_statement(connection, assigned, matched, row)
+    sql = update_statement(connection, assigned, matched, row, null)
     with connection.cursor() as cursor:
         cursor.execute(sql, row_params((*assigned, *matched), row, connection))
         return cursor.rowcount

@@ -8,7 +8,7 @@ Revocations are in record/revocation.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -18,7 +18,7 @@ from djtasks.core.states import FAILURE, PENDING, RETRY, RUNNABLE, RUNNABLE_STAT
 from djtasks.record import many, sql
 from djtasks.record.models import TaskRecord
 
-_CLAIMED = ("attempts", "worker", "worker_ids", "lease_token", "lease_expires_at", "started_at")
+CLAIMED = ("attempts", "worker", "worker_ids", "lease_token", "lease_expires_at", "started_at")
 _ENDED = (
     "state",
     "result",
@@ -94,14 +94,17 @@ def claim_attempt(record: TaskRecord, *, worker: str, token: str, now: datetime,
     record.started_at = now
 
 
-def write_claimed(db: str, records: Iterable[TaskRecord]) -> None:
-    """Write the rows claim_attempt() took in one executemany; the caller holds their row locks."""
-    many.update_many(
-        db,
-        _CLAIMED,
-        ("id",),
-        [(r.attempts, r.worker, r.worker_ids, r.lease_token, r.lease_expires_at, r.started_at, r.pk) for r in records],
-    )
+def write_claimed(db: str, records: Sequence[TaskRecord]) -> None:
+    """Write the rows claim_attempt() took in one statement; the caller holds their row locks.
+
+    One row (an idle worker's claim) is a plain UPDATE: psycopg runs an executemany in its
+    pipeline, which costs more than the one round trip it would save.
+    """
+    rows = [(r.attempts, r.worker, r.worker_ids, r.lease_token, r.lease_expires_at, r.started_at) for r in records]
+    if len(rows) == 1:
+        sql.update(db, dict(zip(CLAIMED, rows[0], strict=True)), id=records[0].pk)
+    else:
+        many.update_many(db, CLAIMED, ("id",), [(*row, r.pk) for row, r in zip(rows, records, strict=True)])
 
 
 def mark_started(db: str, record: TaskRecord, token: str) -> None:

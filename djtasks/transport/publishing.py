@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis
@@ -15,6 +15,8 @@ from djtasks.transport.connection import Batch, Command, Connection, converted
 # Publishes sent without waiting whose replies are not read yet: past this, the oldest is awaited.
 UNREAD_LIMIT = 100
 WAKE_TOKENS = 64  # a wake-up list holds at most this many tokens
+# (queue, priority, ids): messages of one queue and priority, due now, in the order given (a bulk() block's).
+Run = tuple[str, int, list[str]]
 
 
 class _Sender:
@@ -30,7 +32,7 @@ class _Sender:
         self.pool = pool
         self.script = script
         self.connection = self._connect()
-        self.unread: deque[tuple[list[tuple[Message, int]], int]] = deque()
+        self.unread: deque[tuple[list[tuple[Message, int]], Sequence[Run], int]] = deque()
 
     def _connect(self) -> Any:
         connection = self.pool.make_connection()
@@ -57,9 +59,9 @@ class Publishing(Connection):
         return [("LPUSH", key, *["1"] * min(tokens, WAKE_TOKENS)), ("LTRIM", key, 0, WAKE_TOKENS - 1)]
 
     @converted
-    def publish(self, messages: Iterable[tuple[Message, int]]) -> int:
-        """Publish (message, due_ms) pairs in one round trip; ids Redis already knows are skipped."""
-        calls = self._publish_calls(messages)
+    def publish(self, messages: Iterable[tuple[Message, int]], runs: Iterable[Run] = ()) -> int:
+        """Publish (message, due_ms) pairs, and runs of ids due now, in one round trip; ids Redis knows are skipped."""
+        calls = self._publish_calls(messages, runs)
         if not calls:
             return 0
         pipe = Batch(self.client)
@@ -71,35 +73,52 @@ class Publishing(Connection):
         return sum(reply for entry, reply in zip(pipe.entries, replies, strict=True) if pipe.is_script(entry))
 
     def _publish_calls(
-        self, messages: Iterable[tuple[Message, int]]
+        self, messages: Iterable[tuple[Message, int]], runs: Iterable[Run] = ()
     ) -> list[tuple[list[str], list[Any], list[Command]]]:
-        """For each queue the messages go to: the publish script's keys and argv, then the commands after it."""
+        """For each queue the messages go to: the publish script's keys and argv, then the commands after it.
+
+        The argv is groups of ids alike (lua/publish.lua): a message joins the group before it
+        when its priority and due time are the same, and a run is one group however long.
+        """
         by_queue: dict[str, list[Any]] = defaultdict(list)
+        heads: dict[str, tuple[int, int, int]] = {}  # per queue: where its last group starts, its priority, due
         now_ms = time.time() * 1000
         ready: dict[str, int] = defaultdict(int)
         for message, due_ms in messages:
-            by_queue[message.queue] += [message.id, message.encode(), str(message.priority), str(due_ms)]
+            queue, priority = message.queue, message.priority
+            argv = by_queue[queue]
+            head = heads.get(queue)
+            if head is not None and head[1] == priority and head[2] == due_ms:
+                argv[head[0]] += 1
+                argv.append(message.id)
+            else:
+                heads[queue] = (len(argv), priority, due_ms)
+                argv += [1, message.encode(), priority, due_ms, message.id]
             # Wake consumers for what is due now; the script judges due-ness on Redis' clock, and a
             # consumer that missed a wake-up looks again within a second anyway.
-            ready[message.queue] += due_ms <= now_ms
+            ready[queue] += due_ms <= now_ms
+        for queue, priority, ids in runs:
+            if ids:
+                by_queue[queue] += [len(ids), Message(ids[0], queue, priority).encode(), priority, 0, *ids]
+                ready[queue] += len(ids)
         calls = []
         for queue, argv in by_queue.items():
             keys = [self.queue_key(queue, kind) for kind in ("messages", "ready", "scheduled", "seq")]
             after = [("SADD", self.coordination_key("queues"), queue), *self.wake_commands(queue, ready[queue])]
-            calls.append((keys, [len(argv) // 4, *argv], after))
+            calls.append((keys, argv, after))
         return calls
 
-    def _publish_commands(self, messages: Iterable[tuple[Message, int]]) -> list[Command]:
+    def _publish_commands(self, messages: Iterable[tuple[Message, int]], runs: Iterable[Run] = ()) -> list[Command]:
         """The same as publish() sends, as raw commands (EVALSHA by hash) for publish_nowait."""
         commands: list[Command] = []
-        for keys, argv, after in self._publish_calls(messages):
+        for keys, argv, after in self._publish_calls(messages, runs):
             commands.append(("EVALSHA", self.scripts.publish.sha, len(keys), *keys, *argv))
             commands += after
         return commands
 
     @converted
-    def publish_nowait(self, messages: list[tuple[Message, int]]) -> None:
-        """Send a publish and return without waiting for Redis's reply (later calls read it).
+    def publish_nowait(self, messages: list[tuple[Message, int]], runs: Sequence[Run] = ()) -> None:
+        """Send a publish (as publish() takes it) and return without waiting for Redis's reply (later calls read it).
 
         For callers enqueueing one row per transaction, the reply's round trip was half the
         cost. The messages are kept until their reply is read: an error reply (NOSCRIPT after
@@ -108,15 +127,15 @@ class Publishing(Connection):
         is idempotent). flush_publishes() waits for every reply. On a cluster, whose commands
         go to several nodes, this publishes the waiting way.
         """
-        if not messages:
+        if not messages and not any(ids for _, _, ids in runs):
             return
         if self.clustered:
-            self.publish(messages)
+            self.publish(messages, runs)
             return
         sender = self._sender()
         try:
             self._read_replies(sender, wait=len(sender.unread) >= UNREAD_LIMIT)
-            commands = self._publish_commands(messages)
+            commands = self._publish_commands(messages, runs)
             # connect() first (a no-op once connected): a Sentinel connection finds the primary
             # there, where sending on an unconnected one would try the default address.
             sender.connection.connect()
@@ -124,7 +143,7 @@ class Publishing(Connection):
         except (redis.ConnectionError, redis.TimeoutError):
             sender.reset()
             raise
-        sender.unread.append((messages, len(commands)))
+        sender.unread.append((messages, runs, len(commands)))
 
     @converted
     def flush_publishes(self) -> None:
@@ -151,7 +170,7 @@ class Publishing(Connection):
         """Read the replies that have arrived (and, if wait, the oldest one's even if not yet)."""
         while sender.unread and (wait or sender.connection.can_read(timeout=0)):
             wait = False
-            messages, count = sender.unread.popleft()
+            messages, runs, count = sender.unread.popleft()
             refused = False
             for _ in range(count):
                 try:
@@ -159,4 +178,4 @@ class Publishing(Connection):
                 except redis.ResponseError:
                     refused = True
             if refused:
-                self.publish(messages)
+                self.publish(messages, runs)

@@ -13,6 +13,8 @@ import logging
 import random
 from typing import Any
 
+from django.utils import timezone
+
 from djtasks.calling.declaration import Task
 from djtasks.calling.gates import START, Gate, KeyFunction, described
 from djtasks.core.conf import Settings
@@ -69,7 +71,7 @@ class Caps:
         elif wait_ms := self.limiter.delay_ms(task.registered_name, task.rate_limit):
             return Wait(wait_ms)
         if gate.concurrency is None:
-            return Run(task)
+            return Run(task, at=timezone.now())
         # Jitter, so that waiters parked together do not all ask again at once.
         park_ms = int(self.park_ms * random.uniform(1.0, 1.1))
         try:
@@ -77,7 +79,7 @@ class Caps:
         except BrokerUnavailable as exc:
             return Wait(UNKNOWN_CAP_WAIT_MS, f"cannot reach Redis to take a concurrency slot ({exc}); waiting")
         if taken == 1:
-            return Run(task)
+            return Run(task, at=timezone.now())
         if taken == 0:
             return Parked(f"waits for a concurrency slot ({gate.concurrency} running{_for(cap_key)})")
         return Parked("is no longer held by this worker (its lease was lost); left to its new owner")

@@ -40,6 +40,11 @@ def leave_to_the_parent() -> None:
             _backstop(None, conn)
 
 
+def interval(db: str) -> float:
+    """Seconds between the parent's checkpoints of a database: never (inf) but for SQLite, which alone has the log."""
+    return CHECKPOINT_SECONDS if connections[db].vendor == "sqlite" else float("inf")
+
+
 def checkpoint(db: str) -> None:
     """Copy the WAL's committed pages into an SQLite database, waiting for nobody (a no-op elsewhere)."""
     conn = connections[db]

@@ -74,7 +74,7 @@ class Duties:
             self._do("lease extension", self._extend_leases)
             self._do("heartbeat", self._heartbeat)
         if now >= timers.checkpoint:  # SQLite's WAL: here, not in a child's commit (worker/checkpoints.py)
-            timers.checkpoint = now + checkpoints.CHECKPOINT_SECONDS
+            timers.checkpoint = now + checkpoints.interval(self.pool.db)
             self._do("WAL checkpoint", self._checkpoint)
         if now >= timers.reap:
             timers.reap = now + config.REAP_INTERVAL

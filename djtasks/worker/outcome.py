@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connections
+
 from djtasks.calling.declaration import Task
 from djtasks.core.conf import Settings
 from djtasks.core.exceptions import WriteRefused
@@ -19,6 +21,7 @@ from djtasks.core.states import FAILURE
 from djtasks.core.values import storable_text
 from djtasks.record.models import TaskRecord
 from djtasks.transport.broker import Claim
+from djtasks.worker import workflow
 
 EXCEPTION_TYPE_LENGTH = 255  # TaskRecord.exception_type
 REFUSED_TYPE = f"{WriteRefused.__module__}.{WriteRefused.__qualname__}"
@@ -72,6 +75,11 @@ class Started:
 def db_lease(config: Settings) -> timedelta:
     """The database lease: a little shorter than the Redis lease, both extended together."""
     return timedelta(seconds=max(config.LEASE_SECONDS - 5.0, config.LEASE_SECONDS * 0.8))
+
+
+def alone(record: TaskRecord, db: str) -> bool:
+    """Tell whether an outcome is written by one statement (no workflow follows it), outside any transaction."""
+    return not workflow.has_followers(record) and not connections[db].in_atomic_block
 
 
 def describe(exc: BaseException) -> Outcome:

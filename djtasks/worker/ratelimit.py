@@ -33,12 +33,17 @@ class Limiter:
             except BrokerUnavailable:
                 return 0
             self.read_at = now
-        if declared is None and task_name not in self.overrides:
+        if not self.limits(task_name, declared):
             return 0
         try:
             return self.broker.take_rate_slot(task_name, parse_rate(declared))
         except BrokerUnavailable:
             return 0  # without Redis there is no shared bucket; the task is not held back
+
+    def limits(self, task_name: str, declared: str | None) -> bool:
+        """Whether a start of this task takes a slot: it declares a rate, or one was set at runtime
+        (as of the overrides last read)."""
+        return declared is not None or task_name in self.overrides
 
     def keyed_delay_ms(self, task_name: str, key: str, declared: str | None) -> int:
         """Return 0 if the task may start now for this key, else how long it must wait (ms)."""

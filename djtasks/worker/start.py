@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from djtasks.calling.declaration import Task
@@ -21,7 +21,7 @@ from djtasks.core.conf import Settings
 from djtasks.core.exceptions import MessageRejected, NotRegistered
 from djtasks.core.message import Message
 from djtasks.core.states import FAILURE, REVOKED, RUNNABLE_STATES
-from djtasks.record import revocation, sql, transitions
+from djtasks.record import claiming, revocation, sql, transitions
 from djtasks.record.models import DeadLetter, TaskRecord
 from djtasks.record.refusals import REFUSALS
 from djtasks.transport.broker import Claim
@@ -85,6 +85,8 @@ class Starter:
         return []
 
     def _start(self, claims: list[Claim], finished: list[tuple[Started, Outcome]]) -> list[Started]:
+        if not finished and len(claims) == 1 and (alone := self._start_alone(claims[0])) is not None:
+            return alone
         batch = Batch()
         valid = self._decode(claims, batch)
         now = timezone.now()
@@ -101,14 +103,51 @@ class Starter:
             transitions.write_claimed(db, [item.record for item in batch.started])
             # Set aside in the same commit; their messages are acked only after it.
             DeadLetter.objects.using(db).bulk_create([letter for _, letter in batch.letters])
-        recording.recorder.received(batch.started)
-        tasklog.received(batch.started)
-        signalling.received(batch.started, self.worker_id)
+        self._received(batch.started)
         recording.after(finished, written, defer=True)  # acked with the next claim (child.py)
         recording.settle(batch.drops, notify=False)
         recording.settle([claim for claim, _ in batch.letters])
         recording.settle(batch.expired)
         return batch.started
+
+    def _start_alone(self, claim: Claim) -> list[Started] | None:
+        """Start one claim that is to run with two statements in autocommit: an unlocked read, then a
+        compare-and-set UPDATE (claiming.write_claimed_if_unchanged). None: the locked path decides.
+
+        An idle worker's start: BEGIN, SELECT ... FOR UPDATE, UPDATE, COMMIT were four round trips.
+        Only a plain Run takes it (no gate, no rate limit: they take slots that a retry would take twice).
+        """
+        db = self.recording.db
+        if claim.defect or connections[db].in_atomic_block:
+            return None
+        try:
+            Message.decode(claim.envelope, expected_id=claim.id, queue=claim.queue)
+        except MessageRejected:
+            return None  # the locked path sets it aside
+        record = sql.read_rows(db, [claim.id]).get(claim.id)
+        task = registry.get(record.task_name) if record is not None else None
+        if record is None or not isinstance(task, Task) or START.get(task.registered_name):
+            return None
+        if self.limiter.limits(task.registered_name, task.rate_limit):
+            return None
+        now = timezone.now()
+        if not isinstance(self.decide(claim, record, now), Run):
+            return None
+        seen = (record.state, record.attempts, record.lease_token, record.lease_expires_at)
+        transitions.claim_attempt(
+            record, worker=self.worker_id, token=claim.token, now=now, lease=db_lease(self.config)
+        )
+        if not claiming.write_claimed_if_unchanged(db, record, seen):
+            return None  # written meanwhile: read again, locked
+        started = [Started(claim=claim, record=record, task=task, started_at=now)]
+        self._received(started)
+        return started
+
+    def _received(self, started: list[Started]) -> None:
+        """Tell the counters, the task log and task_received's receivers of the tasks just started."""
+        self.recording.recorder.received(started)
+        tasklog.received(started)
+        signalling.received(started, self.worker_id)
 
     def refuse_start(self, claim: Claim, exc: BaseException) -> None:
         """Fail and set aside a claim whose start the database refused for its data (its id, its row): it never runs."""
@@ -184,6 +223,8 @@ class Starter:
         if wait_ms := self.limiter.delay_ms(task.registered_name, task.rate_limit):
             # Over its rate limit: wait in the scheduled set, not in this child.
             return Wait(wait_ms)
+        if self.limiter.limits(task.registered_name, task.rate_limit):
+            return Run(task, at=timezone.now())  # its slot was granted just now
         return Run(task)
 
     def _apply(
@@ -191,11 +232,12 @@ class Starter:
     ) -> None:
         """Carry out a verdict inside the batch's transaction (settling its claim waits for the commit)."""
         match verdict:
-            case Run(task=task):
+            case Run(task=task, at=at):
+                at = at or now
                 transitions.claim_attempt(
-                    record, worker=self.worker_id, token=claim.token, now=now, lease=db_lease(self.config)
+                    record, worker=self.worker_id, token=claim.token, now=at, lease=db_lease(self.config)
                 )
-                batch.started.append(Started(claim=claim, record=record, task=task, started_at=now))
+                batch.started.append(Started(claim=claim, record=record, task=task, started_at=at))
             case Drop(state=state):
                 logger.info("Task id=%s is already %s: duplicate delivery dropped", claim.id, state)
                 batch.drops.append(claim)

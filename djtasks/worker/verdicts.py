@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from djtasks.calling.declaration import Task
 
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    """Start the attempt."""
+    """Start the attempt; `at`, when given, is when its rate-limit start or cap slot was granted.
+
+    Such a start is stamped from then, not from the batch's clock read before the grant: the
+    starts a limit spaces stay as far apart in the record as the limit made them.
+    """
 
     task: Task
+    at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -204,11 +204,11 @@ class FlakyPublish:
         broker = get_broker()
         real = broker.publish_nowait
 
-        def publish_nowait(items: Any) -> Any:
+        def publish_nowait(items: Any, runs: Any = ()) -> Any:
             self.calls += 1
             if self.calls <= failures:
                 raise BrokerUnavailable("connection refused (injected)")
-            return real(items)
+            return real(items, runs)
 
         monkeypatch.setattr(broker, "publish_nowait", publish_nowait)
         monkeypatch.setattr(publisher, "_breaker", {"open_until": 0.0})

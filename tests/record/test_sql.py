@@ -211,6 +211,16 @@ def test_update_many_counts_only_the_rows_whose_fence_held():
     assert dict(TaskRecord.objects.values_list("pk", "state")) == {"u1": "SUCCESS", "u2": "PENDING", "u3": "REVOKED"}
 
 
+def test_update_matches_a_none_as_is_null_as_the_orm_filter_does():
+    # The idle start's compare-and-set (record/claiming.py) matches a lease it read as NULL: with
+    # "= NULL" in the WHERE it would match no row, and every such start would go the locked path.
+    TaskRecord.objects.create(id="n1", task_name="t")
+    TaskRecord.objects.create(id="n2", task_name="t", lease_expires_at=timezone.now())
+    for pk in ("n1", "n2"):
+        assert sql.update("default", {"worker": "w"}, id=pk, lease_expires_at=None) == (pk == "n1")
+    assert dict(TaskRecord.objects.values_list("pk", "worker")) == {"n1": "w", "n2": ""}
+
+
 def test_update_and_update_many_store_what_the_orm_update_stores():
     now = timezone.now()
     values = {

@@ -129,3 +129,12 @@ def wait_all_done(ids: list[str], timeout: float) -> bool:
             connection.close()
         time.sleep(0.2)
     return False
+
+
+def start_gaps(ids: list[str]) -> list[float]:
+    """Seconds between the recorded starts (started_at) of these rows, in order of start.
+
+    A start a rate limit lets through is stamped at its grant, so these are the gaps the limiter
+    made; the task bodies' own times also measure how long each batch took to reach them."""
+    times = sorted(TaskRecord.objects.filter(pk__in=ids).values_list("started_at", flat=True))
+    return [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]

@@ -12,11 +12,20 @@ import time
 
 import redis
 
+_HANDED_OUT: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nobody listens on, never one this process handed out before: the kernel can give
+    a closed port-0 socket's port again at once (a Sentinel deployment once got its primary's port for
+    a sentinel, which then failed to bind)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return int(port)
 
 
 class RedisServer:

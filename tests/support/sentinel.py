@@ -56,13 +56,18 @@ class SentinelDeployment:
         self.processes[port] = subprocess.Popen(["redis-server", str(conf), "--sentinel"], stdout=log, stderr=log)
 
     def start(self) -> SentinelDeployment:
+        """Start it all; one that does not come up is stopped (its servers outlived a failed fixture before)."""
         primary, replica = self.data_ports
-        self._server(primary)
-        self._server(replica, "--replicaof", "127.0.0.1", str(primary))
-        for port in self.sentinel_ports:
-            self._sentinel(port)
-        self.wait(lambda: self.client(replica).info("replication").get("master_link_status") == "up", "replica")
-        self.wait(lambda: all(self.sentinels_know_replica(p) for p in self.sentinel_ports), "sentinels")
+        try:
+            self._server(primary)
+            self._server(replica, "--replicaof", "127.0.0.1", str(primary))
+            for port in self.sentinel_ports:
+                self._sentinel(port)
+            self.wait(lambda: self.client(replica).info("replication").get("master_link_status") == "up", "replica")
+            self.wait(lambda: all(self.sentinels_know_replica(p) for p in self.sentinel_ports), "sentinels")
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def client(self, port: int) -> redis.Redis:

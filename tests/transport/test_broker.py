@@ -3,6 +3,8 @@
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.core.message import Message
@@ -262,3 +264,44 @@ def test_a_reserve_of_no_queues_waits_as_asked_and_still_sends_its_acks():
     began = time.monotonic()
     broker.reserve([], "w:3", 10_000, wait=0.0005)  # under 1 ms: work is due now, no wait
     assert time.monotonic() - began < 0.1
+
+
+_IDS = st.sampled_from("abcdefgh")
+_MESSAGES = st.lists(st.tuples(_IDS, st.integers(-2, 2), st.sampled_from(["now", "past", "later"])), max_size=8)
+_RUNS = st.lists(st.tuples(st.integers(-2, 2), st.lists(_IDS, max_size=6)), max_size=3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(known=st.sets(_IDS, max_size=3), messages=_MESSAGES, runs=_RUNS)
+def test_one_publish_of_grouped_ids_stores_what_publishing_each_alone_would(known, messages, runs):
+    # The publish script takes ids in groups alike (priority, due time) and stores them a
+    # thousand a command; a bulk() block's calls are one run. Whatever the mix (ids twice, ids
+    # Redis knows, past and future due times, priorities), the queue must end as if each message
+    # had been published alone, messages then runs, in order: the same ids known with the same
+    # envelopes, the same claim order and due times, and the same count newly published.
+    broker, client = get_broker(), get_broker().client
+    client.flushall()
+    now = int(time.time() * 1000)
+    due = {"now": 0, "past": now - 3_600_000, "later": now + 3_600_000}
+
+    def state(queue):
+        strip = len(queue) + 1
+        key = broker.queue_key
+        ready = [m.decode()[strip:] for m in client.zrange(key(queue, "ready"), 0, -1)]
+        later = {m.decode()[strip:]: s for m, s in client.zrange(key(queue, "scheduled"), 0, -1, withscores=True)}
+        envelopes = {k.decode()[strip:]: v for k, v in client.hgetall(key(queue, "messages")).items()}
+        return ready, later, envelopes
+
+    added = {}
+    for queue in ("grouped", "alone"):
+        for i in sorted(known):
+            broker.publish([(Message(f"{queue}-{i}", queue), 0)])
+        items = [(Message(f"{queue}-{i}", queue, priority), due[when]) for i, priority, when in messages]
+        queue_runs = [(queue, priority, [f"{queue}-{i}" for i in ids]) for priority, ids in runs]
+        if queue == "grouped":
+            added[queue] = broker.publish(items, queue_runs)
+        else:
+            items += [(Message(i, queue, priority), 0) for _, priority, ids in queue_runs for i in ids]
+            added[queue] = sum(broker.publish([item]) for item in items)
+    assert added["grouped"] == added["alone"]
+    assert state("grouped") == state("alone")

@@ -55,12 +55,17 @@ end
 -- The ready-set score of a task: priority band first (higher runs first), then the time it became
 -- due, in ms: due_ms for one that was due before now (a past run_after, a delay that expired),
 -- the arrival clock for one due now (due_ms 0). So among tasks of one priority the earliest due
--- starts first, and those due at once start in arrival order.
+-- starts first, and those due at once start in arrival order. arrival_score: the score of a
+-- task of this priority that became due at `ms` (an arrival clock value, or a past due time).
+local function arrival_score(priority, ms)
+  return (100 - priority) * 1e13 + ms
+end
+
 local function ready_score(priority, seq_key, due_ms, now)
   local due = finite(due_ms)
   if due and due > 0 and due < now then
-    return (100 - priority) * 1e13 + math.floor(due)
+    return arrival_score(priority, math.floor(due))
   end
-  return (100 - priority) * 1e13 + next_arrival(seq_key, now)
+  return arrival_score(priority, next_arrival(seq_key, now))
 end
 
