@@ -49,6 +49,16 @@ class Counters:
             pass
         return conn
 
+    def _db_cpu(self) -> float:
+        """CPU time of the database server: the postmaster and all its children (backends, WAL writer...)."""
+        if self.pg is None:
+            return 0.0
+        import psutil
+
+        backend = psutil.Process(int(self.pg.execute("SELECT pg_backend_pid()").fetchone()[0]))
+        postmaster = backend.parent()
+        return cpu_seconds([postmaster, *postmaster.children()])
+
     def _next_xid(self) -> int:
         return int(self.pg.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())::text").fetchone()[0])
 
@@ -61,11 +71,13 @@ class Counters:
         self.local.clear()
         self.redis.config_resetstat()
         self.cpu_before = (time.process_time(), _worker_cpu(worker_pids))
+        self.db_cpu_before = self._db_cpu()
         self.wall_before = time.perf_counter()
 
     def stop(self, count: int, adapter=None) -> dict:
         wall = time.perf_counter() - self.wall_before
         cpu = (time.process_time() - self.cpu_before[0], _worker_cpu(self.worker_pids) - self.cpu_before[1])
+        db_cpu = self._db_cpu() - self.db_cpu_before
         if hasattr(adapter, "settle"):  # a publish sent without waiting: count it once Redis has run it
             adapter.settle()
         commandstats = self.redis.info("commandstats")
@@ -83,14 +95,23 @@ class Counters:
             "redis_top": dict(Counter(commands).most_common()),
         }
         if self.pg is not None:
+            figures["db_cpu_us"] = db_cpu / count * 1e6
             figures["commits"] = (self._next_xid() - self.xid_before) / count
         if self.statements_ok:
             rows = self.pg.execute(
-                "SELECT s.query, s.calls FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+                "SELECT s.query, s.calls, s.total_exec_time, s.total_plan_time"
+                " FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
                 "WHERE d.datname = %s ORDER BY s.calls DESC",
                 [self.dbname],
             ).fetchall()
-            counted = [(q, n) for q, n in rows if not any(own in q.lower() for own in _OWN)]
+            counted = [(q, n) for q, n, _, _ in rows if not any(own in q.lower() for own in _OWN)]
+            timed = [(q, n, e, pl) for q, n, e, pl in rows if not any(own in q.lower() for own in _OWN)]
+            figures["exec_us"] = sum(e for _, _, e, _ in timed) * 1000 / count
+            figures["plan_us"] = sum(pl for _, _, _, pl in timed) * 1000 / count
+            figures["statements_time"] = {
+                " ".join(q.split())[:90]: [n, round(e * 1000 / count, 1), round(pl * 1000 / count, 1)]
+                for q, n, e, pl in sorted(timed, key=lambda t: -t[2])[:15]
+            }
             figures["statements"] = sum(n for _, n in counted) / count
             figures["statements_top"] = {" ".join(q.split())[:120]: n for q, n in counted[:15]}
         elif self.pg is None:
@@ -109,15 +130,21 @@ class Counters:
 def _worker_cpu(pids: tuple[int, ...]) -> float:
     import psutil
 
+    parents = [psutil.Process(pid) for pid in pids]
+    return cpu_seconds([process for parent in parents for process in [parent, *parent.children(recursive=True)]])
+
+
+def cpu_seconds(processes: list) -> float:
+    """User and system CPU of the processes that are still there."""
+    import psutil
+
     total = 0.0
-    for pid in pids:
-        parent = psutil.Process(pid)
-        for process in [parent, *parent.children(recursive=True)]:
-            try:
-                times = process.cpu_times()
-                total += times.user + times.system
-            except psutil.NoSuchProcess:
-                pass
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
     return total
 
 

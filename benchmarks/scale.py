@@ -31,21 +31,11 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 import psutil  # noqa: E402
+from budget import cpu_seconds  # noqa: E402
 from driver import Worker, recreate_database  # noqa: E402
 from services import PgBouncer, PostgresCluster, RedisServer, log  # noqa: E402
 
 POLL_S = 0.2
-
-
-def cpu_seconds(processes: list[psutil.Process]) -> float:
-    total = 0.0
-    for process in processes:
-        try:
-            times = process.cpu_times()
-            total += times.user + times.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
 
 
 def postgres_processes(cluster: PostgresCluster) -> list[psutil.Process]:

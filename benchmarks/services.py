@@ -176,7 +176,8 @@ class PostgresCluster:
                     "60",
                     "-o",
                     f"-c listen_addresses=127.0.0.1 -c port={self.port} -k {self.dir} -c fsync=on"
-                    f" -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all {options}",
+                    " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+                    f" -c pg_stat_statements.track_planning=on {options}",
                     "start",
                 ]
             ),

@@ -80,6 +80,7 @@ def inner(options: argparse.Namespace) -> int:
 
         with connection.cursor() as cursor:
             cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            cursor.execute("SELECT pg_stat_statements_reset()")  # the first run lists its drain, not the migrations
     timelines: list[dict[str, float]] = []
     for run in range(options.runs):
         adapter.reset()
@@ -126,11 +127,11 @@ def inner(options: argparse.Namespace) -> int:
             f"\nrun {run}: worker CPU {cpu * 1000:.0f} ms (parent and children, start to stop),"
             f" wall {(ended - began) * 1000:.0f} ms"
         )
+        if options.db == "postgres" and options.statements:
+            statements()  # with --plain too (it printed nothing there: the loop went on before it)
         if options.plain:
             continue
         timelines.append(report(out, began, first_done or ended, ended, run))
-        if options.db == "postgres" and options.statements:
-            statements()
     if not timelines:
         return 0
     print(f"\nmedian of {len(timelines)} ({options.db}), ms from the command's start:")
