@@ -142,7 +142,7 @@ class Task[**P, R](DjangoTask, TaskHooks):
         if self.typing and not execution.parent_id:  # a workflow's next step gets a result nobody checked
             self.check_arguments(positional, named)
         task_id = enqueue_id(self, positional, named, execution, once, checked=True)
-        return AsyncResult(task_id, task_name=self.registered_name)
+        return AsyncResult.enqueued(task_id, self.registered_name)
 
     def check_arguments(self, args: list[Any], kwargs: dict[str, Any]) -> None:
         """Raise InvalidCall if the function cannot take these arguments (Celery's typing check)."""

@@ -29,4 +29,4 @@ def send_task(name: str, args: Iterable[Any] = (), kwargs: dict[str, Any] | None
     task = cast("TaskDefaults", declared) if hasattr(declared, "apply_async") else None
     defaults = Defaults(registered_name=name, backend=djtasks_backend_alias())
     record = enqueue(task or defaults, positional, named, execution)
-    return AsyncResult(record.id, task_name=name)
+    return AsyncResult.enqueued(record.id, name)

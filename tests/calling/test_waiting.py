@@ -11,8 +11,11 @@ import redis.connection
 from django.db import connection, connections
 
 from djtasks import TimeoutError as ResultTimeout
+from djtasks.calling.result import FRESH_SECONDS, AsyncResult
 from djtasks.core.states import SUCCESS
+from djtasks.record import reading
 from djtasks.record.models import TaskRecord
+from djtasks.testing import eager
 from djtasks.transport.broker import get_broker
 from tests.testapp.tasks import add
 
@@ -107,3 +110,70 @@ def test_a_notification_redis_runs_before_the_subscription_is_not_lost(redis_ser
     waited = time.monotonic() - began
     subscribing[0].join()
     assert waited < 0.8, f"get() waited {waited:.2f} s: it missed the notification and waited for its re-read"
+
+
+class _Seen:
+    """What the caller did, in order: "subscribe" for each SUBSCRIBE sent, "read" for each read of a row's state."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch):
+        self.events: list[str] = []
+        send = redis.connection.AbstractConnection.send_command
+        read_state = reading.read_state
+
+        def sent(conn: redis.connection.AbstractConnection, *args: object, **kwargs: object) -> None:
+            if args and args[0] == "SUBSCRIBE":
+                self.events.append("subscribe")
+            send(conn, *args, **kwargs)
+
+        def read(using: str, task_id: str) -> object:
+            self.events.append("read")
+            return read_state(using, task_id)
+
+        monkeypatch.setattr(redis.connection.AbstractConnection, "send_command", sent)
+        monkeypatch.setattr(reading, "read_state", read)
+
+
+def test_a_get_straight_after_the_enqueue_reads_the_row_only_once_subscribed(redis_server, monkeypatch):
+    result = add.delay(1, 2)  # no worker: it never finishes
+    seen = _Seen(monkeypatch)
+    with pytest.raises(ResultTimeout):
+        result.get(timeout=0.3)
+    assert seen.events[:2] == ["subscribe", "read"], seen.events
+
+
+def test_a_get_straight_after_the_enqueue_of_a_task_done_already_returns_from_its_one_read(redis_server, monkeypatch):
+    """Done before get() looks (a fast worker, a unique call's earlier task): the read after the subscription
+    finds it so, and no wait follows."""
+    result = add.delay(2, 3)
+    TaskRecord.objects.filter(pk=result.id).update(state=SUCCESS, result=5)
+    seen = _Seen(monkeypatch)
+    assert result.get(timeout=10) == 5
+    assert seen.events == ["subscribe", "read"]
+
+
+def test_a_handle_read_later_or_made_elsewhere_reads_the_row_first(redis_server, monkeypatch):
+    """A done task's get() is then one read, with no subscription."""
+    result = add.delay(2, 3)
+    TaskRecord.objects.filter(pk=result.id).update(state=SUCCESS, result=5)
+    time.sleep(FRESH_SECONDS + 0.05)
+    seen = _Seen(monkeypatch)
+    assert result.get(timeout=10) == 5
+    assert AsyncResult(result.id).get(timeout=10) == 5
+    assert seen.events == ["read", "read"]
+
+
+def test_a_second_get_of_a_fresh_handle_reads_the_row_first(redis_server, monkeypatch):
+    result = add.delay(2, 3)
+    with pytest.raises(ResultTimeout):
+        result.get(timeout=0.1)
+    TaskRecord.objects.filter(pk=result.id).update(state=SUCCESS, result=5)
+    seen = _Seen(monkeypatch)
+    assert result.get(timeout=10) == 5
+    assert seen.events == ["read"]
+
+
+def test_in_eager_mode_a_get_straight_after_the_call_does_not_subscribe(monkeypatch):
+    with eager():
+        seen = _Seen(monkeypatch)
+        assert add.delay(2, 3).get(timeout=1) == 5
+    assert seen.events == ["read"]
