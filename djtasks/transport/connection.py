@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache, wraps
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import hiredis
 import redis
@@ -154,17 +154,22 @@ class Batch:
         return send_raw(self.client, argvs)
 
 
-def pack(argvs: Iterable[Command], connection: Any) -> bytes:
-    """Commands in Redis' protocol, packed by hiredis (redis-py's own packer where hiredis cannot)."""
-    if _pack_command is None:
-        return b"".join(connection.pack_commands(list(argvs)))
+# hiredis' stub types the argument as a tuple of one item; it takes a tuple of any length.
+_pack_command = cast(Callable[[Command], bytes], hiredis.pack_command)
+
+
+def pack(argvs: list[Command], connection: Any) -> bytes:
+    """Commands in Redis' protocol, packed by hiredis straight: 10 us for a claim's 11 commands, where
+    redis-py's pack_commands (the same hiredis call, after its own per-argument conversions) takes 44.
+
+    An argument hiredis refuses (a bytearray, None, a bool) goes to redis-py's packer instead, which
+    converts what it can and raises its DataError for the rest: the bytes sent are redis-py's. Command
+    names are djtasks' own and one word each (redis-py would split "CLIENT LIST" in two; this does not).
+    """
     try:
         return b"".join([_pack_command(argv) for argv in argvs])
-    except TypeError as exc:  # what redis-py raises for an argument it cannot send (None, a bool)
-        raise redis.DataError(str(exc)) from exc
-
-
-_pack_command: Callable[[Command], bytes] | None = getattr(hiredis, "pack_command", None)
+    except TypeError:
+        return b"".join(connection.pack_commands(argvs))
 
 
 def send_raw(client: redis.Redis, argvs: list[Command]) -> list[Any]:

@@ -42,14 +42,14 @@ def sent(monkeypatch):
 
     monkeypatch.setattr(AbstractConnection, "pack_command", pack_command)
     monkeypatch.setattr(AbstractConnection, "pack_commands", pack_commands)
-    if connection._pack_command is not None:  # pipelines and publishes packed by hiredis (connection.pack)
-        original_raw = connection._pack_command
+    original_raw = connection._pack_command  # batches and publishes packed by hiredis (connection.pack)
 
-        def pack_raw(argv):
-            commands.append(encoded(argv))
-            return original_raw(argv)
+    def pack_raw(argv):
+        packed = original_raw(argv)  # what hiredis refuses is packed (and recorded) by pack_commands
+        commands.append(encoded(argv))
+        return packed
 
-        monkeypatch.setattr(connection, "_pack_command", pack_raw)
+    monkeypatch.setattr(connection, "_pack_command", pack_raw)
     return commands
 
 
