@@ -46,7 +46,10 @@ def test_values_are_shown_redacted_shortened_and_escaped(worker):
         refused.get(timeout=20)
     big = add.delay("x" * 5000, "y")
     assert len(big.get(timeout=20)) == 5001
+    # Each line is logged after its row's commit, by whichever child ran the task: the get()s can
+    # return before it, and the children log in no set order. Wait for both lines.
     assert wait_for(lambda: f"[{big.id}] succeeded" in process.log(), timeout=10)
+    assert wait_for(lambda: f"refuse[{refused.id}] failed" in process.log(), timeout=10)
     log = process.log()
     assert SECRET not in log
     assert f"reveal[{shown.id}] succeeded in" in log and "'password': '********'" in log and "'uses ********'" in log
