@@ -6,10 +6,11 @@ reserved in Redis although their rows are final. A SIGKILL in that window leaves
 until their lease lapses; the reaper then requeues them and a worker drops them as finished.
 """
 
-import os
+import random
 import signal
 import time
 
+import psutil
 import pytest
 from django.db import transaction
 
@@ -30,40 +31,51 @@ def finished_but_reserved(ids: list[str]) -> set[str]:
     return set(TaskRecord.objects.filter(pk__in=reserved & set(ids), state="SUCCESS").values_list("pk", flat=True))
 
 
+def frozen_in_the_window(pid: int, ids: list[str]) -> set[str]:
+    """Freeze the child (SIGSTOP); if outcomes it committed still wait for their ack, SIGKILL it there.
+
+    Frozen, the child can neither commit nor ack, so what is SUCCESS in the database and still
+    reserved in Redis is exactly what it recorded and has not acked (a batch it has in hand is
+    STARTED, its outcomes uncommitted). Else it is let go (SIGCONT) and the empty set returned.
+    """
+    child = psutil.Process(pid)
+    child.send_signal(signal.SIGSTOP)
+    assert wait_for(lambda: child.status() == psutil.STATUS_STOPPED, timeout=5)
+    held = finished_but_reserved(ids)
+    child.send_signal(signal.SIGKILL if held else signal.SIGCONT)
+    return held
+
+
 @pytest.mark.timeout(300)
 def test_sigkill_of_a_child_whose_recorded_outcomes_wait_for_their_ack(worker, ledger, fault_report):
-    # 0.5 ms tasks: a batch of PREFETCH (16) runs within FLUSH_AFTER, so its outcomes wait for
-    # the next start (1 ms tasks, 16 ms a batch, went past it at load), and 1,500 of them drain
-    # slowly enough that the kills below land while the queue is deep (400 no-op tasks drained
-    # before the first kill: it found nothing in the window).
+    # 0.5 ms tasks, 1,500 of them: the queue stays deep, so a batch of PREFETCH (16) commits the
+    # outcomes of the one before with its start and acks them with the claim after it. The kill
+    # is not left to chance (random kills missed the window, which ends at that claim or once the
+    # held outcomes are FLUSH_AFTER old, five times in a row in CI): the child is frozen, looked
+    # at, and killed only while it holds recorded outcomes not yet acked.
     keys = [f"k{i}" for i in range(1500)]
     with transaction.atomic():
         ids = [work.apply_async((key, 0.0005)).id for key in keys]
     key_of = dict(zip(ids, keys, strict=True))
     proc = worker("-c", "1")
-    # Kill the draining child until a kill falls in the window (the whole of a batch's run).
+    assert wait_for(lambda: sum(1 for e in read(ledger) if e.kind == "end") >= 30, timeout=60)
     held: set[str] = set()
     kills: list[float] = []
     killed: set[int] = set()
-    for threshold in (60, 120, 180, 240, 300):
-        assert wait_for(lambda n=threshold: sum(1 for e in read(ledger) if e.kind == "end") >= n, timeout=60)
+    looks = 0
+    while not held and looks < 500 and TaskRecord.objects.filter(pk__in=ids, state="PENDING").count() >= 100:
         children = proc.children()
-        if not children:
-            continue
-        os.kill(children[0], signal.SIGKILL)
-        kills.append(time.time())
-        time.sleep(0.2)  # the parent hears the death and hands back what the child held
-        # Recorded by the killed child and still reserved (the lease, 6 s in the tests, has not
-        # lapsed yet); not those of the batch in hand at the kill, which the next child may have
-        # run again and recorded within these 0.2 s, its own ack not yet sent.
-        # (The ledger is read after the rows: a run's start is written before its outcome commits.)
-        killed.add(children[0])
-        recorded = finished_but_reserved(ids)
-        again = {e.key for e in read(ledger) if e.kind == "start" and e.pid not in killed}
-        held = {task_id for task_id in recorded if key_of[task_id] not in again}
-        if held:
-            break
-    assert held, "no kill fell between a batch's commit and its ack"
+        if children and (found := frozen_in_the_window(children[0], ids)):
+            kills.append(time.time())
+            killed.add(children[0])
+            time.sleep(0.2)  # the parent hears the death and hands back what it knew the child held
+            # Frozen between its commit and telling the parent, the child's outcomes are handed
+            # back and dropped as finished at once; those it had told of wait for their lease
+            # (6 s in the tests).
+            held = found & finished_but_reserved(ids)
+        looks += bool(children)
+        time.sleep(random.uniform(0.001, 0.02))
+    assert held, f"{looks} looks and {len(kills)} kills left no recorded outcome waiting for its ack"
 
     assert wait_all_done(ids, timeout=90)
     # Their reservations go once the lease lapses (LEASE_SECONDS + REAP_INTERVAL), as redeliveries dropped.
@@ -77,10 +89,10 @@ def test_sigkill_of_a_child_whose_recorded_outcomes_wait_for_their_ack(worker, l
     assert not {key_of[task_id] for task_id in held} & set(verdict.started_twice)  # recorded: never rerun
     assert proc.process.poll() is None
     fault_report(
-        fault=f"SIGKILL of a child whose recorded outcomes await their ack ({len(kills)}x)",
+        fault="SIGKILL of a child whose recorded outcomes await their ack",
         enqueued=verdict.enqueued,
         lost=len(verdict.lost),
         ran_twice=len(verdict.started_twice),
         recovery_s=None,
-        notes=f"{len(held)} finished ids left reserved: none ran again; dropped after lease + reap",
+        notes=f"{len(held)} finished ids left reserved: none ran again; dropped after lease + reap ({looks} looks)",
     )
