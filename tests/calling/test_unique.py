@@ -160,10 +160,14 @@ def test_a_duplicate_returns_the_existing_tasks_result_object(redis_server):
 
 
 def test_the_window_passing_lets_a_new_row_in(redis_server):
-    first = unique_work.apply_async(("w",), unique_for=0.3)
-    assert unique_work.apply_async(("w",), unique_for=0.3).id == first.id
-    time.sleep(0.4)
-    third = unique_work.apply_async(("w",), unique_for=0.3)
+    # A 1.5 s window: a 0.3 s one once passed between the first two calls on a loaded machine.
+    began = time.monotonic()
+    first = unique_work.apply_async(("w",), unique_for=1.5)
+    opened_by = time.monotonic()  # the window opened in the first call
+    assert unique_work.apply_async(("w",), unique_for=1.5).id == first.id
+    assert time.monotonic() - began < 1.5  # (else the call above proved nothing)
+    time.sleep(max(0.0, opened_by + 1.6 - time.monotonic()))
+    third = unique_work.apply_async(("w",), unique_for=1.5)
     assert third.id != first.id
     assert TaskRecord.objects.get(pk=first.id).state == "PENDING"  # still waiting: the window alone passed
 
