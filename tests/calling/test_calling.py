@@ -12,6 +12,7 @@ from djtasks.core.conf import get_settings
 from djtasks.core.options import ExecutionOptions, from_celery_priority
 from djtasks.exceptions import ImproperlyDeclared, TaskRevoked
 from djtasks.models import TaskRecord
+from djtasks.transport.broker import get_broker
 from djtasks.worker.maintenance import expire_results
 from tests.support.waiting import wait_for
 from tests.testapp.tasks import (
@@ -35,6 +36,9 @@ def ran(ledger):
 def test_eta_runs_at_its_time_once_however_many_workers(worker, ledger):
     worker()
     worker()
+    # Both up first (a parent's first heartbeat follows its children's fork): at load, two
+    # workers' start-up once took longer than the eta, and that wait was counted as lateness.
+    assert wait_for(lambda: len(get_broker().workers()) >= 2, timeout=60)
     eta = timezone.now() + dt.timedelta(seconds=2)
     results = [record.apply_async((f"eta{i}",), eta=eta) for i in range(6)]
     assert [r.get(timeout=30) for r in results] == [f"eta{i}" for i in range(6)]
