@@ -70,7 +70,7 @@ def test_a_retry_runs_when_its_countdown_ends(worker):
     with pytest.raises(ValueError):
         result.get(timeout=30)
     took = time.monotonic() - began
-    assert took < 1.0, f"three attempts 0.1 s apart took {took:.2f} s"
+    assert took < 1.6, f"three attempts 0.1 s apart took {took:.2f} s"  # (each waiting out the idle wait: over 2 s)
 
 
 def reads_made(redis_server) -> int:  # type: ignore[no-untyped-def]
