@@ -14,7 +14,9 @@ def write_claimed_if_unchanged(db: str, record: TaskRecord, seen: tuple[str, int
     its (state, attempts, lease_token, lease_expires_at) then. False: it changed, nothing was written.
 
     The compare-and-set a lock would give: any write that could change what the start decided (a
-    revoke, another attempt's start, a lease extended or dropped) changes one of them.
+    revoke, another attempt's start, a lease extended or dropped) changes one of them. A debounced
+    call's rewrite of a waiting row (locks.replace_waiting) changes none: rows that hold a unique
+    key (unique_lock) never come here (worker/start.py).
     """
     state, attempts, token, lease = seen
     claimed = {name: getattr(record, name) for name in CLAIMED}

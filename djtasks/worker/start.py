@@ -115,7 +115,8 @@ class Starter:
         compare-and-set UPDATE (claiming.write_claimed_if_unchanged). None: the locked path decides.
 
         An idle worker's start: BEGIN, SELECT ... FOR UPDATE, UPDATE, COMMIT were four round trips.
-        Only a plain Run takes it (no gate, no rate limit: they take slots that a retry would take twice).
+        Only a plain Run takes it (no gate, no rate limit: they take slots that a retry would take twice;
+        no unique or debounce key: see the check below).
         """
         db = self.recording.db
         if claim.defect or connections[db].in_atomic_block:
@@ -125,8 +126,12 @@ class Starter:
         except MessageRejected:
             return None  # the locked path sets it aside
         record = sql.read_rows(db, [claim.id]).get(claim.id)
-        task = registry.get(record.task_name) if record is not None else None
-        if record is None or not isinstance(task, Task) or START.get(task.registered_name):
+        if record is None or record.unique_lock is not None:
+            # A row holding a unique or debounce key: a debounced call may rewrite its arguments
+            # and start time (locks.replace_waiting), which the compare-and-set does not compare.
+            return None
+        task = registry.get(record.task_name)
+        if not isinstance(task, Task) or START.get(task.registered_name):
             return None
         if self.limiter.limits(task.registered_name, task.rate_limit):
             return None

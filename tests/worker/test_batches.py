@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from redis.connection import AbstractConnection
 
+from djtasks import publisher
 from djtasks.core.conf import get_settings
 from djtasks.models import DeadLetter, TaskRecord
 from djtasks.transport.broker import get_broker
@@ -20,6 +21,7 @@ from djtasks.worker.execute import Runner
 from djtasks.worker.protocol import ChildLimits
 from djtasks.worker.recording import Recording
 from djtasks.worker.start import Starter
+from tests.testapp.gated_tasks import debounced_per_user
 from tests.testapp.tasks import add
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_server")]
@@ -129,6 +131,45 @@ def test_an_idle_start_that_a_write_overtook_after_its_read_is_decided_again_on_
         assert started == []
         assert (row.attempts, row.lease_token) == (1, "old")
     assert row.worker_ids == (["w.1"] if started else [])
+
+
+def test_an_idle_start_never_runs_the_arguments_a_debounced_call_replaced():
+    # A debounced call rewrites a waiting row's arguments and start time (locks.replace_waiting)
+    # and returns its id: that write changes none of the columns the idle start compares, so a
+    # start between its unlocked read and its UPDATE ran the replaced arguments (seen at load in
+    # tests/calling/test_debounce.py). Such rows take the locked path: what starts is the row as
+    # it is, and a call after the start makes a new row.
+    config, broker = get_settings(), get_broker()
+    recording = Recording(broker, config, "w.1")
+    starter = Starter(recording, config, "w.1")
+    first = debounced_per_user.delay("race", 1)
+    publisher.flush()
+    TaskRecord.objects.filter(pk=first.id).update(eta=timezone.now() - timedelta(seconds=1))  # due
+    broker.client.zrem(broker.queue_key("default", "scheduled"), first.id)
+    broker.client.zadd(broker.queue_key("default", "ready"), {first.id: 1})
+    claims = broker.claim(["default"], "test", 30000, limit=1, deep=0)
+    calls: list[str] = []
+
+    def unlocked(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        result = execute(sql, params, many, context)
+        if not calls and not connection.in_atomic_block and sql.lstrip().upper().startswith("SELECT"):
+            thread = threading.Thread(
+                target=lambda: (calls.append(debounced_per_user.delay("race", 2).id), connections.close_all())
+            )
+            thread.start()
+            thread.join()
+        return result
+
+    with connection.execute_wrapper(unlocked):
+        started = starter.start(claims)
+
+    row = TaskRecord.objects.get(pk=first.id)
+    if started:  # it ran: with the arguments its row has, and no call since returned its id
+        assert started[0].record.args == row.args == ["race", 1] and row.state == "STARTED"
+        assert first.id not in calls
+    else:  # a call replaced them first: the row waits for its new start time
+        assert calls == [first.id] and row.args == ["race", 2] and row.state == "PENDING"
+    assert debounced_per_user.delay("race", 3).id != first.id or row.state == "PENDING"
 
 
 def test_an_idle_claim_whose_envelope_is_malformed_is_set_aside_not_run_though_its_row_is_runnable():
