@@ -76,8 +76,17 @@ def insert_row(params: list[Any], connection: Any, deferrable: bool, shape: Shap
     pending = _PENDING.get(connection) if deferrable else None
     if pending is None:
         with connection.cursor() as cursor:
+            if shape is not None and connection.vendor == "postgresql":
+                cursor.execute(shape.statement(connection), params)
+                return
             row = params if shape is None else shape.full(params)
-            cursor.execute(_insert_sql(connection.vendor, connection.ops.quote_name), row)
+            sql = _insert_sql(connection.vendor, connection.ops.quote_name)
+            if _unseen(connection, cursor.cursor):  # as _write_run's: Django's regex over 35 placeholders skipped
+                connection.validate_no_broken_transaction()
+                with connection.wrap_database_errors:
+                    sqlite3.Cursor.execute(cursor.cursor, _qmark(sql, cursor.cursor), row)
+            else:
+                cursor.execute(sql, row)
     elif pending and pending[-1][0] is shape:
         pending[-1][1].append(params)
     else:
@@ -92,18 +101,39 @@ class Shape:
     others bound once per statement.
     """
 
-    __slots__ = ("columns", "constants", "row")
+    __slots__ = ("columns", "constants", "row", "sql")
 
     def __init__(self, row: list[Any], columns: tuple[int, ...]):
         self.row = row  # the parameters of a whole row (rows.new_params)
         self.columns = columns  # the indexes, in row, of the values each row of this shape gives
         self.constants = [value for index, value in enumerate(row) if index not in columns]
+        self.sql: str | None = None  # statement()'s, made at its first call
 
     def full(self, values: list[Any]) -> list[Any]:
         row = self.row.copy()
         for index, value in zip(self.columns, values, strict=True):
             row[index] = value
         return row
+
+    def statement(self, connection: Any) -> str:
+        """PostgreSQL's INSERT of one row of this shape: placeholders for its columns, the others' literals inlined.
+
+        Django's psycopg cursor binds client-side: it renders every parameter as a literal in the
+        statement's text, 35 a row, in Python for each call. The constants are rendered once
+        here, by the same adapters (the connection's ClientCursor.mogrify), so the server gets the
+        literals it got before (with OPTIONS' server_side_binding, the call's own five stay bound
+        parameters); a % in a literal is doubled, as the placeholders' syntax needs. The shape
+        belongs to one connection (calling/direct.py's plan), so its literals are that connection's.
+        """
+        if self.sql is None:
+            others = [index for index in range(len(self.row)) if index not in self.columns]
+            with connection.wrap_database_errors:  # a value the adapters refuse: Django's error, as execute's
+                literals = [connection.ops.compose_sql("%s", [self.row[index]]) for index in others]
+            fields, quote = list(FIELDS.values()), connection.ops.quote_name
+            names = ", ".join(quote(fields[index].column) for index in (*self.columns, *others))
+            values = ", ".join([*["%s"] * len(self.columns), *(text.replace("%", "%%") for text in literals)])
+            self.sql = f"INSERT INTO {quote(TaskRecord._meta.db_table)} ({names}) VALUES ({values})"
+        return self.sql
 
 
 # Per connection (one per thread and alias): the rows written when it next runs a statement, in

@@ -229,3 +229,66 @@ def test_a_call_without_options_follows_the_settings_in_force_and_the_running_ta
         deactivate(token)
     assert (child.parent_id, child.root_id) == ("parent-1", "parent-1")
     assert TaskRecord.objects.get(pk=add.delay(3, 3).id).parent_id == ""
+
+
+# Printable characters that mean something to SQL literals, to psycopg's placeholders (%s,
+# %(name)s, %%) or to Python's format strings: a task's name and queue are constants of its row,
+# inlined as literals in PostgreSQL's statement of a call without options (inserts.Shape.statement).
+hostile_text = st.text(alphabet="%s()'\"\\{}$;-E é😀", min_size=1, max_size=12).filter(lambda t: t == t.strip())
+_declared = iter(range(10**9))
+
+
+def hostile_task(name: str, queue: str):
+    def body(x):
+        return x
+
+    body.__qualname__ = "body"  # module level in the registry's eyes
+    return djtasks.task(name=f"{name}{next(_declared)}", queue=queue)(body)
+
+
+@settings(max_examples=40, deadline=None)
+@given(hostile_text, hostile_text, json_values, st.booleans())
+def test_a_call_without_options_stores_its_task_name_and_queue_however_they_quote(name, queue, x, bulk):
+    TaskRecord.objects.all().delete()
+    declared = hostile_task(name, queue)
+    statements: list[tuple[str, int]] = []
+
+    def seen(execute, sql, params, many, context):
+        if sql.startswith("INSERT"):
+            statements.append((sql, len(params)))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(seen), in_bulk(bulk):
+        planned = declared.delay(x)
+        with forced_instance_path():
+            built = declared.delay(x)
+    publisher.flush()
+    mine, theirs = TaskRecord.objects.get(pk=planned.id), TaskRecord.objects.get(pk=built.id)
+    assert (mine.task_name, mine.queue) == (declared.registered_name, declared.queue_name)
+    assert [getattr(mine, n) for n in COMPARED] == [getattr(theirs, n) for n in COMPARED]
+    assert get_broker().known([planned.id, built.id], declared.queue_name) == [True, True]
+    if connection.vendor == "postgresql" and not bulk:
+        # The planned call bound only its own columns; the constants went as literals.
+        assert statements[0][1] == len(rows.call_columns(connection)) < statements[1][1]
+
+
+def test_a_plain_call_is_seen_by_execute_wrappers_and_the_query_log_and_reaches_the_database():
+    # On SQLite a call nothing watches is written on the sqlite3 cursor itself (inserts.insert_row).
+    from django.test.utils import CaptureQueriesContext
+
+    sql: list[str] = []
+
+    def wrapper(execute, statement, params, many, context):
+        sql.append(statement)
+        return execute(statement, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        watched = add.delay(1, 2)
+    with CaptureQueriesContext(connection) as logged:
+        logged_call = add.delay(3, 4)
+    unwatched = add.delay(5, 6)
+    assert [s for s in sql if s.startswith("INSERT")] and [q for q in logged if q["sql"].startswith("INSERT")]
+    publisher.flush()
+    ids = [watched.id, logged_call.id, unwatched.id]
+    stored = dict(TaskRecord.objects.filter(pk__in=ids).values_list("id", "args"))
+    assert stored == {watched.id: [1, 2], logged_call.id: [3, 4], unwatched.id: [5, 6]}
