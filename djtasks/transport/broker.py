@@ -27,17 +27,24 @@ class Broker(Limits, Queues, Contents, Legacy, Coordination, Streams, Fleet):
 
 
 _brokers: dict[tuple[int, Settings, str], Broker] = {}
+# (pid, settings object, broker) of the last call whose REDIS_OPTIONS were empty: the key's hash of
+# 40 settings and its JSON cost 7.5 µs of every enqueue's 8; the same object, still without options,
+# in the same process, has the same key.
+_last: list[tuple[int, Settings, Broker]] = []
 
 
 def get_broker() -> Broker:
     """Return this process's broker for the current settings (a forked child builds its own)."""
-    config = get_settings()
+    config, pid = get_settings(), os.getpid()
+    if _last and not config.REDIS_OPTIONS and _last[0][1] is config and _last[0][0] == pid:
+        return _last[0][2]
     # REDIS_OPTIONS is a dict, outside Settings' equality: its JSON joins the key.
-    key = (os.getpid(), config, json.dumps(config.REDIS_OPTIONS, sort_keys=True, default=repr))
-    broker = _brokers.get(key)
+    options = json.dumps(config.REDIS_OPTIONS, sort_keys=True, default=repr)
+    broker = _brokers.get((pid, config, options))
     if broker is None:
         _brokers.clear()
-        broker = _brokers[key] = Broker(config)
+        broker = _brokers[pid, config, options] = Broker(config)
+    _last[:] = [(pid, config, broker)] if options == "{}" else []
     return broker
 
 
@@ -45,3 +52,4 @@ def close_broker() -> None:
     for broker in _brokers.values():
         broker.close()
     _brokers.clear()
+    _last.clear()

@@ -311,3 +311,34 @@ def test_one_publish_of_grouped_ids_stores_what_publishing_each_alone_would(know
             added[queue] = sum(broker.publish([item]) for item in items)
     assert added["grouped"] == added["alone"]
     assert state("grouped") == state("alone")
+
+
+def test_the_broker_follows_the_settings_the_options_and_the_process():
+    """get_broker() answers a repeat call from its last broker (broker.py's _last): never for other
+    settings, other REDIS_OPTIONS (changed in place too) or another process."""
+    from unittest import mock
+
+    from django.conf import settings as django_settings
+    from django.test import override_settings
+
+    first = get_broker()
+    assert get_broker() is first
+    base = django_settings.DJTASKS
+    with override_settings(DJTASKS={**base, "PREFIX": "other-prefix"}):
+        other = get_broker()
+        assert other is not first and other.prefix != first.prefix and get_broker() is other
+    assert get_broker().prefix == first.prefix
+    options: dict = {}
+    with override_settings(DJTASKS={**base, "REDIS_OPTIONS": options}):
+        empty = get_broker()
+        options["socket_timeout"] = 5.0  # in place: the same settings object, other options
+        changed = get_broker()
+        assert changed is not empty and changed.config.REDIS_OPTIONS == {"socket_timeout": 5.0}
+        assert get_broker() is changed
+        options.clear()
+        assert get_broker() is not changed
+    now = get_broker()
+    with mock.patch("os.getpid", return_value=-1):  # as in a forked child
+        assert get_broker() is not now
+    close_broker()
+    assert get_broker() is not now
