@@ -6,7 +6,6 @@ would convert them (rows.py), and the model signals sent as save() would send th
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from weakref import WeakKeyDictionary
 from django.db import connections
 from django.db.models import signals
 
+from djtasks.record import rawsqlite
 from djtasks.record.models import TaskRecord
 from djtasks.record.reading import FIELDS
 from djtasks.record.rows import insert_params, new_params
@@ -80,13 +80,7 @@ def insert_row(params: list[Any], connection: Any, deferrable: bool, shape: Shap
                 cursor.execute(shape.statement(connection), params)
                 return
             row = params if shape is None else shape.full(params)
-            sql = _insert_sql(connection.vendor, connection.ops.quote_name)
-            if _unseen(connection, cursor.cursor):  # as _write_run's: Django's regex over 35 placeholders skipped
-                connection.validate_no_broken_transaction()
-                with connection.wrap_database_errors:
-                    sqlite3.Cursor.execute(cursor.cursor, _qmark(sql, cursor.cursor), row)
-            else:
-                cursor.execute(sql, row)
+            rawsqlite.execute(connection, cursor, _insert_sql(connection.vendor, connection.ops.quote_name), row)
     elif pending and pending[-1][0] is shape:
         pending[-1][1].append(params)
     else:
@@ -197,7 +191,7 @@ def write_pending(connection: Any) -> None:
     """Write the connection's pending rows now: PostgreSQL's COPY, else multi-row INSERTs (_sizes).
 
     COPY does not pass through Django's execute wrappers or its query log (connection.queries).
-    SQLite's INSERTs go to the sqlite3 cursor directly when neither would see them (_unseen).
+    SQLite's INSERTs go to the sqlite3 cursor directly when neither would see them (rawsqlite.py).
     """
     pending = _PENDING.get(connection)
     if not pending:
@@ -212,12 +206,11 @@ def write_pending(connection: Any) -> None:
                         copy.write_row(row if shape is None else shape.full(row))
         return
     with connection.cursor() as cursor:
-        unseen = _unseen(connection, cursor.cursor)
         for shape, rows in runs:
-            _write_run(connection, cursor, unseen, shape, rows)
+            _write_run(connection, cursor, shape, rows)
 
 
-def _write_run(connection: Any, cursor: Any, unseen: bool, shape: Shape | None, rows: list[list[Any]]) -> None:
+def _write_run(connection: Any, cursor: Any, shape: Shape | None, rows: list[list[Any]]) -> None:
     """INSERT rows of one shape (None: whole rows) in statements of _sizes."""
     if shape is not None and connection.vendor != "sqlite":  # VALUES' columns are named column1... on SQLite
         rows, shape = [shape.full(row) for row in rows], None
@@ -234,12 +227,8 @@ def _write_run(connection: Any, cursor: Any, unseen: bool, shape: Shape | None, 
             sql = _insert_select_sql(connection.vendor, connection.ops.quote_name, shape.columns, size)
         params = [*constants, *chain.from_iterable(rows[start : start + size])]
         start += size
-        if unseen:  # what cursor.execute would run, without its regex over 35 placeholders a row
-            connection.validate_no_broken_transaction()
-            with connection.wrap_database_errors:
-                sqlite3.Cursor.execute(cursor.cursor, _qmark(sql, cursor.cursor), params)
-        else:
-            cursor.execute(sql, params)
+        # Without Django's regex over 35 placeholders a row, unless a wrapper of its own or the query log watches.
+        rawsqlite.execute(connection, cursor, sql, params, allowed=(_write_first,))
 
 
 @lru_cache(maxsize=32)  # as _insert_many_sql's, for the one shape of calls without options
@@ -261,23 +250,3 @@ def _sizes(count: int, limit: int) -> Iterator[int]:
             size >>= 1
         yield size
         count -= size
-
-
-def _unseen(connection: Any, raw: Any) -> bool:
-    """Whether an INSERT on this SQLite cursor would be seen by no query log and no execute wrapper but ours."""
-    if connection.vendor != "sqlite" or not isinstance(raw, sqlite3.Cursor) or connection.queries_logged:
-        return False
-    wrappers = [getattr(w, "func", None) for w in connection.execute_wrappers]
-    return callable(getattr(type(raw), "convert_query", None)) and all(f is _write_first for f in wrappers)
-
-
-_QMARK: dict[str, str] = {}  # as _insert_many_sql's cache: the statements of _sizes
-
-
-def _qmark(sql: str, raw: Any) -> str:
-    """The statement Django's SQLite cursor runs for this one (its convert_query: %s to ?), converted once."""
-    if sql not in _QMARK:
-        if len(_QMARK) >= 32:
-            _QMARK.clear()
-        _QMARK[sql] = raw.convert_query(sql)
-    return _QMARK[sql]

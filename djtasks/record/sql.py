@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import connections, models
 
-from djtasks.record import reading
+from djtasks.record import rawsqlite, reading
 from djtasks.record.models import TaskRecord
 from djtasks.record.reading import FIELDS
 
@@ -117,8 +117,8 @@ def update(using: str, values: dict[str, Any], **match: Any) -> int:
     assigned, matched, row = tuple(values), tuple(match), (*values.values(), *match.values())
     sql = update_statement(connection, assigned, matched, row, null)
     with connection.cursor() as cursor:
-        cursor.execute(sql, row_params((*assigned, *matched), row, connection))
-        return cursor.rowcount
+        ran = rawsqlite.execute(connection, cursor, sql, row_params((*assigned, *matched), row, connection))
+        return int(ran.rowcount)
 
 
 @cache
@@ -140,8 +140,7 @@ def read_rows(using: str, ids: list[str], *, lock: bool = False) -> dict[str, Ta
     names = list(FIELDS)
     records = {}
     with connection.cursor() as cursor:
-        cursor.execute(sql, ids)
-        for raw in cursor.fetchall():
+        for raw in rawsqlite.execute(connection, cursor, sql, ids).fetchall():
             record = TaskRecord.from_db(using, names, reading.convert(connection, raw, found))
             records[record.pk] = record
     return records
