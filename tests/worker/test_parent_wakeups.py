@@ -29,7 +29,10 @@ def test_a_drain_does_not_wake_the_parent_per_report(worker):
     woken, took = parent.num_ctx_switches().voluntary - switches, time.monotonic() - began
     # A wake-up for reports, then one after REPORT_INTERVAL; the tick; the duties' Redis round
     # trips (control every 0.1 s, heartbeat and the rest).
-    allowed = 2 * took / REPORT_INTERVAL + took / TICK_SECONDS + 2 * took / 0.1 + 20
+    # At least 150: a drain under a second gets an allowance of about 120, and at load both this
+    # code and the code before the ninth round's faster statements woke 68 to 118 times then. A
+    # wake-up per report is over 700; 335-384 was the figure before the reports were batched.
+    allowed = max(2 * took / REPORT_INTERVAL + took / TICK_SECONDS + 2 * took / 0.1 + 20, 150)
     assert woken < min(allowed, 0.4 * 600), f"the parent woke {woken} times while 600 tasks drained in {took:.2f} s"
 
 
