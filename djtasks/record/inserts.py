@@ -227,7 +227,7 @@ def _write_run(connection: Any, cursor: Any, shape: Shape | None, rows: list[lis
             sql = _insert_select_sql(connection.vendor, connection.ops.quote_name, shape.columns, size)
         params = [*constants, *chain.from_iterable(rows[start : start + size])]
         start += size
-        # Without Django's regex over 35 placeholders a row, unless a wrapper of its own or the query log watches.
+        # Without Django's regex over 35 placeholders a row, unless the query log or a wrapper but the block's watches.
         rawsqlite.execute(connection, cursor, sql, params, allowed=(_write_first,))
 
 

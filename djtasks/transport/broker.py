@@ -44,7 +44,7 @@ def get_broker() -> Broker:
     if broker is None:
         _brokers.clear()
         broker = _brokers[pid, config, options] = Broker(config)
-    _last[:] = [(pid, config, broker)] if options == "{}" else []
+    _last[:] = [] if config.REDIS_OPTIONS else [(pid, config, broker)]
     return broker
 
 

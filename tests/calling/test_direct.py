@@ -2,6 +2,7 @@
 
 import contextlib
 import gc
+import itertools
 from datetime import UTC, datetime, timedelta
 from unittest import mock
 
@@ -235,7 +236,7 @@ def test_a_call_without_options_follows_the_settings_in_force_and_the_running_ta
 # %(name)s, %%) or to Python's format strings: a task's name and queue are constants of its row,
 # inlined as literals in PostgreSQL's statement of a call without options (inserts.Shape.statement).
 hostile_text = st.text(alphabet="%s()'\"\\{}$;-E é😀", min_size=1, max_size=12).filter(lambda t: t == t.strip())
-_declared = iter(range(10**9))
+_declared = itertools.count()
 
 
 def hostile_task(name: str, queue: str):
