@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import redis
 from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -130,26 +135,64 @@ def test_a_slot_held_by_a_killed_worker_comes_back_within_lease_and_reap(worker,
     )
 
 
-def test_two_keys_at_2_per_second_interleave_at_their_own_pace_across_2_workers(worker, ledger):
+@contextmanager
+def keyed_rate_grants(redis_url: str, task_name: str, keys: list[str]) -> Iterator[dict[str, list[int]]]:
+    """Each grant of the task's keyed rate limit, by key, in ms of Redis' own clock.
+
+    A grant is the script's SET of the key's bucket to (its TIME in ms) + interval; MONITOR shows
+    the commands a script runs, so this reads the limiter's decisions themselves, not a worker's
+    stamp taken after the reply (which a loaded machine delays by as much as it likes).
+    """
+    broker = get_broker()
+    buckets = {broker.coordination_key("rlk", task_name, key_part(key)): key for key in keys}
+    grants: dict[str, list[int]] = {key: [] for key in keys}
+    watcher = redis.Redis.from_url(redis_url)
+    stop = f"end-of-watch-{os.getpid()}-{time.monotonic_ns()}"
+    ready = threading.Event()
+
+    def watch() -> None:
+        with watcher.monitor() as monitor:
+            ready.set()
+            for command in monitor.listen():
+                words = command["command"].split(" ")
+                if words[0] == "ECHO" and words[1:] == [stop]:
+                    return
+                if command["client_type"] == "lua" and words[0] == "SET" and words[1] in buckets:
+                    interval = int(words[4]) - 1000  # PX is the interval (ceiled) plus a second
+                    grants[buckets[words[1]]].append(int(float(words[2])) - interval)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        yield grants
+    finally:
+        redis.Redis.from_url(redis_url).echo(stop)  # fed after every command run before it
+        thread.join(10)
+        watcher.close()
+
+
+def test_two_keys_at_2_per_second_interleave_at_their_own_pace_across_2_workers(worker, ledger, redis_server):
     worker("-c", "2")
     worker("-c", "2")
-    results = [per_customer.delay(customer, n) for n in range(5) for customer in ("acme", "globex")]
-    for r in results:
-        r.get(timeout=60)
+    customers = ["acme", "globex"]
+    with keyed_rate_grants(redis_server.url, per_customer.registered_name, customers) as grants:
+        results = [per_customer.delay(customer, n) for n in range(5) for customer in customers]
+        for r in results:
+            r.get(timeout=60)
     assert len([entry for entry in ledgers.read(ledger) if entry.kind == "start"]) == 10  # each ran once
-    # Starts as stamped when the key's limiter granted them (a body may begin later, as its batch takes).
-    starts: dict[str, list[float]] = {}
-    for args, at in TaskRecord.objects.filter(pk__in=[r.id for r in results]).values_list("args", "started_at"):
-        starts.setdefault(args[0], []).append(at.timestamp())
-    for customer, times in starts.items():
-        times.sort()
+    for customer, times in grants.items():
         gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-        assert len(times) == 5 and min(gaps) >= 0.4, (customer, gaps)  # 500 ms apart, less jitter
-    acme, globex = starts["acme"], starts["globex"]
+        # 2/s is 500 ms between a key's starts, on the limiter's clock: no jitter to allow for.
+        assert len(times) >= 5 and min(gaps) >= 500, (customer, times, gaps)
+    acme, globex = grants["acme"], grants["globex"]
     assert acme[0] < globex[-1] and globex[0] < acme[-1]  # interleaved, not one key after the other
     # One task-wide bucket would keep every two starts 500 ms apart, whatever their keys.
     closest = min(abs(a - g) for a in acme for g in globex)
-    assert closest < 0.4, f"starts of different keys were never closer than {closest:.2f} s"
+    assert closest < 400, f"starts of different keys were never closer than {closest} ms"
+    # Each row's start is stamped by its worker after its grant: never before the key's first one.
+    for args, at in TaskRecord.objects.filter(pk__in=[r.id for r in results]).values_list("args", "started_at"):
+        assert at.timestamp() * 1000 >= grants[args[0]][0] - 1, (args, at)
 
 
 def test_quiet_rate_keys_expire_from_redis(worker, ledger):
