@@ -2,7 +2,8 @@
 
 AsyncResult.get() reads a task's row at least twice per wait (before and after the
 notification); read_rows() builds the full TaskRecord (35 columns, each converted) for it, 82 µs
-a read against 15 for these two columns (SQLite, measured in-process). The values are converted
+a read against 15 for these two columns (SQLite, measured in-process); on SQLite the SELECT goes to
+the sqlite3 cursor itself when nothing watches (rawsqlite). The values are converted
 as the ORM converts them when it reads the row: converters() and convert(), which sql.read_rows()
 uses for whole rows.
 """
@@ -14,6 +15,7 @@ from typing import Any
 
 from django.db import connections
 
+from djtasks.record import rawsqlite
 from djtasks.record.models import TaskRecord
 
 _COLUMNS = ("state", "result")
@@ -56,9 +58,9 @@ def convert(connection: Any, raw: tuple[Any, ...], found: list[tuple[Any, list[A
 def read_state(using: str, task_id: str) -> tuple[str, Any] | None:
     """The row's (state, result) as the ORM would give them; None if there is no such row."""
     connection = connections[using]
-    with connection.cursor() as cursor:
-        cursor.execute(_state_sql(connection.vendor, connection.ops.quote_name), [task_id])
-        raw = cursor.fetchone()
+    sql = _state_sql(connection.vendor, connection.ops.quote_name)
+    with connection.cursor() as cursor:  # on SQLite, the sqlite3 cursor itself when nothing watches
+        raw = rawsqlite.execute(connection, cursor, sql, [task_id]).fetchone()
     if raw is None:
         return None
     state, result = convert(connection, raw, converters(connection, _COLUMNS))
