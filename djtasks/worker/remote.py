@@ -21,12 +21,16 @@ from djtasks.calling.overrides import read_time_limits
 from djtasks.core import registry
 from djtasks.core.commands import COMMANDS, Command, Refused
 from djtasks.core.exceptions import BrokerUnavailable
+from djtasks.core.states import READY_STATES, RETRY
 from djtasks.record.models import TaskRecord
 from djtasks.transport import telemetry
 from djtasks.transport.broker import get_broker
 from djtasks.worker.pool import Pool
 
 logger = logging.getLogger("djtasks")
+
+# The states that end an attempt: once its row shows one, the task is no longer executing.
+ENDED_ATTEMPT = READY_STATES | {RETRY}
 
 
 class CommandError(Exception):
@@ -201,23 +205,31 @@ class Remote:
 
     def _inspect_active(self) -> list[dict[str, Any]]:
         executing = {child.executing: child for child in self.pool.children() if child.executing is not None}
-        rows = _rows(self.pool.db, list(executing))
+        # A child records an outcome, then tells its parent: a row that shows the attempt's end is
+        # not executing, even while that report is still in the pipe (a caller's get() can return
+        # before the parent reads it).
+        rows = _rows(self.pool.db, list(executing), ended=ENDED_ATTEMPT)
         return [
             {
-                **rows.get(task_id, {"id": task_id}),
+                **(rows.get(task_id) or {"id": task_id}),
                 "child": child.index,
                 "pid": child.pid,
                 "running_s": round(child.running_s, 3),
             }
             for task_id, child in executing.items()
+            if rows.get(task_id, True) is not None
         ]
 
     def _inspect_reserved(self) -> list[dict[str, Any]]:
         held = {
             claim.id: child for child in self.pool.children() for claim in child.held if claim.id != child.executing
         }
-        rows = _rows(self.pool.db, list(held))
-        return [{**rows.get(task_id, {"id": task_id}), "child": child.index} for task_id, child in held.items()]
+        rows = _rows(self.pool.db, list(held), ended=READY_STATES)
+        return [
+            {**(rows.get(task_id) or {"id": task_id}), "child": child.index}
+            for task_id, child in held.items()
+            if rows.get(task_id, True) is not None
+        ]
 
     def _inspect_scheduled(self) -> list[dict[str, Any]]:
         broker = get_broker()
@@ -225,7 +237,7 @@ class Remote:
         rows = _rows(self.pool.db, list(due))
         return [
             {
-                **rows.get(task_id, {"id": task_id}),
+                **(rows.get(task_id) or {"id": task_id}),
                 "queue": queue,
                 "eta": datetime.fromtimestamp(at, tz=UTC).isoformat(),
             }
@@ -274,17 +286,23 @@ class Remote:
         return [{"name": queue, **depths.get(queue, empty)} for queue in self.pool.queues]
 
 
-def _rows(db: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+def _rows(db: str, ids: list[str], *, ended: frozenset[str] = frozenset()) -> dict[str, dict[str, Any] | None]:
     """Read what the record says about these tasks, by id: name, queue, times, and the call's shape.
 
     Replies travel through Redis to whoever sent the command: they carry no argument values, only
-    how many positional arguments there are and the names of the keyword arguments.
+    how many positional arguments there are and the names of the keyword arguments. A task whose
+    state is in ended maps to None: the child is done with it, though the parent has not heard yet.
     """
     if not ids:
         return {}
-    fields = ("id", "task_name", "queue", "args", "kwargs", "attempts", "started_at")
+    fields = ("id", "task_name", "queue", "args", "kwargs", "attempts", "started_at", "state")
     rows = TaskRecord.objects.using(db).filter(pk__in=ids).values(*fields)
-    return {row["id"]: {**row, "args": _count(row["args"]), "kwargs": _names(row["kwargs"])} for row in rows}
+    return {
+        row["id"]: None
+        if row.pop("state") in ended
+        else {**row, "args": _count(row["args"]), "kwargs": _names(row["kwargs"])}
+        for row in rows
+    }
 
 
 def _count(args: Any) -> int:

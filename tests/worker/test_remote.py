@@ -8,14 +8,18 @@ from django.utils import timezone
 
 from djtasks.core.commands import COMMANDS, INSPECTIONS
 from djtasks.core.conf import Settings, get_settings
+from djtasks.core.states import PENDING, RETRY, STARTED, SUCCESS
+from djtasks.record.models import TaskRecord
+from djtasks.transport.broker import Claim
 from djtasks.worker.pool import ChildView
 from djtasks.worker.protocol import ChildLimits
 from djtasks.worker.remote import CommandError, Remote
 
 
-def child(index: int, *, executing: str | None = None, retiring: bool = False) -> ChildView:
+def child(index: int, *, executing: str | None = None, retiring: bool = False, held: tuple[str, ...] = ()) -> ChildView:
+    claims = tuple(Claim(id=i, envelope=b"{}", deliveries=1, token="t", queue="default") for i in held)
     return ChildView(
-        index=index, pid=1000 + index, processed=0, held=(), executing=executing, running_s=0.0, retiring=retiring
+        index=index, pid=1000 + index, processed=0, held=claims, executing=executing, running_s=0.0, retiring=retiring
     )
 
 
@@ -106,3 +110,27 @@ def test_shutdown_replies_before_it_stops_the_pool():
     assert (reply, pool.stops) == ("warm shutdown started", 0)
     after()
     assert pool.stops == 1
+
+
+@pytest.mark.django_db
+def test_inspections_leave_out_tasks_whose_record_shows_the_child_is_done_with_them():
+    """A child records an outcome, then reports it: in between, its parent still thinks it executes
+    the task. A caller's get() can return in that gap, so inspect active and reserved read the rows."""
+    for pk, state in [("run", STARTED), ("done", SUCCESS), ("again", RETRY), ("queued", PENDING), ("over", SUCCESS)]:
+        TaskRecord.objects.create(id=pk, task_name="app.tasks.add", state=state, args=[1, 2])
+    pool = FakePool(
+        [
+            child(0, executing="run", held=("run", "queued", "over")),
+            child(1, executing="done", held=("done",)),
+            child(2, executing="again", held=("again", "again-next")),
+            child(3, executing="unrecorded", held=("unrecorded",)),
+        ]
+    )
+    remote = Remote(pool)
+    active = remote.inspections["active"]()
+    assert [(row["id"], row["child"]) for row in active] == [("run", 0), ("unrecorded", 3)]
+    assert active[0]["args"] == 2 and "state" not in active[0]
+    # Reserved: held, not executing. A finished one is dropped; one whose attempt ended in RETRY
+    # waits for its next attempt, and a row not written yet is still listed by id.
+    reserved = remote.inspections["reserved"]()
+    assert [(row["id"], row["child"]) for row in reserved] == [("queued", 0), ("again-next", 2)]
