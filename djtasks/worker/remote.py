@@ -9,28 +9,21 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import socket
 from collections.abc import Callable
-from datetime import UTC, datetime
+from functools import partial
 from typing import Any
-
-from django.utils import timezone
 
 from djtasks.calling.overrides import read_time_limits
 from djtasks.core import registry
-from djtasks.core.commands import COMMANDS, Command, Refused
+from djtasks.core.commands import COMMANDS, INSPECTIONS, Command, Refused
 from djtasks.core.exceptions import BrokerUnavailable
-from djtasks.core.states import READY_STATES, RETRY
-from djtasks.record.models import TaskRecord
 from djtasks.transport import telemetry
 from djtasks.transport.broker import get_broker
+from djtasks.worker import inspections
 from djtasks.worker.pool import Pool
 
 logger = logging.getLogger("djtasks")
-
-# The states that end an attempt: once its row shows one, the task is no longer executing.
-ENDED_ATTEMPT = READY_STATES | {RETRY}
 
 
 class CommandError(Exception):
@@ -56,13 +49,14 @@ class Remote:
         }
         assert set(self.commands) == set(COMMANDS), "every command of core.commands has a handler"
         self.inspections: dict[str, Callable[[], Any]] = {
-            "active": self._inspect_active,
-            "scheduled": self._inspect_scheduled,
-            "reserved": self._inspect_reserved,
-            "registered": self._inspect_registered,
-            "stats": self._inspect_stats,
-            "queues": self._inspect_queues,
+            "active": partial(inspections.active, pool),
+            "scheduled": partial(inspections.scheduled, pool),
+            "reserved": partial(inspections.reserved, pool),
+            "registered": partial(inspections.registered, pool),
+            "stats": partial(inspections.stats, pool),
+            "queues": partial(inspections.queues, pool),
         }
+        assert tuple(self.inspections) == INSPECTIONS, "every inspection of core.commands has a handler"
 
     # Worker events ------------------------------------------------------------------------
 
@@ -200,114 +194,3 @@ class Remote:
 
     def do_shutdown(self) -> tuple[str, Any]:
         return "warm shutdown started", self.pool.request_warm_stop
-
-    # Inspections ----------------------------------------------------------------------------
-
-    def _inspect_active(self) -> list[dict[str, Any]]:
-        executing = {child.executing: child for child in self.pool.children() if child.executing is not None}
-        # A child records an outcome, then tells its parent: a row that shows the attempt's end is
-        # not executing, even while that report is still in the pipe (a caller's get() can return
-        # before the parent reads it).
-        rows = _rows(self.pool.db, list(executing), ended=ENDED_ATTEMPT)
-        return [
-            {
-                **(rows.get(task_id) or {"id": task_id}),
-                "child": child.index,
-                "pid": child.pid,
-                "running_s": round(child.running_s, 3),
-            }
-            for task_id, child in executing.items()
-            if rows.get(task_id, True) is not None
-        ]
-
-    def _inspect_reserved(self) -> list[dict[str, Any]]:
-        held = {
-            claim.id: child for child in self.pool.children() for claim in child.held if claim.id != child.executing
-        }
-        rows = _rows(self.pool.db, list(held), ended=READY_STATES)
-        return [
-            {**(rows.get(task_id) or {"id": task_id}), "child": child.index}
-            for task_id, child in held.items()
-            if rows.get(task_id, True) is not None
-        ]
-
-    def _inspect_scheduled(self) -> list[dict[str, Any]]:
-        broker = get_broker()
-        due = {task_id: (queue, at) for queue in self.pool.queues for task_id, at in broker.scheduled(queue)}
-        rows = _rows(self.pool.db, list(due))
-        return [
-            {
-                **(rows.get(task_id) or {"id": task_id}),
-                "queue": queue,
-                "eta": datetime.fromtimestamp(at, tz=UTC).isoformat(),
-            }
-            for task_id, (queue, at) in sorted(due.items(), key=lambda item: item[1][1])
-        ]
-
-    def _inspect_registered(self) -> list[str]:
-        return registry.names()
-
-    def _inspect_stats(self) -> dict[str, Any]:
-        pool = self.pool
-        children = pool.children()
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        descendants = resource.getrusage(resource.RUSAGE_CHILDREN)
-        limits = pool.limits
-        return {
-            "hostname": socket.gethostname(),
-            "pid": os.getpid(),
-            "uptime_s": round((timezone.now() - pool.started_at).total_seconds(), 1),
-            "concurrency": pool.concurrency,
-            "queues": pool.queues,
-            "pool_kind": pool.pool_kind,
-            "events": pool.config.ENABLE_EVENTS,
-            "processed": sum(child.processed for child in children),
-            "pool": [
-                {"child": c.index, "pid": c.pid, "processed": c.processed, "held": len(c.held), "retiring": c.retiring}
-                for c in sorted(children, key=lambda c: c.index)
-            ],
-            "limits": {
-                "soft_time_limit": limits.soft_time_limit,
-                "time_limit": limits.time_limit,
-                "max_tasks_per_child": limits.max_tasks,
-                "max_memory_per_child": limits.max_memory_kib,
-            },
-            "prefetch": pool.config.PREFETCH,
-            "rusage": {
-                "utime_s": round(usage.ru_utime + descendants.ru_utime, 3),
-                "stime_s": round(usage.ru_stime + descendants.ru_stime, 3),
-                "parent_maxrss_kib": usage.ru_maxrss,
-            },
-        }
-
-    def _inspect_queues(self) -> list[dict[str, Any]]:
-        depths = get_broker().queue_stats()
-        empty = {"ready": 0, "scheduled": 0, "reserved": 0}
-        return [{"name": queue, **depths.get(queue, empty)} for queue in self.pool.queues]
-
-
-def _rows(db: str, ids: list[str], *, ended: frozenset[str] = frozenset()) -> dict[str, dict[str, Any] | None]:
-    """Read what the record says about these tasks, by id: name, queue, times, and the call's shape.
-
-    Replies travel through Redis to whoever sent the command: they carry no argument values, only
-    how many positional arguments there are and the names of the keyword arguments. A task whose
-    state is in ended maps to None: the child is done with it, though the parent has not heard yet.
-    """
-    if not ids:
-        return {}
-    fields = ("id", "task_name", "queue", "args", "kwargs", "attempts", "started_at", "state")
-    rows = TaskRecord.objects.using(db).filter(pk__in=ids).values(*fields)
-    return {
-        row["id"]: None
-        if row.pop("state") in ended
-        else {**row, "args": _count(row["args"]), "kwargs": _names(row["kwargs"])}
-        for row in rows
-    }
-
-
-def _count(args: Any) -> int:
-    return len(args) if isinstance(args, list) else 0
-
-
-def _names(kwargs: Any) -> list[str]:
-    return sorted(str(name) for name in kwargs) if isinstance(kwargs, dict) else []
