@@ -17,11 +17,13 @@ class DjtasksConfig(AppConfig):
             inline,
         )
         from djtasks.calling.publisher import on_task_saved
+        from djtasks.record import wal
         from djtasks.record.models import TaskRecord
         from djtasks.worker import eager
 
         inline.set_runner(eager.run)  # eager mode (TASK_ALWAYS_EAGER) runs rows with the worker's executor
 
+        wal.leave_checkpoints_to_the_worker()  # SQLite: the worker's parent copies the log
         post_save.connect(on_task_saved, sender=TaskRecord, dispatch_uid="djtasks.publish_on_commit")
         # Every installed app's tasks.py, in the web process and the worker alike.
         autodiscover_modules("tasks")

@@ -10,8 +10,9 @@ a child holds a batch (a deep queue): there a checkpoint in a commit is shared b
 the parent's syncs (a wake-up each) would double its wake-ups in a drain. (The log
 still restarts there: SQLite restarts it only from a writer that began with every page copied,
 and the parent's copy seldom ends between two writes.) A child's connections keep the automatic
-checkpoint only as a backstop, at BACKSTOP_PAGES, should the parent fall behind; connections
-outside the worker keep SQLite's default.
+checkpoint only as a backstop, at BACKSTOP_PAGES, should the parent fall behind, whatever their
+`init_command` says; other processes' connections to the task table's database do so too, unless
+their `init_command` sets it (record/wal.py).
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
+from djtasks.record.wal import BACKSTOP_PAGES, backstop
+
 CHECKPOINT_SECONDS = 0.05
-BACKSTOP_PAGES = 10_000
+__all__ = ["BACKSTOP_PAGES", "CHECKPOINT_SECONDS", "checkpoint", "interval", "leave_to_the_parent"]
 
 
 def _backstop(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
     if connection.vendor == "sqlite":
-        with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
+        backstop(connection)
 
 
 def leave_to_the_parent() -> None:
