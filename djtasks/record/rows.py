@@ -175,7 +175,7 @@ def _json_text(adapted: Any, value: Any) -> Any:
     obj, dumps = getattr(adapted, "obj", _INDEX), getattr(adapted, "dumps", None)
     if not callable(dumps) or obj is not value and not (type(obj) is type(value) and obj == value):
         return adapted  # not the adapter this was written for: COPY dumps it as it would
-    if dumps is not json.dumps or value:
+    if dumps is not json.dumps or value or type(value) not in (list, dict):  # -0.0 is falsy, but its own text
         return dumps(obj)
     key = ("text", "", type(value))  # an empty list or dict (most JSON columns): its text made once
     if key not in _EMPTY_JSON:

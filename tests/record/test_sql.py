@@ -8,7 +8,7 @@ from django.db import connection, connections, transaction
 from django.db.models import DateTimeField
 from django.db.models.signals import post_init, pre_init
 from django.utils import timezone
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from djtasks.core.states import State
@@ -130,6 +130,7 @@ def copy_text(values: list) -> list:
 
 @settings(max_examples=60, deadline=None)
 @given(row_values, st.sampled_from([None, "Asia/Tokyo"]))
+@example({"id": "0", "task_name": "", "result": -0.0}, None)  # falsy, but not an empty list or dict (COPY: "-0.0")
 def test_new_params_are_the_insert_params_of_the_new_record(values, zone):
     # The instance-free path (calling/direct.py) against the instance's: the same parameters,
     # and for COPY the same JSON text the adapters would be dumped to.
